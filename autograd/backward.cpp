@@ -1,0 +1,249 @@
+// autograd/backward.cpp — THE backward pass: topological sort from the loss, then one reverse
+// sweep that calls each node's backward function and accumulates gradients with +=.
+//
+// Read this file top to bottom once; everything else in autograd is bookkeeping around it.
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+#include <stdexcept>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "autograd/node.h"
+
+namespace sg {
+
+std::vector<std::shared_ptr<Node>> topological_order(const Tensor& root) {
+  // Iterative depth-first search (a recursive one overflows the stack on long tapes).
+  // Post-order = every node after all the nodes it depends on. The shared_ptrs keep every node
+  // alive while backward() releases their edges one by one.
+  std::vector<std::shared_ptr<Node>> order;
+  if (!root.defined() || !root.grad_fn()) return order;
+  std::unordered_set<Node*> visited;
+  std::vector<std::pair<std::shared_ptr<Node>, size_t>> stack;  // (node, index of the next input to visit)
+  stack.push_back({root.grad_fn(), 0});
+  visited.insert(root.grad_fn().get());
+  while (!stack.empty()) {
+    std::shared_ptr<Node> node = stack.back().first;
+    size_t next = stack.back().second++;
+    if (next < node->inputs.size()) {
+      const Tensor& in = node->inputs[next];
+      if (in.defined() && in.grad_fn() && !visited.count(in.grad_fn().get())) {
+        visited.insert(in.grad_fn().get());
+        stack.push_back({in.grad_fn(), 0});
+      }
+    } else {
+      order.push_back(node);
+      stack.pop_back();
+    }
+  }
+  return order;
+}
+
+// acc + g, elementwise, same shape. Kept here (not in ops/) so autograd depends on nothing.
+static Tensor add_same_shape(const Tensor& acc, const Tensor& g) {
+  if (acc.device() != Device::CPU || g.device() != Device::CPU)
+    throw std::runtime_error("[backward] gradient accumulation on " + std::string(device_name(acc.device())) +
+                             " is done by that backend; this build accumulates CPU gradients only");
+  Tensor a = acc.is_contiguous() ? acc : acc.clone_data();
+  Tensor b = g.is_contiguous() ? g : g.clone_data();
+  Tensor out = Tensor::empty(acc.shape(), acc.dtype());
+  int64_t n = out.numel();
+  if (acc.dtype() == DType::f32) {
+    const float *pa = a.data<float>(), *pb = b.data<float>();
+    float* po = out.data<float>();
+    for (int64_t i = 0; i < n; i++) po[i] = pa[i] + pb[i];
+  } else {
+    const double *pa = a.data<double>(), *pb = b.data<double>();
+    double* po = out.data<double>();
+    for (int64_t i = 0; i < n; i++) po[i] = pa[i] + pb[i];
+  }
+  return out;
+}
+
+static void accumulate(std::shared_ptr<TensorImpl>& slot, const Tensor& g) {
+  if (!slot) slot = (g.is_contiguous() ? g : g.clone_data()).impl_ptr();
+  else slot = add_same_shape(Tensor(slot), g).impl_ptr();
+}
+
+struct GradStats {
+  double norm = 0, min = 0, max = 0;
+  bool finite = true;
+};
+static GradStats stats_of(const Tensor& g) {
+  GradStats s;
+  if (g.device() != Device::CPU) return s;
+  std::vector<double> v = g.to_f64_vector();
+  if (v.empty()) return s;
+  s.min = s.max = v[0];
+  double sq = 0;
+  for (double x : v) {
+    if (!std::isfinite(x)) s.finite = false;
+    sq += x * x;
+    s.min = std::min(s.min, x);
+    s.max = std::max(s.max, x);
+  }
+  s.norm = std::sqrt(sq);
+  return s;
+}
+
+static std::string grad_label(const Node& n) {
+  return n.out_name.empty() ? "grad(" + n.label() + ")" : "grad(" + n.out_name + ")";
+}
+
+static void trace_line(std::ostream& os, const Node& n, const Tensor& g) {
+  GradStats s = stats_of(g);
+  char buf[512];
+  std::snprintf(buf, sizeof buf, "  #%-4llu %-44s %-18s norm %-11.4e min %-11.4e max %-11.4e  %s\n",
+                (unsigned long long)n.sequence, n.label().c_str(), shape_str(g.shape()).c_str(), s.norm, s.min,
+                s.max, grad_label(n).c_str());
+  os << buf;
+}
+
+static void check_grad(const char* where, const Node& n, size_t input, const Tensor& g) {
+  if (!autograd_state().anomaly) return;
+  GradStats s = stats_of(g);
+  if (s.finite) return;
+  std::string which = input == (size_t)-1 ? "the incoming gradient " + grad_label(n)
+                                          : "the gradient for input " + std::to_string(input) + " (" +
+                                                (n.inputs[input].defined() ? n.inputs[input].describe() : "-") + ")";
+  throw std::runtime_error(std::string("[anomaly] ") + where + " of " + n.label() + ": " + which + " " +
+                           shape_str(g.shape()) + " holds NaN/Inf");
+}
+
+void backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
+  if (!root.defined()) throw std::runtime_error("[backward] called on an undefined tensor");
+  if (!root.requires_grad())
+    throw std::runtime_error("[backward] " + root.describe() + " does not require grad (no input of it does)");
+  Tensor seed = grad;
+  if (!seed.defined()) {
+    if (root.numel() != 1)
+      throw std::runtime_error("[backward] " + root.describe() +
+                               " is not a scalar: pass the gradient of the output explicitly");
+    seed = Tensor::ones(root.shape(), root.dtype());
+  } else if (seed.shape() != root.shape()) {
+    throw std::runtime_error("[backward] gradient " + shape_str(seed.shape()) + " does not match " + root.describe());
+  }
+
+  // A leaf root: its gradient is the seed.
+  if (!root.grad_fn()) {
+    auto slot = root.impl()->grad;
+    accumulate(slot, seed);
+    root.impl()->grad = slot;
+    return;
+  }
+
+  NoGradGuard no_grad;  // backward functions are written in ops; they must not record
+  bool trace = autograd_state().trace || trace_requested_by_env();
+  std::ostream& out = autograd_state().trace_out ? *autograd_state().trace_out : std::cerr;
+
+  std::vector<std::shared_ptr<Node>> order = topological_order(root);
+  std::unordered_map<Node*, std::shared_ptr<TensorImpl>> grads;  // gradient of each node's output
+  grads[root.grad_fn().get()] = seed.impl_ptr();
+  if (trace) out << "backward sweep: " << order.size() << " nodes from " << root.grad_fn()->label() << "\n";
+
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    Node* node = it->get();
+    auto found = grads.find(node);
+    if (found == grads.end()) continue;  // no gradient reached this node
+    Tensor g(found->second);
+    grads.erase(found);
+    for (auto& hook : node->hooks) hook(g);
+    if (node->retain_grad)
+      if (auto o = node->output.lock()) o->grad = g.impl_ptr();
+    if (trace) trace_line(out, *node, g);
+    check_grad("backward", *node, (size_t)-1, g);
+    if (!node->backward)
+      throw std::runtime_error("[backward] the graph through " + node->label() +
+                               " was already freed; call backward(grad, /*retain_graph=*/true) the first time");
+
+    std::vector<Tensor> input_grads = node->backward(g);
+    if (input_grads.size() != node->inputs.size())
+      throw std::runtime_error("[backward] " + node->label() + " returned " + std::to_string(input_grads.size()) +
+                               " gradients for " + std::to_string(node->inputs.size()) + " inputs");
+    for (size_t i = 0; i < node->inputs.size(); i++) {
+      const Tensor& in = node->inputs[i];
+      const Tensor& gi = input_grads[i];
+      if (!gi.defined() || !in.defined() || !in.requires_grad()) continue;
+      if (gi.shape() != in.shape())
+        throw std::runtime_error("[backward] " + node->label() + " produced a gradient of shape " +
+                                 shape_str(gi.shape()) + " for input " + std::to_string(i) + " " + in.describe());
+      check_grad("backward", *node, i, gi);
+      if (in.grad_fn()) {
+        accumulate(grads[in.grad_fn().get()], gi);
+      } else {  // a leaf: run its hooks, then collect into .grad
+        Tensor leaf_grad = gi;
+        for (auto& hook : in.impl()->hooks) hook(leaf_grad);
+        accumulate(in.impl()->grad, leaf_grad);
+      }
+    }
+    if (!retain_graph) node->release();
+  }
+}
+
+// ---- tape printing --------------------------------------------------------------------------
+
+static std::string leaf_label(const Tensor& t) {
+  return (t.name().empty() ? std::string("leaf") : t.name()) + " " + shape_str(t.shape());
+}
+
+std::string tape_to_text(const Tensor& root) {
+  std::ostringstream os;
+  std::vector<std::shared_ptr<Node>> order = topological_order(root);
+  std::unordered_map<Node*, int> id;
+  for (size_t i = 0; i < order.size(); i++) id[order[i].get()] = (int)i;
+  for (size_t i = 0; i < order.size(); i++) {
+    Node* n = order[i].get();
+    os << "%" << i << " = " << n->label() << "(";
+    for (size_t j = 0; j < n->inputs.size(); j++) {
+      if (j) os << ", ";
+      const Tensor& in = n->inputs[j];
+      if (!in.defined()) os << "-";
+      else if (in.grad_fn()) os << "%" << id[in.grad_fn().get()];
+      else os << leaf_label(in) << (in.requires_grad() ? "" : " const");
+    }
+    os << ") -> " << shape_str(n->out_shape) << " " << dtype_name(n->out_dtype);
+    if (!n->out_name.empty()) os << "  [" << n->out_name << "]";
+    os << "\n";
+  }
+  return os.str();
+}
+
+std::string tape_to_dot(const Tensor& root) {
+  std::ostringstream os;
+  os << "digraph tape {\n  rankdir=BT;\n  node [fontname=\"monospace\", fontsize=10];\n";
+  std::vector<std::shared_ptr<Node>> order = topological_order(root);
+  std::unordered_map<const void*, std::string> ids;
+  int next_leaf = 0;
+  for (size_t i = 0; i < order.size(); i++) {
+    Node* n = order[i].get();
+    ids[n] = "n" + std::to_string(i);
+    os << "  n" << i << " [shape=box, label=\"" << n->label() << "\\n" << shape_str(n->out_shape) << "\"];\n";
+  }
+  for (size_t i = 0; i < order.size(); i++) {
+    Node* n = order[i].get();
+    for (const Tensor& in : n->inputs) {
+      if (!in.defined()) continue;
+      std::string src;
+      if (in.grad_fn()) {
+        src = ids[in.grad_fn().get()];
+      } else {
+        auto f = ids.find(in.impl());
+        if (f == ids.end()) {
+          src = "l" + std::to_string(next_leaf++);
+          ids[in.impl()] = src;
+          os << "  " << src << " [shape=ellipse, " << (in.requires_grad() ? "" : "style=dashed, ") << "label=\""
+             << leaf_label(in) << "\"];\n";
+        } else {
+          src = f->second;
+        }
+      }
+      os << "  " << src << " -> n" << i << ";\n";
+    }
+  }
+  os << "}\n";
+  return os.str();
+}
+
+}  // namespace sg

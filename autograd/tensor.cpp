@@ -1,0 +1,353 @@
+// autograd/tensor.cpp — Tensor storage, factories and element access. See tensor.h.
+#include "autograd/tensor.h"
+
+#include <cmath>
+#include <cstring>
+#include <sstream>
+#include <stdexcept>
+
+#include "autograd/allocator.h"
+#include "autograd/node.h"
+
+namespace sg {
+
+size_t dtype_size(DType dt) {
+  switch (dt) {
+    case DType::f32: return 4;
+    case DType::f64: return 8;
+    case DType::i32: return 4;
+    case DType::i64: return 8;
+  }
+  return 0;
+}
+
+const char* dtype_name(DType dt) {
+  switch (dt) {
+    case DType::f32: return "f32";
+    case DType::f64: return "f64";
+    case DType::i32: return "i32";
+    case DType::i64: return "i64";
+  }
+  return "?";
+}
+
+const char* device_name(Device d) {
+  switch (d) {
+    case Device::CPU: return "cpu";
+    case Device::CUDA: return "cuda";
+    case Device::Metal: return "metal";
+  }
+  return "?";
+}
+
+std::string shape_str(const Shape& s) {
+  std::string out = "(";
+  for (size_t i = 0; i < s.size(); i++) {
+    if (i) out += ", ";
+    out += std::to_string(s[i]);
+  }
+  return out + ")";
+}
+
+int64_t shape_numel(const Shape& s) {
+  int64_t n = 1;
+  for (int64_t d : s) n *= d;
+  return n;
+}
+
+Shape contiguous_strides(const Shape& s) {
+  Shape st(s.size());
+  int64_t acc = 1;
+  for (int64_t i = (int64_t)s.size() - 1; i >= 0; i--) {
+    st[i] = acc;
+    acc *= s[i];
+  }
+  return st;
+}
+
+Storage::Storage(size_t nbytes_, Device device_) : nbytes(nbytes_), device(device_) {
+  if (device != Device::CPU)
+    throw std::runtime_error(std::string("[storage] tensors on ") + device_name(device) +
+                             " are created by that backend (cuda/, metal/), not by Tensor::empty");
+  data = cpu_allocate(nbytes);
+}
+
+Storage::~Storage() {
+  if (device == Device::CPU) cpu_free(data, nbytes);
+}
+
+void throw_dtype_mismatch(const Tensor& t, DType wanted) {
+  throw std::runtime_error("[data] " + t.describe() + " read as " + dtype_name(wanted));
+}
+
+// ---- factories ------------------------------------------------------------------------------
+
+Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
+  for (int64_t d : shape)
+    if (d < 0) throw std::runtime_error("[empty] negative dimension in shape " + shape_str(shape));
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = std::make_shared<Storage>(std::max<size_t>(1, shape_numel(shape)) * dtype_size(dtype), device);
+  impl->shape = shape;
+  impl->strides = contiguous_strides(shape);
+  impl->dtype = dtype;
+  impl->device = device;
+  return Tensor(impl);
+}
+
+namespace {
+// Writes `v` as `dt` at element pointer p.
+inline void store(void* p, DType dt, double v) {
+  switch (dt) {
+    case DType::f32: *static_cast<float*>(p) = (float)v; break;
+    case DType::f64: *static_cast<double*>(p) = v; break;
+    case DType::i32: *static_cast<int32_t*>(p) = (int32_t)v; break;
+    case DType::i64: *static_cast<int64_t*>(p) = (int64_t)v; break;
+  }
+}
+inline double load(const void* p, DType dt) {
+  switch (dt) {
+    case DType::f32: return *static_cast<const float*>(p);
+    case DType::f64: return *static_cast<const double*>(p);
+    case DType::i32: return *static_cast<const int32_t*>(p);
+    case DType::i64: return (double)*static_cast<const int64_t*>(p);
+  }
+  return 0;
+}
+// Calls fn(element_offset) for every element of a strided layout, in row-major order.
+template <class F>
+void for_each_offset(const Shape& shape, const Shape& strides, int64_t offset, F fn) {
+  int64_t n = shape_numel(shape);
+  if (n == 0) return;
+  size_t nd = shape.size();
+  std::vector<int64_t> idx(nd, 0);
+  int64_t off = offset;
+  for (int64_t i = 0; i < n; i++) {
+    fn(off);
+    for (int64_t d = (int64_t)nd - 1; d >= 0; d--) {
+      if (++idx[d] < shape[d]) {
+        off += strides[d];
+        break;
+      }
+      off -= strides[d] * (shape[d] - 1);
+      idx[d] = 0;
+    }
+  }
+}
+}  // namespace
+
+Tensor Tensor::full(const Shape& shape, double value, DType dtype) {
+  Tensor t = empty(shape, dtype);
+  char* p = static_cast<char*>(t.raw_data());
+  size_t es = dtype_size(dtype);
+  for (int64_t i = 0; i < t.numel(); i++) store(p + i * es, dtype, value);
+  return t;
+}
+Tensor Tensor::zeros(const Shape& shape, DType dtype) {
+  Tensor t = empty(shape, dtype);
+  std::memset(t.raw_data(), 0, t.numel() * dtype_size(dtype));
+  return t;
+}
+Tensor Tensor::ones(const Shape& shape, DType dtype) { return full(shape, 1.0, dtype); }
+Tensor Tensor::scalar(double value, DType dtype) { return full({}, value, dtype); }
+
+template <class T>
+static Tensor from_values(const std::vector<T>& values, const Shape& shape) {
+  if ((int64_t)values.size() != shape_numel(shape))
+    throw std::runtime_error("[from_vector] " + std::to_string(values.size()) + " values do not fill shape " +
+                             shape_str(shape));
+  Tensor t = Tensor::empty(shape, dtype_of<T>::value);
+  if (!values.empty()) std::memcpy(t.raw_data(), values.data(), values.size() * sizeof(T));
+  return t;
+}
+Tensor Tensor::from_vector(const std::vector<float>& v, const Shape& s) { return from_values(v, s); }
+Tensor Tensor::from_vector(const std::vector<double>& v, const Shape& s) { return from_values(v, s); }
+Tensor Tensor::from_vector(const std::vector<int64_t>& v, const Shape& s) { return from_values(v, s); }
+Tensor Tensor::from_vector(const std::vector<int32_t>& v, const Shape& s) { return from_values(v, s); }
+
+Tensor Tensor::randn(const Shape& shape, Rng& rng, double std, DType dtype) {
+  Tensor t = empty(shape, dtype);
+  char* p = static_cast<char*>(t.raw_data());
+  for (int64_t i = 0; i < t.numel(); i++) store(p + i * dtype_size(dtype), dtype, rng.normal() * std);
+  return t;
+}
+Tensor Tensor::rand(const Shape& shape, Rng& rng, double lo, double hi, DType dtype) {
+  Tensor t = empty(shape, dtype);
+  char* p = static_cast<char*>(t.raw_data());
+  for (int64_t i = 0; i < t.numel(); i++) store(p + i * dtype_size(dtype), dtype, rng.uniform(lo, hi));
+  return t;
+}
+Tensor Tensor::randint(const Shape& shape, Rng& rng, int64_t lo, int64_t hi, DType dtype) {
+  if (hi <= lo) throw std::runtime_error("[randint] empty range [" + std::to_string(lo) + ", " + std::to_string(hi) + ")");
+  Tensor t = empty(shape, dtype);
+  char* p = static_cast<char*>(t.raw_data());
+  for (int64_t i = 0; i < t.numel(); i++)
+    store(p + i * dtype_size(dtype), dtype, (double)(lo + (int64_t)rng.randint((uint64_t)(hi - lo))));
+  return t;
+}
+Tensor Tensor::arange(int64_t n, DType dtype) {
+  Tensor t = empty({n}, dtype);
+  char* p = static_cast<char*>(t.raw_data());
+  for (int64_t i = 0; i < n; i++) store(p + i * dtype_size(dtype), dtype, (double)i);
+  return t;
+}
+
+// ---- description ----------------------------------------------------------------------------
+
+int64_t Tensor::size(int64_t d) const {
+  int64_t nd = dim();
+  int64_t dd = d < 0 ? d + nd : d;
+  if (dd < 0 || dd >= nd)
+    throw std::runtime_error("[size] dimension " + std::to_string(d) + " out of range for " + describe());
+  return impl_->shape[dd];
+}
+
+bool Tensor::is_contiguous() const {
+  int64_t expected = 1;
+  for (int64_t i = dim() - 1; i >= 0; i--) {
+    if (impl_->shape[i] == 1) continue;
+    if (impl_->strides[i] != expected) return false;
+    expected *= impl_->shape[i];
+  }
+  return true;
+}
+
+std::string Tensor::describe() const {
+  if (!impl_) return "<undefined tensor>";
+  std::string s = impl_->name.empty() ? "tensor" : impl_->name;
+  s += " " + shape_str(impl_->shape) + " " + dtype_name(impl_->dtype);
+  if (impl_->device != Device::CPU) s += std::string(" on ") + device_name(impl_->device);
+  return s;
+}
+
+// ---- numbers --------------------------------------------------------------------------------
+
+void* Tensor::raw_data() const {
+  return static_cast<char*>(impl_->storage->data) + impl_->offset * (int64_t)dtype_size(impl_->dtype);
+}
+
+static void require_cpu(const Tensor& t, const char* what) {
+  if (t.device() != Device::CPU)
+    throw std::runtime_error(std::string("[") + what + "] " + t.describe() + " is not on the CPU; copy it with to_cpu() first");
+}
+
+std::vector<double> Tensor::to_f64_vector() const {
+  require_cpu(*this, "to_f64_vector");
+  std::vector<double> out;
+  out.reserve(numel());
+  const char* base = static_cast<const char*>(impl_->storage->data);
+  size_t es = dtype_size(dtype());
+  for_each_offset(shape(), strides(), offset(), [&](int64_t off) { out.push_back(load(base + off * es, dtype())); });
+  return out;
+}
+std::vector<float> Tensor::to_f32_vector() const {
+  std::vector<double> d = to_f64_vector();
+  return std::vector<float>(d.begin(), d.end());
+}
+std::vector<int64_t> Tensor::to_i64_vector() const {
+  require_cpu(*this, "to_i64_vector");
+  std::vector<int64_t> out;
+  out.reserve(numel());
+  const char* base = static_cast<const char*>(impl_->storage->data);
+  size_t es = dtype_size(dtype());
+  for_each_offset(shape(), strides(), offset(), [&](int64_t off) {
+    if (dtype() == DType::i64) out.push_back(*reinterpret_cast<const int64_t*>(base + off * es));
+    else out.push_back((int64_t)load(base + off * es, dtype()));
+  });
+  return out;
+}
+
+double Tensor::item() const {
+  if (numel() != 1) throw std::runtime_error("[item] " + describe() + " has " + std::to_string(numel()) + " elements, not 1");
+  require_cpu(*this, "item");
+  return load(raw_data(), dtype());
+}
+
+static int64_t element_offset(const Tensor& t, const std::vector<int64_t>& index) {
+  if ((int64_t)index.size() != t.dim())
+    throw std::runtime_error("[at] index of " + std::to_string(index.size()) + " coordinates for " + t.describe());
+  int64_t off = t.offset();
+  for (size_t d = 0; d < index.size(); d++) {
+    int64_t i = index[d] < 0 ? index[d] + t.shape()[d] : index[d];
+    if (i < 0 || i >= t.shape()[d])
+      throw std::runtime_error("[at] index " + std::to_string(index[d]) + " out of range for dim " + std::to_string(d) +
+                               " of " + t.describe());
+    off += i * t.strides()[d];
+  }
+  return off;
+}
+double Tensor::at(const std::vector<int64_t>& index) const {
+  require_cpu(*this, "at");
+  int64_t off = element_offset(*this, index);
+  return load(static_cast<const char*>(impl_->storage->data) + off * dtype_size(dtype()), dtype());
+}
+void Tensor::set_at(const std::vector<int64_t>& index, double v) {
+  require_cpu(*this, "set_at");
+  int64_t off = element_offset(*this, index);
+  store(static_cast<char*>(impl_->storage->data) + off * dtype_size(dtype()), dtype(), v);
+}
+
+Tensor Tensor::clone_data() const {
+  require_cpu(*this, "clone_data");
+  Tensor out = empty(shape(), dtype());
+  size_t es = dtype_size(dtype());
+  char* dst = static_cast<char*>(out.raw_data());
+  if (is_contiguous()) {
+    std::memcpy(dst, raw_data(), numel() * es);
+    return out;
+  }
+  const char* base = static_cast<const char*>(impl_->storage->data);
+  int64_t i = 0;
+  for_each_offset(shape(), strides(), offset(), [&](int64_t off) { std::memcpy(dst + (i++) * es, base + off * es, es); });
+  return out;
+}
+
+// ---- autograd -------------------------------------------------------------------------------
+
+Tensor& Tensor::requires_grad_(bool on) {
+  if (on && !is_floating(dtype()))
+    throw std::runtime_error("[requires_grad] " + describe() + " is not a floating-point tensor");
+  impl_->requires_grad = on;
+  return *this;
+}
+
+Tensor Tensor::detach() const {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = impl_->storage;
+  impl->shape = impl_->shape;
+  impl->strides = impl_->strides;
+  impl->offset = impl_->offset;
+  impl->dtype = impl_->dtype;
+  impl->device = impl_->device;
+  impl->name = impl_->name;
+  return Tensor(impl);
+}
+
+void Tensor::backward(const Tensor& grad, bool retain_graph) const { sg::backward(*this, grad, retain_graph); }
+
+void Tensor::on_grad(GradHook hook) {
+  if (impl_->grad_fn) impl_->grad_fn->hooks.push_back(std::move(hook));
+  else impl_->hooks.push_back(std::move(hook));
+}
+
+void Tensor::retain_grad() {
+  if (impl_->grad_fn) impl_->grad_fn->retain_grad = true;
+}
+
+Tensor& Tensor::set_name(const std::string& name) {
+  impl_->name = name;
+  if (impl_->grad_fn) impl_->grad_fn->out_name = name;
+  return *this;
+}
+
+Tensor make_view(const Tensor& base, const Shape& shape, const Shape& strides, int64_t offset) {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = base.impl()->storage;
+  impl->shape = shape;
+  impl->strides = strides;
+  impl->offset = offset;
+  impl->dtype = base.dtype();
+  impl->device = base.device();
+  return Tensor(impl);
+}
+
+}  // namespace sg

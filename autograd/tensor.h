@@ -1,0 +1,151 @@
+// autograd/tensor.h — the Tensor: a handle to shared storage plus shape/strides/offset, dtype,
+// device, and the autograd fields (requires_grad, grad, the Node that produced it, a name).
+//
+// Handle semantics: copying a Tensor copies a shared_ptr, both copies see the same numbers and the
+// same .grad. Views (reshape, permute, slice, expand) are new TensorImpls over the same Storage with
+// other strides — stride arithmetic, no kernel runs.
+//
+// What this is not: an op library. Math lives in ops/ (ops/ops.h); this file only knows how to
+// allocate, describe, read and write numbers, and how to start backward().
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "autograd/rng.h"
+
+namespace sg {
+
+enum class DType : uint8_t { f32, f64, i32, i64 };
+enum class Device : uint8_t { CPU, CUDA, Metal };
+
+size_t dtype_size(DType dt);
+const char* dtype_name(DType dt);
+const char* device_name(Device d);
+inline bool is_floating(DType dt) { return dt == DType::f32 || dt == DType::f64; }
+
+using Shape = std::vector<int64_t>;
+std::string shape_str(const Shape& s);                 // "(2, 3, 4)"
+int64_t shape_numel(const Shape& s);
+Shape contiguous_strides(const Shape& s);
+
+// A block of memory on one device. Freed through the caching allocator when the last view dies.
+struct Storage {
+  void* data = nullptr;
+  size_t nbytes = 0;
+  Device device = Device::CPU;
+  Storage(size_t nbytes, Device device);
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+};
+
+class Node;
+class Tensor;
+// A gradient hook sees (and may replace) the gradient flowing into a tensor during backward().
+using GradHook = std::function<void(Tensor& grad)>;
+
+struct TensorImpl {
+  std::shared_ptr<Storage> storage;
+  Shape shape;
+  Shape strides;        // in elements
+  int64_t offset = 0;   // in elements
+  DType dtype = DType::f32;
+  Device device = Device::CPU;
+  bool requires_grad = false;
+  std::shared_ptr<TensorImpl> grad;   // accumulated gradient of a leaf (or retained non-leaf)
+  std::shared_ptr<Node> grad_fn;      // the op that produced this tensor (null for leaves)
+  std::string name;
+  std::vector<GradHook> hooks;        // for leaves; non-leaf hooks live on grad_fn
+};
+
+class Tensor {
+ public:
+  Tensor() = default;
+  explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
+
+  // ---- factories -------------------------------------------------------------------------
+  static Tensor empty(const Shape& shape, DType dtype = DType::f32, Device device = Device::CPU);
+  static Tensor zeros(const Shape& shape, DType dtype = DType::f32);
+  static Tensor ones(const Shape& shape, DType dtype = DType::f32);
+  static Tensor full(const Shape& shape, double value, DType dtype = DType::f32);
+  static Tensor scalar(double value, DType dtype = DType::f32);
+  static Tensor from_vector(const std::vector<float>& values, const Shape& shape);
+  static Tensor from_vector(const std::vector<double>& values, const Shape& shape);
+  static Tensor from_vector(const std::vector<int64_t>& values, const Shape& shape);
+  static Tensor from_vector(const std::vector<int32_t>& values, const Shape& shape);
+  static Tensor randn(const Shape& shape, Rng& rng, double std = 1.0, DType dtype = DType::f32);
+  static Tensor rand(const Shape& shape, Rng& rng, double lo = 0.0, double hi = 1.0, DType dtype = DType::f32);
+  static Tensor randint(const Shape& shape, Rng& rng, int64_t lo, int64_t hi, DType dtype = DType::i64);
+  static Tensor arange(int64_t n, DType dtype = DType::i64);
+
+  // ---- description -----------------------------------------------------------------------
+  bool defined() const { return impl_ != nullptr; }
+  const Shape& shape() const { return impl_->shape; }
+  const Shape& strides() const { return impl_->strides; }
+  int64_t offset() const { return impl_->offset; }
+  int64_t dim() const { return (int64_t)impl_->shape.size(); }
+  int64_t size(int64_t d) const;   // negative d counts from the end
+  int64_t numel() const { return shape_numel(impl_->shape); }
+  DType dtype() const { return impl_->dtype; }
+  Device device() const { return impl_->device; }
+  bool is_contiguous() const;
+  std::string describe() const;   // "x (2, 3) f32" — used in error messages
+
+  // ---- numbers ---------------------------------------------------------------------------
+  template <class T> T* data() const;          // pointer to element [0,...,0]; checks the dtype
+  void* raw_data() const;
+  std::vector<float> to_f32_vector() const;    // any layout, row-major order
+  std::vector<double> to_f64_vector() const;
+  std::vector<int64_t> to_i64_vector() const;
+  double item() const;                         // a one-element tensor's value
+  double at(const std::vector<int64_t>& index) const;        // read one element (any dtype, strides)
+  void set_at(const std::vector<int64_t>& index, double v);  // write one element
+  Tensor clone_data() const;  // a contiguous copy with no autograd history (not recorded)
+
+  // ---- autograd --------------------------------------------------------------------------
+  bool requires_grad() const { return impl_->requires_grad; }
+  Tensor& requires_grad_(bool on = true);
+  Tensor grad() const { return Tensor(impl_->grad); }
+  void set_grad(const Tensor& g) { impl_->grad = g.impl_; }
+  void zero_grad() { impl_->grad.reset(); }
+  const std::shared_ptr<Node>& grad_fn() const { return impl_->grad_fn; }
+  bool is_leaf() const { return impl_->grad_fn == nullptr; }
+  Tensor detach() const;  // same storage, no history, requires_grad false
+  // Runs the one backward sweep (autograd/backward.cpp) from this tensor. A non-scalar root needs
+  // an explicit `grad` of its shape.
+  void backward(const Tensor& grad = Tensor(), bool retain_graph = false) const;
+  void on_grad(GradHook hook);   // called with this tensor's gradient during backward
+  void retain_grad();            // keep .grad on a non-leaf
+
+  const std::string& name() const { return impl_->name; }
+  Tensor& set_name(const std::string& name);
+
+  TensorImpl* impl() const { return impl_.get(); }
+  const std::shared_ptr<TensorImpl>& impl_ptr() const { return impl_; }
+  bool same(const Tensor& other) const { return impl_ == other.impl_; }
+
+ private:
+  std::shared_ptr<TensorImpl> impl_;
+};
+
+template <class T> struct dtype_of;
+template <> struct dtype_of<float> { static constexpr DType value = DType::f32; };
+template <> struct dtype_of<double> { static constexpr DType value = DType::f64; };
+template <> struct dtype_of<int32_t> { static constexpr DType value = DType::i32; };
+template <> struct dtype_of<int64_t> { static constexpr DType value = DType::i64; };
+
+void throw_dtype_mismatch(const Tensor& t, DType wanted);
+
+template <class T> T* Tensor::data() const {
+  if (impl_->dtype != dtype_of<T>::value) throw_dtype_mismatch(*this, dtype_of<T>::value);
+  return static_cast<T*>(raw_data());
+}
+
+// Builds a view: same storage, new shape/strides/offset. Used by ops/ view ops only.
+Tensor make_view(const Tensor& base, const Shape& shape, const Shape& strides, int64_t offset);
+
+}  // namespace sg

@@ -1,0 +1,180 @@
+// ops/cpu/elementwise.cpp — see elementwise.h. The math of every unary op (and its derivative)
+// comes from ops/scalar_math.h or is written right here, forward and backward next to each other.
+#include "ops/cpu/elementwise.h"
+
+#include <cmath>
+
+#include "ops/cpu/runtime.h"
+#include "ops/scalar_math.h"
+
+namespace sg::cpu {
+
+const char* unary_op_name(UnaryOp op) {
+  switch (op) {
+    case UnaryOp::neg: return "neg";
+    case UnaryOp::exp: return "exp";
+    case UnaryOp::log: return "log";
+    case UnaryOp::sqrt: return "sqrt";
+    case UnaryOp::rsqrt: return "rsqrt";
+    case UnaryOp::abs: return "abs";
+    case UnaryOp::relu: return "relu";
+    case UnaryOp::sigmoid: return "sigmoid";
+    case UnaryOp::silu: return "silu";
+    case UnaryOp::gelu: return "gelu";
+    case UnaryOp::tanh: return "tanh";
+    case UnaryOp::softplus: return "softplus";
+    case UnaryOp::logsigmoid: return "logsigmoid";
+    case UnaryOp::square: return "square";
+  }
+  return "?";
+}
+
+const char* binary_op_name(BinaryOp op) {
+  switch (op) {
+    case BinaryOp::add: return "add";
+    case BinaryOp::sub: return "sub";
+    case BinaryOp::mul: return "mul";
+    case BinaryOp::div: return "div";
+  }
+  return "?";
+}
+
+static constexpr int64_t kGrain = 1 << 15;  // elements per thread chunk: below ~32K, threads cost more than they save
+
+// One loop per op so each inner loop is a tight, vectorisable body.
+template <class T> static void unary_range(UnaryOp op, const T* x, T* y, int64_t i0, int64_t i1) {
+  switch (op) {
+    case UnaryOp::neg: for (int64_t i = i0; i < i1; i++) y[i] = -x[i]; break;
+    case UnaryOp::exp: for (int64_t i = i0; i < i1; i++) y[i] = std::exp(x[i]); break;
+    case UnaryOp::log: for (int64_t i = i0; i < i1; i++) y[i] = std::log(x[i]); break;
+    case UnaryOp::sqrt: for (int64_t i = i0; i < i1; i++) y[i] = std::sqrt(x[i]); break;
+    case UnaryOp::rsqrt: for (int64_t i = i0; i < i1; i++) y[i] = T(1) / std::sqrt(x[i]); break;
+    case UnaryOp::abs: for (int64_t i = i0; i < i1; i++) y[i] = std::abs(x[i]); break;
+    case UnaryOp::relu: for (int64_t i = i0; i < i1; i++) y[i] = x[i] > T(0) ? x[i] : T(0); break;
+    case UnaryOp::sigmoid: for (int64_t i = i0; i < i1; i++) y[i] = scalar::sigmoid(x[i]); break;
+    case UnaryOp::silu: for (int64_t i = i0; i < i1; i++) y[i] = scalar::silu(x[i]); break;
+    case UnaryOp::gelu: for (int64_t i = i0; i < i1; i++) y[i] = scalar::gelu(x[i]); break;
+    case UnaryOp::tanh: for (int64_t i = i0; i < i1; i++) y[i] = std::tanh(x[i]); break;
+    case UnaryOp::softplus: for (int64_t i = i0; i < i1; i++) y[i] = scalar::softplus(x[i]); break;
+    case UnaryOp::logsigmoid: for (int64_t i = i0; i < i1; i++) y[i] = scalar::logsigmoid(x[i]); break;
+    case UnaryOp::square: for (int64_t i = i0; i < i1; i++) y[i] = x[i] * x[i]; break;
+  }
+}
+
+// The derivatives, one line each:
+//   neg: -dy            exp: dy·y            log: dy/x             sqrt: dy/(2y)
+//   rsqrt: -dy·y³/2     abs: dy·sign(x)      relu: dy·[x>0]        sigmoid: dy·y(1-y)
+//   silu, gelu, softplus, logsigmoid: scalar_math.h              tanh: dy(1-y²)     square: 2x·dy
+template <class T> static void unary_backward_range(UnaryOp op, const T* x, const T* y, const T* dy, T* dx, int64_t i0, int64_t i1) {
+  switch (op) {
+    case UnaryOp::neg: for (int64_t i = i0; i < i1; i++) dx[i] = -dy[i]; break;
+    case UnaryOp::exp: for (int64_t i = i0; i < i1; i++) dx[i] = dy[i] * y[i]; break;
+    case UnaryOp::log: for (int64_t i = i0; i < i1; i++) dx[i] = dy[i] / x[i]; break;
+    case UnaryOp::sqrt: for (int64_t i = i0; i < i1; i++) dx[i] = dy[i] / (T(2) * y[i]); break;
+    case UnaryOp::rsqrt: for (int64_t i = i0; i < i1; i++) dx[i] = T(-0.5) * dy[i] * y[i] * y[i] * y[i]; break;
+    case UnaryOp::abs: for (int64_t i = i0; i < i1; i++) dx[i] = x[i] > T(0) ? dy[i] : (x[i] < T(0) ? -dy[i] : T(0)); break;
+    case UnaryOp::relu: for (int64_t i = i0; i < i1; i++) dx[i] = x[i] > T(0) ? dy[i] : T(0); break;
+    case UnaryOp::sigmoid: for (int64_t i = i0; i < i1; i++) dx[i] = scalar::sigmoid_backward(y[i], dy[i]); break;
+    case UnaryOp::silu: for (int64_t i = i0; i < i1; i++) dx[i] = scalar::silu_backward(x[i], dy[i]); break;
+    case UnaryOp::gelu: for (int64_t i = i0; i < i1; i++) dx[i] = scalar::gelu_backward(x[i], dy[i]); break;
+    case UnaryOp::tanh: for (int64_t i = i0; i < i1; i++) dx[i] = dy[i] * (T(1) - y[i] * y[i]); break;
+    case UnaryOp::softplus: for (int64_t i = i0; i < i1; i++) dx[i] = scalar::softplus_backward(x[i], dy[i]); break;
+    case UnaryOp::logsigmoid: for (int64_t i = i0; i < i1; i++) dx[i] = scalar::logsigmoid_backward(x[i], dy[i]); break;
+    case UnaryOp::square: for (int64_t i = i0; i < i1; i++) dx[i] = T(2) * x[i] * dy[i]; break;
+  }
+}
+
+template <class T> void unary_forward(UnaryOp op, const T* x, T* y, int64_t n) {
+  if (naive_kernels()) return unary_range(op, x, y, 0, n);
+  parallel_for(n, kGrain, [&](int64_t i0, int64_t i1) { unary_range(op, x, y, i0, i1); });
+}
+
+template <class T> void unary_backward(UnaryOp op, const T* x, const T* y, const T* dy, T* dx, int64_t n) {
+  if (naive_kernels()) return unary_backward_range(op, x, y, dy, dx, 0, n);
+  parallel_for(n, kGrain, [&](int64_t i0, int64_t i1) { unary_backward_range(op, x, y, dy, dx, i0, i1); });
+}
+
+template <class T> static inline T apply(BinaryOp op, T a, T b) {
+  switch (op) {
+    case BinaryOp::add: return a + b;
+    case BinaryOp::sub: return a - b;
+    case BinaryOp::mul: return a * b;
+    case BinaryOp::div: return a / b;
+  }
+  return T(0);
+}
+
+template <class T> static void binary_flat(BinaryOp op, const T* a, const T* b, T* out, int64_t i0, int64_t i1) {
+  switch (op) {
+    case BinaryOp::add: for (int64_t i = i0; i < i1; i++) out[i] = a[i] + b[i]; break;
+    case BinaryOp::sub: for (int64_t i = i0; i < i1; i++) out[i] = a[i] - b[i]; break;
+    case BinaryOp::mul: for (int64_t i = i0; i < i1; i++) out[i] = a[i] * b[i]; break;
+    case BinaryOp::div: for (int64_t i = i0; i < i1; i++) out[i] = a[i] / b[i]; break;
+  }
+}
+
+template <class T>
+void binary_forward(BinaryOp op, const std::vector<int64_t>& shape, const T* a, const std::vector<int64_t>& a_strides,
+                    const T* b, const std::vector<int64_t>& b_strides, T* out) {
+  int64_t nd = (int64_t)shape.size();
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  if (n == 0) return;
+  std::vector<int64_t> contig(nd);
+  int64_t acc = 1;
+  for (int64_t d = nd - 1; d >= 0; d--) {
+    contig[d] = shape[d] == 1 ? a_strides[d] : acc;  // size-1 dims: any stride is fine
+    acc *= shape[d];
+  }
+  auto is_contig = [&](const std::vector<int64_t>& s) {
+    for (int64_t d = 0; d < nd; d++)
+      if (shape[d] != 1 && s[d] != contig[d]) return false;
+    return true;
+  };
+  if (!naive_kernels() && is_contig(a_strides) && is_contig(b_strides)) {
+    parallel_for(n, kGrain, [&](int64_t i0, int64_t i1) { binary_flat(op, a, b, out, i0, i1); });
+    return;
+  }
+  // General strided walk: rows of the innermost dim, split over threads by row.
+  int64_t inner = nd ? shape[nd - 1] : 1;
+  int64_t rows = n / inner;
+  int64_t as = nd ? a_strides[nd - 1] : 0, bs = nd ? b_strides[nd - 1] : 0;
+  auto run_rows = [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      int64_t rem = r, ao = 0, bo = 0;
+      for (int64_t d = nd - 2; d >= 0; d--) {
+        int64_t i = rem % shape[d];
+        rem /= shape[d];
+        ao += i * a_strides[d];
+        bo += i * b_strides[d];
+      }
+      const T* pa = a + ao;
+      const T* pb = b + bo;
+      T* po = out + r * inner;
+      for (int64_t i = 0; i < inner; i++) po[i] = apply(op, pa[i * as], pb[i * bs]);
+    }
+  };
+  if (naive_kernels()) run_rows(0, rows);
+  else parallel_for(rows, std::max<int64_t>(1, kGrain / std::max<int64_t>(inner, 1)), run_rows);
+}
+
+template <class T> void affine_forward(const T* x, T alpha, T beta, T* y, int64_t n) {
+  auto body = [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; i++) y[i] = x[i] * alpha + beta;
+  };
+  if (naive_kernels()) body(0, n);
+  else parallel_for(n, kGrain, body);
+}
+
+template void unary_forward<float>(UnaryOp, const float*, float*, int64_t);
+template void unary_forward<double>(UnaryOp, const double*, double*, int64_t);
+template void unary_backward<float>(UnaryOp, const float*, const float*, const float*, float*, int64_t);
+template void unary_backward<double>(UnaryOp, const double*, const double*, const double*, double*, int64_t);
+template void binary_forward<float>(BinaryOp, const std::vector<int64_t>&, const float*, const std::vector<int64_t>&,
+                                    const float*, const std::vector<int64_t>&, float*);
+template void binary_forward<double>(BinaryOp, const std::vector<int64_t>&, const double*, const std::vector<int64_t>&,
+                                     const double*, const std::vector<int64_t>&, double*);
+template void affine_forward<float>(const float*, float, float, float*, int64_t);
+template void affine_forward<double>(const double*, double, double, double*, int64_t);
+
+}  // namespace sg::cpu

@@ -1,0 +1,15 @@
+// ops/cpu/reduce.h — row reductions: x is [rows, cols] contiguous, out is [rows].
+// Every reduction op permutes the reduced axes to the end first, so this is the only loop.
+#pragma once
+#include <cstdint>
+
+namespace sg::cpu {
+
+enum class ReduceOp { sum, max, min };
+
+// out[r] = reduce_{c} x[r, c]; the sum accumulates in double for f32 inputs.
+template <class T> void reduce_rows(ReduceOp op, const T* x, int64_t rows, int64_t cols, T* out);
+// argmax/argmin positions of reduce_rows (first occurrence), for max/min backward.
+template <class T> void arg_reduce_rows(ReduceOp op, const T* x, int64_t rows, int64_t cols, int64_t* out);
+
+}  // namespace sg::cpu

@@ -1,0 +1,354 @@
+// ops/shape.cpp — views and shape ops, forward and backward side by side. See shape.h.
+#include "ops/shape.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "autograd/node.h"
+#include "ops/cpu/copy.h"
+#include "ops/dispatch.h"
+#include "ops/reduce.h"
+
+namespace sg {
+
+// ---- contiguous ------------------------------------------------------------------------------
+// y = x laid out row-major.  dx = dy.
+Tensor contiguous(const Tensor& x) {
+  check_defined("contiguous", x, "x");
+  if (x.is_contiguous()) return x;
+  check_cpu("contiguous", x);
+  Tensor y = Tensor::empty(x.shape(), x.dtype());
+  size_t es = dtype_size(x.dtype());
+  // Copy element-size-wide words; the kernel is dtype-agnostic.
+  if (es == 4)
+    cpu::strided_copy(x.shape(), static_cast<const int32_t*>(x.impl()->storage->data) + x.offset(), x.strides(),
+                      static_cast<int32_t*>(y.raw_data()), y.strides());
+  else
+    cpu::strided_copy(x.shape(), static_cast<const int64_t*>(x.impl()->storage->data) + x.offset(), x.strides(),
+                      static_cast<int64_t*>(y.raw_data()), y.strides());
+  if (needs_grad(x)) record("contiguous", y, {x}, [](const Tensor& dy) { return std::vector<Tensor>{dy}; });
+  return y;
+}
+
+// ---- reshape / view --------------------------------------------------------------------------
+
+static Shape infer_shape(const char* op, const Tensor& x, Shape shape) {
+  int64_t known = 1, infer = -1;
+  for (size_t i = 0; i < shape.size(); i++) {
+    if (shape[i] == -1) {
+      if (infer >= 0) op_error(op, "only one dimension may be -1 in " + shape_str(shape));
+      infer = (int64_t)i;
+    } else if (shape[i] < 0) {
+      op_error(op, "negative dimension in " + shape_str(shape));
+    } else {
+      known *= shape[i];
+    }
+  }
+  if (infer >= 0) {
+    if (known == 0 || x.numel() % known != 0)
+      op_error(op, "cannot reshape " + x.describe() + " into " + shape_str(shape));
+    shape[infer] = x.numel() / known;
+  }
+  if (shape_numel(shape) != x.numel())
+    op_error(op, "cannot reshape " + x.describe() + " (" + std::to_string(x.numel()) + " elements) into " + shape_str(shape));
+  return shape;
+}
+
+// Strides for viewing x as `shape` without a copy; false if impossible. Walk x's dims from the
+// last, grouping runs of dims that are contiguous with each other ("chunks"); each chunk can be
+// re-split into new dims freely, but a new dim may not straddle two chunks.
+static bool view_strides(const Tensor& x, const Shape& shape, Shape& out) {
+  if (x.is_contiguous() || x.numel() == 0) {
+    out = contiguous_strides(shape);
+    return true;
+  }
+  const Shape& os = x.shape();
+  const Shape& ost = x.strides();
+  out.assign(shape.size(), 0);
+  int64_t view_d = (int64_t)shape.size() - 1;
+  int64_t chunk_base_stride = ost.back();
+  int64_t tensor_numel = 1, view_numel = 1;
+  for (int64_t tensor_d = (int64_t)os.size() - 1; tensor_d >= 0; tensor_d--) {
+    tensor_numel *= os[tensor_d];
+    bool chunk_ends = tensor_d == 0 || (os[tensor_d - 1] != 1 && ost[tensor_d - 1] != tensor_numel * chunk_base_stride);
+    if (!chunk_ends) continue;
+    while (view_d >= 0 && (view_numel < tensor_numel || shape[view_d] == 1)) {
+      out[view_d] = view_numel * chunk_base_stride;
+      view_numel *= shape[view_d];
+      view_d--;
+    }
+    if (view_numel != tensor_numel) return false;
+    if (tensor_d > 0) {
+      chunk_base_stride = ost[tensor_d - 1];
+      tensor_numel = 1;
+      view_numel = 1;
+    }
+  }
+  return view_d == -1;
+}
+
+static Tensor reshape_impl(const char* op, const Tensor& x, Shape shape, bool allow_copy) {
+  check_defined(op, x, "x");
+  shape = infer_shape(op, x, shape);
+  if (shape == x.shape()) return x;
+  Shape strides;
+  Tensor y;
+  if (view_strides(x, shape, strides)) {
+    y = make_view(x, shape, strides, x.offset());
+  } else {
+    if (!allow_copy) op_error(op, x.describe() + " with strides " + shape_str(x.strides()) + " cannot be viewed as " +
+                                      shape_str(shape) + "; use reshape (copies) or contiguous() first");
+    NoGradGuard no_grad;
+    Tensor c = contiguous(x);
+    y = make_view(c, shape, contiguous_strides(shape), c.offset());
+  }
+  if (needs_grad(x)) {
+    Shape in_shape = x.shape();
+    record(op, y, {x}, [in_shape](const Tensor& dy) { return std::vector<Tensor>{reshape(dy, in_shape)}; });
+  }
+  return y;
+}
+Tensor reshape(const Tensor& x, Shape shape) { return reshape_impl("reshape", x, std::move(shape), true); }
+Tensor view(const Tensor& x, Shape shape) { return reshape_impl("view", x, std::move(shape), false); }
+
+Tensor flatten(const Tensor& x, int64_t start_dim, int64_t end_dim) {
+  if (x.dim() == 0) return reshape(x, {1});
+  int64_t s = normalize_dim("flatten", x, start_dim), e = normalize_dim("flatten", x, end_dim);
+  if (s > e) op_error("flatten", "start_dim " + std::to_string(start_dim) + " is after end_dim " + std::to_string(end_dim));
+  Shape shape(x.shape().begin(), x.shape().begin() + s);
+  int64_t m = 1;
+  for (int64_t d = s; d <= e; d++) m *= x.shape()[d];
+  shape.push_back(m);
+  shape.insert(shape.end(), x.shape().begin() + e + 1, x.shape().end());
+  return reshape(x, shape);
+}
+
+Tensor squeeze(const Tensor& x, int64_t dim) {
+  int64_t d = normalize_dim("squeeze", x, dim);
+  if (x.shape()[d] != 1) op_error("squeeze", "dim " + std::to_string(dim) + " of " + x.describe() + " is not 1");
+  Shape s = x.shape();
+  s.erase(s.begin() + d);
+  return reshape(x, s);
+}
+
+Tensor unsqueeze(const Tensor& x, int64_t dim) {
+  int64_t d = normalize_dim("unsqueeze", x.dim() + 1, dim, x.describe());
+  Shape s = x.shape();
+  s.insert(s.begin() + d, 1);
+  return reshape(x, s);
+}
+
+// ---- permute / transpose ---------------------------------------------------------------------
+// y[..i_p(k)..] = x[..i_k..].  dx = permute(dy, inverse permutation).
+Tensor permute(const Tensor& x, const std::vector<int64_t>& dims) {
+  check_defined("permute", x, "x");
+  if ((int64_t)dims.size() != x.dim())
+    op_error("permute", "got " + std::to_string(dims.size()) + " dims for " + x.describe());
+  Shape shape(dims.size()), strides(dims.size());
+  std::vector<int64_t> inverse(dims.size(), -1);
+  for (size_t i = 0; i < dims.size(); i++) {
+    int64_t d = normalize_dim("permute", x, dims[i]);
+    if (inverse[d] != -1) op_error("permute", "dim " + std::to_string(d) + " repeated in " + shape_str(dims));
+    inverse[d] = (int64_t)i;
+    shape[i] = x.shape()[d];
+    strides[i] = x.strides()[d];
+  }
+  Tensor y = make_view(x, shape, strides, x.offset());
+  if (needs_grad(x)) record("permute", y, {x}, [inverse](const Tensor& dy) { return std::vector<Tensor>{permute(dy, inverse)}; });
+  return y;
+}
+
+Tensor transpose(const Tensor& x, int64_t dim0, int64_t dim1) {
+  int64_t a = normalize_dim("transpose", x, dim0), b = normalize_dim("transpose", x, dim1);
+  std::vector<int64_t> dims(x.dim());
+  for (int64_t i = 0; i < x.dim(); i++) dims[i] = i;
+  std::swap(dims[a], dims[b]);
+  return permute(x, dims);
+}
+
+// ---- expand ----------------------------------------------------------------------------------
+// y = x broadcast to `shape` (stride 0 on expanded dims).  dx = sum of dy over the expanded dims.
+Tensor expand(const Tensor& x, const Shape& shape) {
+  check_defined("expand", x, "x");
+  if ((int64_t)shape.size() < x.dim())
+    op_error("expand", "cannot expand " + x.describe() + " to fewer dims " + shape_str(shape));
+  int64_t lead = (int64_t)shape.size() - x.dim();
+  Shape out_shape(shape.size()), strides(shape.size());
+  for (int64_t i = 0; i < (int64_t)shape.size(); i++) {
+    if (i < lead) {
+      if (shape[i] < 0) op_error("expand", "new leading dim cannot be -1 in " + shape_str(shape));
+      out_shape[i] = shape[i];
+      strides[i] = 0;
+      continue;
+    }
+    int64_t xs = x.shape()[i - lead];
+    int64_t want = shape[i] == -1 ? xs : shape[i];
+    if (xs == want) {
+      out_shape[i] = xs;
+      strides[i] = x.strides()[i - lead];
+    } else if (xs == 1) {
+      out_shape[i] = want;
+      strides[i] = 0;
+    } else {
+      op_error("expand", "cannot expand " + x.describe() + " to " + shape_str(shape) + ": dim " + std::to_string(i) +
+                             " is " + std::to_string(xs) + ", not 1");
+    }
+  }
+  Tensor y = make_view(x, out_shape, strides, x.offset());
+  if (needs_grad(x)) {
+    Shape in_shape = x.shape();
+    record("expand", y, {x}, [in_shape](const Tensor& dy) { return std::vector<Tensor>{sum_to(dy, in_shape)}; });
+  }
+  return y;
+}
+
+Shape broadcast_shapes(const char* op, const Tensor& a, const Tensor& b) {
+  const Shape &sa = a.shape(), &sb = b.shape();
+  size_t n = std::max(sa.size(), sb.size());
+  Shape out(n);
+  for (size_t i = 0; i < n; i++) {
+    int64_t da = i < n - sa.size() ? 1 : sa[i - (n - sa.size())];
+    int64_t db = i < n - sb.size() ? 1 : sb[i - (n - sb.size())];
+    if (da != db && da != 1 && db != 1)
+      op_error(op, "cannot broadcast " + a.describe() + " with " + b.describe());
+    out[i] = da == 1 ? db : da;
+  }
+  return out;
+}
+
+// ---- slice / narrow --------------------------------------------------------------------------
+// y = x[.., start:end:step, ..].  dx = zeros like x with dx[.., start:end:step, ..] = dy.
+static Tensor slice_backward(const Tensor& dy, const Shape& in_shape, int64_t dim, int64_t start, int64_t step) {
+  Tensor dx = Tensor::zeros(in_shape, dy.dtype());
+  Tensor target = make_view(dx, dy.shape(), dx.strides(), 0);
+  Shape st = dx.strides();
+  st[dim] *= step;
+  target = make_view(dx, dy.shape(), st, start * dx.strides()[dim]);
+  Tensor src = dy;
+  dispatch_float(dy.dtype(), "slice", [&]<class T>() {
+    cpu::strided_copy(src.shape(), static_cast<const T*>(src.raw_data()), src.strides(), static_cast<T*>(target.raw_data()),
+                      target.strides());
+  });
+  return dx;
+}
+
+Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t step) {
+  check_defined("slice", x, "x");
+  int64_t d = normalize_dim("slice", x, dim);
+  int64_t n = x.shape()[d];
+  if (step <= 0) op_error("slice", "step must be positive, got " + std::to_string(step));
+  if (start < 0) start += n;
+  if (end < 0) end += n;
+  start = std::clamp<int64_t>(start, 0, n);
+  end = std::clamp<int64_t>(end, start, n);
+  Shape shape = x.shape(), strides = x.strides();
+  shape[d] = (end - start + step - 1) / step;
+  strides[d] *= step;
+  Tensor y = make_view(x, shape, strides, x.offset() + start * x.strides()[d]);
+  if (needs_grad(x)) {
+    Shape in_shape = x.shape();
+    record("slice", y, {x}, [in_shape, d, start, step](const Tensor& dy) {
+      return std::vector<Tensor>{slice_backward(dy, in_shape, d, start, step)};
+    });
+  }
+  return y;
+}
+
+Tensor narrow(const Tensor& x, int64_t dim, int64_t start, int64_t length) {
+  int64_t d = normalize_dim("narrow", x, dim);
+  if (start < 0 || length < 0 || start + length > x.shape()[d])
+    op_error("narrow", "range [" + std::to_string(start) + ", " + std::to_string(start + length) + ") is outside dim " +
+                           std::to_string(dim) + " of " + x.describe());
+  return slice(x, d, start, start + length);
+}
+
+// ---- cat / stack / split ---------------------------------------------------------------------
+// y = [x0; x1; ...] along dim.  dx_i = the matching slice of dy.
+Tensor cat(const std::vector<Tensor>& xs, int64_t dim) {
+  if (xs.empty()) op_error("cat", "needs at least one tensor");
+  const Tensor& x0 = xs[0];
+  int64_t d = normalize_dim("cat", x0, dim);
+  Shape shape = x0.shape();
+  int64_t total = 0;
+  for (size_t i = 0; i < xs.size(); i++) {
+    check_defined("cat", xs[i], "input");
+    check_cpu("cat", xs[i]);
+    if (xs[i].dtype() != x0.dtype() || xs[i].dim() != x0.dim())
+      op_error("cat", "input " + std::to_string(i) + " " + xs[i].describe() + " does not match input 0 " + x0.describe());
+    for (int64_t k = 0; k < x0.dim(); k++)
+      if (k != d && xs[i].shape()[k] != x0.shape()[k])
+        op_error("cat", "input " + std::to_string(i) + " " + xs[i].describe() + " differs from input 0 " + x0.describe() +
+                            " in dim " + std::to_string(k));
+    total += xs[i].shape()[d];
+  }
+  shape[d] = total;
+  Tensor y = Tensor::empty(shape, x0.dtype());
+  int64_t at = 0;
+  size_t es = dtype_size(x0.dtype());
+  for (const Tensor& x : xs) {
+    Tensor dst = make_view(y, x.shape(), y.strides(), at * y.strides()[d]);
+    if (es == 4)
+      cpu::strided_copy(x.shape(), static_cast<const int32_t*>(x.raw_data()), x.strides(), static_cast<int32_t*>(dst.raw_data()), dst.strides());
+    else
+      cpu::strided_copy(x.shape(), static_cast<const int64_t*>(x.raw_data()), x.strides(), static_cast<int64_t*>(dst.raw_data()), dst.strides());
+    at += x.shape()[d];
+  }
+  if (needs_grad(xs)) {
+    std::vector<int64_t> sizes;
+    for (const Tensor& x : xs) sizes.push_back(x.shape()[d]);
+    record("cat", y, xs, [sizes, d](const Tensor& dy) {
+      std::vector<Tensor> dxs;
+      int64_t start = 0;
+      for (int64_t s : sizes) {
+        dxs.push_back(slice(dy, d, start, start + s));
+        start += s;
+      }
+      return dxs;
+    });
+  }
+  return y;
+}
+
+Tensor stack(const std::vector<Tensor>& xs, int64_t dim) {
+  if (xs.empty()) op_error("stack", "needs at least one tensor");
+  int64_t d = normalize_dim("stack", xs[0].dim() + 1, dim, xs[0].describe());
+  for (size_t i = 1; i < xs.size(); i++)
+    if (xs[i].shape() != xs[0].shape())
+      op_error("stack", "input " + std::to_string(i) + " " + xs[i].describe() + " differs from input 0 " + xs[0].describe());
+  std::vector<Tensor> us;
+  for (const Tensor& x : xs) us.push_back(unsqueeze(x, d));
+  return cat(us, d);
+}
+
+std::vector<Tensor> split_sizes(const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim) {
+  int64_t d = normalize_dim("split", x, dim);
+  int64_t total = 0;
+  for (int64_t s : sizes) total += s;
+  if (total != x.shape()[d])
+    op_error("split", "sizes " + shape_str(sizes) + " sum to " + std::to_string(total) + " but dim " + std::to_string(dim) +
+                          " of " + x.describe() + " is " + std::to_string(x.shape()[d]));
+  std::vector<Tensor> out;
+  int64_t start = 0;
+  for (int64_t s : sizes) {
+    out.push_back(slice(x, d, start, start + s));
+    start += s;
+  }
+  return out;
+}
+
+std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim) {
+  int64_t d = normalize_dim("split", x, dim);
+  if (split_size <= 0) op_error("split", "split_size must be positive, got " + std::to_string(split_size));
+  std::vector<int64_t> sizes;
+  for (int64_t start = 0; start < x.shape()[d]; start += split_size) sizes.push_back(std::min(split_size, x.shape()[d] - start));
+  return split_sizes(x, sizes, d);
+}
+
+std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim) {
+  int64_t d = normalize_dim("chunk", x, dim);
+  if (chunks <= 0) op_error("chunk", "chunks must be positive, got " + std::to_string(chunks));
+  int64_t size = (x.shape()[d] + chunks - 1) / chunks;
+  return split(x, std::max<int64_t>(size, 1), d);
+}
+
+}  // namespace sg
