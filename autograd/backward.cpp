@@ -67,6 +67,16 @@ static void accumulate(std::shared_ptr<TensorImpl>& slot, const Tensor& g) {
   else slot = add_same_shape(Tensor(slot), g).impl_ptr();
 }
 
+// A leaf's .grad gets its own buffer: the gradient flowing in may be the caller's seed or the
+// very tensor another input received (add passes dy through), and .grad is updated in place
+// later (clipping, optimizers). Hooks run first, once, on the leaf's total gradient of the sweep.
+// (Gradients on other devices are kept as they come; their backend owns copying them.)
+static void finish_leaf(const Tensor& leaf, Tensor g) {
+  for (auto& hook : leaf.impl()->hooks) hook(g);
+  if (leaf.impl()->grad) accumulate(leaf.impl()->grad, g);
+  else leaf.impl()->grad = (g.device() == Device::CPU ? g.clone_data() : g).impl_ptr();
+}
+
 struct GradStats {
   double norm = 0, min = 0, max = 0;
   bool finite = true;
@@ -128,9 +138,7 @@ void backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
 
   // A leaf root: its gradient is the seed.
   if (!root.grad_fn()) {
-    auto slot = root.impl()->grad;
-    accumulate(slot, seed);
-    root.impl()->grad = slot;
+    finish_leaf(root, seed);
     return;
   }
 
@@ -140,6 +148,8 @@ void backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
 
   std::vector<std::shared_ptr<Node>> order = topological_order(root);
   std::unordered_map<Node*, std::shared_ptr<TensorImpl>> grads;  // gradient of each node's output
+  std::unordered_map<TensorImpl*, std::shared_ptr<TensorImpl>> leaf_grads;  // summed over the sweep
+  std::vector<Tensor> leaves;                                               // in the order reached
   grads[root.grad_fn().get()] = seed.impl_ptr();
   if (trace) out << "backward sweep: " << order.size() << " nodes from " << root.grad_fn()->label() << "\n";
 
@@ -172,14 +182,15 @@ void backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
       check_grad("backward", *node, i, gi);
       if (in.grad_fn()) {
         accumulate(grads[in.grad_fn().get()], gi);
-      } else {  // a leaf: run its hooks, then collect into .grad
-        Tensor leaf_grad = gi;
-        for (auto& hook : in.impl()->hooks) hook(leaf_grad);
-        accumulate(in.impl()->grad, leaf_grad);
+      } else {  // a leaf: sum its gradient here; hooks and .grad once the sweep is done
+        auto [slot, first] = leaf_grads.try_emplace(in.impl());
+        if (first) leaves.push_back(in);
+        accumulate(slot->second, gi);
       }
     }
     if (!retain_graph) node->release();
   }
+  for (const Tensor& leaf : leaves) finish_leaf(leaf, Tensor(leaf_grads[leaf.impl()]));
 }
 
 // ---- tape printing --------------------------------------------------------------------------

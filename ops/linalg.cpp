@@ -86,6 +86,7 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   check_cpu("matmul", a_in);
   check_cpu("matmul", b_in);
   if (a_in.dim() == 0 || b_in.dim() == 0) op_error("matmul", "needs at least 1-D inputs, got " + a_in.describe() + " and " + b_in.describe());
+  if (a_in.dim() == 1 && b_in.dim() == 1) return squeeze(matmul(unsqueeze(a_in, 0), b_in), 0);  // dot: [1] -> ()
   if (a_in.dim() == 1) return squeeze(matmul(unsqueeze(a_in, 0), b_in), -2);
   if (b_in.dim() == 1) return squeeze(matmul(a_in, unsqueeze(b_in, 1)), -1);
   if (a_in.size(-1) != b_in.size(-2))

@@ -14,6 +14,7 @@ const std::vector<OpCase>& op_registry() {
     register_linalg_cases(c);
     register_index_cases(c);
     register_nn_cases(c);
+    register_attention_cases(c);
     return c;
   }();
   return cases;

@@ -38,6 +38,7 @@ void register_shape_cases(std::vector<OpCase>& cases);
 void register_linalg_cases(std::vector<OpCase>& cases);
 void register_index_cases(std::vector<OpCase>& cases);
 void register_nn_cases(std::vector<OpCase>& cases);
+void register_attention_cases(std::vector<OpCase>& cases);
 
 // ---- helpers for writing references ------------------------------------------------------------
 // Calls fn(index) for every multi-index of `shape` in row-major order.

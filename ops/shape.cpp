@@ -148,7 +148,7 @@ Tensor permute(const Tensor& x, const std::vector<int64_t>& dims) {
   std::vector<int64_t> inverse(dims.size(), -1);
   for (size_t i = 0; i < dims.size(); i++) {
     int64_t d = normalize_dim("permute", x, dims[i]);
-    if (inverse[d] != -1) op_error("permute", "dim " + std::to_string(d) + " repeated in " + shape_str(dims));
+    if (inverse[d] != -1) op_error("permute", "dim " + std::to_string(d) + " repeated in " + shape_str(dims) + " for " + x.describe());
     inverse[d] = (int64_t)i;
     shape[i] = x.shape()[d];
     strides[i] = x.strides()[d];

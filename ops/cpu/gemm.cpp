@@ -161,13 +161,23 @@ void micro_kernel_scalar_4x16(int64_t kc, const float* a, const float* b, float*
 }
 
 #ifdef SEEKGRAD_X86_KERNELS
+// The C tile is read and written only after the k loop. Asking for its cache lines before the loop lets
+// them arrive while the FMAs run (for big C, a miss to memory per row would otherwise stall the end).
+inline void prefetch_c_row(const float* row, int n) {
+  __builtin_prefetch(row, 1, 3);
+  __builtin_prefetch(row + n - 1, 1, 3);
+}
+
 // AVX2 + FMA: a 6×16 tile = 6 rows × 2 ymm registers (8 floats each) = 12 accumulators.
 constexpr int kAvx2MR = 6, kAvx2NR = 16;
 __attribute__((target("avx2,fma"))) void micro_kernel_avx2_6x16(int64_t kc, const float* a, const float* b,
                                                                   float* c, int64_t ldc, float alpha, float beta) {
   __m256 acc[kAvx2MR][2];
 #pragma GCC unroll 6
-  for (int i = 0; i < kAvx2MR; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+  for (int i = 0; i < kAvx2MR; i++) {
+    acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+    prefetch_c_row(c + i * ldc, kAvx2NR);
+  }
   for (int64_t k = 0; k < kc; k++) {
     __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);  // B[k, 0:16]
 #pragma GCC unroll 6
@@ -197,7 +207,10 @@ __attribute__((target("avx512f"))) void micro_kernel_avx512_14x32(int64_t kc, co
                                                                    float* c, int64_t ldc, float alpha, float beta) {
   __m512 acc[kAvx512MR][2];
 #pragma GCC unroll 14
-  for (int i = 0; i < kAvx512MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  for (int i = 0; i < kAvx512MR; i++) {
+    acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    prefetch_c_row(c + i * ldc, kAvx512NR);
+  }
   for (int64_t k = 0; k < kc; k++) {
     __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);  // B[k, 0:32]
 #pragma GCC unroll 14
@@ -240,6 +253,14 @@ constexpr MicroKernel kAvx2Kernel{GemmKernel::avx2, "avx2", micro_kernel_avx2_6x
                                   144, 384, 2048};
 constexpr MicroKernel kAvx512Kernel{GemmKernel::avx512, "avx512", micro_kernel_avx512_14x32, kAvx512MR, kAvx512NR,
                                     168, 384, 2048};
+#endif
+
+static_assert(kScalarKernel.mc % kScalarMR == 0 && kScalarKernel.nc % kScalarNR == 0);
+static_assert(kScalarMR * kScalarNR <= kMaxTile);
+#ifdef SEEKGRAD_X86_KERNELS
+static_assert(kAvx2Kernel.mc % kAvx2MR == 0 && kAvx2Kernel.nc % kAvx2NR == 0);
+static_assert(kAvx512Kernel.mc % kAvx512MR == 0 && kAvx512Kernel.nc % kAvx512NR == 0);
+static_assert(kAvx2MR * kAvx2NR <= kMaxTile && kAvx512MR * kAvx512NR <= kMaxTile);
 #endif
 
 GemmKernel best_kernel() {
@@ -287,17 +308,17 @@ struct PackBuffer {
   ~PackBuffer() { std::free(data); }
 };
 
-// Both operands are packed into micro-panels of the same shape: `width` (= mr for A, nr for B) values
-// per k, k-major, so the micro-kernel reads one contiguous run of `width` floats per step:
+// Both operands are packed the same way. A block of X with `rows` rows (mc rows of op(A), or nc columns
+// of op(B)) and kc values of k becomes ceil(rows/width) micro-panels of `width` (= mr for A, nr for B)
+// values per k, k-major, so the micro-kernel reads one contiguous run of `width` floats per step:
 //
-//     dst[k*width + i] = X(i, k)       for k < kc, i < width   (zero for i >= valid)
+//     dst[p*kc*width + k*width + i] = X(p*width + i, k)      (zero where p*width + i >= rows)
 //
-// where the source stores X(i, k) either k-major at src[k*ld + i] (A transposed, B as is: a plain copy
-// of rows) or i-major at src[i*ld + k] (A as is, B transposed: a transpose). Both go 4×4 floats at a
-// time with SSE registers (every x86-64 CPU has them); a last group of 4 that would run past `width`
-// is moved back to end at `width` (it rewrites a few values with the same numbers).
+// The source stores X(r, k) either k-major at src[k*ld + r] (A transposed, B as is): packing copies
+// runs of `width` floats; or r-major at src[r*ld + k] (A as is, B transposed): packing transposes,
+// 4×4 floats at a time through SSE registers (every x86-64 CPU has them). A last group of 4 rows that
+// would run past `width` is moved back to end at `width` (rewriting a few values with the same numbers).
 #if defined(__SSE__)
-inline void copy4(float* dst, const float* src) { _mm_storeu_ps(dst, _mm_loadu_ps(src)); }
 // d[r*d_ld + c] = s[c*s_ld + r] for a 4×4 block.
 inline void transpose4x4(float* d, int64_t d_ld, const float* s, int64_t s_ld) {
   __m128 r0 = _mm_loadu_ps(s), r1 = _mm_loadu_ps(s + s_ld), r2 = _mm_loadu_ps(s + 2 * s_ld),
@@ -306,54 +327,47 @@ inline void transpose4x4(float* d, int64_t d_ld, const float* s, int64_t s_ld) {
   _mm_storeu_ps(d, r0), _mm_storeu_ps(d + d_ld, r1), _mm_storeu_ps(d + 2 * d_ld, r2), _mm_storeu_ps(d + 3 * d_ld, r3);
 }
 #else
-inline void copy4(float* dst, const float* src) {
-  for (int i = 0; i < 4; i++) dst[i] = src[i];
-}
 inline void transpose4x4(float* d, int64_t d_ld, const float* s, int64_t s_ld) {
   for (int r = 0; r < 4; r++)
     for (int c = 0; c < 4; c++) d[r * d_ld + c] = s[c * s_ld + r];
 }
 #endif
 
-void pack_panel(bool k_major, const float* src, int64_t ld, int64_t kc, int width, int64_t valid, float* dst) {
-  if (valid < width) {  // an edge panel: plain loops, with zero padding
-    for (int64_t k = 0; k < kc; k++)
-      for (int64_t i = 0; i < width; i++)
-        dst[k * width + i] = i >= valid ? 0.0f : k_major ? src[k * ld + i] : src[i * ld + k];
-    return;
-  }
-  if (k_major) {  // copy kc rows of `width` floats
-    for (int64_t k = 0; k < kc; k++)
-      for (int64_t i = 0; i < width; i += 4) {
-        const int64_t i4 = std::min<int64_t>(i, width - 4);
-        copy4(dst + k * width + i4, src + k * ld + i4);
+void pack_block(bool k_major, const float* src, int64_t ld, int64_t rows, int64_t kc, int width, float* dst) {
+  for (int64_t p0 = 0; p0 < rows; p0 += width) {
+    const int64_t valid = std::min<int64_t>(width, rows - p0);  // < width only in the last panel
+    float* panel = dst + p0 * kc;
+    if (k_major) {
+      for (int64_t k = 0; k < kc; k++) {
+        std::memcpy(panel + k * width, src + k * ld + p0, valid * sizeof(float));
+        if (valid < width) std::memset(panel + k * width + valid, 0, (width - valid) * sizeof(float));
       }
-    return;
-  }
-  int64_t k = 0;  // transpose 4×4 blocks: 4 values of k from each of 4 source rows
-  for (; k + 4 <= kc; k += 4)
-    for (int64_t i = 0; i < width; i += 4) {
-      const int64_t i4 = std::min<int64_t>(i, width - 4);
-      transpose4x4(dst + k * width + i4, width, src + i4 * ld + k, ld);
+    } else if (valid == width) {
+      int64_t k = 0;
+      for (; k + 4 <= kc; k += 4)
+        for (int64_t i = 0; i < width; i += 4) {
+          const int64_t i4 = std::min<int64_t>(i, width - 4);
+          transpose4x4(panel + k * width + i4, width, src + (p0 + i4) * ld + k, ld);
+        }
+      for (; k < kc; k++)
+        for (int64_t i = 0; i < width; i++) panel[k * width + i] = src[(p0 + i) * ld + k];
+    } else {
+      for (int64_t i = 0; i < width; i++)
+        for (int64_t k = 0; k < kc; k++) panel[k * width + i] = i < valid ? src[(p0 + i) * ld + k] : 0.0f;
     }
-  for (; k < kc; k++)
-    for (int64_t i = 0; i < width; i++) dst[k * width + i] = src[i * ld + k];
+  }
 }
 
-// Pack the block op(A)[0:mc, 0:kc] (A points at its top-left) into ceil(mc/mr) micro-panels [kc][mr].
+// Pack op(A)[0:mc, 0:kc] (A points at its top-left) into micro-panels [kc][mr]. A stored [K,M]
+// (trans_a) is k-major; stored [M,K] it is not.
 void pack_a(bool trans_a, int64_t mc, int64_t kc, const float* A, int64_t lda, int mr, float* Ap) {
-  for (int64_t i0 = 0; i0 < mc; i0 += mr) {  // A stored [K,M] (trans_a) is k-major; [M,K] is not
-    const float* src = trans_a ? A + i0 : A + i0 * lda;
-    pack_panel(trans_a, src, lda, kc, mr, std::min<int64_t>(mr, mc - i0), Ap + i0 * kc);
-  }
+  pack_block(trans_a, A, lda, mc, kc, mr, Ap);
 }
 
-// Pack the block op(B)[0:kc, 0:nc] (B points at its top-left) into ceil(nc/nr) micro-panels [kc][nr].
+// Pack op(B)[0:kc, 0:nc] (B points at its top-left) into micro-panels [kc][nr]. B stored [K,N] is
+// k-major; stored [N,K] (trans_b) it is not.
 void pack_b(bool trans_b, int64_t kc, int64_t nc, const float* B, int64_t ldb, int nr, float* Bp) {
-  for (int64_t j0 = 0; j0 < nc; j0 += nr) {  // B stored [K,N] is k-major; [N,K] (trans_b) is not
-    const float* src = trans_b ? B + j0 * ldb : B + j0;
-    pack_panel(!trans_b, src, ldb, kc, nr, std::min<int64_t>(nr, nc - j0), Bp + j0 * kc);
-  }
+  pack_block(!trans_b, B, ldb, nc, kc, nr, Bp);
 }
 
 // Pointer to op(X)[row, col] for X stored row-major with stride ld (transposed: X is stored [col, row]).
@@ -407,6 +421,56 @@ void gemm_blocked(const MicroKernel& uk, bool trans_a, bool trans_b, int64_t M, 
 
 // Below this many flops per thread, a second thread costs more (waking it, splitting) than it saves.
 constexpr double kMinFlopsPerThread = 1e6;
+// A thread given a slice of K gets at least this much of it.
+constexpr int64_t kMinDepthPerThread = 128;
+
+// How a GEMM is cut across threads. Each way adds work that one thread alone would not do:
+//   rows    (M): every thread packs all of op(B)              (threads-1)·K·N floats
+//   columns (N): every thread packs all of op(A)              (threads-1)·M·K floats
+//   depth   (K): the threads' partial C's are added at the end (threads-1)·M·N floats, read twice
+// The cheapest wins. Depth wins for weight gradients dW = dYᵀ·X (M, N = model dims, K = tokens).
+enum class Split { rows, cols, depth };
+
+Split choose_split(int threads, int64_t M, int64_t N, int64_t K) {
+  const double rows = (double)K * N, cols = (double)M * K, depth = 2.0 * M * N;
+  if (depth < std::min(rows, cols) && K >= threads * kMinDepthPerThread) return Split::depth;
+  return rows <= cols ? Split::rows : Split::cols;
+}
+
+// dst[0:n] += alpha * src[0:n]
+void add_scaled(float* dst, const float* src, int64_t n, float alpha) {
+  int64_t j = 0;
+#if defined(__SSE__)
+  const __m128 alpha4 = _mm_set1_ps(alpha);
+  for (; j + 4 <= n; j += 4)
+    _mm_storeu_ps(dst + j, _mm_add_ps(_mm_loadu_ps(dst + j), _mm_mul_ps(alpha4, _mm_loadu_ps(src + j))));
+#endif
+  for (; j < n; j++) dst[j] += alpha * src[j];
+}
+
+// Split::depth. Thread t multiplies the K-slice [k0, k1): thread 0 straight into C (with alpha, beta),
+// the others into partial products P_t [M,N]; then C += alpha * sum_t P_t.
+void gemm_split_depth(const MicroKernel& uk, int threads, bool trans_a, bool trans_b, int64_t M, int64_t N,
+                      int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
+                      float* C, int64_t ldc) {
+  static thread_local PackBuffer partial_buffer;
+  float* partial = partial_buffer.get((threads - 1) * M * N);  // [threads-1][M][N]
+  parallel_for(threads, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; t++) {
+      const int64_t k0 = K * t / threads, k1 = K * (t + 1) / threads;
+      const float* a = element(trans_a, A, lda, 0, k0);  // op(A)[:, k0:k1]
+      const float* b = element(trans_b, B, ldb, k0, 0);  // op(B)[k0:k1, :]
+      if (t == 0)
+        gemm_blocked(uk, trans_a, trans_b, M, N, k1 - k0, alpha, a, lda, b, ldb, beta, C, ldc);
+      else
+        gemm_blocked(uk, trans_a, trans_b, M, N, k1 - k0, 1.0f, a, lda, b, ldb, 0.0f, partial + (t - 1) * M * N, N);
+    }
+  });
+  parallel_for(M, std::max<int64_t>(1, 16384 / N), [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; i++)
+      for (int t = 1; t < threads; t++) add_scaled(C + i * ldc, partial + (t - 1) * M * N + i * N, N, alpha);
+  });
+}
 
 }  // namespace
 
@@ -440,14 +504,18 @@ void gemm_f32_with(GemmKernel kernel, bool trans_a, bool trans_b, int64_t M, int
   if (M == 0 || N == 0) return;
   if (K == 0 || alpha == 0.0f) return scale_c(M, N, beta, C, ldc);  // op(A)·op(B) contributes nothing
 
-  // Cut the larger of M and N into whole tiles; each thread takes a contiguous run of them.
-  const bool split_m = M >= N;
-  const int64_t tile = split_m ? uk.mr : uk.nr;
-  const int64_t n_tiles = ((split_m ? M : N) + tile - 1) / tile;
-  const double flops_per_tile = 2.0 * tile * (split_m ? N : M) * K;
-  const int64_t grain = std::max<int64_t>(1, (int64_t)(kMinFlopsPerThread / flops_per_tile));
-  parallel_for(n_tiles, grain, [&](int64_t t0, int64_t t1) {
-    if (split_m) {  // rows [r0, r1) of C and op(A)
+  const int threads = (int)std::clamp(2.0 * M * N * K / kMinFlopsPerThread, 1.0, (double)num_threads());
+  const Split split = choose_split(threads, M, N, K);
+  if (threads == 1) return gemm_blocked(uk, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (split == Split::depth)
+    return gemm_split_depth(uk, threads, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+
+  // Split::rows or Split::cols: whole register tiles, a contiguous run of them per thread.
+  const bool rows = split == Split::rows;
+  const int64_t tile = rows ? uk.mr : uk.nr;
+  const int64_t n_tiles = ((rows ? M : N) + tile - 1) / tile;
+  parallel_for(n_tiles, std::max<int64_t>(1, n_tiles / threads), [&](int64_t t0, int64_t t1) {
+    if (rows) {  // rows [r0, r1) of C and op(A)
       const int64_t r0 = t0 * tile, r1 = std::min(M, t1 * tile);
       gemm_blocked(uk, trans_a, trans_b, r1 - r0, N, K, alpha, element(trans_a, A, lda, r0, 0), lda, B, ldb, beta,
                    C + r0 * ldc, ldc);

@@ -1,0 +1,320 @@
+// models/mla.cpp — see mla.h. Every step is built from differentiable ops (linear, views, cat, matmul,
+// softmax, rope), so backward() reaches x and every weight in both modes; the only thing outside the
+// tape is the write into a preallocated cache.
+#include "models/mla.h"
+
+#include <limits>
+#include <stdexcept>
+
+#include "autograd/node.h"
+#include "ops/cpu/copy.h"
+#include "ops/dispatch.h"
+#include "ops/ops.h"
+
+namespace sg {
+
+const char* mla_mode_name(MLAMode mode) { return mode == MLAMode::naive ? "naive" : "absorbed"; }
+
+int64_t mla_cache_values_per_token(const ModelArgs& a, MLAMode mode) {
+  if (mode == MLAMode::naive) return a.n_heads * (a.qk_nope_head_dim + a.qk_rope_head_dim + a.v_head_dim);
+  return a.kv_lora_rank + a.qk_rope_head_dim;
+}
+
+// ---- the cache ---------------------------------------------------------------------------------
+
+MLACache::MLACache(const ModelArgs& a, MLAMode mode_, int64_t max_batch_size_, int64_t max_seq_len_, DType dtype)
+    : mode(mode_), max_batch_size(max_batch_size_), max_seq_len(max_seq_len_) {
+  if (max_batch_size <= 0 || max_seq_len <= 0)
+    throw std::runtime_error("[mla] MLACache needs max_batch_size and max_seq_len > 0, got " +
+                             std::to_string(max_batch_size) + " and " + std::to_string(max_seq_len));
+  if (mode == MLAMode::naive) {
+    k_cache = Tensor::zeros({max_batch_size, max_seq_len, a.n_heads, a.qk_head_dim()}, dtype);
+    v_cache = Tensor::zeros({max_batch_size, max_seq_len, a.n_heads, a.v_head_dim}, dtype);
+  } else {
+    kv_cache = Tensor::zeros({max_batch_size, max_seq_len, a.kv_lora_rank}, dtype);
+    pe_cache = Tensor::zeros({max_batch_size, max_seq_len, a.qk_rope_head_dim}, dtype);
+  }
+}
+
+int64_t MLACache::values_per_token() const {
+  const Tensor& a = mode == MLAMode::naive ? k_cache : kv_cache;
+  const Tensor& b = mode == MLAMode::naive ? v_cache : pe_cache;
+  if (!a.defined()) return 0;
+  return (a.numel() + b.numel()) / (max_batch_size * max_seq_len);
+}
+
+int64_t MLACache::bytes_per_token() const {
+  const Tensor& a = mode == MLAMode::naive ? k_cache : kv_cache;
+  return a.defined() ? values_per_token() * (int64_t)dtype_size(a.dtype()) : 0;
+}
+
+int64_t MLACache::bytes() const { return bytes_per_token() * max_batch_size * max_seq_len; }
+
+// cache[0:B, start_pos:start_pos+S, ...] = values [B,S,...]. A value copy, outside the tape.
+static void write_cache(const Tensor& cache, const Tensor& values, int64_t start_pos) {
+  NoGradGuard no_grad;
+  Tensor dst = narrow(narrow(cache, 0, 0, values.size(0)), 1, start_pos, values.size(1));
+  Tensor src = values.detach();
+  dispatch_float(cache.dtype(), "mla", [&]<class T>() {
+    cpu::strided_copy(src.shape(), src.data<T>(), src.strides(), dst.data<T>(), dst.strides());
+  });
+}
+
+// The keys/latents the queries attend over: [B, start_pos + S, ...].
+//   grad mode off: the cache itself, rows [0, start_pos + S) (just written) — a view, no copy.
+//   grad mode on:  cat(cache rows [0, start_pos) as constants, `current` with its history).
+static Tensor read_cache(const Tensor& cache, const Tensor& current, int64_t start_pos) {
+  int64_t B = current.size(0), S = current.size(1);
+  Tensor mine = narrow(cache, 0, 0, B);
+  if (!grad_enabled()) return narrow(mine, 1, 0, start_pos + S);
+  if (start_pos == 0) return current;
+  return cat({narrow(mine, 1, 0, start_pos), current}, 1);
+}
+
+// Additive causal mask [S, T]: −inf where key position key_start + t > query position start_pos + s.
+static Tensor causal_mask(int64_t S, int64_t T, int64_t key_start, int64_t start_pos, DType dtype) {
+  Tensor mask = Tensor::zeros({S, T}, dtype);
+  dispatch_float(dtype, "mla", [&]<class T_>() {
+    T_* m = mask.data<T_>();
+    for (int64_t s = 0; s < S; s++)
+      for (int64_t t = 0; t < T; t++)
+        if (key_start + t > start_pos + s) m[s * T + t] = -std::numeric_limits<T_>::infinity();
+  });
+  return mask;
+}
+
+// ---- the module --------------------------------------------------------------------------------
+
+MLA::MLA(const ModelArgs& a, Rng& rng, DType dtype)
+    : dim(a.dim),
+      n_heads(a.n_heads),
+      q_lora_rank(a.q_lora_rank),
+      kv_lora_rank(a.kv_lora_rank),
+      qk_nope_head_dim(a.qk_nope_head_dim),
+      qk_rope_head_dim(a.qk_rope_head_dim),
+      qk_head_dim(a.qk_head_dim()),
+      v_head_dim(a.v_head_dim),
+      softmax_scale(a.softmax_scale()) {
+  if (qk_rope_head_dim % 2 != 0) fail("qk_rope_head_dim must be even (RoPE rotates pairs)");
+  if (q_lora_rank == 0) {
+    wq = Linear(dim, n_heads * qk_head_dim, rng, 0.0, dtype);
+  } else {
+    wq_a = Linear(dim, q_lora_rank, rng, 0.0, dtype);
+    q_norm = RMSNorm(q_lora_rank, a.rms_norm_eps, dtype);
+    wq_b = Linear(q_lora_rank, n_heads * qk_head_dim, rng, 0.0, dtype);
+  }
+  wkv_a = Linear(dim, kv_lora_rank + qk_rope_head_dim, rng, 0.0, dtype);
+  kv_norm = RMSNorm(kv_lora_rank, a.rms_norm_eps, dtype);
+  wkv_b = Linear(kv_lora_rank, n_heads * (qk_nope_head_dim + v_head_dim), rng, 0.0, dtype);
+  wo = Linear(n_heads * v_head_dim, dim, rng, 0.0, dtype);
+}
+
+void MLA::parameters(const std::string& prefix, NamedParameters& out) {
+  if (q_lora_rank == 0) {
+    wq.parameters(join_name(prefix, "wq"), out);
+  } else {
+    wq_a.parameters(join_name(prefix, "wq_a"), out);
+    q_norm.parameters(join_name(prefix, "q_norm"), out);
+    wq_b.parameters(join_name(prefix, "wq_b"), out);
+  }
+  wkv_a.parameters(join_name(prefix, "wkv_a"), out);
+  kv_norm.parameters(join_name(prefix, "kv_norm"), out);
+  wkv_b.parameters(join_name(prefix, "wkv_b"), out);
+  wo.parameters(join_name(prefix, "wo"), out);
+}
+
+std::string MLA::describe() const {
+  return "MLA(dim " + std::to_string(dim) + ", n_heads " + std::to_string(n_heads) + ", q_lora_rank " +
+         std::to_string(q_lora_rank) + ", kv_lora_rank " + std::to_string(kv_lora_rank) + ", dn " +
+         std::to_string(qk_nope_head_dim) + ", dr " + std::to_string(qk_rope_head_dim) + ", dv " +
+         std::to_string(v_head_dim) + ")";
+}
+
+// "[mla] layers.0.attn MLA(dim 16, ...): <message>" — the scope names which layer, describe() the sizes.
+void MLA::fail(const std::string& message) const {
+  std::string scope = current_scope();
+  throw std::runtime_error("[mla] " + (scope.empty() ? "" : scope + " ") + describe() + ": " + message);
+}
+
+void MLA::check_weights() const {
+  auto check = [&](const char* name, const Tensor& w, Shape want) {
+    if (!w.defined()) fail(std::string(name) + " is undefined");
+    if (w.shape() != want)
+      fail(std::string(name) + " " + w.describe() + " should have shape " + shape_str(want));
+  };
+  if (q_lora_rank == 0) {
+    check("wq.weight", wq.weight, {n_heads * qk_head_dim, dim});
+  } else {
+    check("wq_a.weight", wq_a.weight, {q_lora_rank, dim});
+    check("q_norm.weight", q_norm.weight, {q_lora_rank});
+    check("wq_b.weight", wq_b.weight, {n_heads * qk_head_dim, q_lora_rank});
+  }
+  check("wkv_a.weight", wkv_a.weight, {kv_lora_rank + qk_rope_head_dim, dim});
+  check("kv_norm.weight", kv_norm.weight, {kv_lora_rank});
+  check("wkv_b.weight", wkv_b.weight, {n_heads * (qk_nope_head_dim + v_head_dim), kv_lora_rank});
+  check("wo.weight", wo.weight, {dim, n_heads * v_head_dim});
+}
+
+Tensor MLA::forward(const Tensor& x, int64_t start_pos, const RopeTable& rope_table, MLACache* cache, MLAMode mode) const {
+  check_weights();
+  if (!x.defined() || x.dim() != 3 || x.size(2) != dim)
+    fail("x " + (x.defined() ? x.describe() : std::string("(undefined)")) + " must be [B, S, dim = " +
+         std::to_string(dim) + "]");
+  if (x.dtype() != wo.weight.dtype())
+    fail("x " + x.describe() + " is " + dtype_name(x.dtype()) + " but the weights are " + dtype_name(wo.weight.dtype()));
+  const int64_t B = x.size(0), S = x.size(1), H = n_heads;
+  const int64_t dn = qk_nope_head_dim, dr = qk_rope_head_dim, r = kv_lora_rank;
+  if (start_pos < 0) fail("start_pos " + std::to_string(start_pos) + " is negative");
+  if (!rope_table.cos.defined() || rope_table.cos.dim() != 2 || rope_table.cos.size(1) != dr / 2)
+    fail("the rope table cos " + (rope_table.cos.defined() ? rope_table.cos.describe() : std::string("(undefined)")) +
+         " must be [max_seq_len, dr/2 = " + std::to_string(dr / 2) + "]");
+  if (start_pos + S > rope_table.cos.size(0))
+    fail("positions [" + std::to_string(start_pos) + ", " + std::to_string(start_pos + S) + ") of x " + x.describe() +
+         " run past the rope table cos " + rope_table.cos.describe());
+  if (cache) {
+    if (cache->mode != mode)
+      fail(std::string("the cache was made for ") + mla_mode_name(cache->mode) + " mode, forward asked for " +
+           mla_mode_name(mode));
+    const Tensor& c0 = mode == MLAMode::naive ? cache->k_cache : cache->kv_cache;
+    const Tensor& c1 = mode == MLAMode::naive ? cache->v_cache : cache->pe_cache;
+    Shape want0 = mode == MLAMode::naive ? Shape{cache->max_batch_size, cache->max_seq_len, H, dn + dr}
+                                         : Shape{cache->max_batch_size, cache->max_seq_len, r};
+    Shape want1 = mode == MLAMode::naive ? Shape{cache->max_batch_size, cache->max_seq_len, H, v_head_dim}
+                                         : Shape{cache->max_batch_size, cache->max_seq_len, dr};
+    if (!c0.defined() || !c1.defined() || c0.shape() != want0 || c1.shape() != want1)
+      fail(std::string("the ") + mla_mode_name(mode) + " cache (" + (c0.defined() ? c0.describe() : "undefined") + ", " +
+           (c1.defined() ? c1.describe() : "undefined") + ") does not fit this module, which needs " + shape_str(want0) +
+           " and " + shape_str(want1));
+    if (c0.dtype() != x.dtype()) fail("the cache " + c0.describe() + " and x " + x.describe() + " differ in dtype");
+    if (B > cache->max_batch_size)
+      fail("x " + x.describe() + " has batch " + std::to_string(B) + " but the cache holds " +
+           std::to_string(cache->max_batch_size) + " sequences");
+    if (start_pos + S > cache->max_seq_len)
+      fail("positions [" + std::to_string(start_pos) + ", " + std::to_string(start_pos + S) + ") of x " + x.describe() +
+           " run past the cache's max_seq_len " + std::to_string(cache->max_seq_len));
+  }
+  Tensor cos = rope_table.cos_at(start_pos, S), sin = rope_table.sin_at(start_pos, S);  // [S, dr/2]
+
+  // 1. Queries: q [B,S,H,dn+dr] -> q_nope [B,S,H,dn], q_pe [B,S,H,dr] rotated (the LAST dr dims of each head).
+  Tensor q;
+  if (q_lora_rank == 0) {
+    ScopeGuard s("wq");
+    q = wq.forward(x);
+  } else {
+    Tensor q_latent;
+    {
+      ScopeGuard s("wq_a");
+      q_latent = wq_a.forward(x);
+    }
+    {
+      ScopeGuard s("q_norm");
+      q_latent = q_norm.forward(q_latent);
+    }
+    ScopeGuard s("wq_b");
+    q = wq_b.forward(q_latent);
+  }
+  q = reshape(q, {B, S, H, qk_head_dim});
+  Tensor q_nope = slice(q, -1, 0, dn);
+  Tensor q_pe = rope(slice(q, -1, dn, dn + dr), cos, sin, RopeLayout::interleaved);
+
+  // 2. The compressed kv: wkv_a(x) [B,S,r+dr] -> c = kv_norm(first r) [B,S,r], k_pe = RoPE(last dr) [B,S,dr].
+  Tensor kv;
+  {
+    ScopeGuard s("wkv_a");
+    kv = wkv_a.forward(x);
+  }
+  Tensor c;
+  {
+    ScopeGuard s("kv_norm");
+    c = kv_norm.forward(slice(kv, -1, 0, r));
+  }
+  Tensor k_pe = rope(slice(kv, -1, r, r + dr), cos, sin, RopeLayout::interleaved);
+
+  // 3. Attention, then o [B,S,H·dv] -> wo.
+  Tensor o = mode == MLAMode::naive ? forward_naive(q_nope, q_pe, c, k_pe, start_pos, cache)
+                                    : forward_absorbed(q_nope, q_pe, c, k_pe, start_pos, cache);
+  ScopeGuard s("wo");
+  return wo.forward(o);
+}
+
+// Naive ("MHA mode"): materialise every head's key and value from the latent, attend as ordinary MHA.
+//   [k_nope | v] = wkv_b(c) [B,S,H,dn+dv];  k = [k_nope ; k_pe broadcast over heads] [B,S,H,dn+dr]
+//   scores[b,h,s,t] = (q_h,s · k_h,t)·scale + mask;  o_h,s = Σ_t p[b,h,s,t] v_h,t
+// Returns o [B,S,H·dv].
+Tensor MLA::forward_naive(const Tensor& q_nope, const Tensor& q_pe, const Tensor& c, const Tensor& k_pe,
+                          int64_t start_pos, MLACache* cache) const {
+  const int64_t B = c.size(0), S = c.size(1), H = n_heads, dn = qk_nope_head_dim, dr = qk_rope_head_dim, dv = v_head_dim;
+  Tensor kv;
+  {
+    ScopeGuard s("wkv_b");
+    kv = reshape(wkv_b.forward(c), {B, S, H, dn + dv});
+  }
+  Tensor k_nope = slice(kv, -1, 0, dn), v = slice(kv, -1, dn, dn + dv);
+  Tensor k = cat({k_nope, expand(unsqueeze(k_pe, 2), {B, S, H, dr})}, -1);  // [B,S,H,dn+dr]
+  Tensor q = cat({q_nope, q_pe}, -1);                                        // [B,S,H,dn+dr]
+
+  Tensor keys = k, values = v;  // [B,T,H,dn+dr], [B,T,H,dv]
+  int64_t key_start = start_pos;
+  if (cache) {
+    write_cache(cache->k_cache, k, start_pos);
+    write_cache(cache->v_cache, v, start_pos);
+    keys = read_cache(cache->k_cache, k, start_pos);
+    values = read_cache(cache->v_cache, v, start_pos);
+    key_start = 0;
+  }
+  const int64_t T = keys.size(1);
+  // [B,H,S,dn+dr] · [B,H,dn+dr,T] -> [B,H,S,T]
+  Tensor scores = mul(matmul(permute(q, {0, 2, 1, 3}), permute(keys, {0, 2, 3, 1})), softmax_scale);
+  if (S > 1) scores = add(scores, causal_mask(S, T, key_start, start_pos, scores.dtype()));
+  Tensor p = softmax(scores, -1);
+  Tensor o = matmul(p, permute(values, {0, 2, 1, 3}));  // [B,H,S,dv]
+  return reshape(permute(o, {0, 2, 1, 3}), {B, S, H * dv});
+}
+
+// Absorbed ("MQA mode"): never materialise per-head keys or values. With W = wkv_b viewed [H, dn+dv, r]:
+//   q̃_h = W_UK,hᵀ q_nope,h                     [B,H,S,r]   (W_UK,h = W[h, 0:dn, :])
+//   scores = (q̃_h · c_t + q_pe,h · k_pe,t)·scale + mask      [B,H,S,T]  — every head reads the same c_t, k_pe_t
+//   ō_h = Σ_t p c_t                            [B,H,S,r]
+//   o_h = W_UV,h ō_h                           [B,H,S,dv]  (W_UV,h = W[h, dn:dn+dv, :])
+// Same numbers as the naive path: q_nope·(W_UK c) = (W_UKᵀ q_nope)·c and Σ p (W_UV c) = W_UV Σ p c.
+Tensor MLA::forward_absorbed(const Tensor& q_nope, const Tensor& q_pe, const Tensor& c, const Tensor& k_pe,
+                             int64_t start_pos, MLACache* cache) const {
+  const int64_t B = c.size(0), S = c.size(1), H = n_heads, dn = qk_nope_head_dim, dr = qk_rope_head_dim,
+                dv = v_head_dim, r = kv_lora_rank;
+  Tensor W = reshape(wkv_b.weight, {H, dn + dv, r});
+  Tensor W_UK = slice(W, 1, 0, dn);       // [H, dn, r]
+  Tensor W_UV = slice(W, 1, dn, dn + dv);  // [H, dv, r]
+
+  Tensor latents = c, rope_keys = k_pe;  // [B,T,r], [B,T,dr]
+  int64_t key_start = start_pos;
+  if (cache) {
+    write_cache(cache->kv_cache, c, start_pos);
+    write_cache(cache->pe_cache, k_pe, start_pos);
+    latents = read_cache(cache->kv_cache, c, start_pos);
+    rope_keys = read_cache(cache->pe_cache, k_pe, start_pos);
+    key_start = 0;
+  }
+  const int64_t T = latents.size(1);
+  Tensor q_abs;
+  {
+    ScopeGuard s("wkv_b");
+    q_abs = matmul(permute(q_nope, {0, 2, 1, 3}), W_UK);  // [B,H,S,dn]·[H,dn,r] -> [B,H,S,r]
+  }
+  // Heads and query positions flattened to rows: one GEMM per sequence against the shared c and k_pe.
+  Tensor q_abs_rows = reshape(q_abs, {B, H * S, r});
+  Tensor q_pe_rows = reshape(permute(q_pe, {0, 2, 1, 3}), {B, H * S, dr});
+  Tensor scores = add(matmul(q_abs_rows, transpose(latents, 1, 2)),     // [B,H·S,T]
+                      matmul(q_pe_rows, transpose(rope_keys, 1, 2)));
+  scores = mul(reshape(scores, {B, H, S, T}), softmax_scale);
+  if (S > 1) scores = add(scores, causal_mask(S, T, key_start, start_pos, scores.dtype()));
+  Tensor p = softmax(scores, -1);
+  Tensor o_latent = reshape(matmul(reshape(p, {B, H * S, T}), latents), {B, H, S, r});  // ō
+  Tensor o;
+  {
+    ScopeGuard s("wkv_b");
+    o = matmul(o_latent, transpose(W_UV, 1, 2));  // [B,H,S,r]·[H,r,dv] -> [B,H,S,dv]
+  }
+  return reshape(permute(o, {0, 2, 1, 3}), {B, S, H * dv});
+}
+
+}  // namespace sg

@@ -1,0 +1,97 @@
+// models/mla.h — Multi-head Latent Attention (DEEPSEEK.md §4), the attention of DeepSeek-V2/V3, with
+// both of its equivalent computations and their KV caches.
+//
+// Parameters (official names; HF names in weights.h):
+//   q path   q_lora_rank == 0: wq [H(dn+dr), d]
+//            q_lora_rank  > 0: wq_a [r_q, d] -> q_norm RMSNorm(r_q) -> wq_b [H(dn+dr), r_q]
+//   kv path  wkv_a [r_kv + dr, d]: rows [0, r_kv) = latent c (-> kv_norm), rows [r_kv, r_kv+dr) = the ONE
+//            rope key k_pe shared by all heads;  wkv_b [H(dn+dv), r_kv], per head h: dn rows W_UK,h then dv
+//            rows W_UV,h;  wo [d, H·dv]
+// Shapes for x [B,S,d], T = keys seen (start_pos + S with a cache, S without):
+//   q [B,S,H,dn+dr] = [q_nope | q_pe]   c [B,S,r_kv]   k_pe [B,S,dr]   scores/probs [B,H,S,T]
+//
+//   MLAMode::naive     "MHA mode": [k_nope | v] = wkv_b(c) per head, k = [k_nope ; k_pe], q = [q_nope ; q_pe],
+//                      p = softmax(q·kᵀ·scale + mask), o = p·v.  Cache: k [B,Smax,H,dn+dr], v [B,Smax,H,dv].
+//   MLAMode::absorbed  "MQA mode" (official default): W_UK is folded into the query, W_UV into the output:
+//                      q̃ = W_UKᵀ q_nope [B,H,S,r_kv], scores = q̃·c_t + q_pe·k_pe_t, ō = Σ_t p c_t,
+//                      o = W_UV ō.  Cache: kv_cache [B,Smax,r_kv] (normalised c), pe_cache [B,Smax,dr]
+//                      (rotated k_pe): r_kv + dr values per token per layer.
+// RoPE (interleaved pairs) rotates the last dr dims of every q head and k_pe, at positions start_pos + s.
+// Causal mask: −inf where key position > query position, only when S > 1. Softmax in x's dtype (fp32).
+//
+// The cache is preallocated (as in the official code) and written under NoGradGuard. Reading it:
+//   * grad mode off (decoding): attend straight over the cache view [0, start_pos + S) — no copy.
+//   * grad mode on: keys = cat(cache[0, start_pos) as constants, this step's k/c in the graph), so the
+//     current step stays differentiable (a prefill through the cache has the same graph as no cache).
+// Without a cache (cache == nullptr) the forward attends over its own S tokens and is differentiable in
+// both modes w.r.t. x and every weight.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "autograd/rng.h"
+#include "models/config.h"
+#include "models/layers.h"
+#include "models/module.h"
+
+namespace sg {
+
+enum class MLAMode { naive, absorbed };
+const char* mla_mode_name(MLAMode mode);  // "naive" / "absorbed"
+
+// Values (not bytes) one token adds to one layer's cache: naive H(dn+dr+dv), absorbed r_kv + dr.
+int64_t mla_cache_values_per_token(const ModelArgs& args, MLAMode mode);
+
+struct MLACache {
+  MLAMode mode = MLAMode::absorbed;
+  int64_t max_batch_size = 0, max_seq_len = 0;
+  Tensor k_cache;   // naive:    [max_batch_size, max_seq_len, H, dn+dr]
+  Tensor v_cache;   // naive:    [max_batch_size, max_seq_len, H, dv]
+  Tensor kv_cache;  // absorbed: [max_batch_size, max_seq_len, r_kv]   kv_norm(c)
+  Tensor pe_cache;  // absorbed: [max_batch_size, max_seq_len, dr]     RoPE(k_pe)
+
+  MLACache() = default;
+  // Zero-filled buffers for the mode's layout (the other mode's tensors stay undefined).
+  MLACache(const ModelArgs& args, MLAMode mode, int64_t max_batch_size, int64_t max_seq_len, DType dtype = DType::f32);
+  int64_t values_per_token() const;  // per layer, per sequence
+  int64_t bytes_per_token() const;   // values_per_token × the element size
+  int64_t bytes() const;             // everything allocated
+};
+
+struct MLA : Module {
+  int64_t dim = 0, n_heads = 0, q_lora_rank = 0, kv_lora_rank = 0;
+  int64_t qk_nope_head_dim = 0, qk_rope_head_dim = 0, qk_head_dim = 0, v_head_dim = 0;
+  double softmax_scale = 1.0;  // ModelArgs::softmax_scale(): (dn+dr)^-1/2, YaRN m² when active
+
+  Linear wq;                // q_lora_rank == 0
+  Linear wq_a;              // q_lora_rank > 0
+  RMSNorm q_norm;           //   "
+  Linear wq_b;              //   "
+  Linear wkv_a;
+  RMSNorm kv_norm;
+  Linear wkv_b;
+  Linear wo;
+
+  MLA() = default;
+  MLA(const ModelArgs& args, Rng& rng, DType dtype = DType::f32);
+
+  // x [B,S,dim] -> [B,S,dim]. Positions start_pos + s. `cache` may be null (full-sequence forward);
+  // when given, it must have been made for `mode`, and this step's keys are written at
+  // [start_pos, start_pos + S) before attending over [0, start_pos + S).
+  Tensor forward(const Tensor& x, int64_t start_pos, const RopeTable& rope, MLACache* cache = nullptr,
+                 MLAMode mode = MLAMode::absorbed) const;
+
+  void parameters(const std::string& prefix, NamedParameters& out) override;
+  // "MLA(dim 128, n_heads 4, q_lora_rank 0, kv_lora_rank 32, dn 32, dr 16, dv 32)" — used in errors.
+  std::string describe() const;
+
+ private:
+  Tensor forward_naive(const Tensor& q_nope, const Tensor& q_pe, const Tensor& c, const Tensor& k_pe, int64_t start_pos,
+                       MLACache* cache) const;
+  Tensor forward_absorbed(const Tensor& q_nope, const Tensor& q_pe, const Tensor& c, const Tensor& k_pe,
+                          int64_t start_pos, MLACache* cache) const;
+  void check_weights() const;
+  [[noreturn]] void fail(const std::string& message) const;
+};
+
+}  // namespace sg

@@ -1,0 +1,107 @@
+// ops/attention.cpp — scaled_dot_product_attention (see attention.h): argument checks, the call into
+// the CPU kernel (ops/cpu/attention.cpp), the saved tensors and the backward, side by side.
+//
+// Forward, per (b, h) with kv head g = h / (H/Hkv), per query row s (P never leaves the kernel):
+//   S_st = scale · q_s · k_t  (t ≤ start_pos + s when causal),  P = softmax_t(S),  o_s = Σ_t P_st v_t
+//   saved: q, k, v (as given), o, lse_s = log Σ_t exp(S_st)
+// Backward (kernel recomputes P_st = exp(S_st − lse_s)):
+//   dV = Pᵀ dO,  dP = dO Vᵀ,  dS = P ⊙ (dP − rowsum(dO ⊙ O)),  dQ = dS K · scale,  dK = dSᵀ Q · scale,
+//   with dK, dV summed over the query heads that share a kv head.
+#include "ops/attention.h"
+
+#include <algorithm>
+
+#include "autograd/node.h"
+#include "ops/cpu/attention.h"
+#include "ops/dispatch.h"
+#include "ops/shape.h"
+
+namespace sg {
+
+static constexpr const char* kOp = "scaled_dot_product_attention";
+
+// x itself when the kernel can read it in place — its last dim contiguous and its rows (dim 2) at
+// least a row apart, as GEMM's leading dimension must be — otherwise a contiguous copy. No history
+// either way: the kernel reads numbers.
+static Tensor kernel_operand(const Tensor& x) {
+  Tensor d = x.detach();
+  bool last_ok = d.strides()[3] == 1 || d.size(3) == 1;
+  bool rows_ok = d.size(2) == 1 || d.strides()[2] >= d.size(3);
+  if (last_ok && rows_ok) return d;
+  NoGradGuard no_grad;
+  return contiguous(d);
+}
+// The row stride the kernel uses (a single row may have any stride; GEMM wants one >= the row length).
+static int64_t row_stride(const Tensor& x) { return std::max({x.strides()[2], x.size(3), int64_t(1)}); }
+
+static Tensor contiguous_data(const Tensor& x) {
+  NoGradGuard no_grad;
+  return contiguous(x.detach());
+}
+
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale, bool causal,
+                                    std::optional<int64_t> start_pos) {
+  for (auto [t, what] : {std::pair{q, "q"}, std::pair{k, "k"}, std::pair{v, "v"}}) {
+    check_defined(kOp, t, what);
+    check_floating(kOp, t);
+    check_cpu(kOp, t);
+    if (t.dim() != 4)
+      op_error(kOp, std::string(what) + " " + t.describe() + " must be 4-D: q [B, H, S, D], k [B, Hkv, T, D], v [B, Hkv, T, Dv]");
+  }
+  check_same_dtype(kOp, q, k);
+  check_same_dtype(kOp, q, v);
+  const int64_t B = q.size(0), H = q.size(1), S = q.size(2), D = q.size(3);
+  const int64_t Hkv = k.size(1), T = k.size(2), Dv = v.size(3);
+  auto shapes = [&] { return " (q " + q.describe() + ", k " + k.describe() + ", v " + v.describe() + ")"; };
+  if (k.size(0) != B || v.size(0) != B) op_error(kOp, "batch sizes differ" + shapes());
+  if (k.size(3) != D) op_error(kOp, "q and k have different head dims " + std::to_string(D) + " and " + std::to_string(k.size(3)) + shapes());
+  if (v.size(1) != Hkv || v.size(2) != T) op_error(kOp, "k and v must have the same [Hkv, T] dims" + shapes());
+  if (Hkv == 0 || H % Hkv != 0)
+    op_error(kOp, "the " + std::to_string(H) + " query heads of q cannot be split into groups over the " +
+                      std::to_string(Hkv) + " kv heads of k (Hkv must divide H)" + shapes());
+  int64_t sp = start_pos.value_or(T - S);
+  if (causal && (sp < 0 || sp + S > T))
+    op_error(kOp, "start_pos " + std::to_string(sp) + " with S = " + std::to_string(S) + " query rows needs 0 <= start_pos <= T - S = " +
+                      std::to_string(T - S) + shapes());
+  if (causal && T == 0 && S > 0) op_error(kOp, "causal attention with no keys" + shapes());
+
+  Tensor qc = kernel_operand(q), kc = kernel_operand(k), vc = kernel_operand(v);
+  cpu::AttentionArgs a;
+  a.B = B, a.H = H, a.Hkv = Hkv, a.S = S, a.T = T, a.D = D, a.Dv = Dv;
+  a.q_sb = qc.strides()[0], a.q_sh = qc.strides()[1], a.q_ss = row_stride(qc);
+  a.k_sb = kc.strides()[0], a.k_sh = kc.strides()[1], a.k_ss = row_stride(kc);
+  a.v_sb = vc.strides()[0], a.v_sh = vc.strides()[1], a.v_ss = row_stride(vc);
+  a.scale = scale, a.causal = causal, a.start_pos = causal ? sp : 0;
+
+  Tensor out = Tensor::empty({B, H, S, Dv}, q.dtype());
+  Tensor lse = Tensor::empty({B, H, S}, q.dtype());
+  if (B * H * S > 0) {
+    dispatch_float(q.dtype(), kOp, [&]<class T>() {
+      cpu::attention_forward<T>(a, qc.data<T>(), kc.data<T>(), vc.data<T>(), out.data<T>(), lse.data<T>());
+    });
+  } else {
+    out = Tensor::zeros({B, H, S, Dv}, q.dtype());
+  }
+
+  if (needs_grad({q, k, v})) {
+    Tensor os = out.detach();
+    record(kOp, out, {q, k, v}, [a, qc, kc, vc, os, lse](const Tensor& dout) {
+      Tensor dq = Tensor::empty({a.B, a.H, a.S, a.D}, qc.dtype());
+      Tensor dk = Tensor::zeros({a.B, a.Hkv, a.T, a.D}, qc.dtype());
+      Tensor dv = Tensor::zeros({a.B, a.Hkv, a.T, a.Dv}, qc.dtype());
+      if (a.B * a.H * a.S > 0) {
+        Tensor dos = contiguous_data(dout);
+        dispatch_float(qc.dtype(), "scaled_dot_product_attention_backward", [&]<class T>() {
+          cpu::attention_backward<T>(a, qc.data<T>(), kc.data<T>(), vc.data<T>(), os.data<T>(), lse.data<T>(),
+                                     dos.data<T>(), dq.data<T>(), dk.data<T>(), dv.data<T>());
+        });
+      } else {
+        dq = Tensor::zeros({a.B, a.H, a.S, a.D}, qc.dtype());
+      }
+      return std::vector<Tensor>{dq, dk, dv};
+    });
+  }
+  return out;
+}
+
+}  // namespace sg

@@ -1,0 +1,341 @@
+// ops/nn.cpp — the fused nn ops (see nn.h): argument checks, the call into the CPU kernel
+// (ops/cpu/nn.cpp), the saved tensors and the backward, side by side, the derivative in a
+// comment above each backward. ops/README.md indexes the formulas; tests/ops/test_nn.cpp checks
+// every op against its composite twin built from elementwise/reduce ops, gradients included.
+//
+// Layout: the kernels read contiguous [rows, cols] buffers. An op over `dim` moves that dim last
+// (a permute view) and copies to contiguous; its output is permuted back and copied again. The
+// common case — dim is already last and x contiguous — copies nothing.
+//
+// What this is not: the composite versions. Those are written in the tests, from other ops.
+#include "ops/nn.h"
+
+#include <memory>
+
+#include "autograd/node.h"
+#include "ops/cpu/nn.h"
+#include "ops/dispatch.h"
+#include "ops/elementwise.h"
+#include "ops/shape.h"
+
+namespace sg {
+
+// ---- helpers: move a dim last and back --------------------------------------------------------
+
+// The permutation that moves `dim` to the end, keeping the other dims in order; empty if it
+// already is the last dim (no permute needed).
+static std::vector<int64_t> dim_last_perm(int64_t ndim, int64_t dim) {
+  if (dim == ndim - 1) return {};
+  std::vector<int64_t> perm;
+  for (int64_t d = 0; d < ndim; d++)
+    if (d != dim) perm.push_back(d);
+  perm.push_back(dim);
+  return perm;
+}
+
+// t permuted by `perm` and made contiguous, with no history: the [rows, cols] buffer of a kernel.
+static Tensor rows_of(const Tensor& t, const std::vector<int64_t>& perm) {
+  NoGradGuard no_grad;
+  Tensor v = t.detach();
+  return contiguous(perm.empty() ? v : permute(v, perm));
+}
+
+// The inverse of rows_of: a contiguous tensor in the original dim order.
+static Tensor unrows(const Tensor& t, const std::vector<int64_t>& perm) {
+  if (perm.empty()) return t;
+  std::vector<int64_t> inverse(perm.size());
+  for (size_t i = 0; i < perm.size(); i++) inverse[perm[i]] = (int64_t)i;
+  NoGradGuard no_grad;
+  return contiguous(permute(t, inverse));
+}
+
+static void check_float_input(const char* op, const Tensor& x, const char* what) {
+  check_defined(op, x, what);
+  check_floating(op, x);
+  check_cpu(op, x);
+}
+
+// A constant table (rope's cos/sin) in x's dtype, contiguous, outside the tape.
+static Tensor constant_like(const Tensor& t, DType dtype) {
+  NoGradGuard no_grad;
+  return contiguous(to_dtype(t.detach(), dtype));
+}
+
+// ---- softmax / log_softmax --------------------------------------------------------------------
+// softmax:      y = exp(x − max) / Σ exp(x − max)   dx = y ⊙ (dy − Σ dy ⊙ y)
+// log_softmax:  y = x − max − log Σ exp(x − max)    dx = dy − exp(y) ⊙ Σ dy
+// (sums over `dim`; the backward kernels are cpu::softmax_backward / log_softmax_backward)
+static Tensor softmax_op(bool log, const Tensor& x, int64_t dim) {
+  const char* name = log ? "log_softmax" : "softmax";
+  check_float_input(name, x, "x");
+  int64_t d = normalize_dim(name, x, dim);
+  std::vector<int64_t> perm = dim_last_perm(x.dim(), d);
+  Tensor xr = rows_of(x, perm);
+  int64_t cols = x.shape()[d], rows = cols ? x.numel() / cols : 0;
+  Tensor yr = Tensor::empty(xr.shape(), x.dtype());
+  dispatch_float(x.dtype(), name, [&]<class T>() {
+    if (log) cpu::log_softmax_forward<T>(xr.data<T>(), yr.data<T>(), rows, cols);
+    else cpu::softmax_forward<T>(xr.data<T>(), yr.data<T>(), rows, cols);
+  });
+  Tensor y = unrows(yr, perm);
+  if (needs_grad(x)) {
+    Tensor ys = yr.detach();  // the output in the [rows, cols] layout (detached: no cycle)
+    record(name, y, {x}, [log, ys, perm, rows, cols](const Tensor& dy) {
+      Tensor dyr = rows_of(dy, perm);
+      Tensor dxr = Tensor::empty(ys.shape(), ys.dtype());
+      dispatch_float(ys.dtype(), log ? "log_softmax_backward" : "softmax_backward", [&]<class T>() {
+        if (log) cpu::log_softmax_backward<T>(ys.data<T>(), dyr.data<T>(), dxr.data<T>(), rows, cols);
+        else cpu::softmax_backward<T>(ys.data<T>(), dyr.data<T>(), dxr.data<T>(), rows, cols);
+      });
+      return std::vector<Tensor>{unrows(dxr, perm)};
+    });
+  }
+  return y;
+}
+
+Tensor softmax(const Tensor& x, int64_t dim) { return softmax_op(false, x, dim); }
+Tensor log_softmax(const Tensor& x, int64_t dim) { return softmax_op(true, x, dim); }
+
+// ---- cross_entropy ----------------------------------------------------------------------------
+// loss = (1/n) Σ_{r: t_r ≠ ignore} (lse_r − x_r[t_r]),  n = #non-ignored rows (loss 0 if n = 0)
+// dlogits_r = dloss / n · (softmax(x_r) − onehot(t_r)),  0 on ignored rows; targets get none.
+Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index) {
+  const char* name = "cross_entropy";
+  check_float_input(name, logits, "logits");
+  check_defined(name, targets, "targets");
+  check_cpu(name, targets);
+  dispatch_index(targets.dtype(), name, []<class I>() {});  // throws unless targets are i32/i64
+  if (logits.dim() < 1) op_error(name, "logits " + logits.describe() + " needs a vocabulary dim");
+  Shape lead(logits.shape().begin(), logits.shape().end() - 1);
+  if (targets.shape() != lead)
+    op_error(name, "targets " + targets.describe() + " does not match logits " + logits.describe() +
+                       ", which needs targets of shape " + shape_str(lead));
+  int64_t V = logits.shape().back(), rows = shape_numel(lead);
+  if (V == 0 && rows > 0) op_error(name, "logits " + logits.describe() + " has an empty vocabulary dim");
+
+  auto t = std::make_shared<std::vector<int64_t>>(targets.to_i64_vector());  // row-major, like the rows
+  int64_t n_valid = 0;
+  for (int64_t i = 0; i < rows; i++) {
+    int64_t ti = (*t)[i];
+    if (ti == ignore_index) continue;
+    if (ti < 0 || ti >= V)
+      op_error(name, "target " + std::to_string(ti) + " at position " + std::to_string(i) + " is outside [0, " +
+                         std::to_string(V) + ")");
+    n_valid++;
+  }
+
+  Tensor x = rows_of(logits, {});
+  Tensor lse = Tensor::empty({rows}, logits.dtype());
+  double total = 0;
+  dispatch_float(logits.dtype(), name, [&]<class T>() {
+    std::vector<T> loss(rows);
+    cpu::cross_entropy_forward<T>(x.data<T>(), t->data(), lse.data<T>(), loss.data(), rows, V, ignore_index);
+    for (T l : loss) total += l;
+  });
+  Tensor y = Tensor::scalar(n_valid ? total / (double)n_valid : 0.0, logits.dtype());
+  if (needs_grad(logits)) {
+    record(name, y, {logits}, [x, t, lse, rows, V, ignore_index, n_valid](const Tensor& dy) {
+      Tensor dx = Tensor::empty(x.shape(), x.dtype());
+      double scale = n_valid ? dy.item() / (double)n_valid : 0.0;
+      dispatch_float(x.dtype(), "cross_entropy_backward", [&]<class T>() {
+        cpu::cross_entropy_backward<T>(x.data<T>(), t->data(), lse.data<T>(), (T)scale, dx.data<T>(), rows, V, ignore_index);
+      });
+      return std::vector<Tensor>{dx};
+    });
+  }
+  return y;
+}
+
+// ---- rms_norm ---------------------------------------------------------------------------------
+// y = w ⊙ x · r,  r = (mean(x²) + eps)^(−1/2) per row of the last dim
+// dx = w ⊙ dy · r − x · r³ · mean(w ⊙ dy ⊙ x),   dw = Σ_rows dy ⊙ x · r
+static void check_norm_param(const char* op, const Tensor& x, const Tensor& p, const char* what) {
+  check_float_input(op, p, what);
+  check_same_dtype(op, x, p);
+  if (p.dim() != 1 || p.shape()[0] != x.shape().back())
+    op_error(op, std::string(what) + " has shape " + shape_str(p.shape()) + " but x has last dim " +
+                     std::to_string(x.shape().back()));
+}
+
+Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps) {
+  const char* name = "rms_norm";
+  check_float_input(name, x, "x");
+  if (x.dim() < 1) op_error(name, "x " + x.describe() + " needs at least one dim");
+  check_defined(name, weight, "weight");
+  check_norm_param(name, x, weight, "weight");
+  int64_t D = x.shape().back(), rows = D ? x.numel() / D : 0;
+  Tensor xc = rows_of(x, {}), wc = rows_of(weight, {});
+  Tensor y = Tensor::empty(x.shape(), x.dtype());
+  Tensor rstd = Tensor::empty({rows}, x.dtype());
+  dispatch_float(x.dtype(), name, [&]<class T>() {
+    cpu::rms_norm_forward<T>(xc.data<T>(), wc.data<T>(), y.data<T>(), rstd.data<T>(), rows, D, eps);
+  });
+  if (needs_grad({x, weight})) {
+    bool gw = weight.requires_grad();
+    record(name, y, {x, weight}, [xc, wc, rstd, rows, D, gw](const Tensor& dy_in) {
+      Tensor dy = rows_of(dy_in, {});
+      Tensor dx = Tensor::empty(xc.shape(), xc.dtype());
+      Tensor dweight = gw ? Tensor::empty(wc.shape(), wc.dtype()) : Tensor();
+      dispatch_float(xc.dtype(), "rms_norm_backward", [&]<class T>() {
+        cpu::rms_norm_backward<T>(xc.data<T>(), wc.data<T>(), rstd.data<T>(), dy.data<T>(), dx.data<T>(),
+                                  gw ? dweight.data<T>() : nullptr, rows, D);
+      });
+      return std::vector<Tensor>{dx, dweight};
+    });
+  }
+  return y;
+}
+
+// ---- layer_norm -------------------------------------------------------------------------------
+// y = x̂ ⊙ w + b,  x̂ = (x − mean) · r,  r = (var + eps)^(−1/2)  (population variance, last dim)
+// dx = r · (g − mean(g) − x̂ · mean(g ⊙ x̂)),  g = w ⊙ dy;   dw = Σ_rows dy ⊙ x̂;   db = Σ_rows dy
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
+  const char* name = "layer_norm";
+  check_float_input(name, x, "x");
+  if (x.dim() < 1) op_error(name, "x " + x.describe() + " needs at least one dim");
+  check_defined(name, weight, "weight");
+  check_norm_param(name, x, weight, "weight");
+  bool has_bias = bias.defined();
+  if (has_bias) check_norm_param(name, x, bias, "bias");
+  int64_t D = x.shape().back(), rows = D ? x.numel() / D : 0;
+  Tensor xc = rows_of(x, {}), wc = rows_of(weight, {}), bc = has_bias ? rows_of(bias, {}) : Tensor();
+  Tensor y = Tensor::empty(x.shape(), x.dtype());
+  Tensor mean = Tensor::empty({rows}, x.dtype()), rstd = Tensor::empty({rows}, x.dtype());
+  dispatch_float(x.dtype(), name, [&]<class T>() {
+    cpu::layer_norm_forward<T>(xc.data<T>(), wc.data<T>(), has_bias ? bc.data<T>() : nullptr, y.data<T>(),
+                               mean.data<T>(), rstd.data<T>(), rows, D, eps);
+  });
+  if (needs_grad({x, weight, bias})) {
+    bool gw = weight.requires_grad(), gb = has_bias && bias.requires_grad();
+    record(name, y, {x, weight, bias}, [xc, wc, mean, rstd, rows, D, gw, gb](const Tensor& dy_in) {
+      Tensor dy = rows_of(dy_in, {});
+      Tensor dx = Tensor::empty(xc.shape(), xc.dtype());
+      Tensor dweight = gw ? Tensor::empty(wc.shape(), wc.dtype()) : Tensor();
+      Tensor dbias = gb ? Tensor::empty(wc.shape(), wc.dtype()) : Tensor();
+      dispatch_float(xc.dtype(), "layer_norm_backward", [&]<class T>() {
+        cpu::layer_norm_backward<T>(xc.data<T>(), wc.data<T>(), mean.data<T>(), rstd.data<T>(), dy.data<T>(),
+                                    dx.data<T>(), gw ? dweight.data<T>() : nullptr, gb ? dbias.data<T>() : nullptr,
+                                    rows, D);
+      });
+      return std::vector<Tensor>{dx, dweight, dbias};
+    });
+  }
+  return y;
+}
+
+// ---- rope -------------------------------------------------------------------------------------
+// Each pair (a, b) of the last dim is rotated by the angle φ(s, i) of its token's position s:
+//   (a, b) -> (a cos φ − b sin φ, a sin φ + b cos φ)
+// The Jacobian of a rotation is the rotation; its transpose is the rotation by −φ:
+//   dx = rope(dy, cos, −sin).  cos and sin are constants (no gradient).
+Tensor rope(const Tensor& x, const Tensor& cos, const Tensor& sin, RopeLayout layout) {
+  const char* name = "rope";
+  check_float_input(name, x, "x");
+  check_float_input(name, cos, "cos");
+  check_float_input(name, sin, "sin");
+  if (x.dim() != 3 && x.dim() != 4)
+    op_error(name, "x " + x.describe() + " must be [B, S, H, dr] or [B, S, dr]");
+  int64_t B = x.shape()[0], S = x.shape()[1], H = x.dim() == 4 ? x.shape()[2] : 1, dr = x.shape().back();
+  if (dr % 2 != 0) op_error(name, "x " + x.describe() + " has an odd rope dim " + std::to_string(dr) + "; rope rotates pairs");
+  Shape table{S, dr / 2};
+  if (cos.shape() != table)
+    op_error(name, "cos " + cos.describe() + " does not match x " + x.describe() + ", which needs " + shape_str(table));
+  if (sin.shape() != table)
+    op_error(name, "sin " + sin.describe() + " does not match x " + x.describe() + ", which needs " + shape_str(table));
+  bool interleaved = layout == RopeLayout::interleaved;
+  Tensor xc = rows_of(x, {}), cs = constant_like(cos, x.dtype()), sn = constant_like(sin, x.dtype());
+  Tensor y = Tensor::empty(x.shape(), x.dtype());
+  dispatch_float(x.dtype(), name, [&]<class T>() {
+    cpu::rope_forward<T>(xc.data<T>(), cs.data<T>(), sn.data<T>(), y.data<T>(), B, S, H, dr, interleaved);
+  });
+  if (needs_grad(x)) {
+    record(name, y, {x}, [cs, sn, B, S, H, dr, interleaved](const Tensor& dy_in) {
+      Tensor dy = rows_of(dy_in, {});
+      Tensor dx = Tensor::empty(dy.shape(), dy.dtype());
+      dispatch_float(dy.dtype(), "rope_backward", [&]<class T>() {
+        cpu::rope_backward<T>(dy.data<T>(), cs.data<T>(), sn.data<T>(), dx.data<T>(), B, S, H, dr, interleaved);
+      });
+      return std::vector<Tensor>{dx};
+    });
+  }
+  return y;
+}
+
+// ---- topk / argmax ----------------------------------------------------------------------------
+// values_j = x[indices_j] along dim:  dx = dvalues scattered to indices_j, 0 elsewhere.
+TopK topk(const Tensor& x, int64_t k, int64_t dim, bool largest) {
+  const char* name = "topk";
+  check_float_input(name, x, "x");
+  int64_t d = normalize_dim(name, x, dim);
+  int64_t n = x.shape()[d];
+  if (k < 0 || k > n)
+    op_error(name, "k = " + std::to_string(k) + " is outside [0, " + std::to_string(n) + "] for dim " + std::to_string(d) +
+                       " of x " + x.describe());
+  std::vector<int64_t> perm = dim_last_perm(x.dim(), d);
+  Tensor xr = rows_of(x, perm);
+  int64_t rows = shape_numel(Shape(xr.shape().begin(), xr.shape().end() - 1));
+  Shape out_shape = xr.shape();
+  out_shape.back() = k;
+  Tensor vr = Tensor::empty(out_shape, x.dtype()), ir = Tensor::empty(out_shape, DType::i64);
+  dispatch_float(x.dtype(), name, [&]<class T>() {
+    cpu::topk_forward<T>(xr.data<T>(), vr.data<T>(), ir.data<int64_t>(), rows, n, k, largest);
+  });
+  TopK out{unrows(vr, perm), unrows(ir, perm)};
+  if (needs_grad(x)) {
+    Shape in_rows_shape = xr.shape();
+    record(name, out.values, {x}, [ir, in_rows_shape, perm, rows, n, k](const Tensor& dv) {
+      Tensor dvr = rows_of(dv, perm);
+      Tensor dxr = Tensor::empty(in_rows_shape, dvr.dtype());
+      dispatch_float(dvr.dtype(), "topk_backward", [&]<class T>() {
+        cpu::topk_backward<T>(dvr.data<T>(), ir.data<int64_t>(), dxr.data<T>(), rows, n, k);
+      });
+      return std::vector<Tensor>{unrows(dxr, perm)};
+    });
+  }
+  return out;
+}
+
+// Not differentiable (an index).
+Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
+  const char* name = "argmax";
+  check_float_input(name, x, "x");
+  int64_t d = normalize_dim(name, x, dim);
+  int64_t n = x.shape()[d];
+  if (n == 0) op_error(name, "dim " + std::to_string(d) + " of x " + x.describe() + " is empty");
+  Tensor xr = rows_of(x, dim_last_perm(x.dim(), d));
+  Shape out_shape = x.shape();
+  if (keepdim) out_shape[d] = 1;
+  else out_shape.erase(out_shape.begin() + d);
+  Tensor out = Tensor::empty(out_shape, DType::i64);
+  dispatch_float(x.dtype(), name, [&]<class T>() { cpu::argmax_forward<T>(xr.data<T>(), out.data<int64_t>(), x.numel() / n, n); });
+  return out;
+}
+
+// ---- dropout ----------------------------------------------------------------------------------
+// y = x ⊙ m,  m_i = 1/(1−p) with probability 1−p, else 0 (drawn from rng, row-major order)
+// dx = dy ⊙ m  (the same mask)
+Tensor dropout(const Tensor& x, double p, Rng& rng, bool training) {
+  const char* name = "dropout";
+  check_float_input(name, x, "x");
+  if (!(p >= 0.0 && p < 1.0)) op_error(name, "p = " + std::to_string(p) + " must be in [0, 1)");
+  if (!training || p == 0.0) return x;  // the identity; rng is not advanced
+  Tensor xc = rows_of(x, {});
+  Tensor mask = Tensor::empty(x.shape(), x.dtype());
+  Tensor y = Tensor::empty(x.shape(), x.dtype());
+  int64_t n = x.numel();
+  dispatch_float(x.dtype(), name, [&]<class T>() {
+    cpu::dropout_mask<T>(rng, p, mask.data<T>(), n);
+    cpu::dropout_apply<T>(xc.data<T>(), mask.data<T>(), y.data<T>(), n);
+  });
+  if (needs_grad(x)) {
+    record(name, y, {x}, [mask, n](const Tensor& dy_in) {
+      Tensor dy = rows_of(dy_in, {});
+      Tensor dx = Tensor::empty(dy.shape(), dy.dtype());
+      dispatch_float(dy.dtype(), "dropout_backward", [&]<class T>() { cpu::dropout_apply<T>(dy.data<T>(), mask.data<T>(), dx.data<T>(), n); });
+      return std::vector<Tensor>{dx};
+    });
+  }
+  return y;
+}
+
+}  // namespace sg

@@ -1,0 +1,70 @@
+// tools/seekgrad.cpp — the `seekgrad` command-line tool (CLI11). Each subcommand is a thin
+// wrapper over a library function, so everything it does can also be stepped through in a test.
+//
+//   seekgrad pipeline            the main job (README): chapter 1 + a training demo, for now
+//   seekgrad bench gemm|ops      benchmarks: tables, or one JSON object per result with --json
+//   seekgrad trace ch01          the backward sweep of chapter 1, node by node (--dot FILE: the tape)
+#include <CLI/CLI.hpp>
+
+#include <fstream>
+#include <iostream>
+
+#include "autograd/allocator.h"
+#include "ops/cpu/runtime.h"
+#include "tools/bench/bench.h"
+#include "tools/bench/bench_ops.h"
+#include "tools/cli/mlp_demo.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"seekgrad — DeepSeek from scratch in C++ (autograd, kernels, models, training)"};
+  app.require_subcommand(1);
+  int threads = 0;
+  app.add_option("--threads", threads, "CPU threads (default: all cores, or SEEKGRAD_THREADS)");
+
+  // ---- pipeline ----
+  auto* pipeline = app.add_subcommand("pipeline", "Run the main job: chapter 1 (autograd on a 2-layer MLP) and a training demo");
+  int steps = 300;
+  pipeline->add_option("--steps", steps, "training steps of the demo")->check(CLI::PositiveNumber);
+
+  // ---- bench ----
+  auto* bench = app.add_subcommand("bench", "Benchmarks (GFLOP/s, GB/s vs this machine's measured ceilings)");
+  bench->require_subcommand(1);
+  auto* bench_gemm = bench->add_subcommand("gemm", "GEMM GFLOP/s vs the FMA peak measured in the same run");
+  sg::bench::GemmBenchOptions gemm_opt;
+  bench_gemm->add_flag("--json", gemm_opt.json, "one JSON object per result");
+  bench_gemm->add_flag("--quick", gemm_opt.quick, "shorter timings, squares up to 1024");
+  bench_gemm->add_option("--thread-counts", gemm_opt.threads, "thread counts to run (default 1 2)");
+  auto* bench_ops = bench->add_subcommand("ops", "softmax / rms_norm / elementwise GB/s vs memcpy of the same bytes");
+  sg::bench::OpsBenchOptions ops_opt;
+  bench_ops->add_flag("--json", ops_opt.json, "one JSON object per result");
+  bench_ops->add_flag("--quick", ops_opt.quick, "fewer sizes and repetitions");
+
+  // ---- trace ----
+  auto* trace = app.add_subcommand("trace", "Print a chapter's backward sweep node by node");
+  std::string chapter = "ch01", dot;
+  trace->add_option("chapter", chapter, "which chapter's model (ch01)")->check(CLI::IsMember({"ch01"}));
+  trace->add_option("--dot", dot, "also write the tape as Graphviz DOT to this file");
+
+  CLI11_PARSE(app, argc, argv);
+  if (threads > 0) sg::set_num_threads(threads);
+
+  try {
+    if (pipeline->parsed()) {
+      std::cout << "seekgrad pipeline (" << sg::num_threads() << " threads)\n\n";
+      int rc = sg::demo::run_chapter1(steps, "", std::cout);
+      auto stats = sg::cpu_allocator_stats();
+      std::cout << "\npeak tensor memory " << stats.peak_bytes / 1024 << " KiB, allocator cache hits " << stats.n_cache_hits
+                << "/" << stats.n_allocs << "\n";
+      return rc;
+    }
+    if (bench_gemm->parsed()) return sg::bench::bench_gemm(gemm_opt);
+    if (bench_ops->parsed()) return sg::bench::bench_ops(ops_opt);
+    if (trace->parsed()) {
+      return sg::demo::run_chapter1(1, dot, std::cout);
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "seekgrad: error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
