@@ -97,26 +97,31 @@ KVCache Attention::make_cache(int64_t max_batch_size, int64_t max_seq_len) const
 }
 
 // The composite twin of the fused op: kv heads expanded to the query heads as views
-// ([B,T,Hkv,hd] -> [B,T,Hkv,group,hd] -> [B,T,H,hd]), scores + additive causal mask, softmax, mix.
-//   q [B,S,H,hd], keys/values [B,T,Hkv,hd] -> [B,H,S,hd]
-static Tensor composite_attention(const Tensor& q, const Tensor& keys, const Tensor& values, double scale) {
-  int64_t B = q.size(0), S = q.size(1), H = q.size(2), hd = q.size(3), T = keys.size(1), Hkv = keys.size(2);
-  auto repeat_kv = [&](const Tensor& x) {
-    return permute(reshape(expand(unsqueeze(x, 3), {B, T, Hkv, H / Hkv, hd}), {B, T, H, hd}), {0, 2, 1, 3});
-  };
-  Tensor scores = mul(matmul(permute(q, {0, 2, 1, 3}), transpose(repeat_kv(keys), -2, -1)), scale);  // [B,H,S,T]
+// ([B,T,Hkv,hd] -> [B,T,Hkv,group,hd] -> [B,T,H,hd] -> [B,H,T,hd]), scores + additive causal mask, softmax.
+//   q [B,S,H,hd], keys [B,T,Hkv,hd] -> probabilities [B,H,S,T]
+static Tensor repeat_kv_heads(const Tensor& x, int64_t H) {
+  int64_t B = x.size(0), T = x.size(1), Hkv = x.size(2), hd = x.size(3);
+  return permute(reshape(expand(unsqueeze(x, 3), {B, T, Hkv, H / Hkv, hd}), {B, T, H, hd}), {0, 2, 1, 3});
+}
+static Tensor composite_probabilities(const Tensor& q, const Tensor& keys, double scale) {
+  int64_t S = q.size(1), H = q.size(2), T = keys.size(1);
+  Tensor scores = mul(matmul(permute(q, {0, 2, 1, 3}), transpose(repeat_kv_heads(keys, H), -2, -1)), scale);
   // −∞ where key t lies after query s's position (T − S) + s
   Tensor mask = Tensor::zeros({S, T}, q.dtype());
   for (int64_t s = 0; s < S; s++)
     for (int64_t t = T - S + s + 1; t < T; t++) mask.set_at({s, t}, -INFINITY);
-  return matmul(softmax(add(scores, mask), -1), repeat_kv(values));
+  return softmax(add(scores, mask), -1);
+}
+//   values [B,T,Hkv,hd] -> o [B,H,S,hd]
+static Tensor composite_attention(const Tensor& q, const Tensor& keys, const Tensor& values, double scale) {
+  return matmul(composite_probabilities(q, keys, scale), repeat_kv_heads(values, q.size(2)));
 }
 
-Tensor Attention::forward(const Tensor& x, int64_t start_pos, const RopeTable& rope_table, KVCache* cache) const {
+void Attention::check_input(const Tensor& x, int64_t start_pos, const RopeTable& rope_table) const {
   if (!x.defined()) fail("x is an undefined tensor");
   if (x.dim() != 3 || x.size(-1) != dim) fail("x " + x.describe() + " must be [B, S, dim] with dim " + std::to_string(dim));
   if (x.dtype() != wq.weight.dtype()) fail("x " + x.describe() + " and wq " + wq.weight.describe() + " differ in dtype");
-  const int64_t B = x.size(0), S = x.size(1), H = n_heads, Hkv = n_kv_heads, hd = head_dim;
+  const int64_t S = x.size(1), hd = head_dim;
   if (start_pos < 0) fail("start_pos " + std::to_string(start_pos) + " is negative");
   if (!rope_table.cos.defined() || rope_table.cos.size(1) != hd / 2)
     fail("the RopeTable (cos " + (rope_table.cos.defined() ? rope_table.cos.describe() : std::string("undefined")) +
@@ -124,15 +129,33 @@ Tensor Attention::forward(const Tensor& x, int64_t start_pos, const RopeTable& r
   if (start_pos + S > rope_table.cos.size(0))
     fail("positions " + std::to_string(start_pos) + " + S " + std::to_string(S) + " run past the RopeTable's " +
          std::to_string(rope_table.cos.size(0)) + " rows (max_seq_len)");
+}
 
-  // project and split heads
-  Tensor q = reshape(wq.forward(x), {B, S, H, hd});
-  Tensor k = reshape(wk.forward(x), {B, S, Hkv, hd});
-  Tensor v = reshape(wv.forward(x), {B, S, Hkv, hd});
-  // rotate q and k by the angles of positions start_pos .. start_pos + S − 1 (half-split pairs)
+// q [B,S,H,hd] and k [B,S,Hkv,hd], rotated by the angles of positions start_pos .. start_pos + S − 1.
+void Attention::project_qk(const Tensor& x, int64_t start_pos, const RopeTable& rope_table, Tensor& q, Tensor& k) const {
+  const int64_t B = x.size(0), S = x.size(1);
+  q = reshape(wq.forward(x), {B, S, n_heads, head_dim});
+  k = reshape(wk.forward(x), {B, S, n_kv_heads, head_dim});
   Tensor cos = rope_table.cos_at(start_pos, S), sin = rope_table.sin_at(start_pos, S);
   q = rope(q, cos, sin, RopeLayout::half_split);
   k = rope(k, cos, sin, RopeLayout::half_split);
+}
+
+Tensor Attention::probabilities(const Tensor& x, int64_t start_pos, const RopeTable& rope_table) const {
+  check_input(x, start_pos, rope_table);
+  Tensor q, k;
+  project_qk(x, start_pos, rope_table, q, k);
+  return composite_probabilities(q, k, softmax_scale);
+}
+
+Tensor Attention::forward(const Tensor& x, int64_t start_pos, const RopeTable& rope_table, KVCache* cache) const {
+  check_input(x, start_pos, rope_table);
+  const int64_t B = x.size(0), S = x.size(1), H = n_heads, Hkv = n_kv_heads, hd = head_dim;
+
+  // project, split heads, rotate q and k (half-split pairs)
+  Tensor q, k;
+  project_qk(x, start_pos, rope_table, q, k);
+  Tensor v = reshape(wv.forward(x), {B, S, Hkv, hd});
 
   Tensor keys = k, values = v;  // [B, T, Hkv, hd]
   if (cache) {

@@ -70,6 +70,11 @@ struct Attention : Module {
   // first and the queries attend over [0, start_pos + S).
   Tensor forward(const Tensor& x, int64_t start_pos, const RopeTable& rope, KVCache* cache = nullptr) const;
 
+  // The attention probabilities softmax(q kᵀ · scale + causal mask) of every head, [B, H, S, S], for x
+  // without a cache — computed the composite way, because the fused kernel never forms them. For plots
+  // and for reading in gdb; the forward does not use it.
+  Tensor probabilities(const Tensor& x, int64_t start_pos, const RopeTable& rope) const;
+
   // A zero cache shaped for this module.
   KVCache make_cache(int64_t max_batch_size, int64_t max_seq_len) const;
   const char* kind() const { return attention_kind(n_heads, n_kv_heads); }
@@ -78,6 +83,8 @@ struct Attention : Module {
   void parameters(const std::string& prefix, NamedParameters& out) override;
 
  private:
+  void check_input(const Tensor& x, int64_t start_pos, const RopeTable& rope) const;
+  void project_qk(const Tensor& x, int64_t start_pos, const RopeTable& rope, Tensor& q, Tensor& k) const;
   [[noreturn]] void fail(const std::string& message) const;
 };
 

@@ -10,8 +10,8 @@
 //   Gate::update_bias   aux-loss-free balancing: b_i += γ·sign(mean load − load_i)
 //   seq_balance_loss    the complementary sequence-wise balance loss α Σ_i f_i P_i
 //   dispatch_experts    the real dispatch: counting sort of the (token, k) assignments by expert, then per
-//                       expert with ≥ 1 token: index_select its tokens → one SwiGLU (3 GEMMs) on all of them →
-//                       × its gate weights; one index_add puts every result back on its token
+//                       expert with ≥ 1 token: index_select its tokens → one SwiGLU (3 GEMMs) on all of them;
+//                       the expert-sorted rows × their gate weights; one index_add puts each row back on its token
 //   MoE              DeepSeekMoE = gate + routed experts + shared experts (one SwiGLU of width
 //                    n_shared_experts·moe_inter_dim, always added)
 //   StandardMoE      the baseline: softmax router, top-k probabilities renormalised, the Switch auxiliary

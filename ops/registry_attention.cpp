@@ -1,7 +1,7 @@
 // ops/registry_attention.cpp — registry cases of the fused attention op (ops/attention.h):
 // MHA / GQA / MQA, prefill, decode (S = 1 at start_pos = T − 1), a chunk at start_pos > 0, an
 // explicit start_pos, non-causal cross-attention, Dv ≠ D, strided (permuted / expanded) inputs, and
-// sizes that cross the kernel's 64-row blocks.
+// sizes that cross the kernel's blocks (cpu::kAttnBlockQ rows × cpu::kAttnBlockK keys).
 //
 // The reference is an independent plain loop over Tensor::at in double — it never calls ops/.
 #include <algorithm>
@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "ops/attention.h"
+#include "ops/cpu/attention.h"
 #include "ops/registry.h"
 #include "ops/shape.h"
 
@@ -75,8 +76,9 @@ void register_attention_cases(std::vector<OpCase>& cases) {
   cases.push_back(attention_case("chunk_mqa", {1, 2, 1, 3, 8, 4, 3}, true));           // start_pos = 5
   cases.push_back(attention_case("explicit_start_pos", {1, 2, 2, 3, 8, 4, 4}, true, 2));  // keys 5..7 unseen
   cases.push_back(attention_case("cross_noncausal", {1, 2, 1, 3, 5, 4, 6}, false));
-  cases.push_back(attention_case("blocks_crossed", {1, 2, 1, 70, 70, 2, 2}, true));   // 64 + 6 rows and keys
-  cases.back().grad_atol = 1e-5;
+  // one more query row than a query block and one more key than a key block of v2_flash
+  int64_t n = std::max(cpu::kAttnBlockQ, cpu::kAttnBlockK) + 1;
+  cases.push_back(attention_case("blocks_crossed", {1, 2, 1, n, n, 2, 2}, true));
 
   // q arrives as a permuted [B, S, H, D] view, k as a permuted [B, T, Hkv, D] view (a KV cache's
   // layout), v with its kv heads expanded from one stored head (stride 0).

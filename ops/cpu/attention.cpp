@@ -35,13 +35,16 @@ template <class T> inline void axpy(T alpha, const T* x, T* y, int64_t n) {
   for (int64_t i = 0; i < n; i++) y[i] += alpha * x[i];
 }
 
-// max_j x[j], n >= 1 (written as a select, which vectorises; std::max does not)
-template <class T> inline T row_max(const T* x, int64_t n) {
-  T m = x[0];
+// max_j x[j] (−∞ for n = 0), written as a select (which vectorises; std::max does not). The f32 version is
+// compiled per instruction set: with SSE only, the vectoriser keeps the running maxima in memory.
+template <class T> [[gnu::always_inline]] inline T row_max_impl(const T* x, int64_t n) {
+  T m = -std::numeric_limits<T>::infinity();
 #pragma omp simd reduction(max : m)
-  for (int64_t j = 1; j < n; j++) m = x[j] > m ? x[j] : m;
+  for (int64_t j = 0; j < n; j++) m = x[j] > m ? x[j] : m;
   return m;
 }
+SG_SIMD_CLONES float row_max(const float* x, int64_t n) { return row_max_impl(x, n); }
+double row_max(const double* x, int64_t n) { return row_max_impl(x, n); }
 
 // Base pointers of one (b, h) pair: its query rows, and the rows of its kv head g = h / group.
 template <class T> struct HeadView {
@@ -212,9 +215,10 @@ template <class T>
     for (int64_t d0 = 0; d0 < D16; d0 += kLanes)
       for (int64_t l = 0; l < kLanes; l++) lane[l] += q[d0 + l] * kj[d0 + l];
     for (int64_t d = D16; d < D; d++) lane[d - D16] += q[d] * kj[d];
-    for (int64_t w = kLanes / 2; w > 0; w /= 2)
-      for (int64_t l = 0; l < w; l++) lane[l] += lane[l + w];
-    s[j] = scale * lane[0];
+    for (int64_t l = 0; l < 8; l++) lane[l] += lane[l + 8];  // the tree, written out so it unrolls
+    for (int64_t l = 0; l < 4; l++) lane[l] += lane[l + 4];
+    for (int64_t l = 0; l < 2; l++) lane[l] += lane[l + 2];
+    s[j] = scale * (lane[0] + lane[1]);
   }
 }
 template <class T>
@@ -243,10 +247,17 @@ static void one_row_mix(const double* p, const double* v, int64_t v_ss, int64_t 
   one_row_mix_impl(p, v, v_ss, n, Dv, acc);
 }
 
+// (b, h) pairs per thread: enough that one thread's share holds >= ~256K multiply-adds (~0.1 ms), below
+// which waking a second thread costs more than it saves (more so on a busy machine).
+static int64_t heads_grain(const AttentionArgs& a) {
+  double per_head = (double)a.S * (double)a.T * (double)(a.D + a.Dv);
+  return std::max<int64_t>(1, (int64_t)std::ceil(2.5e5 / std::max(per_head, 1.0)));
+}
+
 template <class T>
 void attention_forward_v2_flash(const AttentionArgs& a, const T* q, const T* k, const T* v, T* o, T* lse) {
   const int64_t BQ = kAttnBlockQ, BK = kAttnBlockK;
-  parallel_for(a.B * a.H, 1, [&](int64_t bh0, int64_t bh1) {
+  parallel_for(a.B * a.H, heads_grain(a), [&](int64_t bh0, int64_t bh1) {
     // this thread's scratch: a score block, the accumulator rows, the running statistics
     std::vector<T> sc(BQ * BK), acc(BQ * a.Dv), m(BQ), l(BQ);
     std::vector<int64_t> row_end(BQ);
@@ -323,7 +334,7 @@ void attention_backward_v2_flash(const AttentionArgs& a, const T* q, const T* k,
   T* dkh_all = gqa ? dk_heads.data() : dk;
   T* dvh_all = gqa ? dv_heads.data() : dv;
   int64_t kend = a.visible_keys(a.S - 1);
-  parallel_for(a.B * a.H, 1, [&](int64_t bh0, int64_t bh1) {
+  parallel_for(a.B * a.H, heads_grain(a), [&](int64_t bh0, int64_t bh1) {
     std::vector<T> p(BQ * BK), ds(BQ * BK), delta(a.S);
     for (int64_t bh = bh0; bh < bh1; bh++) {
       HeadView<T> hv(a, q, k, v, bh / a.H, bh % a.H);
@@ -372,7 +383,7 @@ void attention_backward_v2_flash(const AttentionArgs& a, const T* q, const T* k,
   if (!gqa) return;
   // GQA: kv head g's gradient is the sum over its query heads h = g·group ... g·group + group − 1.
   int64_t group = a.group();
-  parallel_for(a.B * a.Hkv, 1, [&](int64_t bg0, int64_t bg1) {
+  parallel_for(a.B * a.Hkv, std::max<int64_t>(1, 65536 / std::max<int64_t>(1, a.T * (a.D + a.Dv))), [&](int64_t bg0, int64_t bg1) {
     for (int64_t bg = bg0; bg < bg1; bg++) {
       int64_t b = bg / a.Hkv, g = bg % a.Hkv;
       T* dkg = dk + bg * a.T * a.D;

@@ -6,9 +6,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <thread>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <vector>
 
 namespace sg {
 
@@ -51,23 +52,111 @@ bool cpu_has_avx2_fma() {
 #endif
 }
 
+// ---- the thread pool -------------------------------------------------------------------------
+// One pool for the whole process, created on first use with num_threads() - 1 workers (the caller
+// is the last worker). Workers wait PASSIVELY on a condition variable after a short spin: on a
+// 2-core machine a spinning runtime (OpenMP's default) steals the core another job needs — measured
+// here as a 20x slowdown of small kernels when two processes share the machine (DESIGN.md §3).
+// A parallel_for inside a parallel_for runs serially on the calling worker.
+namespace {
+thread_local bool tl_in_parallel = false;
+
+class ThreadPool {
+ public:
+  explicit ThreadPool(int workers) {
+    for (int i = 0; i < workers; i++) threads_.emplace_back([this, i] { worker_loop(i + 1); });
+  }
+  ~ThreadPool() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+      generation_++;
+    }
+    wake_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  int size() const { return (int)threads_.size() + 1; }
+
+  // Runs fn(chunk) for chunk in [0, chunks) on `chunks` threads (the caller takes chunk 0).
+  void run(int chunks, const std::function<void(int)>& fn) {
+    std::lock_guard<std::mutex> run_lock(run_mu_);  // one parallel region at a time
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      job_ = &fn;
+      job_chunks_ = chunks;
+      pending_.store(chunks - 1);
+      generation_++;
+    }
+    wake_.notify_all();
+    tl_in_parallel = true;
+    fn(0);
+    tl_in_parallel = false;
+    // Wait for the workers: spin briefly (chunks are usually similar in length), then sleep.
+    for (int spin = 0; spin < 4000 && pending_.load(std::memory_order_acquire) > 0; spin++) std::this_thread::yield();
+    std::unique_lock<std::mutex> lock(mu_);
+    done_.wait(lock, [&] { return pending_.load() == 0; });
+    job_ = nullptr;
+  }
+
+ private:
+  void worker_loop(int index) {
+    uint64_t seen = 0;
+    while (true) {
+      const std::function<void(int)>* job = nullptr;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        wake_.wait(lock, [&] { return generation_ != seen; });
+        seen = generation_;
+        if (stop_) return;
+        if (index < job_chunks_) job = job_;
+      }
+      if (!job) continue;
+      tl_in_parallel = true;
+      (*job)(index);
+      tl_in_parallel = false;
+      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::lock_guard<std::mutex> lock(mu_);
+        done_.notify_all();
+      }
+    }
+  }
+
+  std::vector<std::thread> threads_;
+  std::mutex mu_, run_mu_;
+  std::condition_variable wake_, done_;
+  const std::function<void(int)>* job_ = nullptr;
+  int job_chunks_ = 0;
+  uint64_t generation_ = 0;
+  std::atomic<int> pending_{0};
+  bool stop_ = false;
+};
+
+ThreadPool& pool_for(int threads) {
+  // Re-created only when the requested size grows (set_num_threads); sizes are tiny, so simple.
+  static std::mutex mu;
+  static std::unique_ptr<ThreadPool> pool;
+  std::lock_guard<std::mutex> lock(mu);
+  if (!pool || pool->size() < threads) {
+    pool.reset();
+    pool = std::make_unique<ThreadPool>(threads - 1);
+  }
+  return *pool;
+}
+}  // namespace
+
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
   grain = std::max<int64_t>(1, grain);
   int64_t threads = std::min<int64_t>(num_threads(), n / grain);
-#ifdef _OPENMP
-  if (threads >= 2 && !omp_in_parallel()) {
-#pragma omp parallel num_threads((int)threads)
-    {
-      int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-      int64_t begin = n * t / nt, end = n * (t + 1) / nt;
-      if (begin < end) fn(begin, end);
-    }
+  if (threads < 2 || tl_in_parallel) {
+    fn(0, n);
     return;
   }
-#endif
-  (void)threads;
-  fn(0, n);
+  ThreadPool& pool = pool_for((int)threads);
+  pool.run((int)threads, [&](int t) {
+    int64_t begin = n * t / threads, end = n * (t + 1) / threads;
+    if (begin < end) fn(begin, end);
+  });
 }
 
 }  // namespace sg

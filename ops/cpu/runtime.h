@@ -5,8 +5,8 @@
 //   num_threads()    threads used by parallel_for (default: hardware threads; SEEKGRAD_THREADS=n).
 //   cpu_has_avx512() / cpu_has_avx2_fma(): the CPU's features, read once at run time, so one
 //                    binary runs the widest SIMD micro-kernel the machine has.
-//   parallel_for()   the ONE way CPU code runs in parallel. It is backed by the OpenMP runtime's
-//                    single thread pool; nothing else in the project creates threads for compute.
+//   parallel_for()   the ONE way CPU code runs in parallel: one process-wide pool of threads that
+//                    wait passively (runtime.cpp says why); nothing else creates compute threads.
 //
 // What this is not: a scheduler. Work is split into contiguous static chunks, which is what
 // kernels over dense buffers want and what a debugger can follow.

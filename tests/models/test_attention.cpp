@@ -223,6 +223,32 @@ TEST_CASE("attention module: KV-cache bytes per token, parameters, names") {
   CHECK(attn.forward(Tensor::ones({1, 3, 16}), 0, rope).shape() == Shape{1, 3, 16});
 }
 
+TEST_CASE("attention module: probabilities() are the causal softmax the fused forward uses") {
+  ModelArgs args = tiny_args(1, 16, 4);
+  Rng rng(8);
+  Attention attn(args, rng, DType::f64);
+  RopeTable rope(args, attn.head_dim);
+  Tensor x = Tensor::randn({2, 6, 16}, rng, 1.0, DType::f64);
+  NoGradGuard no_grad;
+  Tensor p = attn.probabilities(x, 0, rope);
+  REQUIRE(p.shape() == Shape{2, 4, 6, 6});
+  for (int64_t b = 0; b < 2; b++)
+    for (int64_t h = 0; h < 4; h++)
+      for (int64_t s = 0; s < 6; s++) {
+        double total = 0;
+        for (int64_t t = 0; t < 6; t++) {
+          if (t > s) CHECK(p.at({b, h, s, t}) == 0.0);
+          total += p.at({b, h, s, t});
+        }
+        CHECK(total == doctest::Approx(1.0).epsilon(1e-12));
+      }
+  // P V, heads merged, through wo == the forward
+  Tensor v = permute(reshape(attn.wv.forward(x), {2, 6, 1, 4}), {0, 2, 1, 3});   // [B, Hkv=1, S, hd]
+  Tensor o = matmul(p, expand(v, {2, 4, 6, 4}));
+  Tensor y = attn.wo.forward(reshape(permute(o, {0, 2, 1, 3}), {2, 6, 16}));
+  CHECK(max_error(y, attn.forward(x, 0, rope)) <= 1e-13);
+}
+
 TEST_CASE("attention module: errors name the shapes") {
   Rng rng(7);
   std::string e = error_of([&] { Attention(tiny_args(3, 32, 8), rng); });

@@ -639,8 +639,8 @@ TEST_CASE("moe: capacity factor drops the assignments beyond an expert's capacit
   CHECK(max_abs_diff(narrow(y, 0, 0, 2), y01) <= 1e-6);
   CHECK(max_abs_diff(narrow(y, 0, 2, 6), Tensor::zeros({6, 4})) == 0.0);
 
-  // top-2, capacity factor 0.5 -> capacity ceil(0.5 · 8·2 / 4) = 2: experts 0 and one other each take
-  // their first 2 tokens; 16 assignments - 2·(experts used) are dropped.
+  // top-2, capacity factor 0.5 -> capacity ceil(0.5 · 8·2 / 4) = 2: each expert keeps at most 2 of its
+  // assignments (its first, in token order); every other assignment is dropped and counted.
   StandardMoE sm2(4, 4, 4, 2, 0.5, rng);
   CHECK(sm2.capacity(8) == 2);
   sm2.forward(x);

@@ -16,6 +16,7 @@
 #include "autograd/gradcheck.h"
 #include "autograd/node.h"
 #include "ops/attention.h"
+#include "ops/cpu/attention.h"
 #include "ops/cpu/runtime.h"
 #include "ops/ops.h"
 
@@ -102,8 +103,10 @@ void check_against_twin(const Config& c, DType dtype, double tol) {
 }
 
 const std::vector<Config>& configs() {
+  // sizes around the kernel's blocks: BQ query rows × BK keys (ops/cpu/attention.h)
+  const int64_t BQ = cpu::kAttnBlockQ, BK = cpu::kAttnBlockK;
   static const std::vector<Config> c = {
-      //  name                    B  H Hkv  S    T   D  Dv
+      //  name                          B  H Hkv  S          T          D  Dv
       {"mha prefill", 2, 2, 2, 5, 5, 4, 4},
       {"gqa prefill", 1, 4, 2, 7, 7, 3, 5},
       {"mqa prefill", 2, 3, 1, 6, 6, 4, 4},
@@ -111,10 +114,10 @@ const std::vector<Config>& configs() {
       {"mqa chunk S=3 at 7", 1, 2, 1, 3, 10, 4, 4},
       {"explicit start_pos 2", 1, 2, 2, 3, 10, 4, 4, true, 2},
       {"cross non-causal", 1, 2, 1, 3, 5, 4, 6, false},
-      {"blocks: prefill 150", 1, 4, 2, 150, 150, 8, 8},
-      {"blocks: decode T=200", 2, 4, 1, 1, 200, 8, 8},
-      {"blocks: chunk 70 at 65", 1, 2, 2, 70, 135, 8, 6},
-      {"blocks: non-causal 65x129", 1, 2, 1, 65, 129, 5, 5, false},
+      {"blocks: prefill BQ+BK+3", 1, 4, 2, BQ + BK + 3, BQ + BK + 3, 8, 8},
+      {"blocks: decode T=2BK+9", 2, 4, 1, 1, 2 * BK + 9, 8, 8},
+      {"blocks: chunk BQ-5 at BK+2", 1, 2, 2, BQ - 5, BQ + BK - 3, 8, 6},
+      {"blocks: non-causal (BQ+1)x(2BK+1)", 1, 2, 1, BQ + 1, 2 * BK + 1, 5, 5, false},
   };
   return c;
 }
@@ -151,7 +154,7 @@ TEST_CASE("attention: fused == composite twin in f32") {
 }
 
 TEST_CASE("attention: v1_naive and v2_flash agree on a threaded size") {
-  Config c{"big", 2, 8, 2, 200, 200, 16, 16};
+  Config c{"big", 2, 8, 2, 300, 300, 16, 16};
   for (DType dt : {DType::f64, DType::f32}) {
     std::vector<Tensor> out, grads;
     for (bool naive : {true, false}) {
@@ -210,7 +213,7 @@ TEST_CASE("attention: strided inputs are read in place and match contiguous copi
 }
 
 TEST_CASE("attention: float64 gradcheck, GQA chunk crossing a block") {
-  Config c{"gradcheck", 1, 2, 1, 66, 70, 3, 2};
+  Config c{"gradcheck", 1, 2, 1, cpu::kAttnBlockQ + 2, cpu::kAttnBlockK + 3, 2, 2};
   std::vector<Tensor> in = make_inputs(c, DType::f64, 8);
   GradcheckResult g = gradcheck(
       [](const std::vector<Tensor>& x) { return scaled_dot_product_attention(x[0], x[1], x[2], 0.6, true); }, in);

@@ -4,7 +4,7 @@
 // official DeepSeek code), decode speed of the two paths as the context grows, and why RoPE is
 // decoupled. Read ch03_mla.md beside this file. Writes no files.
 //
-//   build/bin/ch03_mla [--max-context 2048] [--steps 16] [--dim 2048] [--batch 1]
+//   build/bin/ch03_mla [--max-context 2048] [--steps 16] [--dim 2048] [--batch 1] [--threads 0]
 //                      [--fixture tests/fixtures/tiny_v2lite]
 #include <CLI/CLI.hpp>
 
@@ -22,6 +22,7 @@
 #include "models/mla.h"
 #include "models/safetensors.h"
 #include "models/weights.h"
+#include "ops/cpu/runtime.h"
 #include "ops/ops.h"
 
 namespace {
@@ -177,8 +178,8 @@ int section_equality(const std::string& fixture) {
 
 // 3. Decode speed. One MLA layer with DeepSeek-V2-Lite's attention shapes (dim 2048, 16 heads, no q-LoRA,
 //    r_kv 512, dn 128, dr 64, dv 128): prefill to a context, then time `steps` one-token decode steps in
-//    each mode, each with its own cache; report the median step. A chunked prefill (start_pos > 0, S > 1)
-//    carries the context from one row to the next.
+//    each mode (taking turns), each with its own cache; report the median step. A chunked prefill
+//    (start_pos > 0, S > 1) carries the context from one row to the next.
 int section_speed(int64_t max_context, int64_t steps, int64_t dim, int64_t batch) {
   std::printf("\n== 3. decode speed: one MLA layer (V2-Lite attention: 16 heads, r_kv 512, dn 128, dr 64, dv 128), "
               "dim %lld, batch %lld ==\n", (long long)dim, (long long)batch);
@@ -205,35 +206,38 @@ int section_speed(int64_t max_context, int64_t steps, int64_t dim, int64_t batch
               human_bytes(caches[1].bytes_per_token()).c_str());
   std::printf("  %8s %10s %12s %10s %12s %10s %12s %14s %11s\n", "context", "naive ms", "absorbed ms", "naive tok/s",
               "absorbed tok/s", "speedup", "naive cache", "absorbed cache", "max |diff|");
-  int64_t pos[2] = {0, 0};
+  const MLAMode modes[2] = {MLAMode::naive, MLAMode::absorbed};
+  int64_t pos = 0;
   int failures = 0;
   std::vector<int64_t> contexts;
   for (int64_t ctx = 64; ctx < max_context; ctx *= 2) contexts.push_back(ctx);
   contexts.push_back(max_context);
   for (int64_t ctx : contexts) {
-    double seconds[2];
+    // Chunked prefill up to `ctx` (the previous row's decode steps are part of the context).
+    if (pos < ctx)
+      for (int m = 0; m < 2; m++) attn.forward(narrow(xs, 1, pos, ctx - pos), pos, rope, &caches[m], modes[m]);
+    pos = ctx;
+    // The two modes take turns step by step, so both see the same load from other processes;
+    // the median step is what is reported.
+    std::vector<double> step_seconds[2];
     Tensor last[2];
-    for (int m = 0; m < 2; m++) {
-      MLAMode mode = m == 0 ? MLAMode::naive : MLAMode::absorbed;
-      // Chunked prefill up to `ctx` (the previous row's decode steps are part of the context).
-      if (pos[m] < ctx) attn.forward(narrow(xs, 1, pos[m], ctx - pos[m]), pos[m], rope, &caches[m], mode);
-      pos[m] = ctx;
-      std::vector<double> step_seconds;
-      for (int64_t s = 0; s < steps; s++, pos[m]++) {
+    for (int64_t s = 0; s < steps; s++, pos++)
+      for (int m = 0; m < 2; m++) {
         auto t0 = std::chrono::steady_clock::now();
-        last[m] = attn.forward(narrow(xs, 1, pos[m], 1), pos[m], rope, &caches[m], mode);
-        step_seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        last[m] = attn.forward(narrow(xs, 1, pos, 1), pos, rope, &caches[m], modes[m]);
+        step_seconds[m].push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       }
-      // The median step: robust to the other processes sharing the cores.
-      std::sort(step_seconds.begin(), step_seconds.end());
-      seconds[m] = step_seconds[step_seconds.size() / 2];
+    double seconds[2];
+    for (int m = 0; m < 2; m++) {
+      std::sort(step_seconds[m].begin(), step_seconds[m].end());
+      seconds[m] = step_seconds[m][step_seconds[m].size() / 2];
     }
     double diff = max_abs_diff(last[0], last[1]);
     failures += diff > 1e-4;
     std::printf("  %8lld %10.2f %12.2f %10.1f %12.1f %9.2fx %12s %14s %11.2g\n", (long long)ctx, seconds[0] * 1e3,
                 seconds[1] * 1e3, batch / seconds[0], batch / seconds[1], seconds[0] / seconds[1],
-                human_bytes((double)caches[0].bytes_per_token() * pos[0] * batch).c_str(),
-                human_bytes((double)caches[1].bytes_per_token() * pos[1] * batch).c_str(), diff);
+                human_bytes((double)caches[0].bytes_per_token() * pos * batch).c_str(),
+                human_bytes((double)caches[1].bytes_per_token() * pos * batch).c_str(), diff);
   }
   std::printf("Per decoded token the naive path reads H(dn+dr+dv) = %lld cached values per position, the absorbed\n"
               "path r_kv + dr = %lld, but does ~%.1fx the multiply-adds per position (q~ . c over r_kv = %lld per head\n"
@@ -264,6 +268,7 @@ void section_decoupled_rope() {
 int main(int argc, char** argv) {
   CLI::App app{"Chapter 3: Multi-head Latent Attention (naive vs absorbed, KV-cache sizes, decoupled RoPE)"};
   int64_t max_context = 2048, steps = 16, dim = 2048, batch = 1;
+  int threads = 0;
   std::string fixture = "tests/fixtures/tiny_v2lite";
   app.add_option("--max-context", max_context, "largest context for the decode-speed table (64, 128, ... up to it)")
       ->check(CLI::Range(64, 16384));
@@ -272,9 +277,13 @@ int main(int argc, char** argv) {
   app.add_option("--dim", dim, "model width of the decode-speed layer (its attention keeps V2-Lite's heads)")
       ->check(CLI::Range(16, 8192));
   app.add_option("--batch", batch, "sequences decoded together in the speed table")->check(CLI::Range(1, 64));
+  app.add_option("--threads", threads, "CPU threads (0 = the runtime's default: SEEKGRAD_THREADS or all cores)")
+      ->check(CLI::Range(0, 1024));
   CLI11_PARSE(app, argc, argv);
+  if (threads > 0) sg::set_num_threads(threads);
   try {
-    std::printf("Chapter 3 - Multi-head Latent Attention (DEEPSEEK.md section 4)\n\n");
+    std::printf("Chapter 3 - Multi-head Latent Attention (DEEPSEEK.md section 4), %d CPU thread(s)\n\n",
+                sg::num_threads());
     section_cache_sizes();
     int failures = section_equality(fixture);
     failures += section_speed(max_context, steps, dim, batch);

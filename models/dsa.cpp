@@ -1,0 +1,529 @@
+// models/dsa.cpp — see dsa.h. Built from differentiable ops (linear, rms_norm, layer_norm, rope, matmul,
+// relu, index_select, gather, softmax, log_softmax); the only things outside the tape are the cache
+// writes and the top-k selection (integer indices).
+#include "models/dsa.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+
+#include "autograd/node.h"
+#include "ops/cpu/copy.h"
+#include "ops/dispatch.h"
+#include "ops/ops.h"
+
+namespace sg {
+
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+std::string described(const Tensor& t) { return t.defined() ? t.describe() : std::string("(undefined)"); }
+
+// cache[0:B, start_pos:start_pos+S, ...] = values [B,S,...]. A value copy, outside the tape.
+void write_cache(const Tensor& cache, const Tensor& values, int64_t start_pos) {
+  NoGradGuard no_grad;
+  Tensor dst = narrow(narrow(cache, 0, 0, values.size(0)), 1, start_pos, values.size(1));
+  Tensor src = values.detach();
+  dispatch_float(cache.dtype(), "dsa", [&]<class T>() {
+    cpu::strided_copy(src.shape(), src.data<T>(), src.strides(), dst.data<T>(), dst.strides());
+  });
+}
+
+// The keys the queries see: [B, start_pos + S, ...] (as in mla.cpp).
+//   grad mode off: the cache rows [0, start_pos + S), just written — a view, no copy.
+//   grad mode on:  cat(cache rows [0, start_pos) as constants, `current` with its history).
+Tensor read_cache(const Tensor& cache, const Tensor& current, int64_t start_pos) {
+  int64_t B = current.size(0), S = current.size(1);
+  Tensor mine = narrow(cache, 0, 0, B);
+  if (!grad_enabled()) return narrow(mine, 1, 0, start_pos + S);
+  if (start_pos == 0) return current;
+  return cat({narrow(mine, 1, 0, start_pos), current}, 1);
+}
+
+// Additive causal mask [S, T]: −inf where key position key_start + t > query position start_pos + s.
+Tensor causal_mask(int64_t S, int64_t T, int64_t key_start, int64_t start_pos, DType dtype) {
+  Tensor mask = Tensor::zeros({S, T}, dtype);
+  dispatch_float(dtype, "dsa", [&]<class T_>() {
+    T_* m = mask.data<T_>();
+    for (int64_t s = 0; s < S; s++)
+      for (int64_t t = 0; t < T; t++)
+        if (key_start + t > start_pos + s) m[s * T + t] = -std::numeric_limits<T_>::infinity();
+  });
+  return mask;
+}
+
+// The pieces of MLA's forward that DSA needs, computed from MLA's own weights exactly as MLA::forward does
+// (same ops, same order; the dense-equality test holds the two together):
+//   qr = q_norm(wq_a(x)) [B,S,r_q];  q = wq_b(qr) [B,S,H,dn+dr] -> q_nope [B,S,H,dn], q_pe = RoPE(last dr) [B,S,H,dr]
+//   kv = wkv_a(x) -> c = kv_norm(first r_kv) [B,S,r_kv],  k_pe = RoPE(last dr) [B,S,dr]   (interleaved pairs)
+struct MLAProjections {
+  Tensor qr, q_nope, q_pe, c, k_pe;
+};
+
+MLAProjections project(const MLA& m, const Tensor& x, const Tensor& cos, const Tensor& sin) {
+  const int64_t B = x.size(0), S = x.size(1), H = m.n_heads, dn = m.qk_nope_head_dim, dr = m.qk_rope_head_dim;
+  const int64_t r = m.kv_lora_rank;
+  MLAProjections P;
+  {
+    ScopeGuard s("wq_a");
+    P.qr = m.wq_a.forward(x);
+  }
+  {
+    ScopeGuard s("q_norm");
+    P.qr = m.q_norm.forward(P.qr);
+  }
+  Tensor q;
+  {
+    ScopeGuard s("wq_b");
+    q = reshape(m.wq_b.forward(P.qr), {B, S, H, dn + dr});
+  }
+  P.q_nope = slice(q, -1, 0, dn);
+  P.q_pe = rope(slice(q, -1, dn, dn + dr), cos, sin, RopeLayout::interleaved);
+  Tensor kv;
+  {
+    ScopeGuard s("wkv_a");
+    kv = m.wkv_a.forward(x);
+  }
+  {
+    ScopeGuard s("kv_norm");
+    P.c = m.kv_norm.forward(slice(kv, -1, 0, r));
+  }
+  P.k_pe = rope(slice(kv, -1, r, r + dr), cos, sin, RopeLayout::interleaved);
+  return P;
+}
+
+// RoPE (half-split) on the FIRST dr dims of the last axis, the rest passed through: the indexer's layout.
+Tensor rope_first(const Tensor& x, int64_t dr, const Tensor& cos, const Tensor& sin) {
+  int64_t d = x.size(-1);
+  Tensor pe = rope(slice(x, -1, 0, dr), cos, sin, RopeLayout::half_split);
+  return d == dr ? pe : cat({pe, slice(x, -1, dr, d)}, -1);
+}
+
+// 0 where the slot is in use, 1 where it is not (for masked_fill): [B,S,N] in `dtype`.
+Tensor excluded_mask(const Tensor& scores) {
+  NoGradGuard no_grad;
+  std::vector<double> v = scores.to_f64_vector();
+  for (double& e : v) e = std::isinf(e) && e < 0 ? 1.0 : 0.0;
+  Tensor m = Tensor::from_vector(v, scores.shape());
+  return scores.dtype() == DType::f64 ? m : to_dtype(m, scores.dtype());
+}
+
+}  // namespace
+
+// ---- LayerNorm -----------------------------------------------------------------------------------------
+
+LayerNorm::LayerNorm(int64_t dim, double eps_, DType dtype) : eps(eps_) {
+  weight = Tensor::ones({dim}, dtype).requires_grad_();
+  bias = Tensor::zeros({dim}, dtype).requires_grad_();
+}
+Tensor LayerNorm::forward(const Tensor& x) const { return layer_norm(x, weight, bias, eps); }
+
+// ---- caches --------------------------------------------------------------------------------------------
+
+IndexerCache::IndexerCache(const ModelArgs& a, int64_t max_batch_size_, int64_t max_seq_len_, DType dtype)
+    : max_batch_size(max_batch_size_), max_seq_len(max_seq_len_) {
+  if (max_batch_size <= 0 || max_seq_len <= 0)
+    throw std::runtime_error("[dsa] IndexerCache needs max_batch_size and max_seq_len > 0, got " +
+                             std::to_string(max_batch_size) + " and " + std::to_string(max_seq_len));
+  k_cache = Tensor::zeros({max_batch_size, max_seq_len, a.index_head_dim}, dtype);
+}
+
+int64_t IndexerCache::bytes_per_token() const {
+  return k_cache.defined() ? k_cache.size(2) * (int64_t)dtype_size(k_cache.dtype()) : 0;
+}
+
+DSACache::DSACache(const ModelArgs& a, int64_t max_batch_size, int64_t max_seq_len, DType dtype)
+    : mla(a, MLAMode::absorbed, max_batch_size, max_seq_len, dtype), indexer(a, max_batch_size, max_seq_len, dtype) {}
+
+int64_t DSACache::bytes_per_token() const { return mla.bytes_per_token() + indexer.bytes_per_token(); }
+
+// ---- the indexer ---------------------------------------------------------------------------------------
+
+Indexer::Indexer(const ModelArgs& a, Rng& rng, DType dtype)
+    : dim(a.dim),
+      n_heads(a.index_n_heads),
+      head_dim(a.index_head_dim),
+      rope_head_dim(a.qk_rope_head_dim),
+      index_topk(a.index_topk),
+      q_lora_rank(a.q_lora_rank) {
+  if (n_heads <= 0 || head_dim <= 0 || q_lora_rank <= 0 || rope_head_dim % 2 != 0 || rope_head_dim > head_dim)
+    throw std::runtime_error("[dsa] " + describe() +
+                             ": needs index_n_heads > 0, q_lora_rank > 0 (the indexer reads MLA's q latent) and an "
+                             "even qk_rope_head_dim <= index_head_dim");
+  wq_b = Linear(q_lora_rank, n_heads * head_dim, rng, 0.0, dtype);
+  wk = Linear(dim, head_dim, rng, 0.0, dtype);
+  k_norm = LayerNorm(head_dim, 1e-6, dtype);
+  weights_proj = Linear(dim, n_heads, rng, 0.0, dtype);
+}
+
+void Indexer::parameters(const std::string& prefix, NamedParameters& out) {
+  wq_b.parameters(join_name(prefix, "wq_b"), out);
+  wk.parameters(join_name(prefix, "wk"), out);
+  k_norm.parameters(join_name(prefix, "k_norm"), out);
+  weights_proj.parameters(join_name(prefix, "weights_proj"), out);
+}
+
+std::string Indexer::describe() const {
+  return "Indexer(dim " + std::to_string(dim) + ", H_I " + std::to_string(n_heads) + ", d_I " + std::to_string(head_dim) +
+         ", dr " + std::to_string(rope_head_dim) + ", topk " + std::to_string(index_topk) + ", r_q " +
+         std::to_string(q_lora_rank) + ")";
+}
+
+Tensor Indexer::scores(const Tensor& x, const Tensor& qr, int64_t start_pos, const RopeTable& rope_table,
+                       IndexerCache* cache) const {
+  auto fail = [&](const std::string& message) {
+    std::string scope = current_scope();
+    throw std::runtime_error("[dsa] " + (scope.empty() ? "" : scope + " ") + describe() + ": " + message);
+  };
+  if (!wq_b.weight.defined()) fail("the indexer has no weights (default-constructed)");
+  if (!x.defined() || x.dim() != 3 || x.size(2) != dim)
+    fail("x " + described(x) + " must be [B, S, dim = " + std::to_string(dim) + "]");
+  if (!qr.defined() || qr.dim() != 3 || qr.size(0) != x.size(0) || qr.size(1) != x.size(1) || qr.size(2) != q_lora_rank)
+    fail("qr " + described(qr) + " must be [B, S, q_lora_rank = " + std::to_string(q_lora_rank) + "] like x " +
+         x.describe());
+  const int64_t B = x.size(0), S = x.size(1), HI = n_heads, dI = head_dim, dr = rope_head_dim;
+  if (start_pos < 0 || !rope_table.cos.defined() || rope_table.cos.dim() != 2 || start_pos + S > rope_table.cos.size(0) ||
+      rope_table.cos.size(1) != dr / 2)
+    fail("positions [" + std::to_string(start_pos) + ", " + std::to_string(start_pos + S) + ") and dr " +
+         std::to_string(dr) + " do not fit the rope table cos " + described(rope_table.cos));
+  if (cache) {
+    Shape want{cache->max_batch_size, cache->max_seq_len, dI};
+    if (!cache->k_cache.defined() || cache->k_cache.shape() != want || cache->k_cache.dtype() != x.dtype())
+      fail("the key cache " + described(cache->k_cache) + " does not fit: needs " + shape_str(want) + " " +
+           dtype_name(x.dtype()));
+    if (B > cache->max_batch_size || start_pos + S > cache->max_seq_len)
+      fail("x " + x.describe() + " at start_pos " + std::to_string(start_pos) + " does not fit the key cache " +
+           cache->k_cache.describe());
+  }
+  Tensor cos = rope_table.cos_at(start_pos, S), sin = rope_table.sin_at(start_pos, S);
+
+  // q^I [B,S,H_I,d_I]: RoPE on the first dr dims of each index head.
+  Tensor q;
+  {
+    ScopeGuard s("wq_b");
+    q = reshape(wq_b.forward(qr), {B, S, HI, dI});
+  }
+  q = rope_first(q, dr, cos, sin);
+  // k^I [B,S,d_I]: LayerNorm, then RoPE on its first dr dims.
+  Tensor k;
+  {
+    ScopeGuard s("wk");
+    k = wk.forward(x);
+  }
+  {
+    ScopeGuard s("k_norm");
+    k = k_norm.forward(k);
+  }
+  k = rope_first(k, dr, cos, sin);
+  Tensor keys = k;  // [B,T,d_I]
+  int64_t key_start = start_pos;
+  if (cache) {
+    write_cache(cache->k_cache, k, start_pos);
+    keys = read_cache(cache->k_cache, k, start_pos);
+    key_start = 0;
+  }
+  const int64_t T = keys.size(1);
+  // w [B,S,H_I] = weights_proj(x) · H_I^-1/2 · d_I^-1/2
+  Tensor w;
+  {
+    ScopeGuard s("weights_proj");
+    w = mul(weights_proj.forward(x), 1.0 / std::sqrt((double)(HI * dI)));
+  }
+  // dots [B,S,H_I,T] = q^I · k^I  (heads and query positions as the rows of one GEMM per sequence)
+  Tensor dots = reshape(matmul(reshape(q, {B, S * HI, dI}), transpose(keys, 1, 2)), {B, S, HI, T});
+  // I [B,S,T] = Σ_j w_j ReLU(dots_j): a [1, H_I] · [H_I, T] product per query
+  Tensor I = reshape(matmul(unsqueeze(w, 2), relu(dots)), {B, S, T});
+  return add(I, causal_mask(S, T, key_start, start_pos, I.dtype()));
+}
+
+Tensor Indexer::forward(const Tensor& x, const Tensor& qr, int64_t start_pos, const RopeTable& rope,
+                        IndexerCache* cache) const {
+  return select_topk(scores(x, qr, start_pos, rope, cache), index_topk);
+}
+
+Tensor select_topk(const Tensor& index_scores, int64_t k) {
+  if (!index_scores.defined() || index_scores.dim() != 3)
+    throw std::runtime_error("[dsa] select_topk: index_scores " + described(index_scores) + " must be [B, S, T]");
+  if (k <= 0) throw std::runtime_error("[dsa] select_topk: k = " + std::to_string(k) + " must be > 0");
+  NoGradGuard no_grad;
+  const int64_t B = index_scores.size(0), S = index_scores.size(1), T = index_scores.size(2);
+  const int64_t kk = std::min(k, T);
+  TopK best = topk(index_scores.detach(), kk, -1, /*largest=*/true);
+  std::vector<double> values = best.values.to_f64_vector();
+  std::vector<int64_t> slots = best.indices.to_i64_vector();
+  for (size_t i = 0; i < slots.size(); i++)
+    if (std::isinf(values[i]) && values[i] < 0) slots[i] = -1;  // a future key: fewer than k are causal
+  return Tensor::from_vector(slots, {B, S, kk});
+}
+
+// ---- DSA -----------------------------------------------------------------------------------------------
+
+DSA::DSA(const ModelArgs& a, Rng& rng, DType dtype) : mla(a, rng, dtype), index_topk(a.index_topk) {
+  if (a.index_topk <= 0)
+    throw std::runtime_error("[dsa] index_topk = " + std::to_string(a.index_topk) +
+                             ": DSA needs index_topk > 0 (0 means dense MLA; use models/mla.h)");
+  if (a.q_lora_rank <= 0)
+    throw std::runtime_error("[dsa] q_lora_rank = 0: DSA needs the q latent qr = q_norm(wq_a(x)), which the indexer "
+                             "shares with MLA (V3.2: q_lora_rank 1536)");
+  indexer = Indexer(a, rng, dtype);
+}
+
+void DSA::parameters(const std::string& prefix, NamedParameters& out) {
+  mla.parameters(prefix, out);
+  indexer.parameters(join_name(prefix, "indexer"), out);
+}
+
+std::string DSA::describe() const { return "DSA(" + mla.describe() + ", " + indexer.describe() + ")"; }
+
+Tensor DSA::forward(const Tensor& x, int64_t start_pos, const RopeTable& rope, DSACache* cache) const {
+  return forward_step(x, start_pos, rope, cache, false).out;
+}
+
+DSAStep DSA::forward_step(const Tensor& x, int64_t start_pos, const RopeTable& rope, DSACache* cache,
+                          bool indexer_grad) const {
+  if (!x.defined() || x.dim() != 3 || x.size(2) != mla.dim)
+    throw std::runtime_error("[dsa] " + describe() + ": x " + described(x) + " must be [B, S, dim = " +
+                             std::to_string(mla.dim) + "]");
+  // The selection first: I [B,S,T] -> top-k slots. The main attention's own projections are recomputed in
+  // forward_selected; qr is cheap (one [r_q, dim] GEMM) next to the attention.
+  Tensor qr;
+  {
+    NoGradGuard no_grad;
+    qr = mla.q_norm.forward(mla.wq_a.forward(x));
+  }
+  Tensor I;
+  {
+    ScopeGuard s("indexer");
+    IndexerCache* icache = cache ? &cache->indexer : nullptr;
+    if (indexer_grad) {
+      I = indexer.scores(x.detach(), qr.detach(), start_pos, rope, icache);
+    } else {
+      NoGradGuard no_grad;
+      I = indexer.scores(x, qr, start_pos, rope, icache);
+    }
+  }
+  Tensor indices = select_topk(I, index_topk);
+  DSAStep step = forward_selected(x, start_pos, rope, indices, cache ? &cache->mla : nullptr);
+  step.index_scores = I;
+  return step;
+}
+
+DSAStep DSA::forward_selected(const Tensor& x, int64_t start_pos, const RopeTable& rope_table, const Tensor& indices,
+                              MLACache* cache) const {
+  auto fail = [&](const std::string& message) {
+    std::string scope = current_scope();
+    throw std::runtime_error("[dsa] " + (scope.empty() ? "" : scope + " ") + describe() + ": " + message);
+  };
+  if (!mla.wq_a.weight.defined() || !indexer.wq_b.weight.defined()) fail("the module has no weights (default-constructed)");
+  if (!x.defined() || x.dim() != 3 || x.size(2) != mla.dim)
+    fail("x " + described(x) + " must be [B, S, dim = " + std::to_string(mla.dim) + "]");
+  if (x.dtype() != mla.wo.weight.dtype())
+    fail("x " + x.describe() + " is " + dtype_name(x.dtype()) + " but the weights are " + dtype_name(mla.wo.weight.dtype()));
+  const int64_t B = x.size(0), S = x.size(1), H = mla.n_heads, dn = mla.qk_nope_head_dim, dr = mla.qk_rope_head_dim;
+  const int64_t dv = mla.v_head_dim, r = mla.kv_lora_rank;
+  if (start_pos < 0) fail("start_pos " + std::to_string(start_pos) + " is negative");
+  if (!rope_table.cos.defined() || rope_table.cos.dim() != 2 || rope_table.cos.size(1) != dr / 2 || start_pos + S > rope_table.cos.size(0))
+    fail("positions [" + std::to_string(start_pos) + ", " + std::to_string(start_pos + S) + ") and dr " +
+         std::to_string(dr) + " do not fit the rope table cos " + described(rope_table.cos));
+  if (cache) {
+    Shape want_kv{cache->max_batch_size, cache->max_seq_len, r}, want_pe{cache->max_batch_size, cache->max_seq_len, dr};
+    if (cache->mode != MLAMode::absorbed || !cache->kv_cache.defined() || cache->kv_cache.shape() != want_kv ||
+        !cache->pe_cache.defined() || cache->pe_cache.shape() != want_pe || cache->kv_cache.dtype() != x.dtype())
+      fail("the MLA cache must be an absorbed-mode cache [" + shape_str(want_kv) + ", " + shape_str(want_pe) + "] of " +
+           dtype_name(x.dtype()) + ", got " + described(cache->kv_cache) + ", " + described(cache->pe_cache));
+    if (B > cache->max_batch_size || start_pos + S > cache->max_seq_len)
+      fail("x " + x.describe() + " at start_pos " + std::to_string(start_pos) + " does not fit the cache " +
+           cache->kv_cache.describe());
+  }
+  if (!indices.defined() || indices.dim() != 3 || indices.size(0) != B || indices.size(1) != S ||
+      (indices.dtype() != DType::i64 && indices.dtype() != DType::i32))
+    fail("indices " + described(indices) + " must be an integer [B, S, k] tensor matching x " + x.describe());
+  Tensor cos = rope_table.cos_at(start_pos, S), sin = rope_table.sin_at(start_pos, S);
+
+  MLAProjections P = project(mla, x, cos, sin);
+
+  // The latents and rope keys as ROWS of a 2-D table, so one index_select gathers the selected ones:
+  //   row of (batch b, key slot t) = b · row_stride + t.
+  Tensor c_rows, pe_rows;
+  int64_t T = S, row_stride = S, key_start = start_pos;
+  if (cache) {
+    write_cache(cache->kv_cache, P.c, start_pos);
+    write_cache(cache->pe_cache, P.k_pe, start_pos);
+    T = start_pos + S;
+    key_start = 0;
+    if (!grad_enabled()) {  // decoding: gather straight from the whole cache buffer, no copy of the T rows
+      row_stride = cache->max_seq_len;
+      c_rows = reshape(cache->kv_cache, {cache->max_batch_size * row_stride, r});
+      pe_rows = reshape(cache->pe_cache, {cache->max_batch_size * row_stride, dr});
+    } else {
+      row_stride = T;
+      c_rows = reshape(contiguous(read_cache(cache->kv_cache, P.c, start_pos)), {B * T, r});
+      pe_rows = reshape(contiguous(read_cache(cache->pe_cache, P.k_pe, start_pos)), {B * T, dr});
+    }
+  } else {
+    c_rows = reshape(contiguous(P.c), {B * S, r});
+    pe_rows = reshape(contiguous(P.k_pe), {B * S, dr});
+  }
+
+  // Which slots are in use: index in [0, T) and the key not in the query's future. Unused slots gather
+  // row b·row_stride (any valid row) and get −inf in slot_mask.
+  const int64_t k = indices.size(2);
+  std::vector<int64_t> idx = indices.to_i64_vector(), rows(B * S * k);
+  std::vector<double> slot_mask(B * S * k, 0.0);
+  DSAStep step;
+  step.key_start = key_start;
+  step.attended_per_query.assign(B * S, 0);
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t s = 0; s < S; s++) {
+      int64_t used = 0;
+      for (int64_t j = 0; j < k; j++) {
+        int64_t i = (b * S + s) * k + j, t = idx[i];
+        if (t < -1 || t >= T)
+          fail("indices " + indices.describe() + " holds " + std::to_string(t) + " at (" + std::to_string(b) + ", " +
+               std::to_string(s) + ", " + std::to_string(j) + "); key slots are -1 (unused) or in [0, " +
+               std::to_string(T) + ")");
+        bool in_use = t >= 0 && key_start + t <= start_pos + s;
+        rows[i] = b * row_stride + (in_use ? t : 0);
+        if (in_use) used++;
+        else slot_mask[i] = -kInf;
+      }
+      if (used == 0)
+        fail("query (" + std::to_string(b) + ", " + std::to_string(s) + ") has no selected key at or before its position " +
+             std::to_string(start_pos + s));
+      step.attended_per_query[b * S + s] = used;
+      step.attended += used;
+    }
+  Tensor row_index = Tensor::from_vector(rows, {B * S * k});
+  Tensor mask = Tensor::from_vector(slot_mask, {B, S, 1, k});
+  if (x.dtype() != DType::f64) mask = to_dtype(mask, x.dtype());
+
+  // Gather the selected entries: c_sel [B,S,k,r], pe_sel [B,S,k,dr].
+  Tensor c_sel = reshape(index_select(c_rows, 0, row_index), {B, S, k, r});
+  Tensor pe_sel = reshape(index_select(pe_rows, 0, row_index), {B, S, k, dr});
+
+  // Absorbed attention over the k slots. W = wkv_b viewed [H, dn+dv, r]: W_UK = rows [0, dn), W_UV = [dn, dn+dv).
+  Tensor W = reshape(mla.wkv_b.weight, {H, dn + dv, r});
+  Tensor W_UK = slice(W, 1, 0, dn), W_UV = slice(W, 1, dn, dn + dv);
+  Tensor q_abs;
+  {
+    ScopeGuard s("wkv_b");
+    q_abs = permute(matmul(permute(P.q_nope, {0, 2, 1, 3}), W_UK), {0, 2, 1, 3});  // [B,S,H,r]
+  }
+  // scores [B,S,H,k] = (q̃ · c_sel + q_pe · pe_sel) · scale + slot mask: one [H, ·]·[·, k] product per query
+  Tensor scores = add(matmul(q_abs, transpose(c_sel, 2, 3)), matmul(P.q_pe, transpose(pe_sel, 2, 3)));
+  scores = add(mul(scores, mla.softmax_scale), mask);
+  Tensor p = softmax(scores, -1);
+  Tensor o_latent = matmul(p, c_sel);  // ō [B,S,H,r] = Σ_j p_j c_sel,j
+  Tensor o;
+  {
+    ScopeGuard s("wkv_b");
+    o = matmul(permute(o_latent, {0, 2, 1, 3}), transpose(W_UV, 1, 2));  // [B,H,S,r]·[H,r,dv] -> [B,H,S,dv]
+  }
+  o = reshape(permute(o, {0, 2, 1, 3}), {B, S, H * dv});
+  {
+    ScopeGuard s("wo");
+    step.out = mla.wo.forward(o);
+  }
+  step.qr = P.qr;
+  step.indices = indices.dtype() == DType::i64 ? indices : Tensor::from_vector(idx, indices.shape());
+  step.probs = p.detach();
+  return step;
+}
+
+// ---- dense attention probabilities and the indexer's losses ---------------------------------------------
+
+Tensor mla_attention_probs(const MLA& m, const Tensor& x, int64_t start_pos, const RopeTable& rope_table) {
+  if (!x.defined() || x.dim() != 3 || x.size(2) != m.dim)
+    throw std::runtime_error("[dsa] mla_attention_probs: x " + described(x) + " must be [B, S, dim = " +
+                             std::to_string(m.dim) + "]");
+  if (m.q_lora_rank <= 0) throw std::runtime_error("[dsa] mla_attention_probs: " + m.describe() + " has no q latent");
+  const int64_t B = x.size(0), S = x.size(1), H = m.n_heads, dn = m.qk_nope_head_dim, dr = m.qk_rope_head_dim;
+  const int64_t dv = m.v_head_dim, r = m.kv_lora_rank;
+  MLAProjections P = project(m, x, rope_table.cos_at(start_pos, S), rope_table.sin_at(start_pos, S));
+  Tensor W_UK = slice(reshape(m.wkv_b.weight, {H, dn + dv, r}), 1, 0, dn);
+  Tensor q_abs = matmul(permute(P.q_nope, {0, 2, 1, 3}), W_UK);  // [B,H,S,r]
+  Tensor scores = add(matmul(reshape(q_abs, {B, H * S, r}), transpose(P.c, 1, 2)),
+                      matmul(reshape(permute(P.q_pe, {0, 2, 1, 3}), {B, H * S, dr}), transpose(P.k_pe, 1, 2)));
+  scores = mul(reshape(scores, {B, H, S, S}), m.softmax_scale);
+  scores = add(scores, causal_mask(S, S, start_pos, start_pos, scores.dtype()));
+  return softmax(scores, -1);
+}
+
+Tensor attention_target(const Tensor& probs) {
+  if (!probs.defined() || probs.dim() != 4)
+    throw std::runtime_error("[dsa] attention_target: probs " + described(probs) + " must be [B, H, S, T]");
+  NoGradGuard no_grad;
+  Tensor p = sum(probs.detach(), {1});  // [B,S,T]
+  return div(p, sum(p, {-1}, true));
+}
+
+// KL(p ‖ q) = Σ_t p_t (log p_t − log q_t), q = softmax(scores) over the entries in use.
+// The cross term −Σ p log q is on the tape; Σ p log p is a constant (0·log 0 = 0).
+// log_softmax puts −inf at excluded entries; masked_fill turns them into 0 (and stops their gradient) so
+// 0 · (−inf) never happens.
+Tensor indexer_kl_loss(const Tensor& scores, const Tensor& target) {
+  if (!scores.defined() || !target.defined() || scores.dim() != 3 || scores.shape() != target.shape())
+    throw std::runtime_error("[dsa] indexer_kl_loss: scores " + described(scores) + " and target " + described(target) +
+                             " must both be [B, S, N]");
+  Tensor t = target.detach();
+  if (t.dtype() != scores.dtype()) t = to_dtype(t, scores.dtype());
+  double entropy_term = 0;
+  for (double v : t.to_f64_vector())
+    if (v > 0) entropy_term += v * std::log(v);
+  Tensor log_q = masked_fill(log_softmax(scores, -1), excluded_mask(scores), 0.0);
+  Tensor cross = neg(sum(mul(t, log_q)));
+  return add(cross, entropy_term);
+}
+
+Tensor indexer_warmup_loss(const DSA& dsa, const Tensor& x, int64_t start_pos, const RopeTable& rope) {
+  Tensor target, qr;
+  {
+    NoGradGuard frozen;
+    target = attention_target(mla_attention_probs(dsa.mla, x, start_pos, rope));
+    qr = dsa.mla.q_norm.forward(dsa.mla.wq_a.forward(x));
+  }
+  Tensor I;
+  {
+    ScopeGuard s("indexer");
+    I = dsa.indexer.scores(x.detach(), qr.detach(), start_pos, rope, nullptr);
+  }
+  return indexer_kl_loss(I, target);
+}
+
+Tensor indexer_sparse_kl(const Tensor& index_scores, const Tensor& indices, const Tensor& probs) {
+  if (!index_scores.defined() || !indices.defined() || !probs.defined() || index_scores.dim() != 3 ||
+      indices.dim() != 3 || probs.dim() != 4 || indices.size(0) != index_scores.size(0) ||
+      indices.size(1) != index_scores.size(1) || probs.size(0) != indices.size(0) || probs.size(1) != indices.size(1) ||
+      probs.size(3) != indices.size(2))
+    throw std::runtime_error("[dsa] indexer_sparse_kl: index_scores " + described(index_scores) + " [B,S,T], indices " +
+                             described(indices) + " [B,S,k] and probs " + described(probs) + " [B,S,H,k] do not fit");
+  // I_sel [B,S,k] = I at the selected slots; unused slots (−1) read slot 0 and are set to −inf.
+  std::vector<int64_t> idx = indices.to_i64_vector();
+  std::vector<double> unused(idx.size(), 0.0);
+  for (size_t i = 0; i < idx.size(); i++)
+    if (idx[i] < 0) {
+      idx[i] = 0;
+      unused[i] = 1.0;
+    }
+  Tensor I_sel = gather(index_scores, 2, Tensor::from_vector(idx, indices.shape()));
+  I_sel = masked_fill(I_sel, Tensor::from_vector(unused, indices.shape()), -kInf);
+  // p_{S_t} = Σ_h probs over the slots, L1-normalised (each head already sums to 1, so this is the head mean).
+  Tensor target;
+  {
+    NoGradGuard no_grad;
+    Tensor p = sum(probs.detach(), {2});  // [B,S,k]
+    target = div(p, sum(p, {-1}, true));
+  }
+  return indexer_kl_loss(I_sel, target);
+}
+
+Tensor indexer_sparse_loss(const DSAStep& step) {
+  if (!step.index_scores.defined() || !step.index_scores.requires_grad())
+    throw std::runtime_error("[dsa] indexer_sparse_loss: step.index_scores is not on the tape; run "
+                             "DSA::forward_step(..., indexer_grad = true) with grad mode on");
+  return indexer_sparse_kl(step.index_scores, step.indices, step.probs);
+}
+
+}  // namespace sg

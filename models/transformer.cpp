@@ -1,0 +1,495 @@
+// models/transformer.cpp — see transformer.h. The forward is written the way DEEPSEEK.md §2 and §7 read:
+// embedding, blocks, final norm, head; the MTP chain after it; every step under a name scope
+// ("layers.2.attn", "mtp.0.ffn") so the tape and the anomaly messages say where a number came from.
+#include "models/transformer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <stdexcept>
+
+#include "autograd/node.h"
+#include "models/json.h"
+#include "models/safetensors.h"
+#include "models/weights.h"
+#include "ops/ops.h"
+
+namespace sg {
+
+namespace fs = std::filesystem;
+
+[[noreturn]] static void fail(const std::string& message) { throw std::runtime_error("[transformer] " + message); }
+
+// ---- Block ------------------------------------------------------------------------------------
+
+Block::Block(const ModelArgs& args, int64_t layer_id_, bool use_moe, Rng& rng, DType dtype)
+    : layer_id(layer_id_), attn_norm(args.dim, args.rms_norm_eps, dtype), ffn_norm(args.dim, args.rms_norm_eps, dtype) {
+  // DSA (args.index_topk > 0) needs models/dsa.h, which is not wired in yet: refuse rather than run
+  // dense MLA on a V3.2 config and silently ignore its indexer.
+  if (args.index_topk > 0)
+    fail("layer " + std::to_string(layer_id) + ": index_topk " + std::to_string(args.index_topk) +
+         " asks for DSA (V3.2 sparse attention), which this Transformer does not build yet");
+  attn = std::make_unique<MLA>(args, rng, dtype);
+  if (use_moe)
+    moe = std::make_unique<MoE>(args, rng, dtype);
+  else
+    dense_ffn = std::make_unique<MLP>(args.dim, args.inter_dim, rng, dtype);
+}
+
+// h ← h + attn(attn_norm(h));  h ← h + ffn(ffn_norm(h))
+Tensor Block::forward(const Tensor& h, int64_t start_pos, const RopeTable& rope, BlockCache* cache) {
+  Tensor x;
+  {
+    ScopeGuard s("attn_norm");
+    x = attn_norm.forward(h);
+  }
+  {
+    ScopeGuard s("attn");
+    x = attn->forward(x, start_pos, rope, cache ? &cache->attn : nullptr, attn_mode);
+  }
+  Tensor h1 = add(h, x);
+  {
+    ScopeGuard s("ffn_norm");
+    x = ffn_norm.forward(h1);
+  }
+  {
+    ScopeGuard s("ffn");
+    x = moe ? moe->forward(x) : dense_ffn->forward(x);
+  }
+  return add(h1, x);
+}
+
+void Block::parameters(const std::string& prefix, NamedParameters& out) {
+  attn_norm.parameters(join_name(prefix, "attn_norm"), out);
+  attn->parameters(join_name(prefix, "attn"), out);
+  ffn_norm.parameters(join_name(prefix, "ffn_norm"), out);
+  if (moe)
+    moe->parameters(join_name(prefix, "ffn"), out);
+  else
+    dense_ffn->parameters(join_name(prefix, "ffn"), out);
+}
+
+// ---- MTP module --------------------------------------------------------------------------------
+
+MTPModule::MTPModule(const ModelArgs& args, int64_t layer_id, Rng& rng, DType dtype)
+    : enorm(args.dim, args.rms_norm_eps, dtype),
+      hnorm(args.dim, args.rms_norm_eps, dtype),
+      eh_proj(2 * args.dim, args.dim, rng, 0.0, dtype),
+      block(args, layer_id, args.n_layers > args.n_dense_layers, rng, dtype),
+      shared_head_norm(args.dim, args.rms_norm_eps, dtype) {}
+
+// h' = eh_proj [enorm(Emb(t_{i+k})) ; hnorm(h^{k−1}_i)]  ([embedding ; hidden], as real checkpoints are)
+Tensor MTPModule::forward(const Tensor& emb_next, const Tensor& h_prev, int64_t start_pos, const RopeTable& rope,
+                          BlockCache* cache) {
+  if (emb_next.shape() != h_prev.shape())
+    fail("MTP module: Emb(next tokens) " + emb_next.describe() + " and the previous hidden state " + h_prev.describe() +
+         " must have the same shape [B, S, dim]");
+  Tensor e, h;
+  {
+    ScopeGuard s("enorm");
+    e = enorm.forward(emb_next);
+  }
+  {
+    ScopeGuard s("hnorm");
+    h = hnorm.forward(h_prev);
+  }
+  Tensor x;
+  {
+    ScopeGuard s("eh_proj");
+    x = eh_proj.forward(cat({e, h}, -1));  // [B,S,2d] -> [B,S,d]
+  }
+  return block.forward(x, start_pos, rope, cache);
+}
+
+void MTPModule::parameters(const std::string& prefix, NamedParameters& out) {
+  enorm.parameters(join_name(prefix, "enorm"), out);
+  hnorm.parameters(join_name(prefix, "hnorm"), out);
+  eh_proj.parameters(join_name(prefix, "eh_proj"), out);
+  block.parameters(prefix, out);  // flattened: mtp.k.attn_norm.weight, mtp.k.attn.*, mtp.k.ffn.*
+  shared_head_norm.parameters(join_name(prefix, "shared_head.norm"), out);
+}
+
+// ---- cache ------------------------------------------------------------------------------------
+
+void TransformerCache::set_length(int64_t n) {
+  if (n < 0 || n > max_len)
+    fail("TransformerCache::set_length(" + std::to_string(n) + ") outside [0, " + std::to_string(max_len) + "]");
+  filled = n;
+}
+
+int64_t TransformerCache::bytes() const {
+  int64_t b = 0;
+  for (const BlockCache& c : layers) b += c.attn.bytes();
+  for (const BlockCache& c : mtp) b += c.attn.bytes();
+  return b;
+}
+
+// ---- Transformer ------------------------------------------------------------------------------
+
+Transformer::Transformer(const ModelArgs& args_, Rng& rng, DType dtype_) : args(args_), dtype(dtype_) {
+  args.validate("Transformer");
+  if (!is_floating(dtype)) fail(std::string("the model dtype must be f32 or f64, got ") + dtype_name(dtype));
+  embed = Embedding(args.vocab_size, args.dim, rng, 1.0, dtype);
+  for (int64_t i = 0; i < args.n_layers; i++)
+    layers.push_back(std::make_unique<Block>(args, i, i >= args.n_dense_layers, rng, dtype));
+  norm = RMSNorm(args.dim, args.rms_norm_eps, dtype);
+  head = Linear(args.dim, args.vocab_size, rng, 0.0, dtype);
+  for (int64_t k = 0; k < args.n_mtp_modules; k++)
+    mtp.push_back(std::make_unique<MTPModule>(args, args.n_layers + k, rng, dtype));
+  rope = RopeTable(args);
+}
+
+// Checks tokens [B,S] (integer ids in [0, V)) and the positions against the rope table and the cache.
+static void check_input(const Transformer& m, const char* what, const Tensor& tokens, int64_t start_pos,
+                        const TransformerCache* cache) {
+  std::string where = std::string(what) + ": tokens ";
+  if (!tokens.defined()) fail(where + "are undefined");
+  if (tokens.dim() != 2 || (tokens.dtype() != DType::i64 && tokens.dtype() != DType::i32))
+    fail(where + tokens.describe() + " must be a [B, S] i64 tensor");
+  const int64_t B = tokens.size(0), S = tokens.size(1);
+  if (B == 0 || S == 0) fail(where + tokens.describe() + " is empty");
+  for (int64_t id : tokens.to_i64_vector())
+    if (id < 0 || id >= m.args.vocab_size)
+      fail(where + tokens.describe() + " hold id " + std::to_string(id) + " outside [0, vocab_size = " +
+           std::to_string(m.args.vocab_size) + ")");
+  if (start_pos < 0) fail(std::string(what) + ": start_pos " + std::to_string(start_pos) + " is negative");
+  if (start_pos + S > m.args.max_seq_len)
+    fail(std::string(what) + ": positions [" + std::to_string(start_pos) + ", " + std::to_string(start_pos + S) +
+         ") run past max_seq_len " + std::to_string(m.args.max_seq_len));
+  if (!cache) return;
+  if (B > cache->batch)
+    fail(std::string(what) + ": batch " + std::to_string(B) + " but the cache holds " + std::to_string(cache->batch) +
+         " sequences");
+  if (start_pos + S > cache->max_len)
+    fail(std::string(what) + ": positions [" + std::to_string(start_pos) + ", " + std::to_string(start_pos + S) +
+         ") run past the cache's max_len " + std::to_string(cache->max_len));
+  if (start_pos > cache->length())
+    fail(std::string(what) + ": start_pos " + std::to_string(start_pos) + " would leave a hole: the cache holds " +
+         std::to_string(cache->length()) + " positions");
+  if (cache->layers.size() != m.layers.size() || cache->mtp.size() != m.mtp.size())
+    fail(std::string(what) + ": the cache was made for another model (" + std::to_string(cache->layers.size()) +
+         " layers, " + std::to_string(cache->mtp.size()) + " MTP modules)");
+}
+
+Tensor Transformer::hidden(const Tensor& tokens, int64_t start_pos, TransformerCache* cache,
+                           std::vector<Tensor>* block_inputs) {
+  check_input(*this, "Transformer::forward", tokens, start_pos, cache);
+  Tensor h;
+  {
+    ScopeGuard s("embed");
+    h = embed.forward(tokens);  // [B,S,d]
+  }
+  for (size_t i = 0; i < layers.size(); i++) {
+    if (block_inputs) block_inputs->push_back(h);
+    ScopeGuard s("layers." + std::to_string(i));
+    h = layers[i]->forward(h, start_pos, rope, cache ? &cache->layers[i] : nullptr);
+  }
+  if (block_inputs) block_inputs->push_back(h);
+  if (cache) cache->filled = start_pos + tokens.size(1);
+  ScopeGuard s("norm");
+  return norm.forward(h);
+}
+
+Tensor Transformer::logits_from_hidden(const Tensor& normed) const {
+  ScopeGuard s("head");
+  return head.forward(normed);
+}
+
+Tensor Transformer::forward(const Tensor& tokens, int64_t start_pos, TransformerCache* cache) {
+  return logits_from_hidden(hidden(tokens, start_pos, cache));
+}
+
+Tensor Transformer::mtp_forward(int64_t k, const Tensor& next_tokens, const Tensor& h_prev, int64_t start_pos,
+                                TransformerCache* cache) {
+  if (k < 0 || k >= (int64_t)mtp.size())
+    fail("mtp_forward: module " + std::to_string(k) + " does not exist (the model has " + std::to_string(mtp.size()) +
+         " MTP modules)");
+  if (cache && (cache->mtp.size() != mtp.size() || start_pos + next_tokens.size(1) > cache->max_len))
+    fail("mtp_forward: the cache does not fit module " + std::to_string(k) + " at positions [" +
+         std::to_string(start_pos) + ", " + std::to_string(start_pos + next_tokens.size(1)) + ")");
+  check_input(*this, "Transformer::mtp_forward", next_tokens, start_pos, nullptr);
+  ScopeGuard s("mtp." + std::to_string(k));
+  Tensor e;
+  {
+    ScopeGuard se("embed");
+    e = embed.forward(next_tokens);
+  }
+  return mtp[k]->forward(e, h_prev, start_pos, rope, cache ? &cache->mtp[k] : nullptr);
+}
+
+Tensor Transformer::mtp_logits(int64_t k, const Tensor& h_k) const {
+  if (k < 0 || k >= (int64_t)mtp.size()) fail("mtp_logits: module " + std::to_string(k) + " does not exist");
+  Tensor x;
+  {
+    ScopeGuard s("mtp." + std::to_string(k) + ".shared_head.norm");
+    x = mtp[k]->shared_head_norm.forward(h_k);
+  }
+  return logits_from_hidden(x);
+}
+
+// L = CE(head(norm(h)), targets) + (λ/D) Σ_k L^k + α · mean_MoE-blocks mean_b L_bal(b)
+LossOutput Transformer::loss(const Tensor& tokens, const Tensor& targets, double mtp_lambda, double balance_alpha) {
+  if (!targets.defined() || targets.shape() != tokens.shape() || targets.dtype() != DType::i64)
+    fail("loss: targets " + (targets.defined() ? targets.describe() : std::string("(undefined)")) +
+         " must be i64 with the shape of tokens " + tokens.describe());
+  const int64_t S = tokens.size(1), D = (int64_t)mtp.size();
+  LossOutput out;
+  Tensor h0 = hidden(tokens);  // post-final-norm = h⁰ of the MTP chain
+  {
+    ScopeGuard s("loss");
+    out.main_loss = cross_entropy(logits_from_hidden(h0), targets);
+  }
+  std::vector<MoE*> ran;  // MoE blocks that ran in this call, for the balance loss
+  for (auto& b : layers)
+    if (b->moe) ran.push_back(b->moe.get());
+
+  // Depth d = k+1 sees positions i = 0..S−d−1: input Emb(t_{i+d}) = tokens[:, d:], hidden h^{d−1}[:, :S−d],
+  // target t_{i+d+1} = targets[:, d:].
+  Tensor h_prev = h0;
+  Tensor mtp_total;
+  for (int64_t k = 0; k < D && k + 1 < S; k++) {
+    const int64_t d = k + 1, L = S - d;
+    Tensor next = contiguous(slice(tokens, 1, d, S));
+    Tensor tgt = contiguous(slice(targets, 1, d, S));
+    Tensor hk = mtp_forward(k, next, slice(h_prev, 1, 0, L));
+    Tensor lk;
+    {
+      ScopeGuard s("mtp." + std::to_string(k) + ".loss");
+      lk = cross_entropy(mtp_logits(k, hk), tgt);
+    }
+    out.mtp_losses.push_back(lk);
+    mtp_total = mtp_total.defined() ? add(mtp_total, lk) : lk;
+    if (mtp[k]->block.moe) ran.push_back(mtp[k]->block.moe.get());
+    h_prev = hk;
+  }
+  Tensor total = out.main_loss;
+  if (mtp_total.defined() && mtp_lambda != 0.0) total = add(total, mul(mtp_total, mtp_lambda / (double)D));
+
+  if (balance_alpha != 0.0 && !ran.empty()) {
+    Tensor bal;
+    for (MoE* m : ran) {
+      Tensor b = mean(m->balance_loss(balance_alpha));  // mean over the batch's sequences
+      bal = bal.defined() ? add(bal, b) : b;
+    }
+    out.balance_loss = mul(bal, 1.0 / (double)ran.size());
+    total = add(total, out.balance_loss);
+  } else {
+    out.balance_loss = Tensor::scalar(0.0, dtype);
+  }
+  out.loss = total;
+  return out;
+}
+
+std::vector<std::string> Transformer::moe_layer_names() const {
+  std::vector<std::string> names;
+  for (size_t i = 0; i < layers.size(); i++)
+    if (layers[i]->moe) names.push_back("layers." + std::to_string(i) + ".ffn");
+  for (size_t k = 0; k < mtp.size(); k++)
+    if (mtp[k]->block.moe) names.push_back("mtp." + std::to_string(k) + ".ffn");
+  return names;
+}
+
+static std::vector<MoE*> moe_blocks(const Transformer& m) {
+  std::vector<MoE*> out;
+  for (auto& b : m.layers)
+    if (b->moe) out.push_back(b->moe.get());
+  for (auto& t : m.mtp)
+    if (t->block.moe) out.push_back(t->block.moe.get());
+  return out;
+}
+
+std::vector<std::vector<int64_t>> Transformer::expert_loads() const {
+  std::vector<std::vector<int64_t>> loads;
+  for (MoE* m : moe_blocks(*this)) loads.push_back(m->last_stats.tokens_per_expert);
+  return loads;
+}
+
+void Transformer::update_gate_biases(double gamma) {
+  for (MoE* m : moe_blocks(*this))
+    if (m->gate.bias.defined() && !m->last_stats.tokens_per_expert.empty())
+      m->gate.update_bias(m->last_stats.tokens_per_expert, gamma);
+}
+
+std::unique_ptr<TransformerCache> Transformer::make_cache(int64_t batch, int64_t max_len) const {
+  if (batch <= 0 || max_len <= 0 || max_len > args.max_seq_len)
+    fail("make_cache(batch " + std::to_string(batch) + ", max_len " + std::to_string(max_len) +
+         "): need batch > 0 and 0 < max_len <= max_seq_len " + std::to_string(args.max_seq_len));
+  auto c = std::make_unique<TransformerCache>();
+  c->mode = layers.empty() ? MLAMode::absorbed : layers[0]->attn_mode;
+  c->batch = batch;
+  c->max_len = max_len;
+  for (auto& b : layers) c->layers.push_back(BlockCache{MLACache(args, b->attn_mode, batch, max_len, dtype)});
+  for (auto& t : mtp) c->mtp.push_back(BlockCache{MLACache(args, t->block.attn_mode, batch, max_len, dtype)});
+  return c;
+}
+
+void Transformer::set_attn_mode(MLAMode mode) {
+  for (auto& b : layers) b->attn_mode = mode;
+  for (auto& t : mtp) t->block.attn_mode = mode;
+}
+
+void Transformer::parameters(const std::string& prefix, NamedParameters& out) {
+  embed.parameters(join_name(prefix, "embed"), out);
+  for (size_t i = 0; i < layers.size(); i++) layers[i]->parameters(join_name(prefix, "layers." + std::to_string(i)), out);
+  norm.parameters(join_name(prefix, "norm"), out);
+  head.parameters(join_name(prefix, "head"), out);
+  for (size_t k = 0; k < mtp.size(); k++) mtp[k]->parameters(join_name(prefix, "mtp." + std::to_string(k)), out);
+}
+
+// ---- names ------------------------------------------------------------------------------------
+
+// "mtp.k.rest" -> (k, "rest"); false for other names.
+static bool split_mtp_name(const std::string& name, int64_t& k, std::string& rest) {
+  if (name.rfind("mtp.", 0) != 0) return false;
+  size_t dot = name.find('.', 4);
+  std::string num = name.substr(4, dot == std::string::npos ? std::string::npos : dot - 4);
+  if (num.empty() || dot == std::string::npos || num.find_first_not_of("0123456789") != std::string::npos)
+    fail("parameter name '" + name + "': expected mtp.<number>.<name>");
+  k = std::stoll(num);
+  rest = name.substr(dot + 1);
+  return true;
+}
+
+// "layers.N.rest" -> (N, "rest"); false for other names.
+static bool split_layer_name(const std::string& name, int64_t& n, std::string& rest) {
+  if (name.rfind("layers.", 0) != 0) return false;
+  size_t dot = name.find('.', 7);
+  if (dot == std::string::npos) return false;
+  std::string num = name.substr(7, dot - 7);
+  if (num.empty() || num.find_first_not_of("0123456789") != std::string::npos) return false;
+  n = std::stoll(num);
+  rest = name.substr(dot + 1);
+  return true;
+}
+
+std::string transformer_param_to_hf(const std::string& official, int64_t n_layers) {
+  int64_t k = 0, n = 0;
+  std::string rest;
+  if (split_mtp_name(official, k, rest)) return official_to_hf_name("layers." + std::to_string(n_layers + k) + "." + rest);
+  if (split_layer_name(official, n, rest) && n >= n_layers)
+    fail("parameter '" + official + "': layer " + std::to_string(n) + " but the model has " + std::to_string(n_layers) +
+         " layers (MTP modules are named mtp.k.*)");
+  return official_to_hf_name(official);
+}
+
+std::string hf_to_transformer_param(const std::string& hf, int64_t n_layers) {
+  std::string official = hf_to_official_name(hf);
+  int64_t n = 0;
+  std::string rest;
+  if (split_layer_name(official, n, rest) && n >= n_layers) return "mtp." + std::to_string(n - n_layers) + "." + rest;
+  return official;
+}
+
+// ---- import / export ----------------------------------------------------------------------------
+
+Transformer load_model_dir(const std::string& dir, DType dtype) {
+  const std::string config_path = (fs::path(dir) / "config.json").string();
+  const std::string weights_path = (fs::path(dir) / "model.safetensors").string();
+  const std::string where = "[load_model_dir] ";
+  if (!fs::is_directory(dir)) throw std::runtime_error(where + dir + ": not a directory");
+  if (!fs::exists(config_path)) throw std::runtime_error(where + config_path + ": no such file");
+  if (!fs::exists(weights_path)) throw std::runtime_error(where + weights_path + ": no such file");
+  ModelArgs args = load_model_args_json(config_path);
+  SafeTensorsFile f = read_safetensors(weights_path);
+
+  Rng rng(0);
+  Transformer model(args, rng, dtype);
+  // The parameters under their on-disk layer names (mtp.k.* -> layers.{n_layers+k}.*).
+  NamedParameters params = model.named_parameters();
+  for (auto& [name, t] : params) {
+    int64_t k = 0;
+    std::string rest;
+    if (split_mtp_name(name, k, rest)) name = "layers." + std::to_string(args.n_layers + k) + "." + rest;
+  }
+  load_parameters(params, f, weights_path, /*strict=*/false);
+
+  // Everything else in the file must be an MTP module's copy of the shared embedding / head, equal to it.
+  std::set<std::string> used;
+  for (auto& [name, t] : params) used.insert(official_to_hf_name(name));
+  std::vector<bool> has_embed(model.mtp.size(), false), has_head(model.mtp.size(), false);
+  for (const StTensor& st : f.tensors) {
+    if (used.count(st.name)) continue;
+    std::string official;
+    try {
+      official = hf_to_transformer_param(st.name, args.n_layers);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(where + weights_path + ": tensor '" + st.name + "' is not a parameter of this model: " +
+                               e.what());
+    }
+    int64_t k = 0;
+    std::string rest;
+    const Tensor* shared = nullptr;
+    if (split_mtp_name(official, k, rest) && k < (int64_t)model.mtp.size()) {
+      if (rest == "embed.weight") shared = &model.embed.weight, has_embed[k] = true;
+      if (rest == "shared_head.head.weight") shared = &model.head.weight, has_head[k] = true;
+    }
+    if (!shared)
+      throw std::runtime_error(where + weights_path + ": tensor '" + st.name + "' (" + official +
+                               ") is not a parameter of this model (" + std::to_string(args.n_layers) + " layers, " +
+                               std::to_string(args.n_mtp_modules) + " MTP modules, per config.json)");
+    if (st.shape != shared->shape())
+      throw std::runtime_error(where + weights_path + ": tensor '" + st.name + "' has shape " + st_shape_str(st.shape) +
+                               " but the shared tensor it copies has shape " + shape_str(shared->shape()));
+    std::vector<double> a = to_f64(st), b = tensor_from_st(st, shared->dtype()).to_f64_vector(),
+                        c = shared->to_f64_vector();
+    for (size_t i = 0; i < c.size(); i++)
+      if (b[i] != c[i])
+        throw std::runtime_error(where + weights_path + ": tensor '" + st.name +
+                                 "' should be a copy of the shared " + (rest == "embed.weight" ? "embedding" : "head") +
+                                 " but differs at element " + std::to_string(i) + " (" + std::to_string(a[i]) +
+                                 " vs " + std::to_string(c[i]) + ")");
+  }
+  for (size_t k = 0; k < model.mtp.size(); k++) {
+    const std::string L = "model.layers." + std::to_string(args.n_layers + (int64_t)k) + ".";
+    if (!has_embed[k]) throw std::runtime_error(where + weights_path + ": no tensor '" + L + "embed_tokens.weight' (MTP copy of the embedding)");
+    if (!has_head[k]) throw std::runtime_error(where + weights_path + ": no tensor '" + L + "shared_head.head.weight' (MTP copy of the head)");
+  }
+  return model;
+}
+
+void save_model_dir(Transformer& model, const std::string& dir_in) {
+  // A trailing '/' would make DIR.tmp a child of DIR.
+  std::string dir = fs::path(dir_in).lexically_normal().string();
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  const std::string tmp = dir + ".tmp", old = dir + ".old";
+  const int64_t n_layers = model.args.n_layers;
+  std::vector<StTensor> tensors;
+  for (auto& [name, t] : model.named_parameters()) {
+    tensors.push_back(st_from_tensor(transformer_param_to_hf(name, n_layers), *t));
+    int64_t k = 0;
+    std::string rest;
+    // After each MTP module's shared_head.norm: its copies of the shared head and embedding.
+    if (split_mtp_name(name, k, rest) && rest == "shared_head.norm.weight") {
+      const std::string L = "layers." + std::to_string(n_layers + k) + ".";
+      tensors.push_back(st_from_tensor(official_to_hf_name(L + "shared_head.head.weight"), model.head.weight));
+      tensors.push_back(st_from_tensor(official_to_hf_name(L + "embed.weight"), model.embed.weight));
+    }
+  }
+  Json config = model_args_to_hf_config(model.args);
+  config.set("torch_dtype", model.dtype == DType::f64 ? "float64" : "float32");
+
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  if (!fs::create_directories(tmp, ec) && ec)
+    throw std::runtime_error("[save_model_dir] " + tmp + ": cannot create the directory: " + ec.message());
+  {
+    const std::string cpath = (fs::path(tmp) / "config.json").string();
+    std::ofstream out(cpath);
+    out << config.dump(2) << "\n";
+    if (!out) throw std::runtime_error("[save_model_dir] " + cpath + ": write failed");
+  }
+  write_safetensors((fs::path(tmp) / "model.safetensors").string(), tensors, {{"format", "pt"}});
+  // DIR is replaced as a whole: the old one is moved aside, the new one renamed in, the old one removed.
+  fs::remove_all(old, ec);
+  if (fs::exists(dir)) {
+    fs::rename(dir, old, ec);
+    if (ec) throw std::runtime_error("[save_model_dir] " + dir + ": cannot move the old directory aside: " + ec.message());
+  }
+  fs::rename(tmp, dir, ec);
+  if (ec) throw std::runtime_error("[save_model_dir] " + tmp + " -> " + dir + ": rename failed: " + ec.message());
+  fs::remove_all(old, ec);
+}
+
+}  // namespace sg

@@ -1,0 +1,164 @@
+// models/transformer.h — the whole DeepSeek language model (DEEPSEEK.md §2, §7, §11): embedding, the
+// stack of pre-norm blocks (MLA + dense SwiGLU for the first n_dense_layers, MLA + DeepSeekMoE after),
+// the final RMSNorm, the untied head, and the D Multi-Token-Prediction modules used in training (and for
+// speculative decoding, models/generate.h). Plus whole-model import/export in HuggingFace layout.
+//
+//   h⁰ = Emb(tokens)                                    [B,S,d]
+//   h ← h + MLA(attn_norm(h));  h ← h + FFN(ffn_norm(h))  per block (FFN = MLP or MoE)
+//   logits = head(norm(h))                              [B,S,V], every position (training needs all)
+//
+// MTP (DEEPSEEK.md §7), module k = 1..D, sharing embed and head with the main model:
+//   h'^k_i = eh_proj_k [ enorm_k(Emb(t_{i+k})) ; hnorm_k(h^{k−1}_i) ]      ([embedding ; hidden] order)
+//   h^k_{0:T−k} = TRM_k(h'^k_{0:T−k})   (one causal block, RoPE positions i = 0..T−k−1)
+//   P^k_{i+k+1} = softmax(head(shared_head.norm_k(h^k_i)))
+//   h⁰ = the main model's POST-final-norm hidden state (as vLLM / Megatron-Core feed it).
+// Loss = L_main + (λ/D) Σ_k L^k + α · mean over MoE blocks of the sequence-wise balance loss.
+//
+// Parameter names are the official inference names (embed.weight, layers.0.attn.wkv_a.weight,
+// layers.1.ffn.experts.3.w1.weight, head.weight, ...); the MTP module k (0-based here) is "mtp.k." with
+// the block's parameters flattened into it (mtp.0.attn_norm.weight, mtp.0.attn.wkv_a.weight,
+// mtp.0.ffn.gate.weight, mtp.0.enorm.weight, mtp.0.eh_proj.weight, mtp.0.shared_head.norm.weight).
+// On disk (HF) MTP module k is layer n_layers + k: model.layers.{n_layers+k}.{enorm, hnorm, eh_proj,
+// shared_head.norm, self_attn.*, mlp.*, ...} plus copies of the shared head (shared_head.head) and
+// embedding (embed_tokens).
+//
+// What this is not: tensor/pipeline parallelism (train/parallel/), FP8 linears, DSA selection
+// (args.index_topk > 0 is rejected until models/dsa.h is wired in — see Block).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "autograd/rng.h"
+#include "models/config.h"
+#include "models/layers.h"
+#include "models/mla.h"
+#include "models/module.h"
+#include "models/moe.h"
+
+namespace sg {
+
+// One block's decoding state: the MLA latent (or naive) KV cache.
+struct BlockCache {
+  MLACache attn;
+};
+
+// Pre-norm block: h ← h + attn(attn_norm(h)); h ← h + ffn(ffn_norm(h)).
+// Exactly one of dense_ffn / moe is set (layer_id < n_dense_layers → dense).
+struct Block : Module {
+  int64_t layer_id = 0;
+  RMSNorm attn_norm, ffn_norm;
+  std::unique_ptr<MLA> attn;
+  std::unique_ptr<MLP> dense_ffn;  // inter_dim SwiGLU
+  std::unique_ptr<MoE> moe;        // DeepSeekMoE
+  MLAMode attn_mode = MLAMode::absorbed;  // the official default; both modes give the same numbers
+
+  Block() = default;
+  Block(const ModelArgs& args, int64_t layer_id, bool use_moe, Rng& rng, DType dtype = DType::f32);
+  bool is_moe() const { return moe != nullptr; }
+  // h [B,S,d] -> [B,S,d]; positions start_pos + s. `cache` (may be null) must have been made in attn_mode.
+  Tensor forward(const Tensor& h, int64_t start_pos, const RopeTable& rope, BlockCache* cache = nullptr);
+  // attn_norm.weight, attn.*, ffn_norm.weight, ffn.* (dense: ffn.w1/w2/w3; MoE: ffn.gate.*, ffn.experts.E.*,
+  // ffn.shared_experts.*).
+  void parameters(const std::string& prefix, NamedParameters& out) override;
+};
+
+// One MTP module (DEEPSEEK.md §7). The shared embedding and head are the main model's; this module owns
+// its norms, the projection and its block.
+struct MTPModule : Module {
+  RMSNorm enorm, hnorm;
+  Linear eh_proj;           // [d, 2d]: columns [0, d) act on enorm(Emb), [d, 2d) on hnorm(h)
+  Block block;              // same structure as a main MoE layer (dense if the model has no MoE layers)
+  RMSNorm shared_head_norm; // "shared_head.norm"
+
+  MTPModule() = default;
+  MTPModule(const ModelArgs& args, int64_t layer_id, Rng& rng, DType dtype = DType::f32);
+  // emb_next = Emb(t_{i+k}) [B,S,d], h_prev = h^{k−1}_i [B,S,d] -> h^k [B,S,d] (before shared_head.norm).
+  Tensor forward(const Tensor& emb_next, const Tensor& h_prev, int64_t start_pos, const RopeTable& rope,
+                 BlockCache* cache = nullptr);
+  void parameters(const std::string& prefix, NamedParameters& out) override;
+};
+
+// The KV caches of every block (and of every MTP module, for speculative decoding). Entries are written
+// at their positions, so rolling back (rejected speculative tokens) is just set_length().
+struct TransformerCache {
+  MLAMode mode = MLAMode::absorbed;
+  int64_t batch = 0, max_len = 0;
+  std::vector<BlockCache> layers;  // one per main block
+  std::vector<BlockCache> mtp;     // one per MTP module
+  int64_t filled = 0;              // positions [0, filled) hold valid keys of the main blocks
+
+  int64_t length() const { return filled; }
+  void set_length(int64_t n);      // 0 <= n <= max_len
+  int64_t bytes() const;
+};
+
+struct LossOutput {
+  Tensor loss;                     // total = main_loss + (λ/D) Σ mtp_losses + balance_loss
+  Tensor main_loss;                // cross entropy, mean over targets != -100
+  std::vector<Tensor> mtp_losses;  // L^k, k = 1..D (unweighted)
+  Tensor balance_loss;             // α · mean over MoE blocks of mean_b seq_balance_loss (0 without MoE)
+};
+
+struct Transformer : Module {
+  ModelArgs args;
+  DType dtype = DType::f32;
+  Embedding embed;
+  std::vector<std::unique_ptr<Block>> layers;
+  RMSNorm norm;
+  Linear head;
+  std::vector<std::unique_ptr<MTPModule>> mtp;  // args.n_mtp_modules
+  RopeTable rope;
+
+  Transformer() = default;
+  Transformer(const ModelArgs& args, Rng& rng, DType dtype = DType::f32);
+
+  // tokens [B,S] i64 -> logits [B,S,V] at every position. With a cache: the tokens sit at positions
+  // [start_pos, start_pos+S), keys are written there and attention covers [0, start_pos+S); start_pos
+  // must be <= cache->length() (no holes); afterwards cache->length() = start_pos + S.
+  Tensor forward(const Tensor& tokens, int64_t start_pos = 0, TransformerCache* cache = nullptr);
+  // The post-final-norm hidden state norm(h) [B,S,d] (= h⁰ of MTP). block_inputs (if given) receives the
+  // input of every block, then the last block's output (the reference's hidden.0..n_layers).
+  Tensor hidden(const Tensor& tokens, int64_t start_pos = 0, TransformerCache* cache = nullptr,
+                std::vector<Tensor>* block_inputs = nullptr);
+  // head(x) for an already normalised x [..., d] -> [..., V].
+  Tensor logits_from_hidden(const Tensor& normed) const;
+  // MTP module k (0-based): next_tokens = t_{i+k+1} [B,S], h_prev = h^k (h⁰ for k = 0) [B,S,d]
+  // -> h^{k+1} [B,S,d] (feed to the next module's h_prev; logits = logits_from_hidden(mtp_norm(k, ...))).
+  Tensor mtp_forward(int64_t k, const Tensor& next_tokens, const Tensor& h_prev, int64_t start_pos = 0,
+                     TransformerCache* cache = nullptr);
+  Tensor mtp_logits(int64_t k, const Tensor& h_k) const;  // head(shared_head.norm_k(h_k))
+
+  // tokens, targets [B,S] i64 (targets = next tokens, -100 ignored). MTP depth k predicts
+  // targets[:, k:] from tokens[:, k:] and h^{k-1}[:, :S-k]. Differentiable.
+  LossOutput loss(const Tensor& tokens, const Tensor& targets, double mtp_lambda, double balance_alpha);
+
+  // MoE blocks in order: main layers, then MTP blocks. Names like "layers.1.ffn", "mtp.0.ffn".
+  std::vector<std::string> moe_layer_names() const;
+  // Per MoE block (same order), tokens per expert in its last forward (empty if it has not run yet).
+  std::vector<std::vector<int64_t>> expert_loads() const;
+  // Aux-loss-free step (DEEPSEEK.md §6) on every MoE gate that has a bias, with its last forward's load.
+  void update_gate_biases(double gamma);
+
+  // Zero-filled caches for every block and MTP module, in the blocks' attn_mode (absorbed unless
+  // set_attn_mode() said otherwise). max_len <= args.max_seq_len.
+  std::unique_ptr<TransformerCache> make_cache(int64_t batch, int64_t max_len) const;
+  void set_attn_mode(MLAMode mode);  // every block (main and MTP); caches made before no longer fit
+
+  void parameters(const std::string& prefix, NamedParameters& out) override;
+};
+
+// Official parameter name <-> HF checkpoint name for a model with n_layers main blocks:
+// "mtp.k.X" <-> "model.layers.{n_layers+k}.X" (mapped as a layer), the rest via weights.h.
+std::string transformer_param_to_hf(const std::string& official, int64_t n_layers);
+std::string hf_to_transformer_param(const std::string& hf, int64_t n_layers);
+
+// Reads DIR/config.json (HF) and DIR/model.safetensors (HF names). Every tensor must be used and every
+// parameter found with its exact shape; MTP copies of the head / embedding must equal the shared ones.
+Transformer load_model_dir(const std::string& dir, DType dtype = DType::f32);
+// Writes DIR/config.json + DIR/model.safetensors (HF names, F32 or F64 as the model) into DIR.tmp,
+// then renames it over DIR.
+void save_model_dir(Transformer& model, const std::string& dir);
+
+}  // namespace sg

@@ -1,0 +1,587 @@
+// tests/models/test_dsa.cpp — models/dsa (DeepSeek Sparse Attention: lightning indexer + top-k + MLA over
+// the selected tokens, DEEPSEEK.md §9):
+//   * the indexer scores against a naive loop written from the formulas (LayerNorm, half-split RoPE on the
+//     FIRST dr dims, w·H_I^-1/2·d_I^-1/2, ReLU), and the selections compared as SETS (ties at the k-th score
+//     may go either way);
+//   * index_topk >= T is dense MLA (values and gradients);
+//   * incremental decoding with the caches (MLA latent cache + indexer key cache) == the full forward;
+//   * cost: every query attends to min(k, t+1) entries, and the gathered tensors have k slots, not T;
+//   * float64 gradcheck of DSA w.r.t. x and every weight (selection held fixed, and free with a margin
+//     check) and of the indexer's KL losses w.r.t. the indexer's weights;
+//   * the losses reach only attn.indexer.*; the main output never reaches the indexer.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "autograd/gradcheck.h"
+#include "models/config.h"
+#include "models/dsa.h"
+#include "models/layers.h"
+#include "models/mla.h"
+#include "ops/cpu/runtime.h"
+#include "ops/ops.h"
+
+using namespace sg;
+
+namespace {
+
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  REQUIRE_MESSAGE(a.shape() == b.shape(), a.describe() << " vs " << b.describe());
+  std::vector<double> x = a.to_f64_vector(), y = b.to_f64_vector();
+  double m = 0;
+  for (size_t i = 0; i < x.size(); i++) m = std::max(m, std::abs(x[i] - y[i]));
+  return m;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+struct OneThread {
+  int before = num_threads();
+  OneThread() { set_num_threads(1); }
+  ~OneThread() { set_num_threads(before); }
+};
+
+// The gradcheck config of the brief: dim 16, 2 heads, q_lora_rank 8, r_kv 8, dn 4, dr 4, dv 4, H_I 2, d_I 8, k 3.
+// YaRN active (max_seq_len > original_seq_len), so softmax_scale carries m² and the RoPE table is blended.
+ModelArgs tiny_args() {
+  ModelArgs a;
+  a.dim = 16;
+  a.n_heads = 2;
+  a.q_lora_rank = 8;
+  a.kv_lora_rank = 8;
+  a.qk_nope_head_dim = 4;
+  a.qk_rope_head_dim = 4;
+  a.v_head_dim = 4;
+  a.index_n_heads = 2;
+  a.index_head_dim = 8;
+  a.index_topk = 3;
+  a.max_seq_len = 16;
+  a.original_seq_len = 8;
+  a.rope_factor = 4;
+  a.mscale = 0.707;
+  return a;
+}
+
+// A larger one for the value tests: more index heads (fewer exact ties of ReLU zeros), dv != dn.
+ModelArgs small_args() {
+  ModelArgs a = tiny_args();
+  a.dim = 32;
+  a.n_heads = 4;
+  a.q_lora_rank = 12;
+  a.kv_lora_rank = 16;
+  a.qk_nope_head_dim = 8;
+  a.qk_rope_head_dim = 8;
+  a.v_head_dim = 6;
+  a.index_n_heads = 4;
+  a.index_head_dim = 16;
+  a.index_topk = 5;
+  a.max_seq_len = 32;
+  a.original_seq_len = 16;
+  return a;
+}
+
+// Norm weights start at 1 (and the LayerNorm bias at 0), which would hide a norm applied to the wrong slice.
+void randomise_norms(DSA& m, Rng& rng) {
+  auto fill = [&](Tensor& w, double lo, double hi) {
+    Tensor r = Tensor::rand(w.shape(), rng, lo, hi, w.dtype());
+    for (int64_t i = 0; i < w.numel(); i++) w.set_at({i}, r.at({i}));
+  };
+  fill(m.mla.q_norm.weight, 0.5, 1.5);
+  fill(m.mla.kv_norm.weight, 0.5, 1.5);
+  fill(m.indexer.k_norm.weight, 0.5, 1.5);
+  fill(m.indexer.k_norm.bias, -0.5, 0.5);
+}
+
+// ---- a naive indexer, plain loops over the weights (DEEPSEEK.md §3, §9) ---------------------------------
+// I[b][s][t] for keys t at positions start_pos + t (no cache), −inf for future keys.
+std::vector<double> naive_index_scores(const DSA& m, const ModelArgs& a, const Tensor& x_t, int64_t start_pos,
+                                       const RopeTable& rope) {
+  const int64_t B = x_t.size(0), S = x_t.size(1), d = a.dim, rq = a.q_lora_rank, HI = a.index_n_heads;
+  const int64_t dI = a.index_head_dim, dr = a.qk_rope_head_dim, half = dr / 2;
+  std::vector<double> x = x_t.to_f64_vector(), wq_a = m.mla.wq_a.weight.to_f64_vector();
+  std::vector<double> qn = m.mla.q_norm.weight.to_f64_vector(), wq_b = m.indexer.wq_b.weight.to_f64_vector();
+  std::vector<double> wk = m.indexer.wk.weight.to_f64_vector(), kw = m.indexer.k_norm.weight.to_f64_vector();
+  std::vector<double> kb = m.indexer.k_norm.bias.to_f64_vector(), wp = m.indexer.weights_proj.weight.to_f64_vector();
+  std::vector<double> cosv = rope.cos.to_f64_vector(), sinv = rope.sin.to_f64_vector();
+  // half-split rotation of v[0:dr] at position p: pairs (i, i + dr/2)
+  auto rotate = [&](double* v, int64_t p) {
+    for (int64_t i = 0; i < half; i++) {
+      double c = cosv[p * half + i], s = sinv[p * half + i], a0 = v[i], a1 = v[i + half];
+      v[i] = a0 * c - a1 * s;
+      v[i + half] = a0 * s + a1 * c;
+    }
+  };
+  std::vector<double> q(B * S * HI * dI), k(B * S * dI), w(B * S * HI);
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t s = 0; s < S; s++) {
+      const double* xs = &x[(b * S + s) * d];
+      int64_t p = start_pos + s;
+      // qr = q_norm(wq_a x)
+      std::vector<double> qr(rq);
+      double ms = 0;
+      for (int64_t i = 0; i < rq; i++) {
+        for (int64_t j = 0; j < d; j++) qr[i] += wq_a[i * d + j] * xs[j];
+        ms += qr[i] * qr[i];
+      }
+      double inv = 1.0 / std::sqrt(ms / rq + 1e-6);
+      for (int64_t i = 0; i < rq; i++) qr[i] *= inv * qn[i];
+      // q^I = wq_b qr, RoPE on each head's first dr dims
+      for (int64_t h = 0; h < HI; h++) {
+        double* qh = &q[((b * S + s) * HI + h) * dI];
+        for (int64_t i = 0; i < dI; i++)
+          for (int64_t j = 0; j < rq; j++) qh[i] += wq_b[(h * dI + i) * rq + j] * qr[j];
+        rotate(qh, p);
+      }
+      // k^I = LayerNorm(wk x), RoPE on the first dr dims
+      double* kt = &k[(b * S + s) * dI];
+      double mean = 0, var = 0;
+      for (int64_t i = 0; i < dI; i++) {
+        for (int64_t j = 0; j < d; j++) kt[i] += wk[i * d + j] * xs[j];
+        mean += kt[i];
+      }
+      mean /= dI;
+      for (int64_t i = 0; i < dI; i++) var += (kt[i] - mean) * (kt[i] - mean);
+      var /= dI;
+      for (int64_t i = 0; i < dI; i++) kt[i] = (kt[i] - mean) / std::sqrt(var + 1e-6) * kw[i] + kb[i];
+      rotate(kt, p);
+      // w = weights_proj x · H_I^-1/2 · d_I^-1/2
+      for (int64_t h = 0; h < HI; h++) {
+        double acc = 0;
+        for (int64_t j = 0; j < d; j++) acc += wp[h * d + j] * xs[j];
+        w[(b * S + s) * HI + h] = acc / std::sqrt((double)HI) / std::sqrt((double)dI);
+      }
+    }
+  std::vector<double> I(B * S * S, -INFINITY);
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t s = 0; s < S; s++)
+      for (int64_t t = 0; t <= s; t++) {
+        double acc = 0;
+        for (int64_t h = 0; h < HI; h++) {
+          double dot = 0;
+          for (int64_t i = 0; i < dI; i++) dot += q[((b * S + s) * HI + h) * dI + i] * k[(b * S + t) * dI + i];
+          acc += w[(b * S + s) * HI + h] * std::max(dot, 0.0);
+        }
+        I[(b * S + s) * S + t] = acc;
+      }
+  return I;
+}
+
+// The selected key slots of row (b, s) (the −1 slots dropped).
+std::set<int64_t> selected_set(const std::vector<int64_t>& idx, int64_t row, int64_t k) {
+  std::set<int64_t> out;
+  for (int64_t j = 0; j < k; j++)
+    if (idx[row * k + j] >= 0) out.insert(idx[row * k + j]);
+  return out;
+}
+
+// Smallest gap, over queries with more causal keys than k, between the k-th best index score and the next.
+// Selections are stable under perturbations smaller than this.
+double selection_margin(const Tensor& index_scores, int64_t k) {
+  const int64_t rows = index_scores.size(0) * index_scores.size(1), T = index_scores.size(2);
+  std::vector<double> I = index_scores.to_f64_vector();
+  double margin = INFINITY;
+  for (int64_t r = 0; r < rows; r++) {
+    std::vector<double> v;
+    for (int64_t t = 0; t < T; t++)
+      if (std::isfinite(I[r * T + t])) v.push_back(I[r * T + t]);
+    if ((int64_t)v.size() <= k) continue;
+    std::sort(v.rbegin(), v.rend());
+    margin = std::min(margin, v[k - 1] - v[k]);
+  }
+  return margin;
+}
+
+}  // namespace
+
+// ---- (a) names and shapes --------------------------------------------------------------------------------
+
+TEST_CASE("dsa: parameter names are MLA's under attn.* and the indexer's under attn.indexer.*") {
+  ModelArgs a = tiny_args();
+  Rng rng(1);
+  DSA dsa(a, rng);
+  NamedParameters params = dsa.named_parameters("layers.0.attn");
+  std::vector<std::string> names;
+  for (auto& [name, t] : params) names.push_back(name);
+  std::vector<std::string> want{
+      "layers.0.attn.wq_a.weight",         "layers.0.attn.q_norm.weight",         "layers.0.attn.wq_b.weight",
+      "layers.0.attn.wkv_a.weight",        "layers.0.attn.kv_norm.weight",        "layers.0.attn.wkv_b.weight",
+      "layers.0.attn.wo.weight",           "layers.0.attn.indexer.wq_b.weight",   "layers.0.attn.indexer.wk.weight",
+      "layers.0.attn.indexer.k_norm.weight", "layers.0.attn.indexer.k_norm.bias", "layers.0.attn.indexer.weights_proj.weight"};
+  CHECK(names == want);
+  CHECK(dsa.indexer.wq_b.weight.shape() == Shape{2 * 8, 8});  // [H_I·d_I, r_q]
+  CHECK(dsa.indexer.wk.weight.shape() == Shape{8, 16});       // [d_I, dim]
+  CHECK(dsa.indexer.k_norm.weight.shape() == Shape{8});
+  CHECK(dsa.indexer.k_norm.bias.shape() == Shape{8});
+  CHECK(dsa.indexer.weights_proj.weight.shape() == Shape{2, 16});  // [H_I, dim]
+  CHECK(dsa.indexer.k_norm.eps == 1e-6);
+  DSACache cache(a, 2, 16);
+  CHECK(cache.bytes_per_token() == (8 + 4 + 8) * 4);  // r_kv + dr latent/rope key + d_I indexer key, f32
+}
+
+// ---- (b) the indexer against the naive loop; selections as sets ------------------------------------------
+
+TEST_CASE("dsa: indexer scores match a naive loop and the selections match as sets") {
+  for (int which = 0; which < 2; which++) {
+    ModelArgs a = which == 0 ? tiny_args() : small_args();
+    Rng rng(7 + which);
+    DSA dsa(a, rng);
+    randomise_norms(dsa, rng);
+    RopeTable rope(a);
+    const int64_t B = 2, S = which == 0 ? 6 : 14, k = a.index_topk;
+    for (int64_t start_pos : {0, 2}) {
+      CAPTURE(which);
+      CAPTURE(start_pos);
+      Tensor x = Tensor::randn({B, S, a.dim}, rng);
+      DSAStep step = dsa.forward_step(x, start_pos, rope);
+      std::vector<double> naive = naive_index_scores(dsa, a, x, start_pos, rope);
+      std::vector<double> mine = step.index_scores.to_f64_vector();
+      REQUIRE(mine.size() == naive.size());
+      double err = 0;
+      for (size_t i = 0; i < mine.size(); i++) {
+        REQUIRE(std::isinf(mine[i]) == std::isinf(naive[i]));  // exactly the future keys are masked
+        if (std::isfinite(mine[i])) err = std::max(err, std::abs(mine[i] - naive[i]));
+      }
+      CHECK(err <= 1e-4);
+      // The naive selection: sort the causal keys by score (ties: lower slot) and keep min(k, s+1).
+      REQUIRE(step.indices.shape() == Shape{B, S, std::min(k, S)});
+      std::vector<int64_t> idx = step.indices.to_i64_vector();
+      int64_t kk = std::min(k, S);
+      for (int64_t b = 0; b < B; b++)
+        for (int64_t s = 0; s < S; s++) {
+          int64_t row = b * S + s;
+          std::vector<int64_t> order;
+          for (int64_t t = 0; t <= s; t++) order.push_back(t);
+          std::stable_sort(order.begin(), order.end(),
+                           [&](int64_t p, int64_t q) { return naive[row * S + p] > naive[row * S + q]; });
+          int64_t keep = std::min(kk, s + 1);
+          std::set<int64_t> want(order.begin(), order.begin() + keep), got = selected_set(idx, row, kk);
+          if (got != want) {
+            // Only a tie at the k-th score may differ: every key in one set but not the other scores like it.
+            double kth = naive[row * S + order[keep - 1]];
+            for (int64_t t : got)
+              if (!want.count(t)) CHECK(std::abs(naive[row * S + t] - kth) <= 1e-5);
+          }
+          CHECK((int64_t)got.size() == keep);
+        }
+    }
+  }
+}
+
+TEST_CASE("dsa: the indexer rope is half-split on the first dr dims, the rest untouched") {
+  // A key whose only non-zero entries sit past dr must not be rotated; one at [0] must pair with [dr/2].
+  ModelArgs a = tiny_args();
+  RopeTable table(a);
+  Tensor cos = table.cos_at(3, 1), sin = table.sin_at(3, 1);
+  Tensor v = Tensor::zeros({1, 1, 8});
+  v.set_at({0, 0, 0}, 1.0);
+  v.set_at({0, 0, 6}, 2.0);
+  Tensor y = rope(slice(v, -1, 0, 4), cos, sin, RopeLayout::half_split);
+  double c = cos.at({0, 0}), s = sin.at({0, 0});
+  CHECK(std::abs(y.at({0, 0, 0}) - c) < 1e-7);
+  CHECK(std::abs(y.at({0, 0, 2}) - s) < 1e-7);  // the pair of dim 0 is dim dr/2 = 2
+  CHECK(y.at({0, 0, 1}) == 0.0);
+}
+
+// ---- (c) k >= T is dense MLA ------------------------------------------------------------------------------
+
+TEST_CASE("dsa: with index_topk >= T it equals dense MLA, values and gradients") {
+  ModelArgs a = small_args();
+  const int64_t B = 2, S = 10;
+  for (int64_t topk : {S, S + 6}) {
+    a.index_topk = topk;
+    Rng rng(21);
+    DSA dsa(a, rng);
+    randomise_norms(dsa, rng);
+    RopeTable rope(a);
+    Tensor x = Tensor::randn({B, S, a.dim}, rng).requires_grad_();
+    for (int64_t start_pos : {0, 4}) {
+      CAPTURE(topk);
+      CAPTURE(start_pos);
+      NamedParameters params = dsa.mla.named_parameters();
+      Tensor w = Tensor::randn({B, S, a.dim}, rng);
+      std::vector<std::vector<double>> grads[2];
+      Tensor outs[2];
+      for (int sparse = 0; sparse < 2; sparse++) {
+        for (auto& [name, t] : params) t->zero_grad();
+        x.zero_grad();
+        outs[sparse] = sparse ? dsa.forward(x, start_pos, rope) : dsa.mla.forward(x, start_pos, rope, nullptr, MLAMode::absorbed);
+        sum(mul(outs[sparse], w)).backward();
+        for (auto& [name, t] : params) grads[sparse].push_back(t->grad().to_f64_vector());
+        grads[sparse].push_back(x.grad().to_f64_vector());
+      }
+      CHECK(max_abs_diff(outs[0], outs[1]) <= 1e-5);
+      for (size_t i = 0; i < grads[0].size(); i++) {
+        double m = 0;
+        for (size_t j = 0; j < grads[0][i].size(); j++) m = std::max(m, std::abs(grads[0][i][j] - grads[1][i][j]));
+        CHECK_MESSAGE(m <= 1e-4, (i < params.size() ? params[i].first : std::string("x")) << " gradient differs by " << m);
+      }
+    }
+  }
+}
+
+// ---- (d) incremental decoding == full forward -------------------------------------------------------------
+
+TEST_CASE("dsa: decoding with the caches equals the full forward (token by token and in chunks)") {
+  ModelArgs a = small_args();
+  Rng rng(31);
+  DSA dsa(a, rng);
+  randomise_norms(dsa, rng);
+  RopeTable rope(a);
+  const int64_t B = 2, S = 12;
+  Tensor x = Tensor::randn({B, S, a.dim}, rng);
+  DSAStep full = dsa.forward_step(x, 0, rope);
+  for (const std::vector<int64_t>& chunks : {std::vector<int64_t>(S, 1), std::vector<int64_t>{4, 1, 5, 2}}) {
+    for (bool grad_mode : {false, true}) {
+      CAPTURE(chunks.size());
+      CAPTURE(grad_mode);
+      DSACache cache(a, 3, 20);  // bigger than needed
+      std::vector<Tensor> outs;
+      int64_t pos = 0;
+      std::vector<int64_t> full_idx = full.indices.to_i64_vector();
+      const int64_t kf = full.indices.size(2);
+      for (int64_t n : chunks) {
+        std::unique_ptr<NoGradGuard> guard;
+        if (!grad_mode) guard = std::make_unique<NoGradGuard>();
+        DSAStep step = dsa.forward_step(narrow(x, 1, pos, n), pos, rope, &cache);
+        outs.push_back(step.out);
+        // Same selections as the full forward (slots are absolute positions in both: start_pos 0, no cache).
+        std::vector<int64_t> idx = step.indices.to_i64_vector();
+        const int64_t k = step.indices.size(2);
+        CHECK(k == std::min(a.index_topk, pos + n));
+        for (int64_t b = 0; b < B; b++)
+          for (int64_t s = 0; s < n; s++)
+            CHECK(selected_set(idx, b * n + s, k) == selected_set(full_idx, b * S + pos + s, kf));
+        pos += n;
+      }
+      CHECK(max_abs_diff(cat(outs, 1), full.out) <= 1e-5);
+    }
+  }
+}
+
+// ---- (e) cost ----------------------------------------------------------------------------------------------
+
+TEST_CASE("dsa: each query attends to min(k, t+1) entries; the gathered tensors have k slots, not T") {
+  ModelArgs a = small_args();  // k = 5
+  Rng rng(41);
+  DSA dsa(a, rng);
+  RopeTable rope(a);
+  const int64_t B = 2, S = 16, k = a.index_topk;
+  Tensor x = Tensor::randn({B, S, a.dim}, rng);
+  DSAStep step = dsa.forward_step(x, 0, rope);
+  CHECK(step.probs.shape() == Shape{B, S, a.n_heads, k});
+  int64_t total = 0;
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t t = 0; t < S; t++) {
+      CHECK(step.attended_per_query[b * S + t] == std::min(k, t + 1));
+      total += std::min(k, t + 1);
+    }
+  CHECK(step.attended == total);
+  // Unused slots carry no probability; each head's probabilities sum to 1 over the slots in use.
+  std::vector<double> p = step.probs.to_f64_vector();
+  std::vector<int64_t> idx = step.indices.to_i64_vector();
+  for (int64_t row = 0; row < B * S; row++)
+    for (int64_t h = 0; h < a.n_heads; h++) {
+      double total_p = 0;
+      for (int64_t j = 0; j < k; j++) {
+        double pj = p[(row * a.n_heads + h) * k + j];
+        if (idx[row * k + j] < 0) CHECK(pj == 0.0);
+        total_p += pj;
+      }
+      CHECK(std::abs(total_p - 1.0) < 1e-5);
+    }
+  // Decoding one token at position p: T = p + 1 keys in the cache, min(k, p+1) attended.
+  DSACache cache(a, B, S);
+  NoGradGuard no_grad;
+  for (int64_t pos = 0; pos < S; pos++) {
+    DSAStep d = dsa.forward_step(narrow(x, 1, pos, 1), pos, rope, &cache);
+    CHECK(d.probs.size(3) == std::min(k, pos + 1));
+    CHECK(d.attended == B * std::min(k, pos + 1));
+  }
+}
+
+// ---- (f) float64 gradcheck ---------------------------------------------------------------------------------
+
+TEST_CASE("dsa: float64 gradcheck w.r.t. x and every weight" * doctest::test_suite("gradcheck")) {
+  ModelArgs a = tiny_args();  // dim 16, 2 heads, r_q 8, r_kv 8, dn 4, dr 4, dv 4, H_I 2, d_I 8, k 3
+  Rng rng(5);
+  DSA dsa(a, rng, DType::f64);
+  randomise_norms(dsa, rng);
+  RopeTable rope(a);
+  const int64_t S = 6;
+  Tensor x = Tensor::randn({2, S, a.dim}, rng, 1.0, DType::f64).requires_grad_();
+  std::vector<Tensor> inputs{x};
+  NamedParameters params = dsa.named_parameters();
+  REQUIRE(params.size() == 12u);
+  for (auto& [name, t] : params) {
+    REQUIRE(t->dtype() == DType::f64);
+    inputs.push_back(*t);  // the same TensorImpl: gradcheck's in-place nudges reach the module
+  }
+  OneThread one_thread;
+  for (int64_t start_pos : {0, 3}) {
+    CAPTURE(start_pos);
+    Tensor indices;
+    double margin;
+    {
+      NoGradGuard no_grad;
+      DSAStep step = dsa.forward_step(x, start_pos, rope);
+      indices = step.indices;
+      margin = selection_margin(step.index_scores, a.index_topk);
+    }
+    // 1. The selection held fixed: the main attention is smooth in x and MLA's weights.
+    GradcheckResult fixed = gradcheck(
+        [&](const std::vector<Tensor>& in) { return dsa.forward_selected(in[0], start_pos, rope, indices).out; }, inputs);
+    CHECK_MESSAGE(fixed.ok, fixed.message);
+    CHECK(fixed.max_abs_error < 1e-6);
+    // 2. The selection free: the nudges (1e-6) are far smaller than the gap between the k-th and the next score,
+    //    so no selection flips; the indexer's weights then get exactly zero gradient, numerically and analytically.
+    MESSAGE("start_pos " << start_pos << ": smallest top-k margin " << margin);
+    REQUIRE(margin > 1e-3);
+    GradcheckResult free = gradcheck(
+        [&](const std::vector<Tensor>& in) { return dsa.forward(in[0], start_pos, rope); }, inputs);
+    CHECK_MESSAGE(free.ok, free.message);
+    CHECK(free.max_abs_error < 1e-6);
+  }
+}
+
+TEST_CASE("dsa: float64 gradcheck of the indexer's KL losses w.r.t. the indexer weights" *
+          doctest::test_suite("gradcheck")) {
+  ModelArgs a = tiny_args();
+  Rng rng(9);
+  DSA dsa(a, rng, DType::f64);
+  randomise_norms(dsa, rng);
+  RopeTable rope(a);
+  Tensor x = Tensor::randn({2, 6, a.dim}, rng, 1.0, DType::f64);
+  std::vector<Tensor> inputs;
+  NamedParameters iparams = dsa.indexer.named_parameters();
+  for (auto& [name, t] : iparams) inputs.push_back(*t);
+  OneThread one_thread;
+  // Dense warm-up: smooth in the indexer's weights (away from ReLU kinks).
+  GradcheckResult warm = gradcheck(
+      [&](const std::vector<Tensor>&) { return indexer_warmup_loss(dsa, x, 0, rope); }, inputs);
+  CHECK_MESSAGE(warm.ok, warm.message);
+  // Sparse stage over a fixed selection and fixed main-attention probabilities.
+  DSAStep step;
+  {
+    NoGradGuard no_grad;
+    step = dsa.forward_step(x, 0, rope);
+  }
+  Tensor qr = step.qr.detach();
+  GradcheckResult sparse = gradcheck(
+      [&](const std::vector<Tensor>&) {
+        return indexer_sparse_kl(dsa.indexer.scores(x, qr, 0, rope), step.indices, step.probs);
+      },
+      inputs);
+  CHECK_MESSAGE(sparse.ok, sparse.message);
+}
+
+// ---- (g) the losses -----------------------------------------------------------------------------------------
+
+TEST_CASE("dsa: the KL losses are KLs, reach only the indexer, and agree when k >= T") {
+  ModelArgs a = small_args();
+  const int64_t B = 2, S = 9;
+  a.index_topk = 64;  // k >= T: the sparse loss over S_t = every causal key is the dense warm-up loss
+  Rng rng(51);
+  DSA dsa(a, rng);
+  randomise_norms(dsa, rng);
+  RopeTable rope(a);
+  Tensor x = Tensor::randn({B, S, a.dim}, rng).requires_grad_();
+  NamedParameters params = dsa.named_parameters("attn");
+
+  Tensor warm = indexer_warmup_loss(dsa, x, 0, rope);
+  // By hand: Σ_t Σ_s p log(p / q) from the dense probabilities and the indexer's softmax.
+  Tensor target, I;
+  {
+    NoGradGuard no_grad;
+    target = attention_target(mla_attention_probs(dsa.mla, x, 0, rope));
+    I = dsa.indexer.scores(x, dsa.mla.q_norm.forward(dsa.mla.wq_a.forward(x)), 0, rope);
+  }
+  std::vector<double> p = target.to_f64_vector(), iv = I.to_f64_vector();
+  double kl = 0;
+  for (int64_t row = 0; row < B * S; row++) {
+    int64_t s = row % S;
+    double mx = -INFINITY, z = 0, mass = 0;
+    for (int64_t t = 0; t <= s; t++) mx = std::max(mx, iv[row * S + t]);
+    for (int64_t t = 0; t <= s; t++) z += std::exp(iv[row * S + t] - mx);
+    for (int64_t t = 0; t < S; t++) {
+      if (t > s) {
+        CHECK(p[row * S + t] == 0.0);
+        continue;
+      }
+      double pt = p[row * S + t], logq = iv[row * S + t] - mx - std::log(z);
+      mass += pt;
+      if (pt > 0) kl += pt * (std::log(pt) - logq);
+    }
+    CHECK(std::abs(mass - 1.0) < 1e-5);
+  }
+  CHECK(warm.item() >= -1e-5);
+  CHECK(std::abs(warm.item() - kl) <= 1e-4 * std::max(1.0, kl));
+
+  for (auto& [name, t] : params) t->zero_grad();
+  warm.backward();
+  for (auto& [name, t] : params) {
+    bool is_indexer = contains(name, "indexer");
+    CHECK_MESSAGE(t->grad().defined() == is_indexer, name);
+  }
+  CHECK(!x.grad().defined());  // the indexer sees x.detach()
+
+  // Sparse stage: the LM side (step.out) reaches MLA and x, never the indexer; the KL reaches only the indexer.
+  for (auto& [name, t] : params) t->zero_grad();
+  DSAStep step = dsa.forward_step(x, 0, rope, nullptr, /*indexer_grad=*/true);
+  Tensor sparse = indexer_sparse_loss(step);
+  CHECK(std::abs(sparse.item() - warm.item()) <= 1e-4 * std::max(1.0, warm.item()));
+  sparse.backward();
+  for (auto& [name, t] : params) CHECK_MESSAGE(t->grad().defined() == contains(name, "indexer"), name);
+  for (auto& [name, t] : params) t->zero_grad();
+  sum(square(step.out)).backward();
+  for (auto& [name, t] : params) CHECK_MESSAGE(t->grad().defined() == !contains(name, "indexer"), name);
+  CHECK(x.grad().defined());
+
+  // With a real selection (k < T) the sparse loss is a KL over S_t: finite and ≥ 0.
+  ModelArgs a2 = small_args();
+  Rng rng2(52);
+  DSA dsa2(a2, rng2);
+  DSAStep step2 = dsa2.forward_step(Tensor::randn({B, S, a2.dim}, rng2), 0, rope, nullptr, true);
+  double l2 = indexer_sparse_loss(step2).item();
+  CHECK(std::isfinite(l2));
+  CHECK(l2 >= -1e-5);
+}
+
+// ---- (h) errors ----------------------------------------------------------------------------------------------
+
+TEST_CASE("dsa: errors name the module and the shapes") {
+  ModelArgs a = tiny_args();
+  Rng rng(61);
+  a.q_lora_rank = 0;
+  CHECK(contains(error_of([&] { DSA d(a, rng); }), "q_lora_rank = 0"));
+  a = tiny_args();
+  a.index_topk = 0;
+  CHECK(contains(error_of([&] { DSA d(a, rng); }), "index_topk = 0"));
+  a = tiny_args();
+  DSA dsa(a, rng);
+  RopeTable rope(a);
+  Tensor x = Tensor::randn({1, 4, a.dim}, rng);
+  std::string e = error_of([&] { dsa.forward(Tensor::randn({1, 4, 7}, rng), 0, rope); });
+  CHECK(contains(e, "[dsa]"));
+  CHECK(contains(e, "must be [B, S, dim = 16]"));
+  e = error_of([&] { dsa.forward_selected(x, 0, rope, Tensor::from_vector(std::vector<int64_t>(4 * 3, 9), {1, 4, 3})); });
+  CHECK(contains(e, "key slots are -1 (unused) or in [0, 4)"));
+  e = error_of([&] { dsa.forward_selected(x, 0, rope, Tensor::from_vector(std::vector<int64_t>(4 * 3, -1), {1, 4, 3})); });
+  CHECK(contains(e, "has no selected key"));
+  e = error_of([&] { indexer_sparse_loss(dsa.forward_step(x, 0, rope)); });
+  CHECK(contains(e, "indexer_grad = true"));
+}

@@ -1,0 +1,743 @@
+// tests/models/test_transformer.cpp — models/transformer (the whole model, MTP, losses, HF import/export),
+// models/generate (sampling, cached decoding, MTP speculative decoding) and tools/cli/logits:
+//   * the official code's tiny model (tests/fixtures/tiny_v2lite): logits, every block's hidden state, the
+//     final norm, the routing of both MoE layers, and incremental decoding through the latent cache;
+//   * `seekgrad logits` end to end; a truncated / foreign checkpoint is an error naming the file;
+//   * export -> import is exact (MTP model with sigmoid gate + bias + groups + q-LoRA, and the fixture);
+//   * float64 gradcheck of a tiny Transformer (dense + MoE layer, one MTP module) w.r.t. parameters;
+//   * the MTP loss against a direct formula (D = 1), and the total loss's composition;
+//   * greedy decoding with the cache == argmax of the full forward, token by token;
+//   * speculative decoding == plain greedy; acceptance after a little training on a predictable sequence;
+//   * sampling: deterministic by seed, top-k / top-p filters on a hand-made distribution.
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "autograd/gradcheck.h"
+#include "autograd/node.h"
+#include "models/config.h"
+#include "models/generate.h"
+#include "models/json.h"
+#include "models/safetensors.h"
+#include "models/transformer.h"
+#include "models/weights.h"
+#include "ops/ops.h"
+#include "tools/cli/logits.h"
+
+#ifndef SEEKGRAD_SOURCE_DIR
+#define SEEKGRAD_SOURCE_DIR "."
+#endif
+
+using namespace sg;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kFixture = std::string(SEEKGRAD_SOURCE_DIR) + "/tests/fixtures/tiny_v2lite";
+
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  REQUIRE_MESSAGE(a.shape() == b.shape(), a.describe() << " vs " << b.describe());
+  std::vector<double> x = a.to_f64_vector(), y = b.to_f64_vector();
+  double m = 0;
+  for (size_t i = 0; i < x.size(); i++) m = std::max(m, std::abs(x[i] - y[i]));
+  return m;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+// A fresh directory under the system temp dir, removed at scope exit.
+struct TempDir {
+  fs::path path;
+  explicit TempDir(const std::string& tag) {
+    path = fs::temp_directory_path() / ("seekgrad_test_transformer_" + tag + "_" + std::to_string(::getpid()));
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  std::string operator/(const std::string& name) const { return (path / name).string(); }
+};
+
+const SafeTensorsFile& reference() {
+  static SafeTensorsFile f = read_safetensors(kFixture + "/reference.safetensors");
+  return f;
+}
+Tensor ref(const std::string& name) { return tensor_from_st(reference().get(name)); }
+Tensor ref_tokens() {
+  const StTensor& t = reference().get("tokens");
+  return Tensor::from_vector(to_i64(t), t.shape);
+}
+
+// A tiny model exercising everything the fixture does not: q-LoRA, sigmoid gate with bias and groups,
+// route_scale, MTP.
+ModelArgs tiny_args(int64_t n_mtp, bool v3_gate = true) {
+  ModelArgs a;
+  a.vocab_size = 48;
+  a.dim = 16;
+  a.inter_dim = 32;
+  a.moe_inter_dim = 8;
+  a.n_layers = 2;
+  a.n_dense_layers = 1;
+  a.n_heads = 2;
+  a.n_routed_experts = 4;
+  a.n_shared_experts = 1;
+  a.n_activated_experts = 2;
+  if (v3_gate) {
+    a.n_expert_groups = 2;
+    a.n_limited_groups = 1;
+    a.score_func = "sigmoid";
+    a.route_scale = 2.5;
+    a.gate_bias = true;
+    a.q_lora_rank = 8;
+  } else {
+    a.score_func = "softmax";
+  }
+  a.kv_lora_rank = 8;
+  a.qk_nope_head_dim = 8;
+  a.qk_rope_head_dim = 4;
+  a.v_head_dim = 8;
+  a.max_seq_len = 64;
+  a.original_seq_len = 16;
+  a.rope_factor = 4;
+  a.mscale = 0.707;
+  a.n_mtp_modules = n_mtp;
+  return a;
+}
+
+void fill_randn(Tensor& t, Rng& rng, double std) {
+  Tensor r = Tensor::randn(t.shape(), rng, std, t.dtype());
+  std::vector<double> v = r.to_f64_vector();
+  for (int64_t i = 0; i < t.numel(); i++) {
+    std::vector<int64_t> idx(t.dim());
+    int64_t rem = i;
+    for (int64_t d = t.dim() - 1; d >= 0; d--) {
+      idx[d] = rem % t.size(d);
+      rem /= t.size(d);
+    }
+    t.set_at(idx, v[i]);
+  }
+}
+
+// Smallest gap between the K-th and (K+1)-th selection score over every token of every MoE block's last
+// forward: a finite-difference step far below it cannot change which experts are chosen.
+double min_routing_margin(Transformer& m) {
+  double margin = 1e9;
+  auto check = [&](MoE& moe) {
+    if (!moe.last_gate.scores.defined()) return;
+    Tensor s = moe.last_gate.scores.detach();
+    if (moe.gate.bias.defined()) s = add(s, moe.gate.bias.detach());
+    const int64_t N = s.size(0), E = s.size(1), K = moe.n_activated_experts;
+    std::vector<double> v = s.to_f64_vector();
+    const int64_t G = moe.gate.n_groups, per = E / G;
+    for (int64_t t = 0; t < N; t++) {
+      std::vector<double> row(v.begin() + t * E, v.begin() + (t + 1) * E);
+      if (G > 1) {  // the group decision must be stable too
+        std::vector<double> gs(G);
+        for (int64_t g = 0; g < G; g++) {
+          std::vector<double> mem(row.begin() + g * per, row.begin() + (g + 1) * per);
+          std::sort(mem.rbegin(), mem.rend());
+          gs[g] = moe.gate.bias.defined() ? mem[0] + mem[1] : mem[0];
+        }
+        std::vector<double> sorted = gs;
+        std::sort(sorted.rbegin(), sorted.rend());
+        margin = std::min(margin, sorted[moe.gate.topk_groups - 1] - sorted[moe.gate.topk_groups]);
+        double cut = sorted[moe.gate.topk_groups - 1];
+        for (int64_t g = 0; g < G; g++)
+          if (gs[g] < cut)
+            for (int64_t e = 0; e < per; e++) row[g * per + e] = -1e30;
+      }
+      std::sort(row.rbegin(), row.rend());
+      if (K < E && row[K] > -1e29) margin = std::min(margin, row[K - 1] - row[K]);
+    }
+  };
+  for (auto& b : m.layers)
+    if (b->moe) check(*b->moe);
+  for (auto& t : m.mtp)
+    if (t->block.moe) check(*t->block.moe);
+  return margin;
+}
+
+}  // namespace
+
+// ---- the official code's tiny model ---------------------------------------------------------------
+
+TEST_CASE("transformer: tiny_v2lite reproduces the official logits, hidden states and routing") {
+  Transformer model = load_model_dir(kFixture);
+  CHECK(model.args.n_layers == 3);
+  CHECK(model.mtp.empty());
+  CHECK(model.num_parameters() == 1285088);  // meta.json n_params
+
+  // tokens.json and the reference's `tokens` are the same input
+  {
+    std::ifstream in(kFixture + "/tokens.json");
+    std::stringstream s;
+    s << in.rdbuf();
+    Json j = Json::parse(s.str(), "tokens.json");
+    std::vector<int64_t> ids;
+    for (const Json& seq : j.elements())
+      for (const Json& id : seq.elements()) ids.push_back(id.get_int());
+    CHECK(ids == ref_tokens().to_i64_vector());
+  }
+  Tensor tokens = ref_tokens();  // [2, 24]
+  NoGradGuard no_grad;
+  for (MLAMode mode : {MLAMode::absorbed, MLAMode::naive}) {
+    CAPTURE(mla_mode_name(mode));
+    model.set_attn_mode(mode);
+    std::vector<Tensor> block_inputs;
+    Tensor normed = model.hidden(tokens, 0, nullptr, &block_inputs);
+    Tensor logits = model.logits_from_hidden(normed);
+    REQUIRE(block_inputs.size() == 4);
+    for (int i = 0; i <= 3; i++) {
+      double e = max_abs_diff(block_inputs[i], ref("hidden." + std::to_string(i)));
+      MESSAGE(mla_mode_name(mode) << " hidden." << i << " max |Δ| = " << e);
+      CHECK(e <= 1e-4);
+    }
+    double en = max_abs_diff(normed, ref("final_norm"));
+    double el = max_abs_diff(logits, ref("logits"));
+    double el_naive = max_abs_diff(logits, ref("logits_naive_attn"));
+    MESSAGE(mla_mode_name(mode) << " final_norm max |Δ| = " << en << ", logits max |Δ| = " << el
+                                << ", vs logits_naive_attn " << el_naive);
+    CHECK(en <= 1e-4);
+    CHECK(el <= 1e-4);
+    CHECK(el_naive <= 1e-4);
+    CHECK(model.forward(tokens).shape() == Shape{2, 24, 512});
+
+    // routing of both MoE layers (compare expert sets; loads are counts)
+    std::vector<std::vector<int64_t>> loads = model.expert_loads();
+    REQUIRE(loads.size() == 2);
+    for (int L = 1; L <= 2; L++) {
+      CAPTURE(L);
+      std::vector<int64_t> want = to_i64(reference().get("moe." + std::to_string(L) + ".expert_load"));
+      CHECK(loads[L - 1] == want);
+      MoE& moe = *model.layers[L]->moe;
+      CHECK(max_abs_diff(moe.last_gate.scores, ref("moe." + std::to_string(L) + ".scores")) <= 1e-5);
+      Tensor bal = moe.balance_loss(1.0);  // α = 1, as in the reference
+      CHECK(max_abs_diff(bal, ref("moe." + std::to_string(L) + ".seq_balance_loss")) <= 1e-5);
+    }
+  }
+  // the main loss of the reference harness
+  Tensor targets = contiguous(slice(tokens, 1, 1, 24));
+  model.set_attn_mode(MLAMode::absorbed);
+  LossOutput lo = model.loss(contiguous(slice(tokens, 1, 0, 23)), targets, 0.3, 0.0);
+  MESSAGE("main CE on tokens[:, :23] -> tokens[:, 1:] = " << lo.main_loss.item());
+  CHECK(std::isfinite(lo.main_loss.item()));
+}
+
+TEST_CASE("transformer: tiny_v2lite decode_logits through the latent KV cache") {
+  Transformer model = load_model_dir(kFixture);
+  Tensor tokens = ref_tokens();
+  std::vector<int64_t> pos = to_i64(reference().get("decode_positions"));
+  REQUIRE(pos == std::vector<int64_t>{19, 20, 21, 22});
+  NoGradGuard no_grad;
+  for (MLAMode mode : {MLAMode::absorbed, MLAMode::naive}) {
+    CAPTURE(mla_mode_name(mode));
+    model.set_attn_mode(mode);
+    // decode_positions = the positions decoded one token at a time after a prefill of tokens [0, 19)
+    auto cache = model.make_cache(2, 24);
+    model.forward(contiguous(slice(tokens, 1, 0, pos[0])), 0, cache.get());
+    CHECK(cache->length() == pos[0]);
+    std::vector<Tensor> steps;
+    for (int64_t p : pos) steps.push_back(model.forward(contiguous(slice(tokens, 1, p, p + 1)), p, cache.get()));
+    Tensor decoded = cat(steps, 1);  // [2, 4, 512]
+    double e = max_abs_diff(decoded, ref("decode_logits"));
+    double e_prefill = max_abs_diff(ref("decode_logits"), slice(ref("logits"), 1, pos[0], pos[3] + 1));
+    MESSAGE(mla_mode_name(mode) << " decode_logits max |Δ| = " << e << " (reference decode vs its prefill: " << e_prefill
+                                << ")");
+    CHECK(e <= 1e-4);
+    CHECK(e_prefill <= 1e-5);  // confirms what decode_positions means
+    // token by token from position 0 also matches the full forward at every position
+    auto c2 = model.make_cache(2, 24);
+    std::vector<Tensor> all;
+    for (int64_t p = 0; p < 24; p++) all.push_back(model.forward(contiguous(slice(tokens, 1, p, p + 1)), p, c2.get()));
+    CHECK(max_abs_diff(cat(all, 1), ref("logits")) <= 1e-4);
+  }
+}
+
+TEST_CASE("transformer: run_logits end to end (full and --decode)") {
+  TempDir tmp("logits");
+  Tensor want = ref("logits");
+  for (bool decode : {false, true}) {
+    CAPTURE(decode);
+    std::string out = tmp / (decode ? "decode.safetensors" : "full.safetensors");
+    CHECK(run_logits(kFixture, kFixture + "/tokens.json", out, decode) == 0);
+    SafeTensorsFile f = read_safetensors(out);
+    REQUIRE(f.tensors.size() == 1);
+    CHECK(f.tensors[0].name == "logits");
+    CHECK(f.tensors[0].dtype == StDType::F32);
+    Tensor got = tensor_from_st(f.get("logits"));
+    double e = max_abs_diff(got, want);
+    MESSAGE("run_logits decode=" << decode << ": max |Δ| vs reference logits = " << e);
+    CHECK(e <= 1e-4);
+    if (!decode) {  // exactly what forward() computes
+      Transformer model = load_model_dir(kFixture);
+      NoGradGuard ng;
+      CHECK(max_abs_diff(got, model.forward(ref_tokens())) == 0.0);
+    }
+  }
+  // errors name the file and what is wrong
+  auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream(tmp / name) << text;
+    return tmp / name;
+  };
+  std::string ragged = write("ragged.json", "[[1, 2, 3], [4, 5]]");
+  CHECK(contains(error_of([&] { run_logits(kFixture, ragged, tmp / "x.safetensors", false); }),
+                 "ragged.json: sequence 1 has 2 tokens but sequence 0 has 3"));
+  std::string big = write("big.json", "[[1, 2, 999]]");
+  CHECK(contains(error_of([&] { run_logits(kFixture, big, tmp / "x.safetensors", false); }), "token id 999"));
+  std::string notjson = write("bad.json", "[[1, 2,");
+  CHECK(contains(error_of([&] { run_logits(kFixture, notjson, tmp / "x.safetensors", false); }), "bad.json"));
+  CHECK(contains(error_of([&] { run_logits(kFixture, tmp / "missing.json", tmp / "x.safetensors", false); }),
+                 "missing.json"));
+  CHECK(contains(error_of([&] { run_logits(tmp / "nomodel", ragged, tmp / "x.safetensors", false); }), "nomodel"));
+}
+
+TEST_CASE("transformer: broken checkpoints are errors naming the file and the tensor") {
+  TempDir tmp("broken");
+  auto copy_fixture = [&](const std::string& name) {
+    std::string dir = tmp / name;
+    fs::create_directories(dir);
+    fs::copy_file(kFixture + "/config.json", dir + "/config.json");
+    fs::copy_file(kFixture + "/model.safetensors", dir + "/model.safetensors");
+    return dir;
+  };
+  {  // truncated
+    std::string dir = copy_fixture("truncated");
+    fs::resize_file(dir + "/model.safetensors", fs::file_size(dir + "/model.safetensors") - 1000);
+    std::string e = error_of([&] { load_model_dir(dir); });
+    MESSAGE(e);
+    CHECK(contains(e, dir + "/model.safetensors"));
+  }
+  SafeTensorsFile f = read_safetensors(kFixture + "/model.safetensors");
+  {  // a tensor missing
+    std::string dir = copy_fixture("missing");
+    std::vector<StTensor> ts;
+    for (const StTensor& t : f.tensors)
+      if (t.name != "model.layers.1.self_attn.kv_b_proj.weight") ts.push_back(t);
+    write_safetensors(dir + "/model.safetensors", ts);
+    std::string e = error_of([&] { load_model_dir(dir); });
+    MESSAGE(e);
+    CHECK(contains(e, dir + "/model.safetensors"));
+    CHECK(contains(e, "model.layers.1.self_attn.kv_b_proj.weight"));
+  }
+  {  // an unknown tensor, and a tensor of a layer the config does not have
+    for (std::string extra : {"model.layers.0.self_attn.bogus.weight", "model.layers.7.input_layernorm.weight"}) {
+      std::string dir = copy_fixture("extra" + std::to_string(extra.size()));
+      std::vector<StTensor> ts = f.tensors;
+      ts.push_back(from_f32(extra, {2}, std::vector<float>{1, 2}.data()));
+      write_safetensors(dir + "/model.safetensors", ts);
+      std::string e = error_of([&] { load_model_dir(dir); });
+      MESSAGE(e);
+      CHECK(contains(e, dir + "/model.safetensors"));
+      CHECK(contains(e, extra));
+    }
+  }
+  {  // a wrong shape
+    std::string dir = copy_fixture("shape");
+    std::vector<StTensor> ts;
+    for (StTensor t : f.tensors) {
+      if (t.name == "model.norm.weight") {
+        std::vector<float> v(127, 1.0f);
+        t = from_f32(t.name, {127}, v.data());
+      }
+      ts.push_back(t);
+    }
+    write_safetensors(dir + "/model.safetensors", ts);
+    std::string e = error_of([&] { load_model_dir(dir); });
+    MESSAGE(e);
+    CHECK(contains(e, "model.norm.weight"));
+    CHECK(contains(e, "[127]"));
+  }
+}
+
+// ---- export / import --------------------------------------------------------------------------------
+
+TEST_CASE("transformer: export -> import is exact (MTP + gate bias model, f32 and f64; the fixture)") {
+  TempDir tmp("roundtrip");
+  for (DType dt : {DType::f32, DType::f64}) {
+    CAPTURE(dtype_name(dt));
+    ModelArgs a = tiny_args(2);
+    Rng rng(5);
+    Transformer m(a, rng, dt);
+    // non-trivial norms and biases so every tensor is distinguishable
+    for (auto& [name, t] : m.named_parameters())
+      if (name.find("norm") != std::string::npos || name.find("gate.bias") != std::string::npos) fill_randn(*t, rng, 0.3);
+    std::string dir = tmp / (std::string("model_") + dtype_name(dt));
+    save_model_dir(m, dir);
+    save_model_dir(m, dir);  // over an existing directory
+    CHECK(!fs::exists(dir + ".tmp"));
+    CHECK(!fs::exists(dir + ".old"));
+    SafeTensorsFile f = read_safetensors(dir + "/model.safetensors");
+    for (const char* name : {"model.layers.2.enorm.weight", "model.layers.3.eh_proj.weight",
+                             "model.layers.2.shared_head.head.weight", "model.layers.3.embed_tokens.weight",
+                             "model.layers.2.mlp.gate.e_score_correction_bias", "model.layers.3.self_attn.q_a_proj.weight",
+                             "model.layers.1.mlp.experts.3.down_proj.weight", "lm_head.weight"})
+      CHECK_MESSAGE(f.contains(name), name);
+    CHECK(f.tensors.size() == m.named_parameters().size() + 2 * 2);
+
+    Transformer back = load_model_dir(dir, dt);
+    CHECK(back.args.n_mtp_modules == 2);
+    CHECK(back.args.gate_bias);
+    CHECK(back.args.score_func == "sigmoid");
+    CHECK(back.args.q_lora_rank == 8);
+    NamedParameters p0 = m.named_parameters(), p1 = back.named_parameters();
+    REQUIRE(p0.size() == p1.size());
+    for (size_t i = 0; i < p0.size(); i++) {
+      CHECK(p0[i].first == p1[i].first);
+      CHECK(p1[i].second->dtype() == dt);
+      CHECK_MESSAGE(max_abs_diff(*p0[i].second, *p1[i].second) == 0.0, p0[i].first);
+    }
+    CHECK(!back.layers[1]->moe->gate.bias.requires_grad());
+    Tensor tokens = Tensor::randint({2, 9}, rng, 0, a.vocab_size);
+    Tensor targets = Tensor::randint({2, 9}, rng, 0, a.vocab_size);
+    CHECK(max_abs_diff(m.loss(tokens, targets, 0.3, 0.01).loss, back.loss(tokens, targets, 0.3, 0.01).loss) == 0.0);
+
+    // an MTP copy of the head that is not a copy is an error
+    std::vector<StTensor> ts = f.tensors;
+    for (StTensor& t : ts)
+      if (t.name == "model.layers.3.shared_head.head.weight") t.bytes[0] ^= 1;
+    write_safetensors(dir + "/model.safetensors", ts);
+    std::string e = error_of([&] { load_model_dir(dir, dt); });
+    CHECK(contains(e, "model.layers.3.shared_head.head.weight"));
+    CHECK(contains(e, "copy"));
+  }
+  // the official fixture: HF file -> model -> HF file holds the same tensors, byte for byte
+  Transformer fx = load_model_dir(kFixture);
+  save_model_dir(fx, tmp / "fixture");
+  SafeTensorsFile a = read_safetensors(kFixture + "/model.safetensors"), b = read_safetensors(tmp / "fixture/model.safetensors");
+  CHECK(a.tensors.size() == b.tensors.size());
+  for (const StTensor& t : a.tensors) {
+    const StTensor* u = b.find(t.name);
+    REQUIRE_MESSAGE(u, t.name);
+    CHECK_MESSAGE((u->shape == t.shape && u->bytes == t.bytes), t.name);
+  }
+  ModelArgs back = load_model_args_json(tmp / "fixture/config.json");
+  CHECK(back.softmax_scale() == fx.args.softmax_scale());
+}
+
+TEST_CASE("transformer: parameter names (official) and their HF names") {
+  Rng rng(0);
+  Transformer m(tiny_args(1), rng);
+  std::map<std::string, Shape> shapes;
+  for (auto& [name, t] : m.named_parameters()) shapes[name] = t->shape();
+  CHECK(shapes.at("embed.weight") == Shape{48, 16});
+  CHECK(shapes.at("head.weight") == Shape{48, 16});
+  CHECK(shapes.at("layers.0.ffn.w1.weight") == Shape{32, 16});
+  CHECK(shapes.at("layers.1.ffn.gate.bias") == Shape{4});
+  CHECK(shapes.at("mtp.0.eh_proj.weight") == Shape{16, 32});
+  CHECK(shapes.at("mtp.0.ffn.experts.0.w2.weight") == Shape{16, 8});
+  CHECK(shapes.count("mtp.0.shared_head.norm.weight"));
+  CHECK(transformer_param_to_hf("mtp.0.attn_norm.weight", 2) == "model.layers.2.input_layernorm.weight");
+  CHECK(transformer_param_to_hf("mtp.1.eh_proj.weight", 2) == "model.layers.3.eh_proj.weight");
+  CHECK(transformer_param_to_hf("layers.1.ffn.gate.bias", 2) == "model.layers.1.mlp.gate.e_score_correction_bias");
+  CHECK(hf_to_transformer_param("model.layers.2.self_attn.kv_b_proj.weight", 2) == "mtp.0.attn.wkv_b.weight");
+  CHECK(hf_to_transformer_param("model.layers.1.self_attn.kv_b_proj.weight", 2) == "layers.1.attn.wkv_b.weight");
+  CHECK(contains(error_of([&] { transformer_param_to_hf("layers.5.attn_norm.weight", 2); }), "layers.5.attn_norm.weight"));
+  for (auto& [name, t] : m.named_parameters())
+    CHECK_MESSAGE(hf_to_transformer_param(transformer_param_to_hf(name, 2), 2) == name, name);
+}
+
+// ---- gradients and losses ---------------------------------------------------------------------------
+
+TEST_CASE("transformer: float64 gradcheck of a tiny Transformer with MoE and MTP (loss w.r.t. parameters)") {
+  ModelArgs a = tiny_args(1);
+  Tensor tokens, targets;
+  Transformer* model = nullptr;
+  std::unique_ptr<Transformer> holder;
+  // pick a seed whose routing has a clear margin everywhere (finite differences must not flip experts)
+  for (uint64_t seed = 1; seed < 50 && !model; seed++) {
+    Rng rng(seed);
+    holder = std::make_unique<Transformer>(a, rng, DType::f64);
+    for (auto& [name, t] : holder->named_parameters())
+      if (name.find("gate.bias") != std::string::npos) fill_randn(*t, rng, 0.05);
+    tokens = Tensor::randint({2, 6}, rng, 0, a.vocab_size);
+    targets = Tensor::randint({2, 6}, rng, 0, a.vocab_size);
+    targets.set_at({0, 2}, -100);
+    holder->loss(tokens, targets, 0.3, 0.1);
+    double margin = min_routing_margin(*holder);
+    if (margin > 1e-3) {
+      MESSAGE("seed " << seed << ": min routing margin " << margin);
+      model = holder.get();
+    }
+  }
+  REQUIRE(model);
+  std::map<std::string, Tensor*> p;
+  for (auto& [name, t] : model->named_parameters()) p[name] = t;
+  std::vector<std::string> names = {"embed.weight", "layers.0.attn.wq_a.weight", "layers.0.attn.wkv_a.weight",
+                                    "layers.0.ffn.w2.weight", "layers.1.attn.wkv_b.weight", "layers.1.ffn.gate.weight",
+                                    "layers.1.ffn.experts.1.w1.weight", "layers.1.ffn.shared_experts.w3.weight",
+                                    "norm.weight", "head.weight", "mtp.0.enorm.weight", "mtp.0.hnorm.weight",
+                                    "mtp.0.eh_proj.weight", "mtp.0.attn.wo.weight", "mtp.0.ffn.gate.weight",
+                                    "mtp.0.shared_head.norm.weight"};
+  std::vector<Tensor> inputs;
+  for (const std::string& n : names) inputs.push_back(*p.at(n));
+  GradcheckOptions opt;
+  opt.max_elements_per_input = 12;
+  opt.atol = 1e-6;
+  opt.rtol = 1e-5;
+  GradcheckResult r = gradcheck([&](const std::vector<Tensor>&) { return model->loss(tokens, targets, 0.3, 0.1).loss; },
+                                inputs, opt);
+  MESSAGE("gradcheck of the total loss (main + MTP + balance) over " << names.size() << " parameters: max abs error "
+                                                                      << r.max_abs_error);
+  CHECK_MESSAGE(r.ok, r.message);
+}
+
+TEST_CASE("transformer: MTP loss (D = 1) equals the direct formula; total = main + λ/D Σ L^k + balance") {
+  ModelArgs a = tiny_args(1, false);
+  Rng rng(3);
+  Transformer m(a, rng, DType::f64);
+  const int64_t B = 2, S = 7, V = a.vocab_size;
+  Tensor tokens = Tensor::randint({B, S}, rng, 0, V);
+  Tensor targets = Tensor::randint({B, S}, rng, 0, V);
+  targets.set_at({1, 3}, -100);
+  targets.set_at({0, 6}, -100);
+  const double lambda = 0.3, alpha = 0.01;
+  LossOutput lo = m.loss(tokens, targets, lambda, alpha);
+  REQUIRE(lo.mtp_losses.size() == 1);
+
+  NoGradGuard ng;
+  // the direct formula, written out: h'_i = M [enorm(Emb t_{i+1}) ; hnorm(h⁰_i)], i = 0..S−2
+  Tensor h0 = m.hidden(tokens);  // post-final-norm
+  MTPModule& mod = *m.mtp[0];
+  Tensor emb = embedding(m.embed.weight, contiguous(slice(tokens, 1, 1, S)));
+  Tensor x = linear(cat({rms_norm(emb, mod.enorm.weight), rms_norm(slice(h0, 1, 0, S - 1), mod.hnorm.weight)}, -1),
+                    mod.eh_proj.weight);
+  Tensor h1 = mod.block.forward(x, 0, m.rope);
+  std::vector<double> logits = linear(rms_norm(h1, mod.shared_head_norm.weight), m.head.weight).to_f64_vector();
+  // L¹ = −(1/n) Σ_{valid i} log softmax(logits_i)[t_{i+2}], t_{i+2} = targets[:, i+1]
+  double sum = 0;
+  int n = 0;
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t i = 0; i < S - 1; i++) {
+      int64_t tgt = (int64_t)targets.at({b, i + 1});
+      if (tgt == -100) continue;
+      const double* row = &logits[(b * (S - 1) + i) * V];
+      double mx = *std::max_element(row, row + V), z = 0;
+      for (int64_t v = 0; v < V; v++) z += std::exp(row[v] - mx);
+      sum += -(row[tgt] - mx - std::log(z));
+      n++;
+    }
+  double direct = sum / n;
+  MESSAGE("MTP L1 = " << lo.mtp_losses[0].item() << ", direct formula " << direct);
+  CHECK(std::abs(lo.mtp_losses[0].item() - direct) <= 1e-12);
+  // main loss and composition
+  CHECK(std::abs(lo.main_loss.item() - cross_entropy(m.forward(tokens), targets).item()) <= 1e-12);
+  double bal = 0;
+  for (auto* moe : {m.layers[1]->moe.get(), m.mtp[0]->block.moe.get()}) bal += mean(moe->balance_loss(alpha)).item();
+  bal /= 2;
+  CHECK(std::abs(lo.balance_loss.item() - bal) <= 1e-14);
+  CHECK(std::abs(lo.loss.item() - (lo.main_loss.item() + lambda * direct + bal)) <= 1e-12);
+  // the MTP block's MoE is counted by expert_loads / moe_layer_names
+  CHECK(m.moe_layer_names() == std::vector<std::string>{"layers.1.ffn", "mtp.0.ffn"});
+  std::vector<std::vector<int64_t>> loads = m.expert_loads();
+  REQUIRE(loads.size() == 2);
+  int64_t total = 0;
+  for (int64_t l : loads[1]) total += l;
+  CHECK(total == B * (S - 1) * a.n_activated_experts);
+}
+
+TEST_CASE("transformer: update_gate_biases moves every biased gate against its load") {
+  ModelArgs a = tiny_args(1);
+  Rng rng(2);
+  Transformer m(a, rng);
+  Tensor tokens = Tensor::randint({2, 8}, rng, 0, a.vocab_size);
+  m.loss(tokens, tokens, 0.3, 0.0);
+  std::vector<std::vector<int64_t>> loads = m.expert_loads();
+  std::vector<MoE*> moes = {m.layers[1]->moe.get(), m.mtp[0]->block.moe.get()};
+  std::vector<std::vector<float>> before;
+  for (MoE* e : moes) before.push_back(e->gate.bias.to_f32_vector());
+  m.update_gate_biases(0.01);
+  for (size_t l = 0; l < moes.size(); l++) {
+    std::vector<float> after = moes[l]->gate.bias.to_f32_vector();
+    double mean_load = 0;
+    for (int64_t x : loads[l]) mean_load += (double)x / loads[l].size();
+    for (size_t i = 0; i < after.size(); i++) {
+      double want = before[l][i] + 0.01 * (mean_load > loads[l][i] ? 1 : mean_load < loads[l][i] ? -1 : 0);
+      CHECK(std::abs(after[i] - want) < 1e-7);
+    }
+  }
+}
+
+// ---- generation -------------------------------------------------------------------------------------
+
+TEST_CASE("generate: greedy with the cache == argmax of the full forward, repeated") {
+  Rng rng(7);
+  for (int64_t n_mtp : {0, 1}) {
+    Transformer m(tiny_args(n_mtp), rng);
+    std::vector<int64_t> prompt = {3, 17, 5, 40, 11};
+    std::vector<int64_t> got = generate(m, prompt, 12);
+    std::vector<int64_t> seq = prompt;
+    NoGradGuard ng;
+    for (int i = 0; i < 12; i++) {
+      Tensor logits = m.forward(Tensor::from_vector(seq, {1, (int64_t)seq.size()}));
+      seq.push_back((int64_t)argmax(narrow(logits, 1, seq.size() - 1, 1), -1).item());
+    }
+    CHECK(got == std::vector<int64_t>(seq.begin() + prompt.size(), seq.end()));
+    // a stop token ends the output (and is its last token)
+    std::vector<int64_t> stopped = generate(m, prompt, 12, {}, got[3]);
+    CHECK(stopped.size() <= 4);
+    CHECK(stopped.back() == got[3]);
+  }
+}
+
+TEST_CASE("generate: speculative decoding with MTP == plain greedy") {
+  for (int64_t n_mtp : {1, 2, 3}) {
+    for (uint64_t seed : {1, 2, 3}) {
+      CAPTURE(n_mtp);
+      CAPTURE(seed);
+      Rng rng(seed * 10 + n_mtp);
+      Transformer m(tiny_args(n_mtp, seed % 2 == 0), rng);
+      for (std::vector<int64_t> prompt : {std::vector<int64_t>{7}, std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7, 8}}) {
+        SpeculativeStats st;
+        std::vector<int64_t> spec = generate_speculative(m, prompt, 20, -1, &st);
+        std::vector<int64_t> plain = generate(m, prompt, 20);
+        CHECK(spec == plain);
+        CHECK(st.generated == 20);
+        CHECK(st.main_forwards == 1 + (st.generated - 1 - st.accepted));
+        CHECK(st.accepted <= st.drafted);
+      }
+      // with a stop token
+      std::vector<int64_t> plain = generate(m, {4, 4}, 15);
+      int64_t stop = plain[6];
+      CHECK(generate_speculative(m, {4, 4}, 15, stop) == generate(m, {4, 4}, 15, {}, stop));
+    }
+  }
+  Rng rng(0);
+  Transformer no_mtp(tiny_args(0), rng);
+  CHECK(contains(error_of([&] { generate_speculative(no_mtp, {1}, 3); }), "no MTP modules"));
+}
+
+// A tiny model trained (plain SGD, a few hundred steps) on sequences that count upward mod V: the main
+// model and its MTP modules learn the rule, and most drafts are accepted.
+TEST_CASE("generate: speculative acceptance after training on a predictable sequence") {
+  ModelArgs a = tiny_args(2, false);
+  a.vocab_size = 16;
+  Rng rng(42);
+  Transformer m(a, rng);
+  NamedParameters params = m.named_parameters();
+  const int64_t B = 8, S = 12;
+  double first = 0, last = 0;
+  for (int step = 0; step < 300; step++) {
+    std::vector<int64_t> tok(B * S), tgt(B * S);
+    for (int64_t b = 0; b < B; b++) {
+      int64_t start = (int64_t)rng.randint(a.vocab_size);
+      for (int64_t s = 0; s < S; s++) {
+        tok[b * S + s] = (start + s) % a.vocab_size;
+        tgt[b * S + s] = (start + s + 1) % a.vocab_size;
+      }
+    }
+    LossOutput lo = m.loss(Tensor::from_vector(tok, {B, S}), Tensor::from_vector(tgt, {B, S}), 1.0, 0.0);
+    for (auto& [n, t] : params) t->zero_grad();
+    lo.loss.backward();
+    {
+      NoGradGuard ng;
+      for (auto& [n, t] : params) {
+        if (!t->requires_grad() || !t->grad().defined()) continue;
+        float* w = t->data<float>();
+        std::vector<float> g = t->grad().to_f32_vector();
+        for (size_t i = 0; i < g.size(); i++) w[i] -= 0.3f * g[i];
+      }
+    }
+    if (step == 0) first = lo.loss.item();
+    last = lo.loss.item();
+  }
+  MESSAGE("training loss " << first << " -> " << last);
+  CHECK(last < first * 0.5);
+  SpeculativeStats st = compare_speculative(m, {3, 4, 5}, 40);
+  MESSAGE("speculative (D = 2): drafted " << st.drafted << ", accepted " << st.accepted << " (rate "
+                                          << st.acceptance_rate << "), " << st.main_forwards << " main forwards for "
+                                          << st.generated << " tokens (" << st.tokens_per_forward
+                                          << " tokens/forward), wall-clock speed-up " << st.speedup);
+  CHECK(st.acceptance_rate > 0.5);
+  CHECK(st.tokens_per_forward > 1.5);
+}
+
+TEST_CASE("generate: sampling is deterministic by seed") {
+  Rng rng(9);
+  Transformer m(tiny_args(0), rng);
+  SamplingConfig c;
+  c.temperature = 1.0;
+  c.top_k = 20;
+  c.top_p = 0.95;
+  c.seed = 123;
+  std::vector<int64_t> a = generate(m, {1, 2, 3}, 16, c), b = generate(m, {1, 2, 3}, 16, c);
+  CHECK(a == b);
+  c.seed = 124;
+  std::vector<int64_t> d = generate(m, {1, 2, 3}, 16, c);
+  CHECK(a != d);
+  // temperature 0 is greedy whatever the seed
+  SamplingConfig g;
+  g.seed = 99;
+  CHECK(generate(m, {1, 2, 3}, 8, g) == generate(m, {1, 2, 3}, 8));
+}
+
+TEST_CASE("generate: top-k and top-p filters on a hand-made distribution") {
+  // p = softmax(log q) = q = [0.05, 0.4, 0.1, 0.3, 0.15]
+  std::vector<double> q = {0.05, 0.4, 0.1, 0.3, 0.15};
+  std::vector<float> logits;
+  for (double x : q) logits.push_back((float)std::log(x));
+  auto probs = [&](double T, int64_t k, double p) {
+    SamplingConfig c;
+    c.temperature = T;
+    c.top_k = k;
+    c.top_p = p;
+    return sampling_probs(logits, c);
+  };
+  auto near = [](const std::vector<double>& a, const std::vector<double>& b) {
+    for (size_t i = 0; i < a.size(); i++)
+      if (std::abs(a[i] - b[i]) > 1e-6) return false;
+    return a.size() == b.size();
+  };
+  CHECK(near(probs(1, 0, 1.0), q));
+  CHECK(near(probs(1, 2, 1.0), {0, 0.4 / 0.7, 0, 0.3 / 0.7, 0}));               // top-2: ids 1, 3
+  CHECK(near(probs(1, 0, 0.7), {0, 0.4 / 0.7, 0, 0.3 / 0.7, 0}));               // 0.4 + 0.3 reaches 0.7
+  CHECK(near(probs(1, 0, 0.71), {0, 0.4 / 0.85, 0, 0.3 / 0.85, 0.15 / 0.85}));  // needs the 0.15 too
+  CHECK(near(probs(1, 0, 0.1), {0, 1, 0, 0, 0}));                               // always at least one
+  CHECK(near(probs(1, 3, 0.8), {0, 0.4 / 0.85, 0, 0.3 / 0.85, 0.15 / 0.85}));   // top-p over the renormalised top-3
+  CHECK(near(probs(0, 0, 1.0), {0, 1, 0, 0, 0}));                               // greedy
+  // temperature 2: p ∝ q^(1/2)
+  std::vector<double> t2(5);
+  double z = 0;
+  for (int i = 0; i < 5; i++) z += t2[i] = std::sqrt(q[i]);
+  for (double& x : t2) x /= z;
+  CHECK(near(probs(2, 0, 1.0), t2));
+  // top-k ties keep the lower id
+  std::vector<float> tie = {1, 2, 2, 0};
+  SamplingConfig c;
+  c.temperature = 1;
+  c.top_k = 1;
+  CHECK(sampling_probs(tie, c)[1] == 1.0);
+  // empirical frequencies follow the filtered distribution
+  Rng rng(1);
+  c.top_k = 3;
+  std::vector<int> count(5, 0);
+  for (int i = 0; i < 20000; i++) count[sample_token(logits, c, rng)]++;
+  std::vector<double> want = probs(1, 3, 1.0);
+  for (int i = 0; i < 5; i++) CHECK(std::abs(count[i] / 20000.0 - want[i]) < 0.02);
+  CHECK(count[0] == 0);
+  CHECK(count[2] == 0);
+  c.top_p = 0;
+  CHECK(contains(error_of([&] { sampling_probs(logits, c); }), "top_p"));
+}

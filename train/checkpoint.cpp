@@ -1,0 +1,199 @@
+// train/checkpoint.cpp — save/load the checkpoint directory described in checkpoint.h.
+#include "train/checkpoint.h"
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+
+#include "models/safetensors.h"
+
+namespace fs = std::filesystem;
+
+namespace sg {
+
+namespace {
+
+constexpr const char* kModelFile = "model.safetensors";
+constexpr const char* kOptimizerFile = "optimizer.safetensors";
+constexpr const char* kStateFile = "trainer_state.json";
+
+[[noreturn]] void fail(const std::string& path, const std::string& what) {
+  throw std::runtime_error("[checkpoint] " + path + ": " + what);
+}
+
+StTensor param_tensor(const std::string& name, const Tensor* p) {
+  if (!p || !p->defined()) throw std::runtime_error("[checkpoint] parameter '" + name + "' is not a tensor");
+  if (p->device() != Device::CPU)
+    throw std::runtime_error("[checkpoint] parameter '" + name + "' is on " + device_name(p->device()) +
+                             "; copy it to the CPU first");
+  if (p->dtype() == DType::f32) {
+    std::vector<float> v = p->to_f32_vector();
+    return from_f32(name, p->shape(), v.data());
+  }
+  if (p->dtype() == DType::f64) {
+    std::vector<double> v = p->to_f64_vector();
+    StTensor t{name, StDType::F64, p->shape(), std::vector<uint8_t>(v.size() * sizeof(double))};
+    std::memcpy(t.bytes.data(), v.data(), t.bytes.size());
+    return t;
+  }
+  throw std::runtime_error("[checkpoint] parameter '" + name + "' is " + p->describe() +
+                           "; checkpoints hold f32 or f64 parameters");
+}
+
+void write_text(const fs::path& path, const std::string& text) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  if (!f) fail(path.string(), "cannot open for writing");
+  f.write(text.data(), (std::streamsize)text.size());
+  f.close();
+  if (!f) fail(path.string(), "write failed (disk full?)");
+}
+
+SafeTensorsFile read_file(const fs::path& path) {
+  if (!fs::exists(path)) fail(path.string(), "missing file");
+  try {
+    return read_safetensors(path.string());
+  } catch (const std::exception& e) {
+    fail(path.string(), std::string("cannot read it: ") + e.what());
+  }
+}
+
+fs::path old_dir(const fs::path& dir) { return fs::path(dir.string() + ".old"); }
+
+// If a save crashed between its two renames, put the previous checkpoint back at `dir`.
+void recover(const fs::path& dir) {
+  if (!fs::exists(dir) && fs::exists(old_dir(dir))) fs::rename(old_dir(dir), dir);
+}
+
+}  // namespace
+
+bool checkpoint_exists(const std::string& dir) {
+  const fs::path d(dir);
+  return fs::exists(d / kStateFile) || fs::exists(old_dir(d) / kStateFile);
+}
+
+void save_checkpoint(const std::string& dir_str, const NamedParameters& params, const Optimizer* optimizer,
+                     const TrainerState& state) {
+  fs::path dir(dir_str);
+  while (!dir.empty() && !dir.has_filename()) dir = dir.parent_path();  // "runs/x/" -> "runs/x"
+  if (dir.empty()) throw std::invalid_argument("[checkpoint] empty checkpoint directory name");
+  const fs::path tmp(dir.string() + ".tmp");
+  recover(dir);
+  fs::remove_all(tmp);  // left over from a crashed save
+  if (dir.has_parent_path()) fs::create_directories(dir.parent_path());
+  fs::create_directories(tmp);
+  try {
+    std::vector<StTensor> tensors;
+    tensors.reserve(params.size());
+    for (const auto& [name, p] : params) tensors.push_back(param_tensor(name, p));
+    write_safetensors((tmp / kModelFile).string(), tensors, {{"format", "pt"}});
+    tensors.clear();
+
+    TrainerState st = state;
+    if (optimizer) {
+      st.optimizer = optimizer->kind();
+      write_safetensors((tmp / kOptimizerFile).string(), optimizer->state_tensors(),
+                        {{"optimizer", optimizer->kind()}});
+    } else {
+      st.optimizer = "";
+    }
+    write_text(tmp / kStateFile, st.to_json().dump(2) + "\n");
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    throw;
+  }
+  // Commit: the only moment without a complete checkpoint at `dir` is between these two renames.
+  const fs::path old = old_dir(dir);
+  fs::remove_all(old);
+  if (fs::exists(dir)) fs::rename(dir, old);
+  fs::rename(tmp, dir);
+  fs::remove_all(old);
+}
+
+void load_checkpoint(const std::string& dir_str, const NamedParameters& params, Optimizer* optimizer,
+                     TrainerState& state) {
+  fs::path dir(dir_str);
+  if (!fs::exists(dir) && fs::exists(old_dir(dir))) dir = old_dir(dir);  // a save crashed mid-rename
+  if (!fs::is_directory(dir)) fail(dir.string(), "no such checkpoint directory");
+
+  // 1. Read and check everything.
+  const fs::path state_path = dir / kStateFile;
+  if (!fs::exists(state_path)) fail(state_path.string(), "missing file");
+  std::ifstream f(state_path, std::ios::binary);
+  std::stringstream text;
+  text << f.rdbuf();
+  if (!f) fail(state_path.string(), "cannot read it");
+  TrainerState loaded;
+  try {
+    loaded = TrainerState::from_json(Json::parse(text.str(), state_path.string()));
+  } catch (const std::exception& e) {
+    fail(state_path.string(), e.what());
+  }
+
+  const fs::path model_path = dir / kModelFile;
+  const SafeTensorsFile model = read_file(model_path);
+  std::set<std::string> names;
+  for (const auto& [name, p] : params) {
+    if (!p || !p->defined()) throw std::invalid_argument("[checkpoint] parameter '" + name + "' is not a tensor");
+    if (!names.insert(name).second) throw std::invalid_argument("[checkpoint] parameter '" + name + "' appears twice");
+    const StTensor* t = model.find(name);
+    if (!t)
+      fail(model_path.string(), "no tensor '" + name + "' for the parameter of shape " + shape_str(p->shape()) +
+                                    " (the file has " + std::to_string(model.tensors.size()) + " tensors)");
+    if (t->shape != p->shape())
+      fail(model_path.string(), "tensor '" + name + "' has shape " + st_shape_str(t->shape) +
+                                    " but the parameter has shape " + shape_str(p->shape()));
+    if (p->dtype() != DType::f32 && p->dtype() != DType::f64)
+      throw std::runtime_error("[checkpoint] parameter '" + name + "' is " + p->describe() +
+                               "; checkpoints hold f32 or f64 parameters");
+    if (!p->is_contiguous() || p->device() != Device::CPU)
+      throw std::runtime_error("[checkpoint] parameter '" + name + "' must be a contiguous CPU tensor to load into");
+    if (t->dtype == StDType::F8_E4M3 || t->dtype == StDType::F8_E5M2)
+      fail(model_path.string(), "tensor '" + name + "' is FP8; checkpoints hold f32 parameters");
+  }
+  for (const StTensor& t : model.tensors)
+    if (!names.count(t.name))
+      fail(model_path.string(), "tensor '" + t.name + "' matches no parameter (" + std::to_string(params.size()) +
+                                    " parameters given)");
+
+  std::optional<SafeTensorsFile> opt_file;
+  if (optimizer) {
+    const fs::path opt_path = dir / kOptimizerFile;
+    opt_file = read_file(opt_path);
+    if (loaded.optimizer != optimizer->kind())
+      fail(state_path.string(), "written by optimizer '" + loaded.optimizer + "', loading into '" +
+                                    optimizer->kind() + "'");
+    auto kind = opt_file->metadata.find("optimizer");
+    if (kind == opt_file->metadata.end() || kind->second != optimizer->kind())
+      fail(opt_path.string(), std::string("metadata \"optimizer\" is not \"") + optimizer->kind() + "\"");
+  }
+
+  // 2. Change things. The optimizer checks its whole file before it assigns anything.
+  if (optimizer) {
+    try {
+      optimizer->load_state(*opt_file);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(std::string("[checkpoint] ") + e.what());
+    }
+  }
+  for (const auto& [name, p] : params) {
+    const StTensor& t = *model.find(name);
+    if (p->dtype() == DType::f32) {
+      if (t.dtype == StDType::F32) {
+        std::memcpy(p->data<float>(), t.bytes.data(), t.bytes.size());
+      } else {
+        std::vector<float> v = to_f32(t);
+        std::memcpy(p->data<float>(), v.data(), v.size() * sizeof(float));
+      }
+    } else {
+      std::vector<double> v = to_f64(t);
+      std::memcpy(p->data<double>(), v.data(), v.size() * sizeof(double));
+    }
+  }
+  state = std::move(loaded);
+}
+
+}  // namespace sg

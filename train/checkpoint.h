@@ -1,0 +1,43 @@
+// train/checkpoint.h — a training checkpoint is a DIRECTORY:
+//
+//   <dir>/model.safetensors       the parameters, under the names the caller passes (HF or official
+//                                 DeepSeek names), f32 (f64 parameters stay f64)
+//   <dir>/optimizer.safetensors   Optimizer::state_tensors() (AdamW: exp_avg.<name>, exp_avg_sq.<name>,
+//                                 step.<name>, step), metadata {"optimizer": "adamw"}
+//   <dir>/trainer_state.json      TrainerState (train/trainer_state.h): step, tokens seen, RNG state,
+//                                 loader position, config name, extra key/values
+//
+// Writing is atomic at the directory level: everything goes to `<dir>.tmp`; only when all three
+// files are complete is an existing `<dir>` renamed to `<dir>.old`, `<dir>.tmp` renamed to `<dir>`,
+// and `<dir>.old` deleted. A failure while writing (an exception, a full disk, a crash) leaves the
+// previous checkpoint untouched; the one window between the two renames leaves a complete
+// `<dir>.old`, which load_checkpoint() reads when `<dir>` is missing and the next save puts back
+// first. (Atomic against crashes of this process, not against power loss: there is no fsync.)
+//
+// Loading checks everything before it changes anything: every parameter must be in the file with
+// its shape (and no tensor may be left over), the optimizer kind must match, and errors name the
+// file: "[checkpoint] runs/x/model.safetensors: no tensor 'layers.0.attn.wq.weight' ...", or the
+// safetensors reader's own error (truncated file, bad header) after the path.
+//
+// What this is not: sharded or distributed checkpoints, or an export format (models/ writes
+// HF-compatible safetensors for the outside world).
+#pragma once
+#include <string>
+
+#include "models/module.h"
+#include "train/optim.h"
+#include "train/trainer_state.h"
+
+namespace sg {
+
+// `optimizer` may be null (no optimizer.safetensors is written). state.optimizer is filled in from it.
+void save_checkpoint(const std::string& dir, const NamedParameters& params, const Optimizer* optimizer,
+                     const TrainerState& state);
+// Loads into existing parameters (copied in place: the Tensor handles stay the same) and an
+// optimizer built over the same list; `optimizer` may be null (its file is then not read).
+void load_checkpoint(const std::string& dir, const NamedParameters& params, Optimizer* optimizer,
+                     TrainerState& state);
+// A directory load_checkpoint() can read (also true for the `<dir>.old` left by a crash mid-rename).
+bool checkpoint_exists(const std::string& dir);
+
+}  // namespace sg

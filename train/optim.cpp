@@ -1,0 +1,253 @@
+// train/optim.cpp — AdamW and SGD: the per-parameter bookkeeping here, the arithmetic in the two
+// raw-float loops adamw_update / sgd_update. The math is written out in optim.h.
+#include "train/optim.h"
+
+#include <cmath>
+#include <cstring>
+#include <set>
+#include <stdexcept>
+
+#include "ops/cpu/runtime.h"
+
+namespace sg {
+
+namespace {
+
+constexpr int64_t kGrain = 1 << 14;  // elements per thread chunk: the loops are memory bound
+
+// The gradient of a parameter as a contiguous f32 tensor, or an undefined tensor when it has none.
+Tensor usable_grad(const std::string& who, const std::string& name, const Tensor& p) {
+  if (!p.requires_grad()) return Tensor();
+  Tensor g = p.grad();
+  if (!g.defined()) return g;
+  if (g.shape() != p.shape())
+    throw std::runtime_error("[" + who + "] gradient of '" + name + "' has shape " + shape_str(g.shape()) +
+                             " but the parameter has shape " + shape_str(p.shape()));
+  if (g.dtype() != DType::f32 || g.device() != Device::CPU)
+    throw std::runtime_error("[" + who + "] gradient of '" + name + "' is " + dtype_name(g.dtype()) + " on " +
+                             device_name(g.device()) + "; expected f32 on CPU");
+  return g.is_contiguous() ? g : g.clone_data();
+}
+
+// The state tensor `name` of `file`, checked to be F32 with `shape`.
+const StTensor& get_f32(const SafeTensorsFile& file, const std::string& name, const Shape& shape,
+                        const char* who) {
+  const StTensor* t = file.find(name);
+  if (!t)
+    throw std::runtime_error(std::string("[") + who + "] " + file.path + ": missing tensor '" + name + "'");
+  if (t->dtype != StDType::F32)
+    throw std::runtime_error(std::string("[") + who + "] " + file.path + ": tensor '" + name + "' is " +
+                             st_dtype_name(t->dtype) + ", expected F32");
+  if (t->shape != shape)
+    throw std::runtime_error(std::string("[") + who + "] " + file.path + ": tensor '" + name + "' has shape " +
+                             st_shape_str(t->shape) + " but the parameter has shape " + shape_str(shape));
+  return *t;
+}
+
+int64_t get_step(const SafeTensorsFile& file, const std::string& name, const char* who) {
+  const StTensor* t = file.find(name);
+  if (!t)
+    throw std::runtime_error(std::string("[") + who + "] " + file.path + ": missing tensor '" + name + "'");
+  std::vector<int64_t> v = to_i64(*t);
+  if (v.size() != 1 || v[0] < 0)
+    throw std::runtime_error(std::string("[") + who + "] " + file.path + ": tensor '" + name +
+                             "' should be one non-negative integer, has shape " + st_shape_str(t->shape));
+  return v[0];
+}
+
+StTensor step_tensor(const std::string& name, int64_t step) { return from_i64(name, {}, &step); }
+
+Tensor tensor_from(const StTensor& t) {
+  Tensor out = Tensor::empty(t.shape, DType::f32);
+  std::memcpy(out.data<float>(), t.bytes.data(), t.bytes.size());
+  return out;
+}
+
+// Every tensor of `file` must be one we asked for: a name we do not know means the file belongs to
+// another model (or another optimizer).
+void check_no_extra(const SafeTensorsFile& file, const std::set<std::string>& known, const char* who) {
+  for (const StTensor& t : file.tensors)
+    if (!known.count(t.name))
+      throw std::runtime_error(std::string("[") + who + "] " + file.path + ": tensor '" + t.name +
+                               "' matches no parameter of this optimizer");
+}
+
+}  // namespace
+
+bool decay_matrices_only(const std::string& name, const Tensor& param) {
+  return param.dim() == 2 && name.find("embed") == std::string::npos && name.find("norm") == std::string::npos;
+}
+
+Optimizer::Optimizer(NamedParameters params, const char* who) : params_(std::move(params)) {
+  std::set<std::string> seen;
+  for (auto& [name, p] : params_) {
+    if (name.empty()) throw std::invalid_argument(std::string("[") + who + "] a parameter has an empty name");
+    if (!seen.insert(name).second)
+      throw std::invalid_argument(std::string("[") + who + "] parameter name '" + name + "' appears twice");
+    if (!p || !p->defined())
+      throw std::invalid_argument(std::string("[") + who + "] parameter '" + name + "' is not a tensor");
+    if (p->dtype() != DType::f32 || p->device() != Device::CPU || !p->is_contiguous())
+      throw std::invalid_argument(std::string("[") + who + "] parameter '" + name + "' is " + p->describe() +
+                                  " on " + device_name(p->device()) + "; expected a contiguous f32 CPU tensor");
+  }
+}
+
+// ---- AdamW ------------------------------------------------------------------------------------
+
+void adamw_update(float* p, const float* g, float* m, float* v, int64_t n, const AdamWUpdateArgs& a) {
+  parallel_for(n, kGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      p[i] *= a.decay_factor;
+      m[i] = a.beta1 * m[i] + (1.0f - a.beta1) * g[i];
+      v[i] = a.beta2 * v[i] + (1.0f - a.beta2) * g[i] * g[i];
+      const float denom = std::sqrt(v[i]) / a.bias_correction2_sqrt + a.eps;
+      p[i] -= a.step_size * m[i] / denom;
+    }
+  });
+}
+
+AdamW::AdamW(NamedParameters params, AdamWConfig cfg, DecayPredicate decay)
+    : Optimizer(std::move(params), "adamw"), cfg_(cfg), state_(params_.size()) {
+  if (!(cfg.beta1 >= 0 && cfg.beta1 < 1) || !(cfg.beta2 >= 0 && cfg.beta2 < 1) || !(cfg.eps >= 0) ||
+      !(cfg.weight_decay >= 0))
+    throw std::invalid_argument("[adamw] need 0 <= beta1, beta2 < 1 and eps, weight_decay >= 0 (beta1 " +
+                                std::to_string(cfg.beta1) + ", beta2 " + std::to_string(cfg.beta2) + ")");
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const auto& [name, p] = params_[i];
+    state_[i].decay = decay ? decay(name, *p) : false;
+    if (p->requires_grad()) {
+      state_[i].exp_avg = Tensor::zeros(p->shape());
+      state_[i].exp_avg_sq = Tensor::zeros(p->shape());
+    }
+  }
+}
+
+bool AdamW::decays(const std::string& name) const {
+  for (size_t i = 0; i < params_.size(); ++i)
+    if (params_[i].first == name) return state_[i].decay;
+  throw std::invalid_argument("[adamw] no parameter named '" + name + "'");
+}
+
+void AdamW::step(double lr) {
+  ++steps_;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const auto& [name, p] = params_[i];
+    Tensor g = usable_grad("adamw", name, *p);
+    if (!g.defined()) continue;
+    ParamState& s = state_[i];
+    if (!s.exp_avg.defined()) {  // requires_grad was switched on after the optimizer was built
+      s.exp_avg = Tensor::zeros(p->shape());
+      s.exp_avg_sq = Tensor::zeros(p->shape());
+    }
+    s.step += 1;
+    const double t = (double)s.step;
+    AdamWUpdateArgs a;
+    a.lr = (float)lr;
+    a.beta1 = (float)cfg_.beta1;
+    a.beta2 = (float)cfg_.beta2;
+    a.eps = (float)cfg_.eps;
+    a.decay_factor = s.decay ? (float)(1.0 - lr * cfg_.weight_decay) : 1.0f;
+    a.step_size = (float)(lr / (1.0 - std::pow(cfg_.beta1, t)));
+    a.bias_correction2_sqrt = (float)std::sqrt(1.0 - std::pow(cfg_.beta2, t));
+    adamw_update(p->data<float>(), g.data<float>(), s.exp_avg.data<float>(), s.exp_avg_sq.data<float>(),
+                 p->numel(), a);
+  }
+}
+
+std::vector<StTensor> AdamW::state_tensors() const {
+  std::vector<StTensor> out;
+  out.push_back(step_tensor("step", steps_));
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const ParamState& s = state_[i];
+    if (!s.exp_avg.defined()) continue;
+    const std::string& name = params_[i].first;
+    out.push_back(from_f32("exp_avg." + name, s.exp_avg.shape(), s.exp_avg.data<float>()));
+    out.push_back(from_f32("exp_avg_sq." + name, s.exp_avg_sq.shape(), s.exp_avg_sq.data<float>()));
+    out.push_back(step_tensor("step." + name, s.step));
+  }
+  return out;
+}
+
+void AdamW::load_state(const SafeTensorsFile& file) {
+  // Check everything first; assign only when the whole file fits.
+  std::set<std::string> known = {"step"};
+  const int64_t steps = get_step(file, "step", "adamw");
+  std::vector<ParamState> next(params_.size());
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const auto& [name, p] = params_[i];
+    next[i].decay = state_[i].decay;
+    if (!state_[i].exp_avg.defined() && !file.contains("exp_avg." + name)) continue;  // frozen parameter
+    next[i].exp_avg = tensor_from(get_f32(file, "exp_avg." + name, p->shape(), "adamw"));
+    next[i].exp_avg_sq = tensor_from(get_f32(file, "exp_avg_sq." + name, p->shape(), "adamw"));
+    next[i].step = get_step(file, "step." + name, "adamw");
+    known.insert({"exp_avg." + name, "exp_avg_sq." + name, "step." + name});
+  }
+  check_no_extra(file, known, "adamw");
+  state_ = std::move(next);
+  steps_ = steps;
+}
+
+// ---- SGD --------------------------------------------------------------------------------------
+
+void sgd_update(float* p, const float* g, float* buf, int64_t n, float lr, float momentum, float weight_decay,
+                bool nesterov, bool first) {
+  parallel_for(n, kGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      float d = g[i] + weight_decay * p[i];
+      if (buf) {
+        buf[i] = first ? d : momentum * buf[i] + d;
+        d = nesterov ? d + momentum * buf[i] : buf[i];
+      }
+      p[i] -= lr * d;
+    }
+  });
+}
+
+SGD::SGD(NamedParameters params, SGDConfig cfg) : Optimizer(std::move(params), "sgd"), cfg_(cfg), buf_(params_.size()) {
+  if (!(cfg.momentum >= 0) || !(cfg.weight_decay >= 0))
+    throw std::invalid_argument("[sgd] need momentum >= 0 and weight_decay >= 0");
+  if (cfg.nesterov && cfg.momentum == 0) throw std::invalid_argument("[sgd] nesterov needs momentum > 0");
+}
+
+void SGD::step(double lr) {
+  ++steps_;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const auto& [name, p] = params_[i];
+    Tensor g = usable_grad("sgd", name, *p);
+    if (!g.defined()) continue;
+    bool first = false;
+    if (cfg_.momentum != 0 && !buf_[i].defined()) {
+      buf_[i] = Tensor::zeros(p->shape());
+      first = true;
+    }
+    sgd_update(p->data<float>(), g.data<float>(), cfg_.momentum != 0 ? buf_[i].data<float>() : nullptr,
+               p->numel(), (float)lr, (float)cfg_.momentum, (float)cfg_.weight_decay, cfg_.nesterov, first);
+  }
+}
+
+std::vector<StTensor> SGD::state_tensors() const {
+  std::vector<StTensor> out;
+  out.push_back(step_tensor("step", steps_));
+  for (size_t i = 0; i < params_.size(); ++i)
+    if (buf_[i].defined())
+      out.push_back(from_f32("momentum_buffer." + params_[i].first, buf_[i].shape(), buf_[i].data<float>()));
+  return out;
+}
+
+void SGD::load_state(const SafeTensorsFile& file) {
+  std::set<std::string> known = {"step"};
+  const int64_t steps = get_step(file, "step", "sgd");
+  std::vector<Tensor> next(params_.size());
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const auto& [name, p] = params_[i];
+    const std::string key = "momentum_buffer." + name;
+    if (!file.contains(key)) continue;  // never stepped (or no momentum): the buffer starts at the next step
+    next[i] = tensor_from(get_f32(file, key, p->shape(), "sgd"));
+    known.insert(key);
+  }
+  check_no_extra(file, known, "sgd");
+  buf_ = std::move(next);
+  steps_ = steps;
+}
+
+}  // namespace sg

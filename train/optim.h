@@ -1,0 +1,141 @@
+// train/optim.h — the optimizers: AdamW (DeepSeek-V3's: β1 = 0.9, β2 = 0.95, weight decay 0.1) and
+// SGD with momentum, over a NamedParameters list (models/module.h).
+//
+// AdamW (Loshchilov & Hutter, "Decoupled Weight Decay Regularization", Algorithm 2), per element,
+// at this parameter's step t = 1, 2, ...:
+//   p ← p · (1 − lr·λ)                    decoupled decay; only where decay(name, p) is true
+//   m ← β1·m + (1 − β1)·g
+//   v ← β2·v + (1 − β2)·g²
+//   p ← p − (lr / (1 − β1^t)) · m / ( sqrt(v) / sqrt(1 − β2^t) + ε )
+// This is the order and the placement of ε of PyTorch's torch.optim.AdamW, so a run can be
+// compared with it number for number. m and v ("exp_avg", "exp_avg_sq") are f32, shaped like p.
+//
+// SGD (PyTorch's torch.optim.SGD, dampening 0):
+//   g ← g + λ·p                           coupled L2 decay (only where weight_decay > 0)
+//   b ← g at the first step, else μ·b + g  the momentum buffer
+//   p ← p − lr·(nesterov ? g + μ·b : b)
+//
+// Which parameters are stepped: those with requires_grad() and a defined .grad(); the others are
+// left alone and their step count does not advance (a MoE expert that received no token this step
+// keeps its moments as they were, as in PyTorch). Parameters must be contiguous f32 CPU tensors.
+// The update loops are plain loops over raw float pointers, split over threads by parallel_for.
+//
+// Checkpoints: state_tensors() lists the state as safetensors tensors with stable names
+// ("exp_avg.<param name>", "exp_avg_sq.<param name>", "step.<param name>", "step"), and
+// load_state() checks every name, shape and dtype before it changes anything.
+//
+// What this is not: a parameter-group system or a fused/foreach kernel. One config for all
+// parameters; the decay predicate is the only per-parameter choice.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "autograd/tensor.h"
+#include "models/module.h"
+#include "models/safetensors.h"
+
+namespace sg {
+
+// Decides which parameters get weight decay. The default (decay_matrices_only): 2-D weights whose
+// name contains neither "embed" nor "norm" — so no decay on embeddings, norms or biases.
+using DecayPredicate = std::function<bool(const std::string& name, const Tensor& param)>;
+bool decay_matrices_only(const std::string& name, const Tensor& param);
+
+// The interface a trainer and a checkpoint need from any optimizer.
+class Optimizer {
+ public:
+  virtual ~Optimizer() = default;
+  virtual const char* kind() const = 0;  // "adamw", "sgd": written into the checkpoint and checked
+  virtual void step(double lr) = 0;      // one update of every parameter that has a gradient
+  int64_t steps() const { return steps_; }  // step() calls so far
+  const NamedParameters& params() const { return params_; }
+  // The state as named tensors (the order is the parameter order) and back. load_state() checks
+  // everything first: on error nothing has changed. Errors name the file and the tensor.
+  virtual std::vector<StTensor> state_tensors() const = 0;
+  virtual void load_state(const SafeTensorsFile& file) = 0;
+
+ protected:
+  // Checks the list: non-null, defined, unique non-empty names, contiguous f32 CPU tensors.
+  Optimizer(NamedParameters params, const char* who);
+  NamedParameters params_;
+  int64_t steps_ = 0;
+};
+
+struct AdamWConfig {
+  double lr = 1e-3;  // used by step() without an argument; a schedule passes lr to step(lr)
+  double beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1;
+};
+
+class AdamW : public Optimizer {
+ public:
+  AdamW(NamedParameters params, AdamWConfig cfg, DecayPredicate decay = decay_matrices_only);
+
+  const char* kind() const override { return "adamw"; }
+  void step() { step(cfg_.lr); }
+  void step(double lr) override;
+
+  const AdamWConfig& config() const { return cfg_; }
+  bool decays(size_t i) const { return state_[i].decay; }  // i indexes params()
+  bool decays(const std::string& name) const;
+  // The state of params()[i]: moments (undefined for a parameter that had requires_grad false when
+  // the optimizer was built and was never stepped) and how many updates it has had.
+  const Tensor& exp_avg(size_t i) const { return state_[i].exp_avg; }
+  const Tensor& exp_avg_sq(size_t i) const { return state_[i].exp_avg_sq; }
+  int64_t param_step(size_t i) const { return state_[i].step; }
+
+  std::vector<StTensor> state_tensors() const override;
+  void load_state(const SafeTensorsFile& file) override;
+
+ private:
+  struct ParamState {
+    Tensor exp_avg, exp_avg_sq;  // m, v: f32, shaped like the parameter
+    int64_t step = 0;            // t: updates this parameter has had
+    bool decay = false;
+  };
+  AdamWConfig cfg_;
+  std::vector<ParamState> state_;  // parallel to params_
+};
+
+struct SGDConfig {
+  double lr = 1e-2;
+  double momentum = 0.9;  // μ; 0 = plain SGD (no buffer)
+  double weight_decay = 0.0;
+  bool nesterov = false;
+};
+
+class SGD : public Optimizer {
+ public:
+  SGD(NamedParameters params, SGDConfig cfg);
+
+  const char* kind() const override { return "sgd"; }
+  void step() { step(cfg_.lr); }
+  void step(double lr) override;
+
+  const SGDConfig& config() const { return cfg_; }
+  const Tensor& momentum_buffer(size_t i) const { return buf_[i]; }  // undefined until first stepped
+
+  // "momentum_buffer.<param name>" for every parameter that has one, and "step".
+  std::vector<StTensor> state_tensors() const override;
+  void load_state(const SafeTensorsFile& file) override;
+
+ private:
+  SGDConfig cfg_;
+  std::vector<Tensor> buf_;  // parallel to params_
+};
+
+// ---- the update kernels, over raw floats (exposed so a test or a gdb session can call them) -----
+struct AdamWUpdateArgs {
+  float lr, beta1, beta2, eps;
+  float decay_factor;          // 1 − lr·λ (1 when this parameter is not decayed)
+  float step_size;             // lr / (1 − β1^t)
+  float bias_correction2_sqrt; // sqrt(1 − β2^t)
+};
+// p, g, m, v are (n): p and m, v updated in place.
+void adamw_update(float* p, const float* g, float* m, float* v, int64_t n, const AdamWUpdateArgs& a);
+// p, g, buf are (n); first = true sets buf = g.
+void sgd_update(float* p, const float* g, float* buf, int64_t n, float lr, float momentum,
+                      float weight_decay, bool nesterov, bool first);
+
+}  // namespace sg
