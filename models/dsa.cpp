@@ -101,13 +101,36 @@ Tensor rope_first(const Tensor& x, int64_t dr, const Tensor& cos, const Tensor& 
   return d == dr ? pe : cat({pe, slice(x, -1, dr, d)}, -1);
 }
 
-// 0 where the slot is in use, 1 where it is not (for masked_fill): [B,S,N] in `dtype`.
+// A tensor's numbers in row-major order, read through a contiguous copy with a plain loop (the generic
+// Tensor::to_f64_vector walks the strides element by element; these tensors can be [B,S,T]).
+std::vector<double> values_of(const Tensor& t) {
+  NoGradGuard no_grad;
+  Tensor c = t.is_contiguous() ? t.detach() : contiguous(t.detach());
+  std::vector<double> out(c.numel());
+  dispatch_float(c.dtype(), "dsa", [&]<class T>() {
+    const T* p = c.data<T>();
+    for (int64_t i = 0; i < c.numel(); i++) out[i] = (double)p[i];
+  });
+  return out;
+}
+
+std::vector<int64_t> slots_of(const Tensor& t) {
+  if (t.dtype() != DType::i64 || !t.is_contiguous()) return t.to_i64_vector();
+  const int64_t* p = t.data<int64_t>();
+  return std::vector<int64_t>(p, p + t.numel());
+}
+
+// 1 where a score is −inf (an excluded entry), 0 elsewhere (for masked_fill): scores' shape and dtype.
 Tensor excluded_mask(const Tensor& scores) {
   NoGradGuard no_grad;
-  std::vector<double> v = scores.to_f64_vector();
-  for (double& e : v) e = std::isinf(e) && e < 0 ? 1.0 : 0.0;
-  Tensor m = Tensor::from_vector(v, scores.shape());
-  return scores.dtype() == DType::f64 ? m : to_dtype(m, scores.dtype());
+  Tensor c = scores.is_contiguous() ? scores.detach() : contiguous(scores.detach());
+  Tensor m = Tensor::empty(c.shape(), c.dtype());
+  dispatch_float(c.dtype(), "dsa", [&]<class T>() {
+    const T* p = c.data<T>();
+    T* q = m.data<T>();
+    for (int64_t i = 0; i < c.numel(); i++) q[i] = std::isinf(p[i]) && p[i] < 0 ? T(1) : T(0);
+  });
+  return m;
 }
 
 }  // namespace
@@ -251,8 +274,8 @@ Tensor select_topk(const Tensor& index_scores, int64_t k) {
   const int64_t B = index_scores.size(0), S = index_scores.size(1), T = index_scores.size(2);
   const int64_t kk = std::min(k, T);
   TopK best = topk(index_scores.detach(), kk, -1, /*largest=*/true);
-  std::vector<double> values = best.values.to_f64_vector();
-  std::vector<int64_t> slots = best.indices.to_i64_vector();
+  std::vector<double> values = values_of(best.values);
+  std::vector<int64_t> slots = slots_of(best.indices);
   for (size_t i = 0; i < slots.size(); i++)
     if (std::isinf(values[i]) && values[i] < 0) slots[i] = -1;  // a future key: fewer than k are causal
   return Tensor::from_vector(slots, {B, S, kk});
@@ -370,7 +393,7 @@ DSAStep DSA::forward_selected(const Tensor& x, int64_t start_pos, const RopeTabl
   // Which slots are in use: index in [0, T) and the key not in the query's future. Unused slots gather
   // row b·row_stride (any valid row) and get −inf in slot_mask.
   const int64_t k = indices.size(2);
-  std::vector<int64_t> idx = indices.to_i64_vector(), rows(B * S * k);
+  std::vector<int64_t> idx = slots_of(indices), rows(B * S * k);
   std::vector<double> slot_mask(B * S * k, 0.0);
   DSAStep step;
   step.key_start = key_start;
@@ -470,7 +493,7 @@ Tensor indexer_kl_loss(const Tensor& scores, const Tensor& target) {
   Tensor t = target.detach();
   if (t.dtype() != scores.dtype()) t = to_dtype(t, scores.dtype());
   double entropy_term = 0;
-  for (double v : t.to_f64_vector())
+  for (double v : values_of(t))
     if (v > 0) entropy_term += v * std::log(v);
   Tensor log_q = masked_fill(log_softmax(scores, -1), excluded_mask(scores), 0.0);
   Tensor cross = neg(sum(mul(t, log_q)));
@@ -500,7 +523,7 @@ Tensor indexer_sparse_kl(const Tensor& index_scores, const Tensor& indices, cons
     throw std::runtime_error("[dsa] indexer_sparse_kl: index_scores " + described(index_scores) + " [B,S,T], indices " +
                              described(indices) + " [B,S,k] and probs " + described(probs) + " [B,S,H,k] do not fit");
   // I_sel [B,S,k] = I at the selected slots; unused slots (−1) read slot 0 and are set to −inf.
-  std::vector<int64_t> idx = indices.to_i64_vector();
+  std::vector<int64_t> idx = slots_of(indices);
   std::vector<double> unused(idx.size(), 0.0);
   for (size_t i = 0; i < idx.size(); i++)
     if (idx[i] < 0) {

@@ -26,12 +26,10 @@ namespace fs = std::filesystem;
 
 Block::Block(const ModelArgs& args, int64_t layer_id_, bool use_moe, Rng& rng, DType dtype)
     : layer_id(layer_id_), attn_norm(args.dim, args.rms_norm_eps, dtype), ffn_norm(args.dim, args.rms_norm_eps, dtype) {
-  // DSA (args.index_topk > 0) needs models/dsa.h, which is not wired in yet: refuse rather than run
-  // dense MLA on a V3.2 config and silently ignore its indexer.
   if (args.index_topk > 0)
-    fail("layer " + std::to_string(layer_id) + ": index_topk " + std::to_string(args.index_topk) +
-         " asks for DSA (V3.2 sparse attention), which this Transformer does not build yet");
-  attn = std::make_unique<MLA>(args, rng, dtype);
+    dsa = std::make_unique<DSA>(args, rng, dtype);
+  else
+    attn = std::make_unique<MLA>(args, rng, dtype);
   if (use_moe)
     moe = std::make_unique<MoE>(args, rng, dtype);
   else
@@ -47,7 +45,8 @@ Tensor Block::forward(const Tensor& h, int64_t start_pos, const RopeTable& rope,
   }
   {
     ScopeGuard s("attn");
-    x = attn->forward(x, start_pos, rope, cache ? &cache->attn : nullptr, attn_mode);
+    x = dsa ? dsa->forward(x, start_pos, rope, cache ? &cache->dsa : nullptr)
+            : attn->forward(x, start_pos, rope, cache ? &cache->attn : nullptr, attn_mode);
   }
   Tensor h1 = add(h, x);
   {
@@ -63,7 +62,10 @@ Tensor Block::forward(const Tensor& h, int64_t start_pos, const RopeTable& rope,
 
 void Block::parameters(const std::string& prefix, NamedParameters& out) {
   attn_norm.parameters(join_name(prefix, "attn_norm"), out);
-  attn->parameters(join_name(prefix, "attn"), out);
+  if (dsa)
+    dsa->parameters(join_name(prefix, "attn"), out);
+  else
+    attn->parameters(join_name(prefix, "attn"), out);
   ffn_norm.parameters(join_name(prefix, "ffn_norm"), out);
   if (moe)
     moe->parameters(join_name(prefix, "ffn"), out);
@@ -121,8 +123,11 @@ void TransformerCache::set_length(int64_t n) {
 
 int64_t TransformerCache::bytes() const {
   int64_t b = 0;
-  for (const BlockCache& c : layers) b += c.attn.bytes();
-  for (const BlockCache& c : mtp) b += c.attn.bytes();
+  for (const std::vector<BlockCache>* v : {&layers, &mtp})
+    for (const BlockCache& c : *v) {
+      b += c.attn.bytes() + c.dsa.mla.bytes();
+      if (c.dsa.indexer.k_cache.defined()) b += c.dsa.indexer.bytes_per_token() * c.dsa.indexer.max_batch_size * c.dsa.indexer.max_seq_len;
+    }
   return b;
 }
 
@@ -320,8 +325,16 @@ std::unique_ptr<TransformerCache> Transformer::make_cache(int64_t batch, int64_t
   c->mode = layers.empty() ? MLAMode::absorbed : layers[0]->attn_mode;
   c->batch = batch;
   c->max_len = max_len;
-  for (auto& b : layers) c->layers.push_back(BlockCache{MLACache(args, b->attn_mode, batch, max_len, dtype)});
-  for (auto& t : mtp) c->mtp.push_back(BlockCache{MLACache(args, t->block.attn_mode, batch, max_len, dtype)});
+  auto block_cache = [&](const Block& b) {
+    BlockCache bc;
+    if (b.dsa)
+      bc.dsa = DSACache(args, batch, max_len, dtype);
+    else
+      bc.attn = MLACache(args, b.attn_mode, batch, max_len, dtype);
+    return bc;
+  };
+  for (auto& b : layers) c->layers.push_back(block_cache(*b));
+  for (auto& t : mtp) c->mtp.push_back(block_cache(t->block));
   return c;
 }
 

@@ -22,8 +22,11 @@
 // shared_head.norm, self_attn.*, mlp.*, ...} plus copies of the shared head (shared_head.head) and
 // embedding (embed_tokens).
 //
-// What this is not: tensor/pipeline parallelism (train/parallel/), FP8 linears, DSA selection
-// (args.index_topk > 0 is rejected until models/dsa.h is wired in — see Block).
+// Attention is MLA (models/mla.h) or, when args.index_topk > 0 (V3.2), DSA = MLA + the lightning indexer
+// (models/dsa.h; same parameter names plus attn.indexer.*). The indexer's own losses (warm-up KL, sparse
+// KL) are not part of loss(): a trainer gets them from DSA::forward_step / indexer_warmup_loss.
+//
+// What this is not: tensor/pipeline parallelism (train/parallel/), FP8 linears.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -32,6 +35,7 @@
 
 #include "autograd/rng.h"
 #include "models/config.h"
+#include "models/dsa.h"
 #include "models/layers.h"
 #include "models/mla.h"
 #include "models/module.h"
@@ -39,20 +43,24 @@
 
 namespace sg {
 
-// One block's decoding state: the MLA latent (or naive) KV cache.
+// One block's decoding state: the MLA latent (or naive) KV cache, or for a DSA block its cache (MLA's
+// absorbed cache + the indexer's key cache).
 struct BlockCache {
-  MLACache attn;
+  MLACache attn;  // MLA blocks
+  DSACache dsa;   // DSA blocks
 };
 
 // Pre-norm block: h ← h + attn(attn_norm(h)); h ← h + ffn(ffn_norm(h)).
-// Exactly one of dense_ffn / moe is set (layer_id < n_dense_layers → dense).
+// Exactly one of attn / dsa is set (dsa iff args.index_topk > 0), and one of dense_ffn / moe
+// (layer_id < n_dense_layers → dense).
 struct Block : Module {
   int64_t layer_id = 0;
   RMSNorm attn_norm, ffn_norm;
-  std::unique_ptr<MLA> attn;
+  std::unique_ptr<MLA> attn;       // MLA (V2/V3)
+  std::unique_ptr<DSA> dsa;        // DSA (V3.2): MLA + indexer, listed under the same "attn." prefix
   std::unique_ptr<MLP> dense_ffn;  // inter_dim SwiGLU
   std::unique_ptr<MoE> moe;        // DeepSeekMoE
-  MLAMode attn_mode = MLAMode::absorbed;  // the official default; both modes give the same numbers
+  MLAMode attn_mode = MLAMode::absorbed;  // MLA only: the official default; both modes give the same numbers
 
   Block() = default;
   Block(const ModelArgs& args, int64_t layer_id, bool use_moe, Rng& rng, DType dtype = DType::f32);

@@ -12,7 +12,10 @@
 #include "autograd/allocator.h"
 #include "ops/cpu/runtime.h"
 #include "tools/bench/bench.h"
+#include "tools/bench/bench_attention.h"
+#include "tools/bench/bench_moe.h"
 #include "tools/bench/bench_ops.h"
+#include "tools/cli/logits.h"
 #include "tools/cli/mlp_demo.h"
 
 int main(int argc, char** argv) {
@@ -39,6 +42,24 @@ int main(int argc, char** argv) {
   bench_ops->add_flag("--json", ops_opt.json, "one JSON object per result");
   bench_ops->add_flag("--quick", ops_opt.quick, "fewer sizes and repetitions");
 
+  auto* bench_moe = bench->add_subcommand("moe", "MoE layer vs a dense FFN of equal active parameters, 8 -> 256 experts");
+  bool moe_json = false;
+  bench_moe->add_flag("--json", moe_json, "one JSON object per result");
+
+  auto* bench_attn = bench->add_subcommand("attention", "Prefill and decode tokens/s of MHA / MQA / GQA / MLA, T = 256 ... 4096");
+  bool attn_json = false, attn_quick = false;
+  bench_attn->add_flag("--json", attn_json, "one JSON object per result");
+  bench_attn->add_flag("--quick", attn_quick, "T up to 1024");
+
+  // ---- logits ----
+  auto* logits = app.add_subcommand("logits", "Run a model directory (config.json + model.safetensors) on token ids; write every position's logits");
+  std::string model_dir, tokens_path, out_path;
+  bool decode = false;
+  logits->add_option("--model", model_dir, "model directory (HF config.json + model.safetensors)")->required();
+  logits->add_option("--tokens", tokens_path, "JSON file: a list of token-id sequences")->required();
+  logits->add_option("--out", out_path, "output safetensors file (float32 `logits` [B, T, V])")->required();
+  logits->add_flag("--decode", decode, "produce the logits by incremental decoding through the KV cache");
+
   // ---- trace ----
   auto* trace = app.add_subcommand("trace", "Print a chapter's backward sweep node by node");
   std::string chapter = "ch01", dot;
@@ -59,6 +80,9 @@ int main(int argc, char** argv) {
     }
     if (bench_gemm->parsed()) return sg::bench::bench_gemm(gemm_opt);
     if (bench_ops->parsed()) return sg::bench::bench_ops(ops_opt);
+    if (bench_moe->parsed()) return sg::bench::bench_moe(moe_json);
+    if (bench_attn->parsed()) return sg::bench::bench_attention(attn_json, attn_quick);
+    if (logits->parsed()) return sg::run_logits(model_dir, tokens_path, out_path, decode);
     if (trace->parsed()) {
       return sg::demo::run_chapter1(1, dot, std::cout);
     }

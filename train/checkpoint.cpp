@@ -62,6 +62,15 @@ SafeTensorsFile read_file(const fs::path& path) {
 
 fs::path old_dir(const fs::path& dir) { return fs::path(dir.string() + ".old"); }
 
+// "runs/x/" -> "runs/x", so that "<dir>.tmp" and "<dir>.old" are siblings of the directory.
+fs::path checkpoint_dir(const std::string& dir) {
+  fs::path d(dir);
+  if (!d.empty() && !d.has_filename()) d = d.parent_path();
+  if (d.empty() || !d.has_filename() || d.filename() == "." || d.filename() == "..")
+    throw std::invalid_argument("[checkpoint] '" + dir + "' does not name a checkpoint directory");
+  return d;
+}
+
 // If a save crashed between its two renames, put the previous checkpoint back at `dir`.
 void recover(const fs::path& dir) {
   if (!fs::exists(dir) && fs::exists(old_dir(dir))) fs::rename(old_dir(dir), dir);
@@ -70,17 +79,18 @@ void recover(const fs::path& dir) {
 }  // namespace
 
 bool checkpoint_exists(const std::string& dir) {
-  const fs::path d(dir);
+  const fs::path d = checkpoint_dir(dir);
   return fs::exists(d / kStateFile) || fs::exists(old_dir(d) / kStateFile);
 }
 
 void save_checkpoint(const std::string& dir_str, const NamedParameters& params, const Optimizer* optimizer,
                      const TrainerState& state) {
-  fs::path dir(dir_str);
-  while (!dir.empty() && !dir.has_filename()) dir = dir.parent_path();  // "runs/x/" -> "runs/x"
-  if (dir.empty()) throw std::invalid_argument("[checkpoint] empty checkpoint directory name");
+  const fs::path dir = checkpoint_dir(dir_str);
   const fs::path tmp(dir.string() + ".tmp");
   recover(dir);
+  // Never delete a directory that is not a checkpoint (say, a run directory with plots in it).
+  if (fs::exists(dir) && !(fs::is_directory(dir) && (fs::exists(dir / kStateFile) || fs::is_empty(dir))))
+    fail(dir.string(), "exists and is not a checkpoint (no trainer_state.json); refusing to replace it");
   fs::remove_all(tmp);  // left over from a crashed save
   if (dir.has_parent_path()) fs::create_directories(dir.parent_path());
   fs::create_directories(tmp);
@@ -115,7 +125,7 @@ void save_checkpoint(const std::string& dir_str, const NamedParameters& params, 
 
 void load_checkpoint(const std::string& dir_str, const NamedParameters& params, Optimizer* optimizer,
                      TrainerState& state) {
-  fs::path dir(dir_str);
+  fs::path dir = checkpoint_dir(dir_str);
   if (!fs::exists(dir) && fs::exists(old_dir(dir))) dir = old_dir(dir);  // a save crashed mid-rename
   if (!fs::is_directory(dir)) fail(dir.string(), "no such checkpoint directory");
 

@@ -13,6 +13,8 @@
 // previous checkpoint untouched; the one window between the two renames leaves a complete
 // `<dir>.old`, which load_checkpoint() reads when `<dir>` is missing and the next save puts back
 // first. (Atomic against crashes of this process, not against power loss: there is no fsync.)
+// An existing `<dir>` that is not a checkpoint (no trainer_state.json, not empty) is never
+// replaced: the save throws instead.
 //
 // Loading checks everything before it changes anything: every parameter must be in the file with
 // its shape (and no tensor may be left over), the optimizer kind must match, and errors name the

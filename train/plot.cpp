@@ -204,7 +204,7 @@ std::vector<double> nice_ticks(double lo, double hi, int target) {
       break;
     }
   std::vector<double> ticks;
-  for (double k = std::ceil(lo / step - 1e-9); k * step <= hi + step * 1e-9; k += 1) {
+  for (double k = std::ceil(lo / step - 1e-9); k * step <= hi + step * 1e-9 && ticks.size() < 50; k += 1) {
     double v = k * step;
     if (std::abs(v) < step * 1e-9) v = 0;  // no "-1.4e-17"
     ticks.push_back(v);

@@ -5,6 +5,8 @@
 
 #include <cmath>
 
+#include "autograd/allocator.h"
+
 namespace sg {
 
 ProgressBar::ProgressBar(int64_t total_steps, std::string label, int64_t every, std::FILE* out)
@@ -26,7 +28,8 @@ std::string ProgressBar::format_duration(double s) {
 }
 
 std::string ProgressBar::format(const std::string& label, int64_t step, int64_t total, double tokens_per_s,
-                                double loss, double eta_s, const std::string& extra, int bar_width) {
+                                double loss, double eta_s, const std::string& extra, int64_t mem_bytes,
+                                int bar_width) {
   const double frac = total > 0 ? std::min(1.0, std::max(0.0, (double)step / (double)total)) : 0.0;
   const int filled = (int)std::floor(frac * bar_width);
   std::string bar = "[" + std::string(filled, '#') + std::string(bar_width - filled, '.') + "]";
@@ -40,6 +43,10 @@ std::string ProgressBar::format(const std::string& label, int64_t step, int64_t 
                 bar.c_str(), (long long)step, (long long)total, 100.0 * frac, tps, loss);
   std::string line = buf;
   if (!extra.empty()) line += "  " + extra;
+  if (mem_bytes >= 0) {
+    std::snprintf(buf, sizeof buf, "  mem %.1f MiB", (double)mem_bytes / (1024.0 * 1024.0));
+    line += buf;
+  }
   line += "  ETA " + format_duration(eta_s);
   return line;
 }
@@ -61,11 +68,12 @@ void ProgressBar::update(int64_t step, int64_t tokens_seen, double loss, const s
   const double tps = done > 0 && elapsed > 0 ? (double)(tokens_seen - first_tokens_) / elapsed : -1;
   const double eta = done > 0 && elapsed > 0 ? elapsed / (double)done * (double)(total_ - step) : -1;
   const bool last = step >= total_;
+  const int64_t mem = cpu_allocator_stats().allocated_bytes;
 
   if (tty_) {
     if (!last && now - last_draw_ < std::chrono::milliseconds(100)) return;
     last_draw_ = now;
-    std::string line = format(label_, step, total_, tps, loss, eta, extra);
+    std::string line = format(label_, step, total_, tps, loss, eta, extra, mem);
     const size_t len = line.size();
     if (len < last_len_) line += std::string(last_len_ - len, ' ');  // erase the rest of a longer line
     last_len_ = len;
@@ -73,7 +81,7 @@ void ProgressBar::update(int64_t step, int64_t tokens_seen, double loss, const s
     open_line_ = true;
     if (last) finish();
   } else if (step % every_ == 0 || last) {
-    std::fprintf(out_, "%s\n", format(label_, step, total_, tps, loss, eta, extra).c_str());
+    std::fprintf(out_, "%s\n", format(label_, step, total_, tps, loss, eta, extra, mem).c_str());
   }
   std::fflush(out_);
 }

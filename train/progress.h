@@ -1,6 +1,8 @@
 // train/progress.h — a one-line progress display for a training loop:
 //
-//   pretrain [########........]  512/2000  25.6%  41.2k tok/s  loss 3.2170  lr 3e-04  ETA 1m12s
+//   pretrain [####............] 512/2000  25.6%  41.2k tok/s  loss 3.2170  lr 3e-04  mem 48.0 MiB  ETA 1m12s
+//
+// ("mem" is the tensor memory in use, from the caching allocator: autograd/allocator.h.)
 //
 // On a terminal the line is redrawn in place with '\r' (at most 10 times a second, plus the last
 // step); when the output is a file or a pipe (CI, `| tee`), one plain line is printed every
@@ -31,9 +33,10 @@ class ProgressBar {
   bool is_tty() const { return tty_; }
 
   // The line itself, from measured numbers (a pure function, for tests): tokens_per_s or eta_s
-  // < 0 print as "-".
+  // < 0 print as "-"; mem_bytes < 0 leaves "mem" out.
   static std::string format(const std::string& label, int64_t step, int64_t total, double tokens_per_s,
-                            double loss, double eta_s, const std::string& extra, int bar_width = 16);
+                            double loss, double eta_s, const std::string& extra, int64_t mem_bytes = -1,
+                            int bar_width = 16);
   static std::string format_duration(double seconds);  // "42s", "3m05s", "2h07m"
 
  private:

@@ -93,8 +93,10 @@ void attention_forward_v1_naive(const AttentionArgs& a, const T* q, const T* k, 
           const T* vt = hv.v + t * a.v_ss;
           for (int64_t c = 0; c < a.Dv; c++) acc[c] += p[t] * vt[c];
         }
-        for (int64_t c = 0; c < a.Dv; c++) os[c] = l > 0 ? (T)(acc[c] / l) : T(0);
-        lse[(b * a.H + h) * a.S + s] = l > 0 ? (T)(m + std::log(l)) : -std::numeric_limits<T>::infinity();
+        // (a row that sees no key — only possible without causal and T = 0 — gets o = 0, lse = −∞;
+        //  written as l == 0 so that a NaN sum still reaches the output)
+        for (int64_t c = 0; c < a.Dv; c++) os[c] = l == 0 ? T(0) : (T)(acc[c] / l);
+        lse[(b * a.H + h) * a.S + s] = l == 0 ? -std::numeric_limits<T>::infinity() : (T)(m + std::log(l));
       }
     }
 }
@@ -169,12 +171,13 @@ static void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha
 // float: exp(z) = 2ⁿ · e^r with n = round(z·log₂e), r = z − n·ln 2 (|r| ≤ ln2/2), e^r from the Cephes
 // expf polynomial (≈ 1 ulp). Written as branch-free arithmetic so the loop vectorises: |z| is clamped
 // to 87 on the integer bits (a float compare would stop GCC's vectoriser), and exp(−87) ≈ 1.6e−38
-// stands in for 0. double: std::exp.
+// stands in for 0; a NaN argument gives NaN (anomaly mode must still see it). double: std::exp.
 SG_SIMD_CLONES static float exp_shifted_sum(float* x, int64_t n, float shift) {
   float sum = 0;
 #pragma omp simd reduction(+ : sum)
   for (int64_t j = 0; j < n; j++) {
-    int32_t zb = std::bit_cast<int32_t>(x[j] - shift);
+    float raw = x[j] - shift;
+    int32_t zb = std::bit_cast<int32_t>(raw);
     int32_t mag = std::min(zb & 0x7fffffff, 0x42AE0000);  // |z| <= 87.0f
     float z = std::bit_cast<float>((zb & int32_t(0x80000000)) | mag);
     float fn = (float)(int32_t)(z * 1.44269504f - 0.5f);  // round(z·log₂e), ties down; z ≤ 0
@@ -187,7 +190,7 @@ SG_SIMD_CLONES static float exp_shifted_sum(float* x, int64_t n, float shift) {
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;                                 // e^r
     float two_n = std::bit_cast<float>(((int32_t)fn + 127) << 23);  // 2ⁿ: n + 127 in the exponent field
-    x[j] = p * two_n;
+    x[j] = p * two_n + (raw - raw);  // + 0, or NaN when raw is NaN: a NaN score stays visible
     sum += x[j];
   }
   return sum;
@@ -308,9 +311,9 @@ void attention_forward_v2_flash(const AttentionArgs& a, const T* q, const T* k, 
           int64_t row = bh * a.S + i0 + i;
           T* os = o + row * a.Dv;
           const T* ai = acc.data() + i * a.Dv;
-          T inv = l[i] > 0 ? T(1) / l[i] : T(0);
+          T inv = l[i] == 0 ? T(0) : T(1) / l[i];  // l == 0: the row saw no key (o = 0); NaN stays NaN
           for (int64_t c = 0; c < a.Dv; c++) os[c] = ai[c] * inv;
-          lse[row] = l[i] > 0 ? m[i] + std::log(l[i]) : -std::numeric_limits<T>::infinity();
+          lse[row] = l[i] == 0 ? -std::numeric_limits<T>::infinity() : m[i] + std::log(l[i]);
         }
       }
     }
@@ -383,7 +386,8 @@ void attention_backward_v2_flash(const AttentionArgs& a, const T* q, const T* k,
   if (!gqa) return;
   // GQA: kv head g's gradient is the sum over its query heads h = g·group ... g·group + group − 1.
   int64_t group = a.group();
-  parallel_for(a.B * a.Hkv, std::max<int64_t>(1, 65536 / std::max<int64_t>(1, a.T * (a.D + a.Dv))), [&](int64_t bg0, int64_t bg1) {
+  const int64_t kv_grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(1, a.T * (a.D + a.Dv)));
+  parallel_for(a.B * a.Hkv, kv_grain, [&](int64_t bg0, int64_t bg1) {
     for (int64_t bg = bg0; bg < bg1; bg++) {
       int64_t b = bg / a.Hkv, g = bg % a.Hkv;
       T* dkg = dk + bg * a.T * a.D;

@@ -7,7 +7,8 @@
 //   v2_flash  FlashAttention-style: a block of query rows at a time, key blocks streamed through an
 //             ONLINE softmax (running max m, running sum l, accumulator rescaled by exp(m_old − m_new)),
 //             key blocks wholly above the causal diagonal skipped; threads over (b, h). The block
-//             products S = Q Kᵀ and O += P V are calls to the project's GEMM (ops/cpu/gemm.h).
+//             products S = Q Kᵀ and O += P V are calls to the project's GEMM (ops/cpu/gemm.h); a block of
+//             one query row (decoding) uses dot products and axpys instead.
 // Both save lse = m + log l per query row, so the backward recomputes P = exp(S − lse) block by
 // block instead of storing the [S, T] probability matrix (memory O(S) instead of O(S·T)).
 //

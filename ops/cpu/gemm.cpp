@@ -74,11 +74,14 @@ void check_gemm_args(const char* op, bool trans_a, bool trans_b, int64_t M, int6
                              ", N=" + std::to_string(N) + ", K=" + std::to_string(K) +
                              ", trans_a=" + std::to_string(trans_a) + ", trans_b=" + std::to_string(trans_b) + ")");
   };
+  auto check_stride = [&](const char* name, int64_t ld, int64_t row) {
+    if (ld < std::max<int64_t>(1, row))
+      fail(std::string(name) + "=" + std::to_string(ld) + " is shorter than a row of " + std::to_string(row));
+  };
   if (M < 0 || N < 0 || K < 0) fail("negative size");
-  const int64_t a_row = trans_a ? M : K, b_row = trans_b ? K : N;
-  if (lda < std::max<int64_t>(1, a_row)) fail("lda=" + std::to_string(lda) + " is shorter than A's rows of " + std::to_string(a_row));
-  if (ldb < std::max<int64_t>(1, b_row)) fail("ldb=" + std::to_string(ldb) + " is shorter than B's rows of " + std::to_string(b_row));
-  if (ldc < std::max<int64_t>(1, N)) fail("ldc=" + std::to_string(ldc) + " is shorter than C's rows of " + std::to_string(N));
+  check_stride("lda", lda, trans_a ? M : K);  // A is stored [K,M] or [M,K]
+  check_stride("ldb", ldb, trans_b ? K : N);  // B is stored [N,K] or [K,N]
+  check_stride("ldc", ldc, N);
 }
 
 // C[M,N] = beta * C, with beta == 0 writing zeros (never reading C). Used when K == 0 or alpha == 0.

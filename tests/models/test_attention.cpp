@@ -68,7 +68,7 @@ void set_weights(Attention& m, const std::vector<Tensor>& w, size_t first) {
 TEST_SUITE("gradcheck") {
   TEST_CASE("attention module: float64 gradcheck of x and every weight (MHA, MQA, GQA)") {
     for (const Kind& kind : kKinds) {
-      INFO(kind.name);
+      INFO(std::string(kind.name));
       ModelArgs args = tiny_args(kind.n_kv_heads, 8, 4);   // hd 2
       Rng rng(1);
       Attention attn(args, rng, DType::f64);
@@ -96,7 +96,7 @@ TEST_SUITE("gradcheck") {
 TEST_CASE("attention module: decoding through the KV cache == the full forward (token by token, in chunks)") {
   for (DType dt : {DType::f32, DType::f64}) {
     for (const Kind& kind : kKinds) {
-      INFO(kind.name << " " << dtype_name(dt));
+      INFO(std::string(kind.name) << " " << std::string(dtype_name(dt)));
       ModelArgs args = tiny_args(kind.n_kv_heads, 32, 4);   // hd 8
       Rng rng(2);
       Attention attn(args, rng, dt);
@@ -148,7 +148,7 @@ TEST_CASE("attention module: with grad on, a step through the cache is different
 TEST_CASE("attention module: fused op == composite path (expanded kv heads + softmax), values and gradients") {
   for (const Kind& kind : kKinds) {
     for (bool use_cache : {false, true}) {
-      INFO(kind.name << (use_cache ? " through the cache" : " no cache"));
+      INFO(std::string(kind.name) << (use_cache ? " through the cache" : " no cache"));
       ModelArgs args = tiny_args(kind.n_kv_heads, 32, 4);
       Rng rng(4);
       Attention fused(args, rng, DType::f64);
@@ -197,7 +197,7 @@ TEST_CASE("attention module: KV-cache bytes per token, parameters, names") {
   };
   for (Row r : {Row{8, "MHA", 2 * 8 * 32 * 4, 4 * 256 * 256}, Row{1, "MQA", 2 * 1 * 32 * 4, 2 * 256 * 256 + 2 * 32 * 256},
                 Row{2, "GQA", 2 * 2 * 32 * 4, 2 * 256 * 256 + 2 * 64 * 256}}) {
-    INFO(r.kind);
+    INFO(std::string(r.kind));
     ModelArgs args = tiny_args(r.n_kv_heads, 256, 8);
     Rng rng(5);
     Attention attn(args, rng);

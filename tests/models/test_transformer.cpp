@@ -85,7 +85,7 @@ const SafeTensorsFile& reference() {
   static SafeTensorsFile f = read_safetensors(kFixture + "/reference.safetensors");
   return f;
 }
-Tensor ref(const std::string& name) { return tensor_from_st(reference().get(name)); }
+Tensor ref_tensor(const std::string& name) { return tensor_from_st(reference().get(name)); }
 Tensor ref_tokens() {
   const StTensor& t = reference().get("tokens");
   return Tensor::from_vector(to_i64(t), t.shape);
@@ -204,21 +204,22 @@ TEST_CASE("transformer: tiny_v2lite reproduces the official logits, hidden state
   Tensor tokens = ref_tokens();  // [2, 24]
   NoGradGuard no_grad;
   for (MLAMode mode : {MLAMode::absorbed, MLAMode::naive}) {
-    CAPTURE(mla_mode_name(mode));
+    std::string mode_name = mla_mode_name(mode);
+    CAPTURE(mode_name);
     model.set_attn_mode(mode);
     std::vector<Tensor> block_inputs;
     Tensor normed = model.hidden(tokens, 0, nullptr, &block_inputs);
     Tensor logits = model.logits_from_hidden(normed);
     REQUIRE(block_inputs.size() == 4);
     for (int i = 0; i <= 3; i++) {
-      double e = max_abs_diff(block_inputs[i], ref("hidden." + std::to_string(i)));
-      MESSAGE(mla_mode_name(mode) << " hidden." << i << " max |Δ| = " << e);
+      double e = max_abs_diff(block_inputs[i], ref_tensor("hidden." + std::to_string(i)));
+      MESSAGE(std::string(mla_mode_name(mode)) << " hidden." << i << " max |Δ| = " << e);
       CHECK(e <= 1e-4);
     }
-    double en = max_abs_diff(normed, ref("final_norm"));
-    double el = max_abs_diff(logits, ref("logits"));
-    double el_naive = max_abs_diff(logits, ref("logits_naive_attn"));
-    MESSAGE(mla_mode_name(mode) << " final_norm max |Δ| = " << en << ", logits max |Δ| = " << el
+    double en = max_abs_diff(normed, ref_tensor("final_norm"));
+    double el = max_abs_diff(logits, ref_tensor("logits"));
+    double el_naive = max_abs_diff(logits, ref_tensor("logits_naive_attn"));
+    MESSAGE(std::string(mla_mode_name(mode)) << " final_norm max |Δ| = " << en << ", logits max |Δ| = " << el
                                 << ", vs logits_naive_attn " << el_naive);
     CHECK(en <= 1e-4);
     CHECK(el <= 1e-4);
@@ -230,20 +231,30 @@ TEST_CASE("transformer: tiny_v2lite reproduces the official logits, hidden state
     REQUIRE(loads.size() == 2);
     for (int L = 1; L <= 2; L++) {
       CAPTURE(L);
-      std::vector<int64_t> want = to_i64(reference().get("moe." + std::to_string(L) + ".expert_load"));
+      std::vector<int64_t> want;
+      for (float x : to_f32(reference().get("moe." + std::to_string(L) + ".expert_load"))) want.push_back((int64_t)x);
       CHECK(loads[L - 1] == want);
       MoE& moe = *model.layers[L]->moe;
-      CHECK(max_abs_diff(moe.last_gate.scores, ref("moe." + std::to_string(L) + ".scores")) <= 1e-5);
-      Tensor bal = moe.balance_loss(1.0);  // α = 1, as in the reference
-      CHECK(max_abs_diff(bal, ref("moe." + std::to_string(L) + ".seq_balance_loss")) <= 1e-5);
+      CHECK(max_abs_diff(moe.last_gate.scores, ref_tensor("moe." + std::to_string(L) + ".scores")) <= 1e-5);
+      // the reference stores α·L_bal with the harness's α = 1e-4 (model_args.json balance_alpha)
+      Tensor bal = moe.balance_loss(1e-4);
+      CHECK(max_abs_diff(bal, ref_tensor("moe." + std::to_string(L) + ".seq_balance_loss")) <= 1e-10);
     }
   }
-  // the main loss of the reference harness
-  Tensor targets = contiguous(slice(tokens, 1, 1, 24));
+  // the reference harness's losses: main CE (meta.json losses.main_ce: next-token targets, the last position
+  // has none) and α · mean over the MoE layers of mean_b L_bal (α = 1e-4)
+  std::vector<int64_t> ids = tokens.to_i64_vector(), tg(ids.size());
+  for (int64_t b = 0; b < 2; b++)
+    for (int64_t t = 0; t < 24; t++) tg[b * 24 + t] = t + 1 < 24 ? ids[b * 24 + t + 1] : -100;
   model.set_attn_mode(MLAMode::absorbed);
-  LossOutput lo = model.loss(contiguous(slice(tokens, 1, 0, 23)), targets, 0.3, 0.0);
-  MESSAGE("main CE on tokens[:, :23] -> tokens[:, 1:] = " << lo.main_loss.item());
-  CHECK(std::isfinite(lo.main_loss.item()));
+  LossOutput lo = model.loss(tokens, Tensor::from_vector(tg, {2, 24}), 0.3, 1e-4);
+  double want_bal = (mean(ref_tensor("moe.1.seq_balance_loss")).item() + mean(ref_tensor("moe.2.seq_balance_loss")).item()) / 2;
+  MESSAGE("main CE " << lo.main_loss.item() << " (reference 6.683966636657715), balance " << lo.balance_loss.item()
+                     << " (reference " << want_bal << ")");
+  CHECK(std::abs(lo.main_loss.item() - 6.683966636657715) <= 1e-5);
+  CHECK(std::abs(lo.balance_loss.item() - want_bal) <= 1e-10);
+  CHECK(lo.mtp_losses.empty());
+  CHECK(std::abs(lo.loss.item() - lo.main_loss.item() - lo.balance_loss.item()) <= 1e-6);
 }
 
 TEST_CASE("transformer: tiny_v2lite decode_logits through the latent KV cache") {
@@ -253,7 +264,8 @@ TEST_CASE("transformer: tiny_v2lite decode_logits through the latent KV cache") 
   REQUIRE(pos == std::vector<int64_t>{19, 20, 21, 22});
   NoGradGuard no_grad;
   for (MLAMode mode : {MLAMode::absorbed, MLAMode::naive}) {
-    CAPTURE(mla_mode_name(mode));
+    std::string mode_name = mla_mode_name(mode);
+    CAPTURE(mode_name);
     model.set_attn_mode(mode);
     // decode_positions = the positions decoded one token at a time after a prefill of tokens [0, 19)
     auto cache = model.make_cache(2, 24);
@@ -262,9 +274,9 @@ TEST_CASE("transformer: tiny_v2lite decode_logits through the latent KV cache") 
     std::vector<Tensor> steps;
     for (int64_t p : pos) steps.push_back(model.forward(contiguous(slice(tokens, 1, p, p + 1)), p, cache.get()));
     Tensor decoded = cat(steps, 1);  // [2, 4, 512]
-    double e = max_abs_diff(decoded, ref("decode_logits"));
-    double e_prefill = max_abs_diff(ref("decode_logits"), slice(ref("logits"), 1, pos[0], pos[3] + 1));
-    MESSAGE(mla_mode_name(mode) << " decode_logits max |Δ| = " << e << " (reference decode vs its prefill: " << e_prefill
+    double e = max_abs_diff(decoded, ref_tensor("decode_logits"));
+    double e_prefill = max_abs_diff(ref_tensor("decode_logits"), slice(ref_tensor("logits"), 1, pos[0], pos[3] + 1));
+    MESSAGE(std::string(mla_mode_name(mode)) << " decode_logits max |Δ| = " << e << " (reference decode vs its prefill: " << e_prefill
                                 << ")");
     CHECK(e <= 1e-4);
     CHECK(e_prefill <= 1e-5);  // confirms what decode_positions means
@@ -272,13 +284,13 @@ TEST_CASE("transformer: tiny_v2lite decode_logits through the latent KV cache") 
     auto c2 = model.make_cache(2, 24);
     std::vector<Tensor> all;
     for (int64_t p = 0; p < 24; p++) all.push_back(model.forward(contiguous(slice(tokens, 1, p, p + 1)), p, c2.get()));
-    CHECK(max_abs_diff(cat(all, 1), ref("logits")) <= 1e-4);
+    CHECK(max_abs_diff(cat(all, 1), ref_tensor("logits")) <= 1e-4);
   }
 }
 
 TEST_CASE("transformer: run_logits end to end (full and --decode)") {
   TempDir tmp("logits");
-  Tensor want = ref("logits");
+  Tensor want = ref_tensor("logits");
   for (bool decode : {false, true}) {
     CAPTURE(decode);
     std::string out = tmp / (decode ? "decode.safetensors" : "full.safetensors");
@@ -343,8 +355,9 @@ TEST_CASE("transformer: broken checkpoints are errors naming the file and the te
     CHECK(contains(e, "model.layers.1.self_attn.kv_b_proj.weight"));
   }
   {  // an unknown tensor, and a tensor of a layer the config does not have
+    int which = 0;
     for (std::string extra : {"model.layers.0.self_attn.bogus.weight", "model.layers.7.input_layernorm.weight"}) {
-      std::string dir = copy_fixture("extra" + std::to_string(extra.size()));
+      std::string dir = copy_fixture("extra" + std::to_string(which++));
       std::vector<StTensor> ts = f.tensors;
       ts.push_back(from_f32(extra, {2}, std::vector<float>{1, 2}.data()));
       write_safetensors(dir + "/model.safetensors", ts);
@@ -715,7 +728,9 @@ TEST_CASE("generate: top-k and top-p filters on a hand-made distribution") {
   CHECK(near(probs(1, 0, 0.7), {0, 0.4 / 0.7, 0, 0.3 / 0.7, 0}));               // 0.4 + 0.3 reaches 0.7
   CHECK(near(probs(1, 0, 0.71), {0, 0.4 / 0.85, 0, 0.3 / 0.85, 0.15 / 0.85}));  // needs the 0.15 too
   CHECK(near(probs(1, 0, 0.1), {0, 1, 0, 0, 0}));                               // always at least one
-  CHECK(near(probs(1, 3, 0.8), {0, 0.4 / 0.85, 0, 0.3 / 0.85, 0.15 / 0.85}));   // top-p over the renormalised top-3
+  // top-p over the renormalised top-3 (0.4, 0.3, 0.15)/0.85: 0.47 + 0.35 = 0.82 reaches 0.75 with two tokens
+  // (over the unrenormalised mass, 0.4 + 0.3 = 0.7 would not)
+  CHECK(near(probs(1, 3, 0.75), {0, 0.4 / 0.7, 0, 0.3 / 0.7, 0}));
   CHECK(near(probs(0, 0, 1.0), {0, 1, 0, 0, 0}));                               // greedy
   // temperature 2: p ∝ q^(1/2)
   std::vector<double> t2(5);
@@ -740,4 +755,43 @@ TEST_CASE("generate: top-k and top-p filters on a hand-made distribution") {
   CHECK(count[2] == 0);
   c.top_p = 0;
   CHECK(contains(error_of([&] { sampling_probs(logits, c); }), "top_p"));
+}
+
+// ---- V3.2: DSA blocks -------------------------------------------------------------------------------
+
+TEST_CASE("transformer: DSA (index_topk > 0) blocks: decode == full forward, export -> import exact") {
+  ModelArgs a = tiny_args(1);
+  a.index_n_heads = 2;
+  a.index_head_dim = 8;
+  a.index_topk = 3;
+  Rng rng(4);
+  Transformer m(a, rng);
+  REQUIRE(m.layers[0]->dsa);
+  REQUIRE(!m.layers[0]->attn);
+  std::map<std::string, Tensor*> p;
+  for (auto& [name, t] : m.named_parameters()) p[name] = t;
+  CHECK(p.count("layers.1.attn.indexer.wq_b.weight"));
+  CHECK(p.count("mtp.0.attn.indexer.k_norm.bias"));
+  CHECK(p.count("layers.0.attn.wq_a.weight"));
+  Tensor tokens = Tensor::randint({2, 10}, rng, 0, a.vocab_size);
+  {
+    NoGradGuard ng;
+    Tensor full = m.forward(tokens);
+    auto cache = m.make_cache(2, 10);
+    std::vector<Tensor> steps;
+    for (int64_t t = 0; t < 10; t++) steps.push_back(m.forward(contiguous(slice(tokens, 1, t, t + 1)), t, cache.get()));
+    double e = max_abs_diff(cat(steps, 1), full);
+    MESSAGE("DSA model: decode vs full forward max |Δ| = " << e);
+    CHECK(e <= 1e-5);
+  }
+  LossOutput lo = m.loss(tokens, tokens, 0.3, 0.01);
+  lo.loss.backward();
+  CHECK(p.at("layers.0.attn.wkv_b.weight")->grad().defined());
+  TempDir tmp("dsa");
+  save_model_dir(m, tmp / "m");
+  Transformer back = load_model_dir(tmp / "m");
+  CHECK(back.args.index_topk == 3);
+  NoGradGuard ng;
+  CHECK(max_abs_diff(back.forward(tokens), m.forward(tokens)) == 0.0);
+  CHECK(generate_speculative(m, {1, 2, 3}, 10) == generate(m, {1, 2, 3}, 10));
 }

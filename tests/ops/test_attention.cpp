@@ -81,7 +81,7 @@ double max_error(const Tensor& got, const Tensor& want, double rtol) {
 
 // fused vs twin on copies of the same inputs, one upstream gradient: output and dq, dk, dv.
 void check_against_twin(const Config& c, DType dtype, double tol) {
-  INFO("config " << c.name << " dtype " << dtype_name(dtype) << (naive_kernels() ? " naive" : " flash"));
+  INFO("config " << std::string(c.name) << " dtype " << std::string(dtype_name(dtype)) << (naive_kernels() ? " naive" : " flash"));
   std::vector<Tensor> in = make_inputs(c, dtype, 11);
   std::vector<Tensor> a = copies(in), b = copies(in);
   double scale = 1.0 / std::sqrt((double)c.D);
@@ -219,6 +219,27 @@ TEST_CASE("attention: float64 gradcheck, GQA chunk crossing a block") {
       [](const std::vector<Tensor>& x) { return scaled_dot_product_attention(x[0], x[1], x[2], 0.6, true); }, in);
   INFO(g.message);
   CHECK(g.ok);
+}
+
+TEST_CASE("attention: a NaN stays visible (row of a NaN query; rows that see a NaN key)") {
+  for (bool naive : {false, true}) {
+    NaiveGuard guard(naive);
+    for (DType dt : {DType::f32, DType::f64}) {
+      INFO((naive ? "v1_naive " : "v2_flash ") << std::string(dtype_name(dt)));
+      Rng rng(12);
+      Tensor q = Tensor::randn({1, 2, 6, 4}, rng, 1.0, dt), k = Tensor::randn({1, 1, 6, 4}, rng, 1.0, dt);
+      Tensor v = Tensor::randn({1, 1, 6, 4}, rng, 1.0, dt);
+      q.set_at({0, 0, 3, 1}, NAN);
+      k.set_at({0, 0, 4, 2}, NAN);
+      Tensor y = scaled_dot_product_attention(q, k, v, 0.5, true);
+      for (int64_t h = 0; h < 2; h++)
+        for (int64_t s = 0; s < 6; s++) {
+          bool nan_expected = (h == 0 && s == 3) || s >= 4;  // its own query, or key 4 in its horizon
+          INFO("h " << h << " s " << s);
+          CHECK(std::isnan(y.at({0, h, s, 0})) == nan_expected);
+        }
+    }
+  }
 }
 
 TEST_CASE("attention: errors name the op and the shapes") {

@@ -168,7 +168,7 @@ TEST_CASE("registry: covers every required op") {
       // index.h
       "embedding", "index_select", "gather", "scatter_add", "index_add",
       // nn.h
-      "softmax", "log_softmax", "cross_entropy", "rms_norm", "layer_norm", "rope", "topk", "argmax", "dropout",
+      "softmax", "log_softmax", "cross_entropy", "rms_norm", "layer_norm", "rope", "topk", "argmax", "dropout", "scaled_dot_product_attention",
   };
   std::set<std::string> covered;
   for (const OpCase& c : sg::op_registry()) covered.insert(op_of(c.name));

@@ -15,6 +15,7 @@
 #include <functional>
 
 #include "data/shards.h"
+#include "ops/cpu/runtime.h"
 #include "ops/ops.h"
 #include "tests/data/temp_dir.h"
 #include "train/checkpoint.h"
@@ -180,6 +181,26 @@ TEST_CASE("adamw: errors name the parameter") {
   AdamW opt({{"a", &a}}, AdamWConfig{});
   a.set_grad(Tensor::ones({3}));
   CHECK(error_of([&] { opt.step(); }).find("gradient of 'a' has shape (3)") != std::string::npos);
+}
+
+TEST_CASE("adamw: the threaded update equals the one-thread update bit for bit") {
+  // 200k elements: parallel_for splits them over the pool (grain 16k); one thread must agree.
+  Rng rng(8);
+  Tensor g = Tensor::randn({400, 500}, rng);
+  Tensor init = Tensor::randn({400, 500}, rng);
+  Tensor a = init.clone_data().requires_grad_(true), b = init.clone_data().requires_grad_(true);
+  AdamW oa({{"w.weight", &a}}, AdamWConfig{1e-2}), ob({{"w.weight", &b}}, AdamWConfig{1e-2});
+  const int threads = num_threads();
+  for (int s = 0; s < 3; ++s) {
+    a.set_grad(g.clone_data());
+    b.set_grad(g.clone_data());
+    set_num_threads(1);
+    oa.step();
+    set_num_threads(threads);
+    ob.step();
+  }
+  CHECK(same_bits(a, b));
+  CHECK(same_bits(oa.exp_avg_sq(0), ob.exp_avg_sq(0)));
 }
 
 TEST_CASE("adamw: minimises a quadratic") {
@@ -367,9 +388,10 @@ TEST_CASE("checkpoint: round trip of parameters, moments, RNG and loader state")
   loader2.restore(*got.loader);
   CHECK(loader2.next_batch() == loader.next_batch());
 
-  // Saving again over an existing checkpoint replaces it.
+  // Saving again over an existing checkpoint replaces it (a trailing '/' names the same directory).
   st.step = 4;
-  save_checkpoint(dir, a.params(), &opt_a, st);
+  save_checkpoint(dir + "/", a.params(), &opt_a, st);
+  CHECK_FALSE(fs::exists(dir + "/.tmp"));
   load_checkpoint(dir, b.params(), &opt_b, got);
   CHECK(got.step == 4);
   CHECK_FALSE(fs::exists(dir + ".old"));
@@ -429,6 +451,13 @@ TEST_CASE("checkpoint: a failed save leaves the previous checkpoint intact") {
   CHECK(got.step == 3);
   CHECK(same_bits(a.w, b.w));
   CHECK(checkpoint_exists(dir));
+
+  // A directory that is not a checkpoint is never replaced.
+  fs::create_directories(tmp.file("run"));
+  std::ofstream(tmp.file("run/metrics.csv")) << "step,loss\n";
+  CHECK(error_of([&] { save_checkpoint(tmp.file("run"), a.params(), &opt, st); })
+            .find("exists and is not a checkpoint") != std::string::npos);
+  CHECK(fs::exists(tmp.file("run/metrics.csv")));
 }
 
 TEST_CASE("checkpoint: load errors name the file and what is wrong") {
@@ -711,8 +740,8 @@ TEST_CASE("plot: bar chart, histogram and text") {
 // ---- progress line ----------------------------------------------------------------------------
 
 TEST_CASE("progress: the line and its non-terminal output") {
-  CHECK(ProgressBar::format("pretrain", 512, 2000, 41234, 3.217, 72, "lr 3e-04", 16) ==
-        "pretrain [####............] 512/2000  25.6%  41.2k tok/s  loss 3.2170  lr 3e-04  ETA 1m12s");
+  CHECK(ProgressBar::format("pretrain", 512, 2000, 41234, 3.217, 72, "lr 3e-04", 48 << 20) ==
+        "pretrain [####............] 512/2000  25.6%  41.2k tok/s  loss 3.2170  lr 3e-04  mem 48.0 MiB  ETA 1m12s");
   CHECK(ProgressBar::format("", 1, 10, -1, 9.0, -1, "") == "[#...............] 1/10  10.0%  - tok/s  loss 9.0000  ETA -");
   CHECK(ProgressBar::format_duration(7325) == "2h02m");
   CHECK(ProgressBar::format_duration(42) == "42s");
@@ -734,4 +763,5 @@ TEST_CASE("progress: the line and its non-terminal output") {
   CHECK(out.find('\r') == std::string::npos);
   CHECK(out.find("sft [######..........] 10/25") == 0);
   CHECK(out.find("25/25  100.0%") != std::string::npos);
+  CHECK(out.find(" MiB  ETA ") != std::string::npos);
 }

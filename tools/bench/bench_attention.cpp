@@ -105,7 +105,7 @@ int bench_attention(bool json, bool quick) {
   NoGradGuard no_grad;
   std::vector<int64_t> Ts = {256, 512, 1024, 2048, 4096};
   if (quick) Ts.resize(3);
-  const int64_t steps = quick ? 8 : 16, chunk = 512, dim = 256;
+  const int64_t steps = quick ? 8 : 32, chunk = 512, dim = 256;
   const int64_t max_seq_len = Ts.back() + steps + 1;
   Rng rng(0);
   std::vector<Variant> variants = {gqa_variant(8, max_seq_len, rng), gqa_variant(2, max_seq_len, rng),

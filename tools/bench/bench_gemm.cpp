@@ -8,7 +8,8 @@
 //        dX       dx = dy · W       M=T, N=K, K=N   (no transpose)
 //        dW       dW = dyᵀ · x      M=N, N=K, K=T   trans_a
 //      for (N, K) in (128,128) (256,256) (512,128) (128,512), the LM head (4096,256) and (256,4096);
-//   4. the naive triple loop at 256 and 512, for contrast.
+//   4. for contrast, on one thread: each micro-kernel the CPU has (scalar, avx2, avx512) at 1024³, and
+//      the naive triple loop at 256³ and 512³.
 // Each case: one warm-up call, then repeats until ~0.3 s (at least 3); reports the best time (and the
 // median) and GFLOP/s = 2·M·N·K / best time.
 //
@@ -143,17 +144,31 @@ int bench_gemm(const GemmBenchOptions& options) {
     }
   }
 
-  // 4. The naive loop (always one thread), against the 1-thread peak where it was measured.
+  // 4. One thread, each micro-kernel this CPU has, then the naive loop: what SIMD width and blocking buy.
   const auto one = std::find(options.threads.begin(), options.threads.end(), 1);
   const double peak_1 = one != options.threads.end() ? peak[one - options.threads.begin()]
                                                      : cpu::measure_fma_peak_gflops(1, 0.1);
-  for (int64_t s : {256, 512}) {
-    if (options.quick && s > 256) break;
-    GemmCase gc{"square", s, s, s, false, false};
-    GemmOperands op(gc);
+  set_num_threads(1);
+  const int64_t s = options.quick ? 512 : 1024;
+  GemmCase square{"square", s, s, s, false, false};
+  GemmOperands op(square);
+  for (cpu::GemmKernel k : {cpu::GemmKernel::scalar, cpu::GemmKernel::avx2, cpu::GemmKernel::avx512}) {
+    if (!cpu::gemm_kernel_available(k)) continue;
     const Timing t = time_it(
         [&] {
-          cpu::gemm_f32_naive(false, false, s, s, s, 1.0f, op.a.data(), s, op.b.data(), s, 0.0f, op.c.data(), s);
+          cpu::gemm_f32_with(k, false, false, s, s, s, 1.0f, op.a.data(), s, op.b.data(), s, 0.0f, op.c.data(), s);
+        },
+        min_seconds);
+    print_result(options.json, square, cpu::gemm_kernel_name(k), 1, t, peak_1);
+  }
+  for (int64_t n : {256, 512}) {
+    if (options.quick && n > 256) break;
+    GemmCase gc{"square", n, n, n, false, false};
+    GemmOperands naive_op(gc);
+    const Timing t = time_it(
+        [&] {
+          cpu::gemm_f32_naive(false, false, n, n, n, 1.0f, naive_op.a.data(), n, naive_op.b.data(), n, 0.0f,
+                              naive_op.c.data(), n);
         },
         min_seconds);
     print_result(options.json, gc, "naive", 1, t, peak_1);

@@ -1,0 +1,506 @@
+// tools/chapters/ch04_dsa.cpp — Chapter 4: DeepSeek Sparse Attention (V3.2). Read ch04_dsa.md beside this file.
+//
+//   1. The lightning indexer learns where a frozen model looks. One DSA layer (MLA + indexer) with fixed
+//      random weights reads sequences made of repeated "phrases". Only the indexer trains, with Adam, on the
+//      dense warm-up loss L_I = Σ_t KL(p_t ‖ softmax(I_t)) (p_t = the frozen model's attention, summed over
+//      heads). Printed every few steps on held-out sequences: the KL per query and the share of the dense
+//      attention mass that the indexer's top-k keeps (random choice: k/(t+1); best possible: top-k of p_t),
+//      and how far the sparse output is from the dense one.
+//   2. What the indexer sees: I over (query, key) before and after the warm-up next to the dense attention
+//      (runs/ch04/indexer_scores.png), the warm-up curves (runs/ch04/warmup.png), and which tokens a few
+//      queries keep.
+//   3. The cost: forward ms of dense MLA vs DSA (indexer + sparse attention over k entries) and the number
+//      of attended (query, key) pairs, for T = 128 ... 2048 with k fixed.
+//
+//   build/bin/ch04_dsa [--steps 200] [--seq 128] [--topk 16] [--cost-topk 64] [--max-T 2048] [--out runs/ch04]
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "models/dsa.h"
+#include "models/layers.h"
+#include "models/mla.h"
+#include "ops/cpu/runtime.h"
+#include "ops/ops.h"
+
+#define STB_IMAGE_WRITE_STATIC
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#include <stb/stb_image_write.h>
+#include <stb/stb_easy_font.h>
+
+using namespace sg;
+
+namespace {
+
+// ---- the data: sequences made of phrases ---------------------------------------------------------------
+// A fixed set of `n_phrases` phrases, each `phrase_len` random tokens of a `vocab`-token vocabulary; a
+// sequence is phrases drawn at random and concatenated. Tokens recur, and so do their neighbours: content the
+// frozen model's attention can key on, and that the indexer has to learn to find.
+struct PhraseSource {
+  int64_t vocab, phrase_len;
+  std::vector<std::vector<int64_t>> phrases;
+  PhraseSource(int64_t vocab_, int64_t n_phrases, int64_t phrase_len_, Rng& rng) : vocab(vocab_), phrase_len(phrase_len_) {
+    for (int64_t i = 0; i < n_phrases; i++) {
+      std::vector<int64_t> p(phrase_len);
+      for (int64_t& t : p) t = (int64_t)(rng.uniform() * vocab) % vocab;
+      phrases.push_back(p);
+    }
+  }
+  std::vector<int64_t> sample(int64_t T, Rng& rng) const {
+    std::vector<int64_t> out;
+    while ((int64_t)out.size() < T) {
+      const auto& p = phrases[(size_t)(rng.uniform() * phrases.size()) % phrases.size()];
+      out.insert(out.end(), p.begin(), p.end());
+    }
+    out.resize(T);
+    return out;
+  }
+};
+
+// x [B,T,dim] = embedding rows of B sampled sequences (a stand-in for the attn-normed block input).
+Tensor embed_batch(const Embedding& emb, const PhraseSource& src, int64_t B, int64_t T, Rng& rng,
+                   std::vector<std::vector<int64_t>>* tokens = nullptr) {
+  std::vector<int64_t> ids;
+  for (int64_t b = 0; b < B; b++) {
+    std::vector<int64_t> seq = src.sample(T, rng);
+    if (tokens) tokens->push_back(seq);
+    ids.insert(ids.end(), seq.begin(), seq.end());
+  }
+  NoGradGuard no_grad;
+  return emb.forward(Tensor::from_vector(ids, {B, T}));
+}
+
+// ---- Adam, written out ------------------------------------------------------------------------------------
+// m ← β1 m + (1−β1) g;  v ← β2 v + (1−β2) g²;  p ← p − lr · m̂ / (sqrt(v̂) + ε),  m̂ = m/(1−β1^t), v̂ = v/(1−β2^t).
+// β2 = 0.95 as in DeepSeek-V3; no weight decay (the warm-up is 1000 steps in the paper, ~200 here).
+struct Adam {
+  NamedParameters params;
+  std::vector<std::vector<float>> m, v;
+  double lr, beta1 = 0.9, beta2 = 0.95, eps = 1e-8;
+  int64_t t = 0;
+  Adam(NamedParameters params_, double lr_) : params(std::move(params_)), lr(lr_) {
+    for (auto& [name, p] : params) {
+      m.emplace_back(p->numel(), 0.0f);
+      v.emplace_back(p->numel(), 0.0f);
+    }
+  }
+  void step() {
+    t++;
+    double c1 = 1 - std::pow(beta1, (double)t), c2 = 1 - std::pow(beta2, (double)t);
+    for (size_t k = 0; k < params.size(); k++) {
+      Tensor g = params[k].second->grad();
+      if (!g.defined()) continue;
+      float* p = params[k].second->data<float>();
+      const float* gp = g.data<float>();
+      for (int64_t i = 0; i < params[k].second->numel(); i++) {
+        m[k][i] = (float)(beta1 * m[k][i] + (1 - beta1) * gp[i]);
+        v[k][i] = (float)(beta2 * v[k][i] + (1 - beta2) * gp[i] * gp[i]);
+        p[i] -= (float)(lr * (m[k][i] / c1) / (std::sqrt(v[k][i] / c2) + eps));
+      }
+    }
+  }
+  void zero_grad() {
+    for (auto& [name, p] : params) p->zero_grad();
+  }
+};
+
+// ---- measuring the indexer against the dense attention -----------------------------------------------------
+struct Eval {
+  double kl_per_query = 0;  // L_I / (B·T)
+  double captured = 0;      // mean over queries with t+1 > k of Σ_{t ∈ S_t} p_t
+  double oracle = 0;        // the same for the k largest p_t (the best any selection of k can do)
+  double random = 0;        // the same for a uniformly random selection: k / (t+1)
+  double out_rel_err = 0;   // ‖DSA(x) − MLA(x)‖ / ‖MLA(x)‖
+};
+
+Eval evaluate(const DSA& dsa, const Tensor& x, const RopeTable& rope) {
+  NoGradGuard no_grad;
+  Eval e;
+  const int64_t B = x.size(0), T = x.size(1), k = dsa.index_topk;
+  e.kl_per_query = indexer_warmup_loss(dsa, x, 0, rope).item() / (double)(B * T);
+  std::vector<double> p = attention_target(mla_attention_probs(dsa.mla, x, 0, rope)).to_f64_vector();  // [B,T,T]
+  DSAStep step = dsa.forward_step(x, 0, rope);
+  std::vector<int64_t> idx = step.indices.to_i64_vector();
+  const int64_t kk = step.indices.size(2);
+  int64_t n = 0;
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t t = k; t < T; t++) {  // queries with more than k causal keys: the selection matters
+      const double* pr = &p[(b * T + t) * T];
+      double got = 0;
+      for (int64_t j = 0; j < kk; j++)
+        if (idx[(b * T + t) * kk + j] >= 0) got += pr[idx[(b * T + t) * kk + j]];
+      std::vector<double> sorted(pr, pr + t + 1);
+      std::partial_sort(sorted.begin(), sorted.begin() + k, sorted.end(), std::greater<double>());
+      e.captured += got;
+      e.oracle += std::accumulate(sorted.begin(), sorted.begin() + k, 0.0);
+      e.random += (double)k / (double)(t + 1);
+      n++;
+    }
+  e.captured /= n;
+  e.oracle /= n;
+  e.random /= n;
+  Tensor dense = dsa.mla.forward(x, 0, rope, nullptr, MLAMode::absorbed);
+  e.out_rel_err = std::sqrt(sum(square(sub(step.out, dense))).item() / sum(square(dense)).item());
+  return e;
+}
+
+// ---- pictures: a canvas, a colormap, panels, curves ----------------------------------------------------------
+// A colormap written by hand: piecewise-linear through five anchors — black → dark blue → red → orange →
+// pale yellow ("inferno"-like), t in [0, 1]. Dark = little, bright = much.
+void colormap(double t, unsigned char rgb[3]) {
+  static const double anchors[5][3] = {{0, 0, 4}, {60, 15, 110}, {185, 50, 80}, {245, 140, 30}, {252, 250, 165}};
+  t = std::clamp(t, 0.0, 1.0) * 4.0;
+  int i = std::min(3, (int)t);
+  double f = t - i;
+  for (int c = 0; c < 3; c++) rgb[c] = (unsigned char)std::lround(anchors[i][c] * (1 - f) + anchors[i + 1][c] * f);
+}
+
+struct Canvas {
+  int w, h;
+  std::vector<unsigned char> rgb;
+  Canvas(int w_, int h_) : w(w_), h(h_), rgb((size_t)w_ * h_ * 3, 255) {}
+  void rect(int x0, int y0, int x1, int y1, const unsigned char c[3]) {
+    for (int y = std::max(0, y0); y < std::min(h, y1); y++)
+      for (int x = std::max(0, x0); x < std::min(w, x1); x++)
+        for (int k = 0; k < 3; k++) rgb[((size_t)y * w + x) * 3 + k] = c[k];
+  }
+  void text(int x, int y, const std::string& s, const unsigned char c[3]) {
+    static char buf[60000];
+    int quads = stb_easy_font_print((float)x, (float)y, const_cast<char*>(s.c_str()), nullptr, buf, sizeof buf);
+    for (int q = 0; q < quads; q++) {
+      const float* v = reinterpret_cast<const float*>(buf + q * 4 * 16);  // 4 vertices of 16 bytes each
+      rect((int)v[0], (int)v[1], (int)v[8], (int)v[9], c);               // vertices 0 and 2: opposite corners
+    }
+  }
+  void line(double x0, double y0, double x1, double y1, const unsigned char c[3], int thick = 2) {
+    int n = (int)std::max(std::abs(x1 - x0), std::abs(y1 - y0)) + 1;
+    for (int i = 0; i <= n; i++) {
+      int x = (int)std::lround(x0 + (x1 - x0) * i / n), y = (int)std::lround(y0 + (y1 - y0) * i / n);
+      rect(x, y, x + thick, y + thick, c);
+    }
+  }
+  bool save(const std::string& path) const { return stbi_write_png(path.c_str(), w, h, 3, rgb.data(), w * 3) != 0; }
+};
+
+const unsigned char kBlack[3] = {0, 0, 0}, kFuture[3] = {225, 225, 225};
+
+// One T×T panel, row = query, column = key. values[s·T + t] in [0, 1] (already scaled); future keys light grey.
+// keep (optional): cells outside the selection are drawn white, turning cyan with their value — the mass the
+// selection misses.
+void draw_panel(Canvas& cv, int x0, int y0, int cell, const std::vector<double>& values, int64_t T,
+                const std::string& title, const std::string& subtitle, const std::vector<char>* keep = nullptr) {
+  cv.text(x0, y0 - 24, title, kBlack);
+  cv.text(x0, y0 - 12, subtitle, kBlack);
+  for (int64_t s = 0; s < T; s++)
+    for (int64_t t = 0; t < T; t++) {
+      unsigned char c[3];
+      double v = values[s * T + t];
+      if (t > s) std::copy(kFuture, kFuture + 3, c);
+      else if (keep && !(*keep)[s * T + t]) {
+        c[0] = (unsigned char)std::lround(255 * (1 - std::min(1.0, 1.5 * v)));
+        c[1] = c[2] = 255;
+      } else {
+        colormap(v, c);
+      }
+      cv.rect(x0 + (int)t * cell, y0 + (int)s * cell, x0 + (int)(t + 1) * cell, y0 + (int)(s + 1) * cell, c);
+    }
+  for (int64_t t = 0; t < T; t += 16) cv.text(x0 + (int)t * cell, y0 + (int)T * cell + 3, std::to_string(t), kBlack);
+}
+
+// Row-wise softmax of I over the causal keys, then sqrt (so weak weights stay visible): [T,T] in [0,1].
+std::vector<double> softmax_rows(const std::vector<double>& I, int64_t T) {
+  std::vector<double> out(T * T, 0.0);
+  for (int64_t s = 0; s < T; s++) {
+    double mx = -INFINITY, z = 0;
+    for (int64_t t = 0; t <= s; t++) mx = std::max(mx, I[s * T + t]);
+    for (int64_t t = 0; t <= s; t++) z += std::exp(I[s * T + t] - mx);
+    for (int64_t t = 0; t <= s; t++) out[s * T + t] = std::sqrt(std::exp(I[s * T + t] - mx) / z);
+  }
+  return out;
+}
+
+void save_heatmap(const std::string& path, int64_t T, int64_t k, const std::vector<double>& p,
+                  const std::vector<double>& I_before, const std::vector<double>& I_after,
+                  const std::vector<int64_t>& sel_after) {
+  const int cell = std::max(2, 384 / (int)T), side = cell * (int)T, pad = 50;
+  Canvas cv(2 * side + 3 * pad, 2 * side + 3 * pad + 10);
+  std::vector<double> sp(T * T);
+  for (int64_t i = 0; i < T * T; i++) sp[i] = std::sqrt(p[i]);
+  std::vector<char> keep(T * T, 0);
+  for (int64_t s = 0; s < T; s++)
+    for (int64_t j = 0; j < std::min(k, T); j++)
+      if (sel_after[s * std::min(k, T) + j] >= 0) keep[s * T + sel_after[s * std::min(k, T) + j]] = 1;
+  draw_panel(cv, pad, pad, cell, sp, T, "dense attention p_t (sum over heads)", "rows: query, columns: key; sqrt scale");
+  draw_panel(cv, 2 * pad + side, pad, cell, softmax_rows(I_before, T), T, "softmax(I_t), indexer at init",
+             "sqrt scale");
+  draw_panel(cv, pad, 2 * pad + side, cell, softmax_rows(I_after, T), T, "softmax(I_t) after the KL warm-up",
+             "sqrt scale");
+  draw_panel(cv, 2 * pad + side, 2 * pad + side, cell, sp, T,
+             "the indexer's top-" + std::to_string(k) + " after the warm-up, coloured by p_t",
+             "white: not kept (cyan = dense attention mass missed)", &keep);
+  if (!cv.save(path)) throw std::runtime_error("[ch04] cannot write " + path);
+}
+
+// Two curves over the warm-up: KL per query (left, own scale) and captured mass with oracle/random lines (right).
+void save_curves(const std::string& path, const std::vector<int64_t>& steps, const std::vector<Eval>& evals) {
+  const int W = 980, H = 340, ph = 240, pw = 380, top = 50;
+  Canvas cv(W, H);
+  auto axes = [&](int x0, const std::string& title, double lo, double hi) {
+    cv.text(x0, top - 30, title, kBlack);
+    cv.line(x0, top, x0, top + ph, kBlack, 1);
+    cv.line(x0, top + ph, x0 + pw, top + ph, kBlack, 1);
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.3g", hi);
+    cv.text(x0 - 40, top - 3, buf, kBlack);
+    std::snprintf(buf, sizeof buf, "%.3g", lo);
+    cv.text(x0 - 40, top + ph - 6, buf, kBlack);
+    cv.text(x0, top + ph + 6, "0", kBlack);
+    cv.text(x0 + pw - 20, top + ph + 6, std::to_string(steps.back()), kBlack);
+    cv.text(x0 + pw / 2 - 20, top + ph + 18, "Adam step", kBlack);
+  };
+  auto series = [&](int x0, double lo, double hi, const std::vector<double>& ys, const unsigned char c[3]) {
+    for (size_t i = 1; i < ys.size(); i++) {
+      double xa = x0 + pw * (double)steps[i - 1] / steps.back(), xb = x0 + pw * (double)steps[i] / steps.back();
+      double ya = top + ph * (1 - (ys[i - 1] - lo) / (hi - lo)), yb = top + ph * (1 - (ys[i] - lo) / (hi - lo));
+      cv.line(xa, ya, xb, yb, c);
+    }
+  };
+  std::vector<double> kl, cap, orc, rnd;
+  for (const Eval& e : evals) {
+    kl.push_back(e.kl_per_query);
+    cap.push_back(e.captured);
+    orc.push_back(e.oracle);
+    rnd.push_back(e.random);
+  }
+  const unsigned char blue[3] = {40, 90, 200}, red[3] = {200, 50, 40}, grey[3] = {150, 150, 150}, green[3] = {40, 150, 60};
+  double kl_hi = *std::max_element(kl.begin(), kl.end()) * 1.05;
+  axes(60, "KL(p_t || softmax(I_t)) per query, held-out", 0.0, kl_hi);
+  series(60, 0.0, kl_hi, kl, blue);
+  axes(W - pw - 40, "share of dense attention mass kept by top-k", 0.0, 1.0);
+  series(W - pw - 40, 0.0, 1.0, orc, green);
+  series(W - pw - 40, 0.0, 1.0, cap, red);
+  series(W - pw - 40, 0.0, 1.0, rnd, grey);
+  cv.text(W - pw - 30, top + 8, "green: best possible (top-k of p_t)", green);
+  cv.text(W - pw - 30, top + 20, "red: the indexer's top-k", red);
+  cv.text(W - pw - 30, top + 32, "grey: random k keys", grey);
+  if (!cv.save(path)) throw std::runtime_error("[ch04] cannot write " + path);
+}
+
+// ---- 3. the cost ----------------------------------------------------------------------------------------------
+template <class F> double median_ms(int reps, F&& f) {
+  std::vector<double> ms;
+  for (int r = 0; r < reps; r++) {
+    auto t0 = std::chrono::steady_clock::now();
+    f();
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+// The layer timed here is wider than the warm-up's: per (query, key) pair its main attention costs
+// H·(2·r_kv + dr) = 16·(256 + 32) = 4608 multiply-adds and its indexer H_I·d_I + H_I = 260, a ratio of 17.7 —
+// V3.2's is 128·(1024 + 64) / (64·128 + 64) = 16.9. (The warm-up layer's ratio is 320 / 132: an indexer that
+// wide would never pay for itself.)
+void cost_table(int64_t k, int64_t max_T, int reps) {
+  ModelArgs a;
+  a.dim = 256;
+  a.n_heads = 16;
+  a.q_lora_rank = 128;
+  a.kv_lora_rank = 128;
+  a.qk_nope_head_dim = 32;
+  a.qk_rope_head_dim = 32;
+  a.v_head_dim = 32;
+  a.index_n_heads = 4;
+  a.index_head_dim = 64;
+  a.index_topk = k;
+  a.max_seq_len = max_T;
+  a.original_seq_len = max_T;
+  Rng rng(7);
+  DSA dsa(a, rng);
+  RopeTable rope(a);
+  NoGradGuard no_grad;
+  std::printf("\n== 3. the cost: one prefill forward, batch 1, k = %lld (median of %d, ms) ==\n%s\n", (long long)k, reps,
+              dsa.describe().c_str());
+  std::printf("%6s %10s %10s %10s %10s %10s %14s %14s %8s\n", "T", "dense MLA", "DSA", "indexer", "top-k",
+              "sparse attn", "pairs dense", "pairs sparse", "ratio");
+  for (int64_t T = 128; T <= max_T; T *= 2) {
+    Tensor x = Tensor::randn({1, T, a.dim}, rng);
+    dsa.forward(x, 0, rope);  // warm the allocator
+    double dense = median_ms(reps, [&] { dsa.mla.forward(x, 0, rope, nullptr, MLAMode::absorbed); });
+    double total = median_ms(reps, [&] { dsa.forward(x, 0, rope); });
+    Tensor qr = dsa.mla.q_norm.forward(dsa.mla.wq_a.forward(x)), I, idx;
+    double indexer = median_ms(reps, [&] { I = dsa.indexer.scores(x, qr, 0, rope); });
+    double select = median_ms(reps, [&] { idx = select_topk(I, k); });
+    DSAStep step;
+    double sparse = median_ms(reps, [&] { step = dsa.forward_selected(x, 0, rope, idx); });
+    int64_t dense_pairs = T * (T + 1) / 2;
+    std::printf("%6lld %10.2f %10.2f %10.2f %10.2f %10.2f %14lld %14lld %7.1fx\n", (long long)T, dense, total, indexer,
+                select, sparse, (long long)dense_pairs, (long long)step.attended, (double)dense_pairs / step.attended);
+  }
+  std::printf("   pairs = (query, key) pairs the main attention scores and mixes: T(T+1)/2 dense, Σ_t min(k, t+1) sparse.\n"
+              "   Per pair the main attention costs H·(2·r_kv + dr) = %lld multiply-adds (+ a softmax entry per head), the\n"
+              "   indexer H_I·d_I + H_I = %lld (fp32 here; DeepSeek runs it in FP8).\n",
+              (long long)(a.n_heads * (2 * a.kv_lora_rank + a.qk_rope_head_dim)),
+              (long long)(a.index_n_heads * a.index_head_dim + a.index_n_heads));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Chapter 4: DeepSeek Sparse Attention — the lightning indexer, top-k selection, the KL warm-up, the cost"};
+  int64_t steps = 200, seq = 128, topk = 16, batch = 4, cost_topk = 64, max_T = 2048, eval_every = 20;
+  int64_t index_heads = 4, index_dim = 32;
+  double lr = 1e-2, sharpen = 10.0;
+  int threads = 0, reps = 3;
+  uint64_t seed = 1;
+  std::string out_dir = "runs/ch04";
+  app.add_option("--steps", steps, "Adam steps of the indexer warm-up")->check(CLI::PositiveNumber);
+  app.add_option("--seq", seq, "sequence length T of the warm-up (and the heat map shows its first 64 positions)")
+      ->check(CLI::Range(16, 1024));
+  app.add_option("--topk", topk, "k of the warm-up model (index_topk)")->check(CLI::PositiveNumber);
+  app.add_option("--batch", batch, "sequences per step")->check(CLI::PositiveNumber);
+  app.add_option("--lr", lr, "Adam learning rate of the indexer (the paper's warm-up: 1e-3)");
+  app.add_option("--sharpen", sharpen, "multiplies the frozen model's softmax_scale (a random model attends too "
+                                       "evenly; a trained one concentrates its attention)");
+  app.add_option("--index-heads", index_heads, "H_I, the indexer's heads (V3.2: 64)")->check(CLI::PositiveNumber);
+  app.add_option("--index-dim", index_dim, "d_I, the indexer's head dim (V3.2: 128; at least dr = 16)")
+      ->check(CLI::Range(16, 1024));
+  app.add_option("--eval-every", eval_every, "steps between held-out evaluations")->check(CLI::PositiveNumber);
+  app.add_option("--cost-topk", cost_topk, "k of the cost table")->check(CLI::PositiveNumber);
+  app.add_option("--max-T", max_T, "largest T of the cost table (128, 256, ... up to it)")->check(CLI::Range(128, 16384));
+  app.add_option("--reps", reps, "timed repetitions per cell of the cost table")->check(CLI::Range(1, 100));
+  app.add_option("--threads", threads, "CPU threads (0 = the runtime's default: SEEKGRAD_THREADS or all cores)");
+  app.add_option("--seed", seed, "seed of the model, the phrases and the batches");
+  app.add_option("--out", out_dir, "where the PNGs go");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (threads > 0) set_num_threads(threads);
+    std::filesystem::create_directories(out_dir);
+    // One DSA layer: tiny_v3's attention (dim 128, 8 heads, r_q 64, r_kv 64, dn 32, dr 16, dv 32) and a
+    // small fp32 indexer (4 heads × 32, rope on its first 16 dims).
+    ModelArgs a;
+    a.dim = 128;
+    a.n_heads = 4;
+    a.q_lora_rank = 64;
+    a.kv_lora_rank = 32;
+    a.qk_nope_head_dim = 32;
+    a.qk_rope_head_dim = 16;
+    a.v_head_dim = 32;
+    a.index_n_heads = index_heads;
+    a.index_head_dim = index_dim;
+    a.index_topk = topk;
+    a.max_seq_len = std::max<int64_t>(seq, 128);
+    a.original_seq_len = a.max_seq_len;  // no YaRN: the chapter is about selection, not long-context scaling
+    Rng rng(seed);
+    DSA dsa(a, rng);
+    dsa.mla.softmax_scale *= sharpen;
+    Embedding emb(64, a.dim, rng);
+    PhraseSource phrases(64, 8, 8, rng);
+    RopeTable rope(a);
+    std::printf("Chapter 4 — DeepSeek Sparse Attention. %d thread(s).\n", num_threads());
+    std::printf("%s\nfrozen: MLA (softmax_scale × %.1f) and the embedding; trained: the %lld indexer parameters\n",
+                dsa.describe().c_str(), sharpen, (long long)dsa.indexer.num_parameters());
+
+    // ---- 1. the warm-up -----------------------------------------------------------------------------------
+    Rng eval_rng(seed + 1000), data_rng(seed + 2000);
+    std::vector<std::vector<int64_t>> eval_tokens;
+    Tensor x_eval = embed_batch(emb, phrases, 8, seq, eval_rng, &eval_tokens);
+    const int64_t Th = std::min<int64_t>(64, seq);
+    Tensor x_heat = narrow(narrow(x_eval, 0, 0, 1), 1, 0, Th);
+    std::vector<double> I_before;
+    {
+      NoGradGuard no_grad;
+      I_before = dsa.forward_step(x_heat, 0, rope).index_scores.to_f64_vector();
+    }
+    for (auto& [name, p] : dsa.mla.named_parameters()) p->requires_grad_(false);  // frozen
+    Adam opt(dsa.indexer.named_parameters("attn.indexer"), lr);
+    std::printf("\n== 1. dense warm-up of the indexer: L_I = sum_t KL(p_t || softmax(I_t)), T = %lld, k = %lld, "
+                "%lld sequences/step ==\n",
+                (long long)seq, (long long)topk, (long long)batch);
+    std::printf("(held-out: 8 sequences; 'kept' = share of the dense attention mass inside the indexer's top-k, over "
+                "queries with t+1 > k)\n");
+    std::printf("%6s %12s %10s %10s %10s %14s %10s\n", "step", "KL/query", "kept", "best", "random", "|DSA-MLA|/|MLA|",
+                "ms/step");
+    std::vector<int64_t> eval_steps;
+    std::vector<Eval> evals;
+    auto report = [&](int64_t step, double ms) {
+      Eval e = evaluate(dsa, x_eval, rope);
+      eval_steps.push_back(step);
+      evals.push_back(e);
+      std::printf("%6lld %12.4f %10.3f %10.3f %10.3f %14.3f %10.1f\n", (long long)step, e.kl_per_query, e.captured,
+                  e.oracle, e.random, e.out_rel_err, ms);
+      std::fflush(stdout);
+    };
+    report(0, 0.0);
+    auto t_train = std::chrono::steady_clock::now();
+    double ms_sum = 0;
+    for (int64_t step = 1; step <= steps; step++) {
+      auto t0 = std::chrono::steady_clock::now();
+      Tensor x = embed_batch(emb, phrases, batch, seq, data_rng);
+      opt.zero_grad();
+      Tensor loss = div(indexer_warmup_loss(dsa, x, 0, rope), Tensor::scalar((double)(batch * seq)));
+      loss.backward();
+      opt.step();
+      ms_sum += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      if (step % eval_every == 0 || step == steps) {
+        report(step, ms_sum / eval_every);
+        ms_sum = 0;
+      }
+    }
+    double train_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_train).count();
+    std::printf("warm-up: %.1f s. The indexer never sees the model's gradients: L_I reaches only attn.indexer.*.\n",
+                train_s);
+
+    // ---- 2. pictures and kept tokens ----------------------------------------------------------------------------
+    NoGradGuard no_grad;
+    DSAStep heat = dsa.forward_step(x_heat, 0, rope);
+    std::vector<double> p_heat = attention_target(mla_attention_probs(dsa.mla, x_heat, 0, rope)).to_f64_vector();
+    std::vector<double> I_after = heat.index_scores.to_f64_vector();
+    std::vector<int64_t> sel = heat.indices.to_i64_vector();
+    const int64_t kk = heat.indices.size(2);
+    save_heatmap(out_dir + "/indexer_scores.png", Th, topk, p_heat, I_before, I_after, sel);
+    save_curves(out_dir + "/warmup.png", eval_steps, evals);
+    std::printf("\n== 2. which tokens a query keeps (held-out sequence 0, k = %lld) ==\n", (long long)topk);
+    std::printf("tokens 0..%lld:", (long long)(Th - 1));
+    for (int64_t t = 0; t < Th; t++) std::printf(" %lld", (long long)eval_tokens[0][t]);
+    std::printf("\n");
+    for (int64_t s : {Th / 4, Th / 2, Th - 1}) {
+      if (s < 0) continue;
+      std::vector<int64_t> kept;
+      double mass = 0;
+      for (int64_t j = 0; j < kk; j++)
+        if (sel[s * kk + j] >= 0) {
+          kept.push_back(sel[s * kk + j]);
+          mass += p_heat[s * Th + sel[s * kk + j]];
+        }
+      std::vector<int64_t> order(s + 1);
+      std::iota(order.begin(), order.end(), 0);
+      std::stable_sort(order.begin(), order.end(), [&](int64_t u, int64_t v) { return p_heat[s * Th + u] > p_heat[s * Th + v]; });
+      std::sort(kept.begin(), kept.end());
+      std::printf("query %2lld (token %2lld) keeps %zu of %lld keys, %.1f%% of its dense attention:", (long long)s,
+                  (long long)eval_tokens[0][s], kept.size(), (long long)(s + 1), 100 * mass);
+      for (int64_t t : kept) std::printf(" %lld", (long long)t);
+      std::printf("\n   dense attention's top %zu:", kept.size());
+      std::vector<int64_t> best(order.begin(), order.begin() + kept.size());
+      std::sort(best.begin(), best.end());
+      for (int64_t t : best) std::printf(" %lld", (long long)t);
+      std::printf("\n");
+    }
+    std::printf("wrote %s/indexer_scores.png and %s/warmup.png\n", out_dir.c_str(), out_dir.c_str());
+
+    // ---- 3. cost -------------------------------------------------------------------------------------------------
+    cost_table(cost_topk, max_T, reps);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

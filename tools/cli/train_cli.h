@@ -1,0 +1,15 @@
+// tools/cli/train_cli.h — `seekgrad train --config F [--steps N]` and `seekgrad pipeline [--config F]`:
+// load a YAML config (train/config_yaml.h) and run the PRETRAIN stage (train/pretrain.h), which prints
+// its progress, resumes from out_dir/checkpoint, and ends with the summary. Return process exit codes;
+// errors are printed to stderr ("[config] configs/x.yaml: key 'model.dimm' is not a known key").
+#pragma once
+#include <string>
+
+namespace sg {
+
+// steps_override > 0 replaces train.steps (and the cosine schedule's length with it).
+int run_train(const std::string& config_path, int steps_override = 0);
+// The main job: the pipeline's stages with `config_path` ("" = configs/tiny.yaml). Today: PRETRAIN.
+int run_pipeline(const std::string& config_path = "");
+
+}  // namespace sg

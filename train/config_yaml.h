@@ -1,0 +1,73 @@
+// train/config_yaml.h — the trainer's YAML config: a `model:` section with DeepSeek's ModelArgs names
+// (models/config.h) and a `train:` section with the run's hyper-parameters and its data source.
+//
+//   model:                       # any ModelArgs field; omitted fields keep the official defaults
+//     dim: 128
+//     n_layers: 4
+//     ...
+//   train:
+//     seed: 1
+//     batch_size: 8              # B rows per micro-batch
+//     seq_len: 128               # T tokens per row
+//     steps: 400                 # optimizer steps (the cosine schedule's length)
+//     lr: 3.0e-3                 # peak learning rate; cosine decays to min_lr after warmup_steps
+//     ...
+//     data: {source: generated, n_stories: 4000, vocab_size: 1024}   # or source: text, text_path: F
+//
+// Every key must be known and every value well-formed; errors name the file and the dotted key:
+//   [config] configs/x.yaml: key 'model.dimm' is not a known key
+//   [config] configs/x.yaml: train.lr must be a positive number, got 'abc'
+// and the model section is checked by ModelArgs::validate(file).
+//
+// The model's vocab_size is NOT taken from the model section when training from text: the BPE
+// tokenizer is trained to train.data.vocab_size and the model gets the tokenizer's real vocabulary
+// (train/pretrain.h). Relative paths (out_dir, text_path) are relative to the working directory.
+//
+// What this is not: a general YAML schema library; one hand-written reader per section.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "models/config.h"
+
+namespace sg {
+
+struct DataConfig {
+  std::string source = "generated";  // "generated" (data::generate_story_corpus) or "text"
+  std::string text_path;             // source: text — a UTF-8 file, zstd-compressed or not
+  int64_t n_stories = 4000;          // source: generated
+  int64_t vocab_size = 1024;         // BPE target vocabulary (256 bytes + merges + special tokens)
+  int64_t max_text_bytes = 0;        // source: text — use only the first N bytes (0 = all)
+};
+
+struct TrainConfig {
+  uint64_t seed = 1;
+  int64_t batch_size = 8, seq_len = 128, steps = 400;
+  double lr = 3e-3, min_lr = 3e-4;
+  int64_t warmup_steps = 20;
+  double weight_decay = 0.1, grad_clip = 1.0;
+  int64_t grad_accum = 1;            // micro-batches per optimizer step
+  double mtp_lambda = 0.3;           // λ of L_MTP (DEEPSEEK.md §7)
+  double balance_alpha = 1e-4;       // α of the sequence-wise balance loss (§6)
+  double bias_gamma = 1e-3;          // γ of the aux-loss-free gate-bias update (§6)
+  int64_t eval_every = 100, eval_batches = 4;
+  int64_t checkpoint_every = 100;
+  std::string out_dir = "runs/pretrain";
+  int64_t threads = 2;
+  int64_t sample_tokens = 48;        // new tokens per sample printed at the end (0 = no samples)
+  DataConfig data;
+};
+
+struct PretrainConfig {
+  std::string name;    // the file's stem ("tiny"), written into checkpoints
+  std::string source;  // the file it came from (for messages)
+  ModelArgs model;
+  TrainConfig train;
+};
+
+// Parses YAML text; `source` names it in errors.
+PretrainConfig parse_pretrain_config(const std::string& yaml_text, const std::string& source);
+// Reads and parses a file; "[config] <path>: cannot open" if it cannot be read.
+PretrainConfig load_pretrain_config(const std::string& path);
+
+}  // namespace sg
