@@ -304,68 +304,54 @@ Tensor DSA::forward(const Tensor& x, int64_t start_pos, const RopeTable& rope, D
   return forward_step(x, start_pos, rope, cache, false).out;
 }
 
-DSAStep DSA::forward_step(const Tensor& x, int64_t start_pos, const RopeTable& rope, DSACache* cache,
-                          bool indexer_grad) const {
-  if (!x.defined() || x.dim() != 3 || x.size(2) != mla.dim)
-    throw std::runtime_error("[dsa] " + describe() + ": x " + described(x) + " must be [B, S, dim = " +
-                             std::to_string(mla.dim) + "]");
-  // The selection first: I [B,S,T] -> top-k slots. The main attention's own projections are recomputed in
-  // forward_selected; qr is cheap (one [r_q, dim] GEMM) next to the attention.
-  Tensor qr;
-  {
-    NoGradGuard no_grad;
-    qr = mla.q_norm.forward(mla.wq_a.forward(x));
-  }
-  Tensor I;
-  {
-    ScopeGuard s("indexer");
-    IndexerCache* icache = cache ? &cache->indexer : nullptr;
-    if (indexer_grad) {
-      I = indexer.scores(x.detach(), qr.detach(), start_pos, rope, icache);
-    } else {
-      NoGradGuard no_grad;
-      I = indexer.scores(x, qr, start_pos, rope, icache);
-    }
-  }
-  Tensor indices = select_topk(I, index_topk);
-  DSAStep step = forward_selected(x, start_pos, rope, indices, cache ? &cache->mla : nullptr);
-  step.index_scores = I;
-  return step;
+namespace {
+
+[[noreturn]] void dsa_fail(const DSA& m, const std::string& message) {
+  std::string scope = current_scope();
+  throw std::runtime_error("[dsa] " + (scope.empty() ? "" : scope + " ") + m.describe() + ": " + message);
 }
 
-DSAStep DSA::forward_selected(const Tensor& x, int64_t start_pos, const RopeTable& rope_table, const Tensor& indices,
-                              MLACache* cache) const {
-  auto fail = [&](const std::string& message) {
-    std::string scope = current_scope();
-    throw std::runtime_error("[dsa] " + (scope.empty() ? "" : scope + " ") + describe() + ": " + message);
-  };
-  if (!mla.wq_a.weight.defined() || !indexer.wq_b.weight.defined()) fail("the module has no weights (default-constructed)");
+void check_inputs(const DSA& m, const Tensor& x, int64_t start_pos, const RopeTable& rope_table, const MLACache* cache) {
+  const MLA& mla = m.mla;
+  if (!mla.wq_a.weight.defined() || !m.indexer.wq_b.weight.defined())
+    dsa_fail(m, "the module has no weights (default-constructed)");
   if (!x.defined() || x.dim() != 3 || x.size(2) != mla.dim)
-    fail("x " + described(x) + " must be [B, S, dim = " + std::to_string(mla.dim) + "]");
+    dsa_fail(m, "x " + described(x) + " must be [B, S, dim = " + std::to_string(mla.dim) + "]");
   if (x.dtype() != mla.wo.weight.dtype())
-    fail("x " + x.describe() + " is " + dtype_name(x.dtype()) + " but the weights are " + dtype_name(mla.wo.weight.dtype()));
-  const int64_t B = x.size(0), S = x.size(1), H = mla.n_heads, dn = mla.qk_nope_head_dim, dr = mla.qk_rope_head_dim;
-  const int64_t dv = mla.v_head_dim, r = mla.kv_lora_rank;
-  if (start_pos < 0) fail("start_pos " + std::to_string(start_pos) + " is negative");
-  if (!rope_table.cos.defined() || rope_table.cos.dim() != 2 || rope_table.cos.size(1) != dr / 2 || start_pos + S > rope_table.cos.size(0))
-    fail("positions [" + std::to_string(start_pos) + ", " + std::to_string(start_pos + S) + ") and dr " +
-         std::to_string(dr) + " do not fit the rope table cos " + described(rope_table.cos));
+    dsa_fail(m, "x " + x.describe() + " is " + dtype_name(x.dtype()) + " but the weights are " +
+                    dtype_name(mla.wo.weight.dtype()));
+  const int64_t B = x.size(0), S = x.size(1), dr = mla.qk_rope_head_dim, r = mla.kv_lora_rank;
+  if (start_pos < 0) dsa_fail(m, "start_pos " + std::to_string(start_pos) + " is negative");
+  if (!rope_table.cos.defined() || rope_table.cos.dim() != 2 || rope_table.cos.size(1) != dr / 2 ||
+      start_pos + S > rope_table.cos.size(0))
+    dsa_fail(m, "positions [" + std::to_string(start_pos) + ", " + std::to_string(start_pos + S) + ") and dr " +
+                    std::to_string(dr) + " do not fit the rope table cos " + described(rope_table.cos));
   if (cache) {
     Shape want_kv{cache->max_batch_size, cache->max_seq_len, r}, want_pe{cache->max_batch_size, cache->max_seq_len, dr};
     if (cache->mode != MLAMode::absorbed || !cache->kv_cache.defined() || cache->kv_cache.shape() != want_kv ||
         !cache->pe_cache.defined() || cache->pe_cache.shape() != want_pe || cache->kv_cache.dtype() != x.dtype())
-      fail("the MLA cache must be an absorbed-mode cache [" + shape_str(want_kv) + ", " + shape_str(want_pe) + "] of " +
-           dtype_name(x.dtype()) + ", got " + described(cache->kv_cache) + ", " + described(cache->pe_cache));
+      dsa_fail(m, "the MLA cache must be an absorbed-mode cache [" + shape_str(want_kv) + ", " + shape_str(want_pe) +
+                      "] of " + dtype_name(x.dtype()) + ", got " + described(cache->kv_cache) + ", " +
+                      described(cache->pe_cache));
     if (B > cache->max_batch_size || start_pos + S > cache->max_seq_len)
-      fail("x " + x.describe() + " at start_pos " + std::to_string(start_pos) + " does not fit the cache " +
-           cache->kv_cache.describe());
+      dsa_fail(m, "x " + x.describe() + " at start_pos " + std::to_string(start_pos) + " does not fit the cache " +
+                      cache->kv_cache.describe());
   }
+}
+
+// The main attention over the selected slots, from MLA's projections P (see the top of dsa.h):
+//   c_sel [B,S,k,r], pe_sel [B,S,k,dr] gathered;  q̃ = W_UKᵀ q_nope [B,S,H,r]
+//   scores = (q̃·c_sel + q_pe·pe_sel)·scale + slot mask [B,S,H,k];  p = softmax;  ō = p·c_sel;  o = W_UV ō;  wo(o)
+DSAStep attend_selected(const DSA& m, const MLAProjections& P, int64_t start_pos, const Tensor& indices,
+                        MLACache* cache) {
+  const MLA& mla = m.mla;
+  const int64_t B = P.c.size(0), S = P.c.size(1), H = mla.n_heads, dn = mla.qk_nope_head_dim;
+  const int64_t dr = mla.qk_rope_head_dim, dv = mla.v_head_dim, r = mla.kv_lora_rank;
+  const DType dtype = P.c.dtype();
   if (!indices.defined() || indices.dim() != 3 || indices.size(0) != B || indices.size(1) != S ||
       (indices.dtype() != DType::i64 && indices.dtype() != DType::i32))
-    fail("indices " + described(indices) + " must be an integer [B, S, k] tensor matching x " + x.describe());
-  Tensor cos = rope_table.cos_at(start_pos, S), sin = rope_table.sin_at(start_pos, S);
-
-  MLAProjections P = project(mla, x, cos, sin);
+    dsa_fail(m, "indices " + described(indices) + " must be an integer [B, S, k] tensor with B = " + std::to_string(B) +
+                    ", S = " + std::to_string(S));
 
   // The latents and rope keys as ROWS of a 2-D table, so one index_select gathers the selected ones:
   //   row of (batch b, key slot t) = b · row_stride + t.
@@ -391,7 +377,7 @@ DSAStep DSA::forward_selected(const Tensor& x, int64_t start_pos, const RopeTabl
   }
 
   // Which slots are in use: index in [0, T) and the key not in the query's future. Unused slots gather
-  // row b·row_stride (any valid row) and get −inf in slot_mask.
+  // row b·row_stride (any valid row) and get −inf in the slot mask.
   const int64_t k = indices.size(2);
   std::vector<int64_t> idx = slots_of(indices), rows(B * S * k);
   std::vector<double> slot_mask(B * S * k, 0.0);
@@ -404,23 +390,23 @@ DSAStep DSA::forward_selected(const Tensor& x, int64_t start_pos, const RopeTabl
       for (int64_t j = 0; j < k; j++) {
         int64_t i = (b * S + s) * k + j, t = idx[i];
         if (t < -1 || t >= T)
-          fail("indices " + indices.describe() + " holds " + std::to_string(t) + " at (" + std::to_string(b) + ", " +
-               std::to_string(s) + ", " + std::to_string(j) + "); key slots are -1 (unused) or in [0, " +
-               std::to_string(T) + ")");
+          dsa_fail(m, "indices " + indices.describe() + " holds " + std::to_string(t) + " at (" + std::to_string(b) +
+                          ", " + std::to_string(s) + ", " + std::to_string(j) + "); key slots are -1 (unused) or in [0, " +
+                          std::to_string(T) + ")");
         bool in_use = t >= 0 && key_start + t <= start_pos + s;
         rows[i] = b * row_stride + (in_use ? t : 0);
         if (in_use) used++;
         else slot_mask[i] = -kInf;
       }
       if (used == 0)
-        fail("query (" + std::to_string(b) + ", " + std::to_string(s) + ") has no selected key at or before its position " +
-             std::to_string(start_pos + s));
+        dsa_fail(m, "query (" + std::to_string(b) + ", " + std::to_string(s) +
+                        ") has no selected key at or before its position " + std::to_string(start_pos + s));
       step.attended_per_query[b * S + s] = used;
       step.attended += used;
     }
   Tensor row_index = Tensor::from_vector(rows, {B * S * k});
   Tensor mask = Tensor::from_vector(slot_mask, {B, S, 1, k});
-  if (x.dtype() != DType::f64) mask = to_dtype(mask, x.dtype());
+  if (dtype != DType::f64) mask = to_dtype(mask, dtype);
 
   // Gather the selected entries: c_sel [B,S,k,r], pe_sel [B,S,k,dr].
   Tensor c_sel = reshape(index_select(c_rows, 0, row_index), {B, S, k, r});
@@ -434,7 +420,7 @@ DSAStep DSA::forward_selected(const Tensor& x, int64_t start_pos, const RopeTabl
     ScopeGuard s("wkv_b");
     q_abs = permute(matmul(permute(P.q_nope, {0, 2, 1, 3}), W_UK), {0, 2, 1, 3});  // [B,S,H,r]
   }
-  // scores [B,S,H,k] = (q̃ · c_sel + q_pe · pe_sel) · scale + slot mask: one [H, ·]·[·, k] product per query
+  // scores [B,S,H,k]: one [H, ·]·[·, k] product per query
   Tensor scores = add(matmul(q_abs, transpose(c_sel, 2, 3)), matmul(P.q_pe, transpose(pe_sel, 2, 3)));
   scores = add(mul(scores, mla.softmax_scale), mask);
   Tensor p = softmax(scores, -1);
@@ -453,6 +439,37 @@ DSAStep DSA::forward_selected(const Tensor& x, int64_t start_pos, const RopeTabl
   step.indices = indices.dtype() == DType::i64 ? indices : Tensor::from_vector(idx, indices.shape());
   step.probs = p.detach();
   return step;
+}
+
+}  // namespace
+
+DSAStep DSA::forward_step(const Tensor& x, int64_t start_pos, const RopeTable& rope, DSACache* cache,
+                          bool indexer_grad) const {
+  check_inputs(*this, x, start_pos, rope, cache ? &cache->mla : nullptr);
+  MLAProjections P = project(mla, x, rope.cos_at(start_pos, x.size(1)), rope.sin_at(start_pos, x.size(1)));
+  // The selection: I [B,S,T] -> the top-k slots of every query. The indexer reads x and MLA's q latent qr;
+  // on the tape only when asked for, and then from detached inputs (its gradient stays in attn.indexer.*).
+  Tensor I;
+  {
+    ScopeGuard s("indexer");
+    IndexerCache* icache = cache ? &cache->indexer : nullptr;
+    if (indexer_grad) {
+      I = indexer.scores(x.detach(), P.qr.detach(), start_pos, rope, icache);
+    } else {
+      NoGradGuard no_grad;
+      I = indexer.scores(x, P.qr, start_pos, rope, icache);
+    }
+  }
+  DSAStep step = attend_selected(*this, P, start_pos, select_topk(I, index_topk), cache ? &cache->mla : nullptr);
+  step.index_scores = I;
+  return step;
+}
+
+DSAStep DSA::forward_selected(const Tensor& x, int64_t start_pos, const RopeTable& rope, const Tensor& indices,
+                              MLACache* cache) const {
+  check_inputs(*this, x, start_pos, rope, cache);
+  MLAProjections P = project(mla, x, rope.cos_at(start_pos, x.size(1)), rope.sin_at(start_pos, x.size(1)));
+  return attend_selected(*this, P, start_pos, indices, cache);
 }
 
 // ---- dense attention probabilities and the indexer's losses ---------------------------------------------

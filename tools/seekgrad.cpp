@@ -4,9 +4,13 @@
 //   seekgrad pipeline            the main job (README): chapter 1 + a training demo, for now
 //   seekgrad bench gemm|ops      benchmarks: tables, or one JSON object per result with --json
 //   seekgrad trace ch01          the backward sweep of chapter 1, node by node (--dot FILE: the tape)
+//   seekgrad prepare|generate|eval|import|export
+//                                data -> shards, text from a model, perplexity, HF model dirs in and out
+//                                (tools/cli/commands.h)
 #include <CLI/CLI.hpp>
 
 #include <fstream>
+#include <sstream>
 #include <iostream>
 
 #include "autograd/allocator.h"
@@ -15,8 +19,11 @@
 #include "tools/bench/bench_attention.h"
 #include "tools/bench/bench_moe.h"
 #include "tools/bench/bench_ops.h"
+#include "tools/bench/bench_train.h"
+#include "tools/cli/commands.h"
 #include "tools/cli/logits.h"
 #include "tools/cli/mlp_demo.h"
+#include "tools/cli/train_cli.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"seekgrad — DeepSeek from scratch in C++ (autograd, kernels, models, training)"};
@@ -25,9 +32,18 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "CPU threads (default: all cores, or SEEKGRAD_THREADS)");
 
   // ---- pipeline ----
-  auto* pipeline = app.add_subcommand("pipeline", "Run the main job: chapter 1 (autograd on a 2-layer MLP) and a training demo");
-  int steps = 300;
-  pipeline->add_option("--steps", steps, "training steps of the demo")->check(CLI::PositiveNumber);
+  auto* pipeline = app.add_subcommand("pipeline",
+      "Run the main job: chapter 1 (autograd check on a 2-layer MLP), then pretrain the tiny DeepSeek config "
+      "(MLA + DeepSeekMoE + MTP) on the generated story corpus, print samples, write plots under runs/");
+  std::string pipeline_config = "configs/tiny.yaml";
+  pipeline->add_option("--config", pipeline_config, "pipeline config (YAML)");
+
+  // ---- train ----
+  auto* train = app.add_subcommand("train", "Pretrain a model from a YAML config (resumes from <out_dir>/checkpoint)");
+  std::string train_config;
+  int train_steps = 0;
+  train->add_option("--config", train_config, "YAML config (model: + train: sections)")->required();
+  train->add_option("--steps", train_steps, "override train.steps");
 
   // ---- bench ----
   auto* bench = app.add_subcommand("bench", "Benchmarks (GFLOP/s, GB/s vs this machine's measured ceilings)");
@@ -60,29 +76,44 @@ int main(int argc, char** argv) {
   logits->add_option("--out", out_path, "output safetensors file (float32 `logits` [B, T, V])")->required();
   logits->add_flag("--decode", decode, "produce the logits by incremental decoding through the KV cache");
 
+  auto* bench_tr = bench->add_subcommand("train", "Training-step tokens/s (forward + backward + AdamW), peak memory, per-component times");
+  std::string bench_config = "configs/bench-small.yaml";
+  bool bench_train_json = false;
+  int bench_steps = 5;
+  bench_tr->add_option("--config", bench_config, "model + batch config (YAML)");
+  bench_tr->add_flag("--json", bench_train_json, "one JSON object per result");
+  bench_tr->add_option("--steps", bench_steps, "timed steps (after 2 warm-up steps)");
+
   // ---- trace ----
   auto* trace = app.add_subcommand("trace", "Print a chapter's backward sweep node by node");
   std::string chapter = "ch01", dot;
   trace->add_option("chapter", chapter, "which chapter's model (ch01)")->check(CLI::IsMember({"ch01"}));
   trace->add_option("--dot", dot, "also write the tape as Graphviz DOT to this file");
 
+  // ---- prepare / generate / eval / import / export ----
+  sg::cli::DataModelCommands data_model_commands(app);
+
   CLI11_PARSE(app, argc, argv);
   if (threads > 0) sg::set_num_threads(threads);
 
   try {
     if (pipeline->parsed()) {
-      std::cout << "seekgrad pipeline (" << sg::num_threads() << " threads)\n\n";
-      int rc = sg::demo::run_chapter1(steps, "", std::cout);
-      auto stats = sg::cpu_allocator_stats();
-      std::cout << "\npeak tensor memory " << stats.peak_bytes / 1024 << " KiB, allocator cache hits " << stats.n_cache_hits
-                << "/" << stats.n_allocs << "\n";
-      return rc;
+      std::cout << "seekgrad pipeline (" << sg::num_threads() << " threads)\n\n== stage 0: autograd self-check (chapter 1) ==\n";
+      std::ostringstream ch1;
+      int rc = sg::demo::run_chapter1(300, "", ch1);
+      std::string text = ch1.str();
+      std::cout << text.substr(text.rfind("   loss ")) << "\n";
+      if (rc != 0) return rc;
+      return sg::run_pipeline(pipeline_config);
     }
+    if (train->parsed()) return sg::run_train(train_config, train_steps);
+    if (bench_tr->parsed()) return sg::bench::bench_train(bench_config, bench_train_json, bench_steps);
     if (bench_gemm->parsed()) return sg::bench::bench_gemm(gemm_opt);
     if (bench_ops->parsed()) return sg::bench::bench_ops(ops_opt);
     if (bench_moe->parsed()) return sg::bench::bench_moe(moe_json);
     if (bench_attn->parsed()) return sg::bench::bench_attention(attn_json, attn_quick);
     if (logits->parsed()) return sg::run_logits(model_dir, tokens_path, out_path, decode);
+    if (auto rc = data_model_commands.run(std::cout)) return *rc;
     if (trace->parsed()) {
       return sg::demo::run_chapter1(1, dot, std::cout);
     }

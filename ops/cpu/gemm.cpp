@@ -18,8 +18,8 @@
 //
 // 28 FMAs per 2 loads + 14 broadcasts, so the FMA units (2 per core, each 16 lanes wide, 4 cycles of
 // latency) stay busy: 28 independent accumulators cover the 2 × 4 = 8 FMAs that must be in flight.
-// (Measured alternatives, all single-threaded at 1024³: 6×64 and 8×48 are within a few %, 24×16 is
-// ~10% slower. 14×32 wins on our shapes because N = 64..512 is always a multiple of 32.)
+// (Measured alternatives, single-threaded at ~1024³: 6×64, 8×48 and 12×32 are within a few %, 24×16
+// is ~10% slower. 14×32 is the pick because our N = 64..512 are multiples of 32, so no edge tiles.)
 // The AVX2 kernel is the same idea with 8-float ymm registers and a 6×16 tile (12 of 16 registers).
 //
 // ---- 2. Packing ----------------------------------------------------------------------------------
@@ -27,24 +27,30 @@
 // panels" of 32 columns, stored k-major (Bp[k][0..31]), so that it reads both with unit stride. We copy
 // ("pack") blocks of A and B into that layout in aligned per-thread buffers before computing. The copy
 // also absorbs the transposes (trans_a / trans_b only change how packing reads) and the edge tiles
-// (panels are padded with zeros to a whole tile). Packing costs O(MK + KN); the GEMM costs O(MNK).
+// (panels are padded with zeros to a whole tile). Packing costs O(MK + KN) against the GEMM's O(MNK):
+// negligible for big squares, but 15-25% of the time when M and N are small and K is long (dW below).
 //
 // ---- 3. Cache blocking (sizes for Zen 5: 48 KiB L1d, 1 MiB L2 per core, 32 MiB shared L3) --------
-//   for jc in N by NC:                  B block  [KC, NC] packed -> lives in L3 (KC·NC·4 = 3 MiB)
+//   for jc in N by NC:                  B block  [KC, NC] packed -> lives in L3 (KC·NC·4 = 4 MiB)
 //     for pc in K by KC:
 //       pack B[pc:pc+KC, jc:jc+NC]
-//       for ic in M by MC:              A block  [MC, KC] packed -> lives in L2 (MC·KC·4 = 252 KiB)
+//       for ic in M by MC:              A block  [MC, KC] packed -> lives in L2 (MC·KC·4 = 336 KiB)
 //         pack A[ic:ic+MC, pc:pc+KC]
-//         for jr in NC by NR:           B micro-panel [KC, 32]    -> lives in L1 (KC·32·4 = 48 KiB)
-//           for ir in MC by MR:         A micro-panel [KC, 14] streamed from L2
+//         for jr in NC by NR:           B micro-panel [KC, 32] (64 KiB), reused by the MC/MR tiles below
+//           for ir in MC by MR:         A micro-panel [KC, 14] (28 KiB), streamed from L2
 //             micro-kernel: C[ic+ir : +14, jc+jr : +32] += Ap · Bp
-// KC = 384, MC = 168 (12 tiles), NC = 2048 for AVX-512; measured, see tools/bench/bench_gemm.cpp.
-// The first K block applies beta; later K blocks accumulate (beta = 1).
+// AVX-512: MC = 168 (12 tiles), KC = 512, NC = 2048. Per step k the kernel needs 128 + 56 bytes for 28
+// FMAs (14 cycles), which Zen 5's L2 (64 bytes/cycle to L1) supplies easily, so block sizes matter
+// little here: a sweep of MC 84..336 × KC 256..512 stayed within ~5% (KC = 512 best: C is read and
+// written once per K block, so fewer K blocks mean less C traffic). The first K block applies beta;
+// later ones accumulate (beta = 1). The kernels prefetch their C tile before the k loop.
 //
 // ---- 4. Threads ----------------------------------------------------------------------------------
-// The larger of M and N is cut into contiguous ranges of whole tiles, one per thread (sg::parallel_for),
-// and each thread runs the loops above on its own slice of C with its own packing buffers: nothing is
-// shared, nothing is synchronised. Small problems (under ~1 MFLOP per thread) stay on one thread.
+// The problem is cut into contiguous pieces, one per thread (sg::parallel_for); each thread runs the
+// loops above on its piece with its own packing buffers: nothing shared, nothing synchronised. The cut
+// is along M (rows of C), N (columns) or K (depth), whichever adds the least work (choose_split):
+// cutting M makes every thread pack all of B, cutting K needs a final sum of partial C's. Small
+// problems (under ~1 MFLOP per thread) stay on one thread.
 #include "ops/cpu/gemm.h"
 
 #include <algorithm>
@@ -242,20 +248,16 @@ constexpr int kMaxTile = 14 * 32;  // the largest mr*nr below
 
 // A micro-kernel with its tile shape and the cache block sizes that suit it.
 struct MicroKernel {
-  GemmKernel kind;
   const char* name;
   MicroKernelFn fn;
   int mr, nr;           // register tile: C[mr, nr]
   int64_t mc, kc, nc;   // cache blocks: A block [mc, kc] in L2, B block [kc, nc] in L3 (mc % mr == 0, nc % nr == 0)
 };
 
-constexpr MicroKernel kScalarKernel{GemmKernel::scalar, "scalar", micro_kernel_scalar_4x16, kScalarMR, kScalarNR,
-                                    128, 256, 2048};
+constexpr MicroKernel kScalarKernel{"scalar", micro_kernel_scalar_4x16, kScalarMR, kScalarNR, 128, 256, 2048};
 #ifdef SEEKGRAD_X86_KERNELS
-constexpr MicroKernel kAvx2Kernel{GemmKernel::avx2, "avx2", micro_kernel_avx2_6x16, kAvx2MR, kAvx2NR,
-                                  144, 384, 2048};
-constexpr MicroKernel kAvx512Kernel{GemmKernel::avx512, "avx512", micro_kernel_avx512_14x32, kAvx512MR, kAvx512NR,
-                                    168, 384, 2048};
+constexpr MicroKernel kAvx2Kernel{"avx2", micro_kernel_avx2_6x16, kAvx2MR, kAvx2NR, 144, 384, 2048};
+constexpr MicroKernel kAvx512Kernel{"avx512", micro_kernel_avx512_14x32, kAvx512MR, kAvx512NR, 168, 512, 2048};
 #endif
 
 static_assert(kScalarKernel.mc % kScalarMR == 0 && kScalarKernel.nc % kScalarNR == 0);

@@ -1,0 +1,477 @@
+// tests/tools/test_cli.cpp — the `seekgrad` data and model subcommands (tools/cli/commands.h), called
+// as library functions, plus a few runs of the built binary (SEEKGRAD_BINARY_DIR/bin/seekgrad; those
+// say so in a MESSAGE and check nothing when the binary has not been built):
+//   * prepare: a generated corpus, and a zstd file + a plain file joined with <|endoftext|>; the shards
+//     decode back to exactly the corpus; the val part starts at a document boundary; --max-bytes;
+//   * export -> import of the official fixture (tests/fixtures/tiny_v2lite): same logits bit for bit;
+//     an MTP model: the MTP layers are in the HF file and come back;
+//   * import of a sharded checkpoint (two files + model.safetensors.index.json), of FP8 E4M3 weights with
+//     block scales, and errors naming the file and the key (missing file, bad config key, bad index);
+//   * generate: deterministic by seed; speculative == greedy; eval: finite loss near ln(V).
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "autograd/node.h"
+#include "data/generators.h"
+#include "data/shards.h"
+#include "data/tokenizer.h"
+#include "models/json.h"
+#include "models/safetensors.h"
+#include "models/transformer.h"
+#include "tests/data/temp_dir.h"
+#include "tools/cli/commands.h"
+
+#ifndef SEEKGRAD_SOURCE_DIR
+#define SEEKGRAD_SOURCE_DIR "."
+#endif
+
+using namespace sg;
+using sg::data::testing::slurp;
+using sg::data::testing::spit;
+using sg::data::testing::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kFixture = std::string(SEEKGRAD_SOURCE_DIR) + "/tests/fixtures/tiny_v2lite";
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+// Every token of a split's shards, decoded.
+std::string decode_split(const std::string& dir, const data::Tokenizer& tok) {
+  std::vector<int32_t> all;
+  for (const std::string& p : data::list_shards(dir)) {
+    std::vector<int32_t> ids = data::read_shard(p);
+    all.insert(all.end(), ids.begin(), ids.end());
+  }
+  return tok.decode(all);
+}
+
+Tensor fixture_tokens() {
+  Json j = Json::parse(slurp(kFixture + "/tokens.json"), "tokens.json");
+  std::vector<int64_t> ids;
+  for (size_t b = 0; b < j.size(); b++)
+    for (size_t t = 0; t < j[b].size(); t++) ids.push_back(j[b][t].get_int());
+  return Tensor::from_vector(ids, {(int64_t)j.size(), (int64_t)j[0].size()});
+}
+
+bool bit_equal(const Tensor& a, const Tensor& b) {
+  return a.shape() == b.shape() && a.to_f64_vector() == b.to_f64_vector();
+}
+
+// The fixture's config with MTP, re-initialised (1 MTP module), saved as a project model dir.
+void make_mtp_model(const std::string& dir) {
+  ModelArgs args = load_model_args_json(kFixture + "/config.json");
+  args.n_mtp_modules = 1;
+  Rng rng(3);
+  Transformer m(args, rng);
+  save_model_dir(m, dir);
+}
+
+// A small tokenizer (vocab <= the fixture's 512) for the generate tests.
+data::Tokenizer small_tokenizer() { return data::Tokenizer::train(data::generate_story_corpus(5, 60), 320); }
+
+std::string binary() {
+#ifdef SEEKGRAD_BINARY_DIR
+  fs::path p = fs::path(SEEKGRAD_BINARY_DIR) / "bin" / "seekgrad";
+  if (fs::exists(p)) return p.string();
+#endif
+  return "";
+}
+
+// Runs a shell command, returns (exit status, stdout + stderr).
+std::pair<int, std::string> run_cmd(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  if (!p) return {-1, ""};
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+}  // namespace
+
+// ---- prepare -----------------------------------------------------------------------------------------
+
+TEST_CASE("prepare: generated stories -> BPE -> train/val shards that decode back to the corpus") {
+  TempDir tmp("prepare_gen");
+  cli::PrepareOptions opt;
+  opt.generated_stories = 200;
+  opt.seed = 4;
+  opt.vocab_size = 400;
+  opt.val_fraction = 0.1;
+  opt.shard_tokens = 4000;  // several train shards
+  opt.out_dir = tmp.file("out");
+  cli::PrepareResult r = cli::prepare_data(opt);
+  const std::string corpus = data::generate_story_corpus(4, 200);
+  CHECK(r.n_bytes == (int64_t)corpus.size());
+  CHECK(r.vocab_size <= 400);
+  CHECK(r.train_shards.size() >= 2);
+  CHECK(r.val_shards.size() == 1);
+  CHECK(r.bytes_per_token > 2.0);  // BPE compresses English well beyond 1 byte per token
+  CHECK(r.n_val_bytes == doctest::Approx(0.1 * (double)r.n_bytes).epsilon(0.05));
+
+  data::Tokenizer tok = data::Tokenizer::load(tmp.file("out/tokenizer.bpe"));
+  CHECK(tok.vocab_size() == r.vocab_size);
+  const std::string train = decode_split(tmp.file("out/train"), tok), val = decode_split(tmp.file("out/val"), tok);
+  CHECK(train + val == corpus);
+  CHECK(train.ends_with("<|endoftext|>\n"));  // the split is at a document boundary
+  CHECK(val.rfind("<|endoftext|>") != std::string::npos);
+  CHECK(Json::parse(slurp(tmp.file("out/prepare.json"))).at("train_tokens").get_int() == r.n_train_tokens);
+
+  // A second, smaller run into the same dir leaves no stale shards behind.
+  opt.generated_stories = 50;
+  opt.shard_tokens = 1 << 20;
+  cli::PrepareResult r2 = cli::prepare_data(opt);
+  CHECK(data::list_shards(tmp.file("out/train")).size() == 1);
+  CHECK(r2.n_train_tokens < r.n_train_tokens);
+}
+
+TEST_CASE("prepare: a zstd file and a plain file, joined with <|endoftext|>; --max-bytes") {
+  TempDir tmp("prepare_zst");
+  std::string a;
+  for (int i = 0; i < 300; i++) a += "Line " + std::to_string(i) + ": the cat sat on the mat. Ünïcödé ✓\n";
+  const std::string b = data::generate_story_corpus(9, 40);
+  data::write_zstd_file(tmp.file("a.txt.zst"), a);
+  spit(tmp.file("b.txt"), b);
+  REQUIRE(fs::file_size(tmp.file("a.txt.zst")) < a.size() / 4);  // really compressed
+
+  cli::PrepareOptions opt;
+  opt.text_paths = {tmp.file("a.txt.zst"), tmp.file("b.txt")};
+  opt.vocab_size = 300;
+  opt.val_fraction = 0.05;
+  opt.out_dir = tmp.file("out");
+  std::ostringstream log;
+  cli::PrepareResult r = cli::prepare_data(opt, &log);
+  const std::string corpus = a + "\n<|endoftext|>\n" + b;
+  CHECK(r.n_bytes == (int64_t)corpus.size());
+  CHECK(log.str().find("zstd") != std::string::npos);
+  data::Tokenizer tok = data::Tokenizer::load(r.tokenizer_path);
+  CHECK(decode_split(tmp.file("out/train"), tok) + decode_split(tmp.file("out/val"), tok) == corpus);
+
+  opt.max_bytes = 5000;
+  opt.val_fraction = 0.2;
+  r = cli::prepare_data(opt);
+  CHECK(r.n_bytes <= 5000);
+  CHECK(r.n_bytes > 2500);
+  tok = data::Tokenizer::load(r.tokenizer_path);
+  CHECK(decode_split(tmp.file("out/train"), tok) + decode_split(tmp.file("out/val"), tok) == a.substr(0, r.n_bytes));
+}
+
+TEST_CASE("prepare: errors name the file or the option") {
+  TempDir tmp("prepare_err");
+  cli::PrepareOptions opt;
+  opt.out_dir = tmp.file("out");
+  CHECK(error_of([&] { cli::prepare_data(opt); }).find("--text") != std::string::npos);
+  opt.text_paths = {tmp.file("missing.txt")};
+  std::string e = error_of([&] { cli::prepare_data(opt); });
+  CHECK(e.find("[prepare]") == 0);
+  CHECK(e.find("missing.txt") != std::string::npos);
+  spit(tmp.file("bad.zst"), std::string("\x28\xB5\x2F\xFD garbage", 12));
+  opt.text_paths = {tmp.file("bad.zst")};
+  CHECK(error_of([&] { cli::prepare_data(opt); }).find("bad.zst") != std::string::npos);
+}
+
+// ---- export / import ---------------------------------------------------------------------------------
+
+TEST_CASE("export -> import of the official fixture: identical logits; model card; MTP layers round-trip") {
+  TempDir tmp("export_import");
+  cli::ExportResult ex = cli::export_hf_model(kFixture, tmp.file("hf"));
+  CHECK(ex.n_tensors == 131);
+  CHECK(fs::exists(tmp.file("hf/config.json")));
+  CHECK(fs::exists(tmp.file("hf/model.safetensors")));
+  const std::string card = slurp(tmp.file("hf/README.md"));
+  CHECK(card.find("DeepseekV3ForCausalLM") != std::string::npos);
+  CHECK(card.find("active per token") != std::string::npos);
+
+  cli::ImportResult im = cli::import_hf_model(tmp.file("hf"), tmp.file("proj"));
+  CHECK(im.n_tensors_in == 131);
+  CHECK(im.n_parameters == ex.n_parameters);
+  Transformer a = load_model_dir(kFixture), b = load_model_dir(tmp.file("proj"));
+  NoGradGuard ng;
+  Tensor tokens = fixture_tokens();
+  CHECK(bit_equal(a.forward(tokens), b.forward(tokens)));
+
+  // With an MTP module: exported as model.layers.3.* with the embedding/head copies, and back.
+  make_mtp_model(tmp.file("mtp_src"));
+  cli::ExportResult ex2 = cli::export_hf_model(tmp.file("mtp_src"), tmp.file("mtp_hf"));
+  SafeTensorsFile f = read_safetensors(tmp.file("mtp_hf/model.safetensors"));
+  for (const char* name : {"model.layers.3.eh_proj.weight", "model.layers.3.enorm.weight", "model.layers.3.hnorm.weight",
+                           "model.layers.3.shared_head.norm.weight", "model.layers.3.shared_head.head.weight",
+                           "model.layers.3.embed_tokens.weight", "model.layers.3.self_attn.kv_a_proj_with_mqa.weight"})
+    CHECK_MESSAGE(f.contains(name), name);
+  CHECK(ex2.n_tensors == (int64_t)f.tensors.size());
+  CHECK(Json::parse(slurp(tmp.file("mtp_hf/config.json"))).at("num_nextn_predict_layers").get_int() == 1);
+  cli::import_hf_model(tmp.file("mtp_hf"), tmp.file("mtp_proj"));
+  Transformer c = load_model_dir(tmp.file("mtp_src")), d = load_model_dir(tmp.file("mtp_proj"));
+  Tensor hc = c.hidden(tokens), hd = d.hidden(tokens);
+  Tensor next = Tensor::from_vector(std::vector<int64_t>(48, 7), {2, 24});
+  CHECK(bit_equal(c.mtp_logits(0, c.mtp_forward(0, next, hc)), d.mtp_logits(0, d.mtp_forward(0, next, hd))));
+}
+
+TEST_CASE("import: a sharded checkpoint (two files + model.safetensors.index.json), with BF16 tensors") {
+  TempDir tmp("import_sharded");
+  SafeTensorsFile f = read_safetensors(kFixture + "/model.safetensors");
+  std::vector<StTensor> part1, part2;
+  Json weight_map = Json::object();
+  for (size_t i = 0; i < f.tensors.size(); i++) {
+    const bool second = i >= f.tensors.size() / 2;
+    (second ? part2 : part1).push_back(f.tensors[i]);
+    weight_map.set(f.tensors[i].name, second ? "model-00002-of-00002.safetensors" : "model-00001-of-00002.safetensors");
+  }
+  // One tensor stored as BF16: the import reads it exactly (as its bf16 value).
+  REQUIRE(part2.back().name == "model.norm.weight");
+  std::vector<float> norm = to_f32(part2.back());
+  for (float& v : norm) v *= 1.37f;  // not representable in bf16, so rounding shows
+  part2.back() = from_f32("model.norm.weight", part2.back().shape, norm.data(), StDType::BF16);
+  fs::create_directories(tmp.file("hf"));
+  fs::copy_file(kFixture + "/config.json", tmp.file("hf/config.json"));
+  write_safetensors(tmp.file("hf/model-00001-of-00002.safetensors"), part1);
+  write_safetensors(tmp.file("hf/model-00002-of-00002.safetensors"), part2);
+  Json index = Json::object();
+  index.set("metadata", Json(Json::Object{{"total_size", Json(5155000)}}));
+  index.set("weight_map", weight_map);
+  spit(tmp.file("hf/model.safetensors.index.json"), index.dump(2));
+
+  cli::ImportResult r = cli::import_hf_model(tmp.file("hf"), tmp.file("proj"));
+  CHECK(r.source_files.size() == 2);
+  CHECK(r.n_tensors_in == 131);
+  Transformer a = load_model_dir(kFixture), b = load_model_dir(tmp.file("proj"));
+  std::vector<float> got = b.norm.weight.to_f32_vector();
+  for (size_t i = 0; i < got.size(); i++) CHECK(got[i] == bf16_to_f32(f32_to_bf16(norm[i])));
+  std::vector<double> orig = a.norm.weight.to_f64_vector();
+  for (int64_t i = 0; i < (int64_t)orig.size(); i++) b.norm.weight.set_at({i}, orig[i]);
+  NoGradGuard ng;
+  Tensor tokens = fixture_tokens();
+  CHECK(bit_equal(a.forward(tokens), b.forward(tokens)));  // everything else is the fixture, bit for bit
+
+  // The index names a file that is not there / a file holds a tensor the index does not list.
+  fs::rename(tmp.file("hf/model-00002-of-00002.safetensors"), tmp.file("hf/elsewhere.safetensors"));
+  std::string e = error_of([&] { cli::import_hf_model(tmp.file("hf"), tmp.file("proj2")); });
+  CHECK(e.find("[import]") == 0);
+  CHECK(e.find("model.safetensors.index.json") != std::string::npos);
+  CHECK(e.find("model-00002-of-00002.safetensors") != std::string::npos);
+  fs::rename(tmp.file("hf/elsewhere.safetensors"), tmp.file("hf/model-00002-of-00002.safetensors"));
+  Json bad = index;
+  Json wm = bad.at("weight_map");
+  Json wm2 = Json::object();
+  for (const auto& [k, v] : wm.items())
+    if (k != "model.norm.weight") wm2.set(k, v);
+  bad.set("weight_map", wm2);
+  spit(tmp.file("hf/model.safetensors.index.json"), bad.dump(2));
+  e = error_of([&] { cli::import_hf_model(tmp.file("hf"), tmp.file("proj2")); });
+  CHECK(e.find("model.norm.weight") != std::string::npos);
+  CHECK(e.find("model-00002-of-00002.safetensors") != std::string::npos);
+  CHECK(!fs::exists(tmp.file("proj2")));
+}
+
+TEST_CASE("import: FP8 E4M3 weights with 128x128 block scales are dequantized") {
+  CHECK(cli::fp8_e4m3_to_f32(0x38) == 1.0f);
+  CHECK(cli::fp8_e4m3_to_f32(0x7E) == 448.0f);           // the largest finite value
+  CHECK(cli::fp8_e4m3_to_f32(0xFE) == -448.0f);
+  CHECK(cli::fp8_e4m3_to_f32(0x01) == std::ldexp(1.0f, -9));  // the smallest subnormal
+  CHECK(cli::fp8_e4m3_to_f32(0x08) == std::ldexp(1.0f, -6));  // the smallest normal
+  CHECK(std::isnan(cli::fp8_e4m3_to_f32(0x7F)));
+
+  TempDir tmp("import_fp8");
+  SafeTensorsFile f = read_safetensors(kFixture + "/model.safetensors");
+  const std::string name = "model.layers.0.mlp.down_proj.weight";  // [128, 256]: 1 x 2 blocks
+  std::vector<StTensor> tensors;
+  std::vector<float> expect;
+  for (const StTensor& t : f.tensors) {
+    if (t.name != name) {
+      tensors.push_back(t);
+      continue;
+    }
+    REQUIRE(t.shape == std::vector<int64_t>{128, 256});
+    std::vector<float> w = to_f32(t);
+    std::vector<float> scale = {0.0f, 0.0f};  // per 128x128 block: max|w| / 448
+    for (int64_t i = 0; i < 128; i++)
+      for (int64_t j = 0; j < 256; j++) scale[j / 128] = std::max(scale[j / 128], std::abs(w[i * 256 + j]) / 448.0f);
+    StTensor q{name, StDType::F8_E4M3, t.shape, std::vector<uint8_t>(128 * 256)};
+    for (int64_t i = 0; i < 128 * 256; i++) {
+      float x = w[i] / scale[(i % 256) / 128];
+      int best = 0;
+      for (int c = 0; c < 256; c++)  // the nearest code
+        if (c != 0x7F && c != 0xFF && std::abs(cli::fp8_e4m3_to_f32((uint8_t)c) - x) < std::abs(cli::fp8_e4m3_to_f32((uint8_t)best) - x)) best = c;
+      q.bytes[i] = (uint8_t)best;
+      expect.push_back(cli::fp8_e4m3_to_f32((uint8_t)best) * scale[(i % 256) / 128]);
+    }
+    tensors.push_back(q);
+    tensors.push_back(from_f32(name + "_scale_inv", {1, 2}, scale.data()));
+  }
+  fs::create_directories(tmp.file("hf"));
+  Json config = Json::parse(slurp(kFixture + "/config.json"));
+  Json qc = Json::object();
+  qc.set("quant_method", "fp8");
+  qc.set("weight_block_size", Json(Json::Array{Json(128), Json(128)}));
+  config.set("quantization_config", qc);
+  spit(tmp.file("hf/config.json"), config.dump(2));
+  write_safetensors(tmp.file("hf/model.safetensors"), tensors);
+  cli::ImportResult r = cli::import_hf_model(tmp.file("hf"), tmp.file("proj"));
+  CHECK(r.n_fp8_dequantized == 1);
+  CHECK(r.n_tensors_in == 132);
+  Transformer m = load_model_dir(tmp.file("proj"));
+  CHECK(m.layers[0]->dense_ffn->w2.weight.to_f32_vector() == expect);
+
+  // An FP8 weight without its scale is an error naming both.
+  tensors.pop_back();
+  write_safetensors(tmp.file("hf/model.safetensors"), tensors);
+  std::string e = error_of([&] { cli::import_hf_model(tmp.file("hf"), tmp.file("proj")); });
+  CHECK(e.find(name + "_scale_inv") != std::string::npos);
+  CHECK(e.find("model.safetensors") != std::string::npos);
+}
+
+TEST_CASE("import: errors name the file and the key") {
+  TempDir tmp("import_err");
+  fs::create_directories(tmp.file("hf"));
+  std::string e = error_of([&] { cli::import_hf_model(tmp.file("hf"), tmp.file("out")); });
+  CHECK(e.find("config.json") != std::string::npos);
+  CHECK(e.find("no such file") != std::string::npos);
+
+  Json config = Json::parse(slurp(kFixture + "/config.json"));
+  config.set("hidden_sizee", Json(128));
+  spit(tmp.file("hf/config.json"), config.dump(2));
+  fs::copy_file(kFixture + "/model.safetensors", tmp.file("hf/model.safetensors"));
+  e = error_of([&] { cli::import_hf_model(tmp.file("hf"), tmp.file("out")); });
+  CHECK(e.find("hidden_sizee") != std::string::npos);
+  CHECK(e.find("config.json") != std::string::npos);
+
+  // A missing tensor: named, with the file it should have been in.
+  fs::copy_file(kFixture + "/config.json", tmp.file("hf/config.json"), fs::copy_options::overwrite_existing);
+  SafeTensorsFile f = read_safetensors(kFixture + "/model.safetensors");
+  std::vector<StTensor> some;
+  for (const StTensor& t : f.tensors)
+    if (t.name != "model.layers.1.mlp.gate.weight") some.push_back(t);
+  write_safetensors(tmp.file("hf/model.safetensors"), some);
+  e = error_of([&] { cli::import_hf_model(tmp.file("hf"), tmp.file("out")); });
+  CHECK(e.find("[import]") == 0);
+  CHECK(e.find("model.layers.1.mlp.gate.weight") != std::string::npos);
+  CHECK(e.find(tmp.file("hf")) != std::string::npos);
+  CHECK(!fs::exists(tmp.file("out")));
+  CHECK(!fs::exists(tmp.file("out.import.tmp")));
+
+  CHECK(error_of([&] { cli::export_hf_model(tmp.file("nope"), tmp.file("x")); }).find("nope") != std::string::npos);
+}
+
+// ---- generate / eval ---------------------------------------------------------------------------------
+
+TEST_CASE("generate: deterministic by seed; speculative equals greedy and reports its numbers") {
+  Transformer model = load_model_dir(kFixture);
+  data::Tokenizer tok = small_tokenizer();
+  cli::GenerateOptions opt;
+  opt.prompt = "Once upon a time, a little cat";
+  opt.max_new = 24;
+  opt.sampling = {0.8, 40, 0.95, 7};
+  opt.stop_at_eos = false;
+  cli::GenerateResult a = cli::generate_text(model, tok, opt), b = cli::generate_text(model, tok, opt);
+  CHECK(a.new_ids.size() == 24);
+  CHECK(a.new_ids == b.new_ids);
+  CHECK(a.completion == b.completion);
+  const std::vector<int32_t> prompt_ids = tok.encode(opt.prompt);
+  CHECK(a.prompt_ids == std::vector<int64_t>(prompt_ids.begin(), prompt_ids.end()));
+  opt.sampling.seed = 8;
+  CHECK(cli::generate_text(model, tok, opt).new_ids != a.new_ids);
+  for (int64_t id : a.new_ids) CHECK(id < model.args.vocab_size);
+
+  // The fixture has no MTP module: --speculative is an error that says so.
+  opt.speculative = true;
+  CHECK(error_of([&] { cli::generate_text(model, tok, opt); }).find("num_nextn_predict_layers") != std::string::npos);
+
+  TempDir tmp("generate");
+  make_mtp_model(tmp.file("mtp"));
+  Transformer mtp = load_model_dir(tmp.file("mtp"));
+  cli::GenerateResult s = cli::generate_text(mtp, tok, opt);
+  REQUIRE(s.speculative);
+  CHECK(s.new_ids.size() == 24);
+  CHECK(s.new_ids == generate(mtp, s.prompt_ids, 24));
+  CHECK(s.speculative->generated == 24);
+  CHECK(s.speculative->tokens_per_forward >= 1.0);
+  CHECK(s.speculative->speedup > 0);
+
+  // A tokenizer with more ids than the model: refused.
+  data::Tokenizer big = data::Tokenizer::train(data::generate_story_corpus(5, 100), 600);
+  REQUIRE(big.vocab_size() > 512);
+  opt.speculative = false;
+  CHECK(error_of([&] { cli::generate_text(model, big, opt); }).find("vocab_size is 512") != std::string::npos);
+}
+
+TEST_CASE("eval: the random fixture scores about ln(V) on prepared shards") {
+  TempDir tmp("eval");
+  cli::PrepareOptions p;
+  p.generated_stories = 150;
+  p.vocab_size = 500;
+  p.val_fraction = 0.2;
+  p.out_dir = tmp.file("data");
+  cli::prepare_data(p);
+  Transformer model = load_model_dir(kFixture);
+  cli::EvalOptions opt;
+  opt.batches = 3;
+  opt.seq_len = 64;
+  opt.batch_size = 4;
+  cli::EvalResult r = cli::evaluate(model, cli::find_eval_shards(tmp.file("data")), opt);  // finds data/val
+  CHECK(r.batches == 3);
+  CHECK(r.tokens == 3 * 4 * 64);
+  CHECK(std::isfinite(r.loss));
+  MESSAGE("fixture eval loss " << r.loss << " vs ln(512) = " << std::log(512.0));
+  CHECK(std::abs(r.loss - std::log(512.0)) < 0.5);
+  CHECK(r.perplexity == doctest::Approx(std::exp(r.loss)));
+  CHECK(cli::evaluate(model, cli::find_eval_shards(tmp.file("data/val")), opt).loss == r.loss);  // same windows
+
+  // More batches than the shards hold: capped, no window twice.
+  opt.batches = 100000;
+  CHECK(cli::evaluate(model, cli::find_eval_shards(tmp.file("data")), opt).batches < 100000);
+  opt.seq_len = 1000;
+  CHECK(error_of([&] { cli::evaluate(model, cli::find_eval_shards(tmp.file("data")), opt); }).find("max_seq_len") !=
+        std::string::npos);
+  CHECK(error_of([&] { cli::find_eval_shards(tmp.file("nothing")); }).find("nothing") != std::string::npos);
+}
+
+// ---- the binary --------------------------------------------------------------------------------------
+
+TEST_CASE("seekgrad binary: --help of each subcommand; prepare + export + generate end to end") {
+  const std::string bin = binary();
+  if (bin.empty()) {
+    MESSAGE("bin/seekgrad is not built (cmake --build ... --target seekgrad): skipped");
+    return;
+  }
+  for (const char* sub : {"prepare", "generate", "eval", "import", "export"}) {
+    auto [rc, out] = run_cmd(bin + " " + sub + " --help");
+    CHECK_MESSAGE(rc == 0, sub);
+    CHECK_MESSAGE(out.find("--") != std::string::npos, out);
+  }
+  CHECK(run_cmd(bin + " prepare --help").second.find("--val-fraction") != std::string::npos);
+
+  TempDir tmp("binary");
+  auto [rc, out] = run_cmd(bin + " prepare --generated-stories 60 --vocab 300 --out " + tmp.file("d"));
+  CHECK_MESSAGE(rc == 0, out);
+  CHECK(out.find("bytes/token") != std::string::npos);
+  std::tie(rc, out) = run_cmd(bin + " export --model " + kFixture + " --out " + tmp.file("hf") + " --tokenizer " + tmp.file("d/tokenizer.bpe"));
+  CHECK_MESSAGE(rc == 0, out);
+  CHECK(fs::exists(tmp.file("hf/tokenizer.bpe")));
+  std::tie(rc, out) = run_cmd(bin + " generate --model " + tmp.file("hf") + " --tokenizer " + tmp.file("hf/tokenizer.bpe") +
+                              " --prompt 'Once upon a time' --max-new 8 --seed 3");
+  CHECK_MESSAGE(rc == 0, out);
+  CHECK(out.find("Once upon a time") == 0);
+  CHECK(out.find("8 new tokens") != std::string::npos);
+  std::tie(rc, out) = run_cmd(bin + " eval --model " + tmp.file("hf") + " --data " + tmp.file("nowhere"));
+  CHECK(rc == 1);
+  CHECK(out.find("nowhere") != std::string::npos);
+}

@@ -1,0 +1,735 @@
+// tools/cli/commands.cpp — see commands.h.
+#include "tools/cli/commands.h"
+
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+
+#include "autograd/node.h"
+#include "data/generators.h"
+#include "data/shards.h"
+#include "data/tokenizer.h"
+#include "models/json.h"
+#include "models/transformer.h"
+#include "models/weights.h"
+
+namespace fs = std::filesystem;
+
+namespace sg::cli {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+[[noreturn]] void fail(const char* who, const std::string& message) {
+  throw std::runtime_error(std::string("[") + who + "] " + message);
+}
+
+std::string read_bytes(const std::string& path, const char* who) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(who, path + ": cannot open");
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void write_text(const std::string& path, const std::string& text, const char* who) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  if (!out) fail(who, path + ": write failed");
+}
+
+std::string human_bytes(double b) {
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(1);
+  if (b >= 1e6) s << b / 1e6 << " MB";
+  else if (b >= 1e3) s << b / 1e3 << " kB";
+  else s << std::setprecision(0) << b << " B";
+  return s.str();
+}
+
+const std::string kEot = "<|endoftext|>";
+
+// Is the text's last non-whitespace content an <|endoftext|>?
+bool ends_with_eot(const std::string& s) {
+  size_t e = s.find_last_not_of(" \t\r\n");
+  if (e == std::string::npos) return false;
+  return e + 1 >= kEot.size() && s.compare(e + 1 - kEot.size(), kEot.size(), kEot) == 0;
+}
+
+void append_document(std::string& corpus, const std::string& text) {
+  if (!corpus.empty() && !ends_with_eot(corpus)) corpus += "\n" + kEot + "\n";
+  corpus += text;
+}
+
+// A split position of the corpus near `at`: just after an <|endoftext|> (and its newline) when the corpus
+// has them, else just after a newline; the first such boundary at or after `at`, else the last before it;
+// `at` itself when there is none.
+size_t document_boundary(const std::string& s, size_t at) {
+  const bool has_eot = s.find(kEot) != std::string::npos;
+  const std::string& mark = has_eot ? kEot : std::string("\n");
+  auto after = [&](size_t pos) {
+    size_t p = pos + mark.size();
+    while (p < s.size() && s[p] == '\n') p++;
+    return p;
+  };
+  size_t f = s.find(mark, at);
+  if (f != std::string::npos && after(f) < s.size()) return after(f);
+  size_t b = at >= mark.size() ? s.rfind(mark, at - mark.size()) : std::string::npos;
+  if (b != std::string::npos && after(b) > 0 && after(b) < s.size()) return after(b);
+  return at;
+}
+
+std::vector<int64_t> to_i64(const std::vector<int32_t>& v) { return std::vector<int64_t>(v.begin(), v.end()); }
+std::vector<int32_t> to_i32(const std::vector<int64_t>& v) { return std::vector<int32_t>(v.begin(), v.end()); }
+
+}  // namespace
+
+// ---- prepare ---------------------------------------------------------------------------------------
+
+PrepareResult prepare_data(const PrepareOptions& opt, std::ostream* log) {
+  const auto t0 = Clock::now();
+  if (opt.text_paths.empty() && opt.generated_stories <= 0)
+    fail("prepare", "nothing to read: give --text FILE (one or more) or --generated-stories N");
+  if (opt.out_dir.empty()) fail("prepare", "no output directory (--out DIR)");
+  if (!(opt.val_fraction >= 0.0 && opt.val_fraction < 1.0))
+    fail("prepare", "--val-fraction " + std::to_string(opt.val_fraction) + " must be in [0, 1)");
+  if (opt.shard_tokens <= 0) fail("prepare", "--shard-tokens must be > 0");
+  PrepareResult r;
+
+  // 1. read and join the sources
+  std::string corpus;
+  for (const std::string& path : opt.text_paths) {
+    if (!fs::is_regular_file(path)) fail("prepare", path + ": no such file");
+    std::string text = data::read_text_file(path);  // zstd-aware; errors name the path
+    if (log) *log << "  read " << path << ": " << human_bytes((double)text.size())
+                  << (fs::file_size(path) < text.size() ? " (zstd, " + human_bytes((double)fs::file_size(path)) + " on disk)" : "")
+                  << "\n";
+    append_document(corpus, text);
+    if (opt.max_bytes > 0 && (int64_t)corpus.size() >= opt.max_bytes) break;
+  }
+  if (opt.generated_stories > 0) {
+    std::string stories = data::generate_story_corpus(opt.seed, (int)opt.generated_stories);
+    if (log) *log << "  generated " << opt.generated_stories << " stories (seed " << opt.seed << "): "
+                  << human_bytes((double)stories.size()) << "\n";
+    append_document(corpus, stories);
+  }
+  if (opt.max_bytes > 0 && (int64_t)corpus.size() > opt.max_bytes) {
+    size_t nl = corpus.rfind('\n', (size_t)opt.max_bytes - 1);
+    corpus.resize(nl != std::string::npos && nl > (size_t)opt.max_bytes / 2 ? nl + 1 : (size_t)opt.max_bytes);
+  }
+  if (corpus.empty()) fail("prepare", "the input is empty");
+  r.read_seconds = seconds_since(t0);
+
+  // 2. split off the validation part at a document boundary
+  size_t cut = corpus.size();
+  if (opt.val_fraction > 0) {
+    cut = document_boundary(corpus, (size_t)((double)corpus.size() * (1.0 - opt.val_fraction)));
+    if (cut == 0 || cut >= corpus.size()) fail("prepare", "cannot split " + std::to_string(corpus.size()) + " bytes into train and val");
+  }
+  std::string_view train_text(corpus.data(), cut), val_text(corpus.data() + cut, corpus.size() - cut);
+  r.n_bytes = (int64_t)corpus.size();
+  r.n_train_bytes = (int64_t)train_text.size();
+  r.n_val_bytes = (int64_t)val_text.size();
+
+  // 3. the tokenizer, trained on the train part only
+  auto t1 = Clock::now();
+  data::BpeTrainOptions bpe;
+  bpe.vocab_size = opt.vocab_size;
+  data::BpeTrainStats bst;
+  data::Tokenizer tok = data::Tokenizer::train(train_text, bpe, &bst);
+  r.train_seconds = seconds_since(t1);
+  r.vocab_size = tok.vocab_size();
+  if (log) *log << "  BPE: " << bst.n_merges << " merges over " << bst.n_unique_words << " distinct words -> vocab "
+                << r.vocab_size << " (" << std::fixed << std::setprecision(2) << r.train_seconds << " s)\n"
+                << std::defaultfloat;
+
+  // 4. encode and write
+  auto t2 = Clock::now();
+  std::vector<int32_t> train_ids = tok.encode(train_text), val_ids = tok.encode(val_text);
+  r.encode_seconds = seconds_since(t2);
+  r.n_train_tokens = (int64_t)train_ids.size();
+  r.n_val_tokens = (int64_t)val_ids.size();
+  r.bytes_per_token = (double)r.n_bytes / (double)std::max<int64_t>(1, r.n_train_tokens + r.n_val_tokens);
+
+  std::error_code ec;
+  fs::create_directories(opt.out_dir, ec);
+  if (ec) fail("prepare", opt.out_dir + ": cannot create the directory: " + ec.message());
+  r.tokenizer_path = (fs::path(opt.out_dir) / "tokenizer.bpe").string();
+  tok.save(r.tokenizer_path);
+  auto write_split = [&](const std::string& name, const std::vector<int32_t>& ids) {
+    const std::string dir = (fs::path(opt.out_dir) / name).string();
+    fs::create_directories(dir, ec);
+    if (ec) fail("prepare", dir + ": cannot create the directory: " + ec.message());
+    for (const std::string& old : data::list_shards(dir)) fs::remove(old);  // a previous, larger run's
+    if (ids.empty()) return std::vector<std::string>{};
+    return data::write_shards(dir, ids, r.vocab_size, opt.shard_tokens);
+  };
+  r.train_shards = write_split("train", train_ids);
+  r.val_shards = write_split("val", val_ids);
+
+  Json sources = Json::array();
+  for (const std::string& p : opt.text_paths) sources.push_back(Json(p));
+  if (opt.generated_stories > 0) sources.push_back(Json("generated:" + std::to_string(opt.generated_stories) + " stories, seed " + std::to_string(opt.seed)));
+  Json meta = Json::object();
+  meta.set("sources", sources);
+  meta.set("bytes", r.n_bytes);
+  meta.set("train_bytes", r.n_train_bytes);
+  meta.set("val_bytes", r.n_val_bytes);
+  meta.set("train_tokens", r.n_train_tokens);
+  meta.set("val_tokens", r.n_val_tokens);
+  meta.set("vocab_size", (int64_t)r.vocab_size);
+  meta.set("bytes_per_token", r.bytes_per_token);
+  meta.set("val_fraction", opt.val_fraction);
+  write_text((fs::path(opt.out_dir) / "prepare.json").string(), meta.dump(2) + "\n", "prepare");
+  r.seconds = seconds_since(t0);
+  return r;
+}
+
+// ---- generate --------------------------------------------------------------------------------------
+
+GenerateResult generate_text(Transformer& model, const data::Tokenizer& tokenizer, const GenerateOptions& opt) {
+  if (tokenizer.vocab_size() > model.args.vocab_size)
+    fail("generate", "the tokenizer has " + std::to_string(tokenizer.vocab_size()) + " ids but the model's vocab_size is " +
+                         std::to_string(model.args.vocab_size) + ": they were not made for each other");
+  if (opt.max_new < 0) fail("generate", "--max-new " + std::to_string(opt.max_new) + " is negative");
+  GenerateResult r;
+  const std::optional<int32_t> eot = tokenizer.find_token(kEot);
+  r.prompt_ids = to_i64(tokenizer.encode(opt.prompt));
+  if (r.prompt_ids.empty()) {
+    if (!eot) fail("generate", "the prompt is empty and the tokenizer has no <|endoftext|> to start from");
+    r.prompt_ids = {*eot};  // an empty prompt = the start of a new document
+  }
+  const int64_t P = (int64_t)r.prompt_ids.size();
+  if (P + opt.max_new > model.args.max_seq_len)
+    fail("generate", "the prompt (" + std::to_string(P) + " tokens) + --max-new " + std::to_string(opt.max_new) +
+                         " exceed the model's max_seq_len " + std::to_string(model.args.max_seq_len) +
+                         " (config.json max_position_embeddings)");
+  const int64_t stop = opt.stop_at_eos && eot ? *eot : -1;
+  if (opt.speculative) {
+    if (model.mtp.empty())
+      fail("generate", "--speculative needs MTP modules, and this model has none (config.json num_nextn_predict_layers = 0)");
+    // Plain greedy first (the baseline and the reference), then the MTP-drafted run; same tokens.
+    auto t0 = Clock::now();
+    std::vector<int64_t> plain = generate(model, r.prompt_ids, opt.max_new, SamplingConfig{}, stop);
+    const double baseline = seconds_since(t0);
+    SpeculativeStats st;
+    r.new_ids = generate_speculative(model, r.prompt_ids, opt.max_new, stop, &st);
+    if (r.new_ids != plain) fail("generate", "speculative decoding produced other tokens than plain greedy decoding (a bug)");
+    st.baseline_seconds = baseline;
+    st.speedup = st.seconds > 0 ? baseline / st.seconds : 0.0;
+    r.seconds = st.seconds;
+    r.speculative = st;
+  } else {
+    auto t0 = Clock::now();
+    r.new_ids = generate(model, r.prompt_ids, opt.max_new, opt.sampling, stop);
+    r.seconds = seconds_since(t0);
+  }
+  r.tokens_per_s = r.seconds > 0 ? (double)r.new_ids.size() / r.seconds : 0.0;
+  r.completion = tokenizer.decode(to_i32(r.new_ids));
+  return r;
+}
+
+int run_generate(const GenerateOptions& opt, std::ostream& out) {
+  if (!fs::is_regular_file(opt.tokenizer_path)) fail("generate", opt.tokenizer_path + ": no such tokenizer file");
+  data::Tokenizer tok = data::Tokenizer::load(opt.tokenizer_path);
+  Transformer model = load_model_dir(opt.model_dir);
+  if (tok.vocab_size() > model.args.vocab_size)
+    fail("generate", opt.tokenizer_path + " has " + std::to_string(tok.vocab_size()) + " ids but " + opt.model_dir +
+                         "/config.json has vocab_size " + std::to_string(model.args.vocab_size));
+  GenerateResult r = generate_text(model, tok, opt);
+  out << opt.prompt << r.completion << "\n\n";
+  out << std::fixed << std::setprecision(2);
+  out << "[" << r.prompt_ids.size() << " prompt tokens, " << r.new_ids.size() << " new tokens in " << r.seconds << " s, "
+      << std::setprecision(1) << r.tokens_per_s << " tokens/s";
+  if (!opt.speculative)
+    out << "; temperature " << std::setprecision(2) << opt.sampling.temperature << ", top-k " << opt.sampling.top_k
+        << ", top-p " << opt.sampling.top_p << ", seed " << opt.sampling.seed;
+  out << "]\n";
+  if (r.speculative) {
+    const SpeculativeStats& s = *r.speculative;
+    out << std::setprecision(2) << "speculative decoding with " << model.mtp.size() << " MTP module(s), greedy: acceptance "
+        << s.acceptance_rate << " (" << s.accepted << "/" << s.drafted << " drafts), " << s.tokens_per_forward
+        << " tokens per main forward (" << s.main_forwards << " forwards), " << s.speedup << "x vs plain greedy ("
+        << std::setprecision(3) << s.seconds << " s vs " << s.baseline_seconds << " s); output identical\n";
+  }
+  out << std::defaultfloat;
+  return 0;
+}
+
+// ---- eval ------------------------------------------------------------------------------------------
+
+std::vector<std::string> find_eval_shards(const std::string& data_dir) {
+  if (!fs::is_directory(data_dir)) fail("eval", data_dir + ": not a directory");
+  std::vector<std::string> shards = data::list_shards(data_dir);
+  if (shards.empty() && fs::is_directory(fs::path(data_dir) / "val")) shards = data::list_shards((fs::path(data_dir) / "val").string());
+  if (shards.empty()) fail("eval", data_dir + ": no shard_*.bin files (nor in " + data_dir + "/val); make them with `seekgrad prepare`");
+  return shards;
+}
+
+EvalResult evaluate(Transformer& model, const std::vector<std::string>& shards, const EvalOptions& opt) {
+  const auto t0 = Clock::now();
+  if (shards.empty()) fail("eval", "no shards given");
+  if (opt.seq_len <= 0 || opt.batch_size <= 0 || opt.batches <= 0)
+    fail("eval", "--seq-len, --batch-size and --batches must be > 0");
+  if (opt.seq_len > model.args.max_seq_len)
+    fail("eval", "--seq-len " + std::to_string(opt.seq_len) + " exceeds the model's max_seq_len " +
+                     std::to_string(model.args.max_seq_len));
+  for (const std::string& s : shards) {
+    data::ShardHeader h = data::read_shard_header(s);
+    if ((int64_t)h.vocab_size > model.args.vocab_size)
+      fail("eval", s + " has vocab_size " + std::to_string(h.vocab_size) + " but the model's vocab_size is " +
+                       std::to_string(model.args.vocab_size) + " (a tokenizer this model was not trained with)");
+  }
+  data::LoaderConfig lc;
+  lc.seq_len = opt.seq_len;
+  lc.batch_size = opt.batch_size;
+  lc.seed = opt.seed;
+  int64_t windows = 0;
+  {
+    data::TokenLoader probe(shards, lc);
+    windows = probe.windows_per_epoch();
+  }
+  // A small validation set: smaller batches rather than none; never a window twice.
+  if (windows < lc.batch_size) lc.batch_size = windows;
+  data::TokenLoader loader(shards, lc);
+  const int64_t B = lc.batch_size, T = lc.seq_len;
+  const int64_t n = std::min(opt.batches, windows / B);
+
+  EvalResult r;
+  r.shards = shards;
+  NoGradGuard no_grad;
+  double sum = 0;
+  std::vector<double> mtp_sum(model.mtp.size(), 0.0);
+  for (int64_t b = 0; b < n; b++) {
+    std::vector<int32_t> batch = loader.next_batch();  // [B*(T+1)]
+    std::vector<int64_t> x(B * T), y(B * T);
+    for (int64_t i = 0; i < B; i++)
+      for (int64_t t = 0; t < T; t++) {
+        x[i * T + t] = batch[i * (T + 1) + t];
+        y[i * T + t] = batch[i * (T + 1) + t + 1];
+      }
+    LossOutput lo = model.loss(Tensor::from_vector(x, {B, T}), Tensor::from_vector(y, {B, T}), 0.0, 0.0);
+    sum += lo.main_loss.item();
+    for (size_t k = 0; k < lo.mtp_losses.size(); k++) mtp_sum[k] += lo.mtp_losses[k].item();
+  }
+  r.batches = n;
+  r.tokens = n * B * T;
+  r.loss = sum / (double)n;
+  r.perplexity = std::exp(r.loss);
+  for (double s : mtp_sum) r.mtp_losses.push_back(s / (double)n);
+  r.seconds = seconds_since(t0);
+  return r;
+}
+
+int run_eval(const EvalOptions& opt, std::ostream& out) {
+  std::vector<std::string> shards = find_eval_shards(opt.data_dir);
+  Transformer model = load_model_dir(opt.model_dir);
+  EvalResult r = evaluate(model, shards, opt);
+  out << std::fixed << std::setprecision(4);
+  out << "eval " << opt.model_dir << " on " << shards.size() << " shard(s) of " << opt.data_dir << ": " << r.batches
+      << " batches x " << r.tokens / std::max<int64_t>(1, r.batches) << " tokens\n";
+  out << "  cross-entropy " << r.loss << " nats/token   perplexity " << std::setprecision(2) << r.perplexity
+      << "   (uniform guess: ln V = " << std::setprecision(4) << std::log((double)model.args.vocab_size) << ")\n";
+  for (size_t k = 0; k < r.mtp_losses.size(); k++)
+    out << "  MTP depth " << k + 1 << " (predicts token i+" << k + 2 << "): cross-entropy " << r.mtp_losses[k] << "\n";
+  out << std::setprecision(2) << "  " << r.seconds << " s, " << std::setprecision(0) << (double)r.tokens / r.seconds
+      << " tokens/s\n"
+      << std::defaultfloat;
+  return 0;
+}
+
+// ---- import / export -------------------------------------------------------------------------------
+
+float fp8_e4m3_to_f32(uint8_t bits) {
+  const int s = bits >> 7, e = (bits >> 3) & 0xF, m = bits & 0x7;
+  if (e == 0xF && m == 0x7) return std::nanf("");
+  const float v = e == 0 ? std::ldexp((float)m / 8.0f, -6) : std::ldexp(1.0f + (float)m / 8.0f, e - 7);
+  return s ? -v : v;
+}
+
+StTensor dequantize_fp8_weight(const std::string& name, const StTensor& w, const StTensor& scale_inv, int64_t b0, int64_t b1) {
+  if (w.dtype != StDType::F8_E4M3) fail("import", "'" + w.name + "' is " + st_dtype_name(w.dtype) + ", not F8_E4M3");
+  if (w.shape.size() != 2) fail("import", "FP8 tensor '" + w.name + "' has shape " + st_shape_str(w.shape) + " (expected 2-D)");
+  const int64_t rows = w.shape[0], cols = w.shape[1];
+  const int64_t sr = (rows + b0 - 1) / b0, sc = (cols + b1 - 1) / b1;
+  if (scale_inv.shape != std::vector<int64_t>{sr, sc})
+    fail("import", "'" + scale_inv.name + "' has shape " + st_shape_str(scale_inv.shape) + " but '" + w.name + "' " +
+                       st_shape_str(w.shape) + " in " + std::to_string(b0) + "x" + std::to_string(b1) + " blocks needs [" +
+                       std::to_string(sr) + "," + std::to_string(sc) + "]");
+  std::vector<float> s = to_f32(scale_inv), out((size_t)(rows * cols));
+  for (int64_t i = 0; i < rows; i++)
+    for (int64_t j = 0; j < cols; j++) out[i * cols + j] = fp8_e4m3_to_f32(w.bytes[i * cols + j]) * s[(i / b0) * sc + j / b1];
+  return from_f32(name, w.shape, out.data(), StDType::F32);
+}
+
+namespace {
+
+// Every tensor of an HF model dir, with the file it came from.
+struct SourceTensors {
+  std::vector<StTensor> tensors;
+  std::map<std::string, std::string> file_of;  // tensor name -> path
+  std::vector<std::string> files;
+};
+
+SourceTensors read_hf_tensors(const std::string& hf_dir) {
+  SourceTensors src;
+  const std::string index_path = (fs::path(hf_dir) / "model.safetensors.index.json").string();
+  const std::string single_path = (fs::path(hf_dir) / "model.safetensors").string();
+  auto take = [&](SafeTensorsFile& f) {
+    for (StTensor& t : f.tensors) {
+      auto [it, fresh] = src.file_of.emplace(t.name, f.path);
+      if (!fresh) fail("import", f.path + ": tensor '" + t.name + "' is also in " + it->second);
+      src.tensors.push_back(std::move(t));
+    }
+    src.files.push_back(f.path);
+  };
+  if (fs::exists(index_path)) {
+    Json index = Json::parse(read_bytes(index_path, "import"), index_path);
+    const Json* wm = index.find("weight_map");
+    if (!wm || !wm->is_object()) fail("import", index_path + ": no 'weight_map' object (tensor name -> file name)");
+    std::vector<std::string> order;  // files in order of first mention
+    std::map<std::string, std::vector<std::string>> names_in;
+    for (const auto& [name, file] : wm->items()) {
+      if (!file.is_string()) fail("import", index_path + ": weight_map['" + name + "'] is a " + file.type_name() + ", not a file name");
+      const std::string& fname = file.get_string();
+      if (!names_in.count(fname)) order.push_back(fname);
+      names_in[fname].push_back(name);
+    }
+    if (order.empty()) fail("import", index_path + ": weight_map is empty");
+    for (const std::string& fname : order) {
+      const std::string path = (fs::path(hf_dir) / fname).string();
+      if (!fs::is_regular_file(path))
+        fail("import", index_path + ": weight_map['" + names_in[fname][0] + "'] names " + fname + ", which does not exist (" +
+                           path + "; " + std::to_string(names_in[fname].size()) + " tensors are listed in it)");
+      SafeTensorsFile f = read_safetensors(path);
+      std::set<std::string> listed(names_in[fname].begin(), names_in[fname].end());
+      for (const StTensor& t : f.tensors) {
+        if (listed.count(t.name)) continue;
+        const Json* where = wm->find(t.name);
+        fail("import", path + ": tensor '" + t.name + "' " +
+                           (where ? "is listed under " + where->get_string() + " in " + index_path
+                                  : "is not in the weight_map of " + index_path));
+      }
+      for (const std::string& name : names_in[fname])
+        if (!f.contains(name)) fail("import", index_path + ": weight_map['" + name + "'] names " + fname + ", but " + path + " has no tensor '" + name + "'");
+      take(f);
+    }
+  } else if (fs::exists(single_path)) {
+    SafeTensorsFile f = read_safetensors(single_path);
+    take(f);
+  } else {
+    fail("import", hf_dir + ": neither model.safetensors nor model.safetensors.index.json");
+  }
+  return src;
+}
+
+// Appends " (tensor 'x' is from FILE)" to an error that quotes a tensor name, so an error the loader
+// reports against the merged staging file points at the real source file.
+std::string with_source(std::string msg, const SourceTensors& src) {
+  for (size_t q = msg.find('\''); q != std::string::npos; q = msg.find('\'', q + 1)) {
+    size_t e = msg.find('\'', q + 1);
+    if (e == std::string::npos) break;
+    auto it = src.file_of.find(msg.substr(q + 1, e - q - 1));
+    if (it != src.file_of.end()) return msg + " (tensor '" + it->first + "' is from " + it->second + ")";
+    q = e;
+  }
+  return msg;
+}
+
+// Every parameter of b equals a's, bit for bit.
+void check_same_parameters(Transformer& a, Transformer& b, const char* who, const std::string& dir) {
+  NamedParameters pa = a.named_parameters(), pb = b.named_parameters();
+  if (pa.size() != pb.size()) fail(who, dir + ": reloaded model has " + std::to_string(pb.size()) + " parameters, expected " + std::to_string(pa.size()));
+  for (size_t i = 0; i < pa.size(); i++) {
+    if (pa[i].first != pb[i].first || pa[i].second->shape() != pb[i].second->shape())
+      fail(who, dir + ": reloaded parameter '" + pb[i].first + "' does not match '" + pa[i].first + "'");
+    std::vector<double> x = pa[i].second->to_f64_vector(), y = pb[i].second->to_f64_vector();
+    for (size_t j = 0; j < x.size(); j++)
+      if (std::memcmp(&x[j], &y[j], sizeof(double)) != 0)
+        fail(who, dir + ": reloaded parameter '" + pa[i].first + "' differs at element " + std::to_string(j));
+  }
+}
+
+}  // namespace
+
+ImportResult import_hf_model(const std::string& hf_dir, const std::string& out_dir, std::ostream* log) {
+  const auto t0 = Clock::now();
+  if (!fs::is_directory(hf_dir)) fail("import", hf_dir + ": not a directory");
+  if (out_dir.empty()) fail("import", "no output directory (--out DIR)");
+  if (fs::exists(out_dir) && fs::equivalent(hf_dir, out_dir)) fail("import", out_dir + ": the output must not be the input directory");
+  const std::string config_path = (fs::path(hf_dir) / "config.json").string();
+  if (!fs::is_regular_file(config_path)) fail("import", config_path + ": no such file");
+  ImportResult r;
+  r.args = load_model_args_json(config_path);  // errors name the file and the key
+
+  // FP8 block size (DeepSeek-V3: quantization_config.weight_block_size = [128, 128]).
+  int64_t b0 = 128, b1 = 128;
+  Json config = Json::parse(read_bytes(config_path, "import"), config_path);
+  if (const Json* q = config.find("quantization_config"); q && q->is_object())
+    if (const Json* wb = q->find("weight_block_size"); wb && !wb->is_null()) {
+      if (!wb->is_array() || wb->size() != 2) fail("import", config_path + ": quantization_config.weight_block_size must be [rows, cols]");
+      b0 = (*wb)[0].get_int(), b1 = (*wb)[1].get_int();
+      if (b0 <= 0 || b1 <= 0) fail("import", config_path + ": quantization_config.weight_block_size must be positive");
+    }
+
+  SourceTensors src = read_hf_tensors(hf_dir);
+  r.source_files = src.files;
+  r.n_tensors_in = (int64_t)src.tensors.size();
+  if (log) *log << "  read " << r.n_tensors_in << " tensors from " << src.files.size() << " file(s)\n";
+
+  // FP8 weights -> F32 with their *.weight_scale_inv; the scales are then dropped.
+  std::map<std::string, size_t> at;
+  for (size_t i = 0; i < src.tensors.size(); i++) at[src.tensors[i].name] = i;
+  std::set<std::string> used_scales;
+  for (StTensor& t : src.tensors) {
+    if (t.dtype == StDType::F8_E5M2) fail("import", src.file_of[t.name] + ": tensor '" + t.name + "' is F8_E5M2; only E4M3 weights (DeepSeek-V3's) are read");
+    if (t.dtype != StDType::F8_E4M3) continue;
+    if (!t.name.ends_with(".weight")) fail("import", src.file_of[t.name] + ": FP8 tensor '" + t.name + "' is not a *.weight");
+    const std::string scale = t.name + "_scale_inv";
+    auto it = at.find(scale);
+    if (it == at.end()) fail("import", src.file_of[t.name] + ": FP8 tensor '" + t.name + "' has no '" + scale + "' (its block scales)");
+    t = dequantize_fp8_weight(t.name, t, src.tensors[it->second], b0, b1);
+    used_scales.insert(scale);
+    r.n_fp8_dequantized++;
+  }
+  std::vector<StTensor> tensors;
+  for (StTensor& t : src.tensors) {
+    if (t.name.ends_with(".weight_scale_inv")) {
+      if (!used_scales.count(t.name)) fail("import", src.file_of[t.name] + ": '" + t.name + "' scales no FP8 weight");
+      continue;
+    }
+    tensors.push_back(std::move(t));
+  }
+  src.tensors.clear();
+  if (log && r.n_fp8_dequantized) *log << "  dequantized " << r.n_fp8_dequantized << " FP8 weights (" << b0 << "x" << b1 << " blocks)\n";
+
+  // Staging dir: the merged file under the original config, loaded (strict: every parameter with its
+  // shape, nothing left over), then written in the project's layout.
+  std::string out = fs::path(out_dir).lexically_normal().string();
+  while (out.size() > 1 && out.back() == '/') out.pop_back();
+  const std::string staging = out + ".import.tmp";
+  std::error_code ec;
+  fs::remove_all(staging, ec);
+  fs::create_directories(staging, ec);
+  if (ec) fail("import", staging + ": cannot create the directory: " + ec.message());
+  Transformer model;
+  try {
+    fs::copy_file(config_path, fs::path(staging) / "config.json");
+    write_safetensors((fs::path(staging) / "model.safetensors").string(), tensors, {{"format", "pt"}});
+    tensors.clear();
+    model = load_model_dir(staging);
+  } catch (const std::exception& e) {
+    fs::remove_all(staging, ec);
+    std::string msg = e.what();
+    for (size_t p; (p = msg.find(staging)) != std::string::npos;) msg.replace(p, staging.size(), hf_dir + " (merged)");
+    fail("import", with_source(msg, src));
+  }
+  fs::remove_all(staging, ec);
+  save_model_dir(model, out);
+  Transformer back = load_model_dir(out);
+  check_same_parameters(model, back, "import", out);
+  r.n_parameters = model.num_parameters();
+  r.seconds = seconds_since(t0);
+  return r;
+}
+
+std::string model_card(Transformer& model, const std::string& source_dir) {
+  const ModelArgs& a = model.args;
+  int64_t total = 0, routed = 0, mtp = 0;
+  for (auto& [name, t] : model.named_parameters()) {
+    if (name.rfind("mtp.", 0) == 0) mtp += t->numel();
+    else total += t->numel();
+    if (name.rfind("layers.", 0) == 0 && name.find(".ffn.experts.") != std::string::npos) routed += t->numel();
+  }
+  const double active_frac = a.n_routed_experts > 0 ? (double)a.n_activated_experts / (double)a.n_routed_experts : 1.0;
+  const int64_t active = total - routed + (int64_t)std::llround((double)routed * active_frac);
+  const int64_t n_moe = std::max<int64_t>(0, a.n_layers - a.n_dense_layers);
+  std::ostringstream s;
+  s << "---\nlibrary_name: seekgrad\ntags:\n- deepseek_v3\n- seekgrad\n- from-scratch\n---\n\n";
+  s << "# " << fs::path(source_dir).lexically_normal().filename().string() << "\n\n";
+  s << "A small model with the DeepSeek-V3 architecture, written by **seekgrad** (DeepSeek from scratch in C++,\n"
+       "a teaching framework). It is a teaching artefact: tiny, trained (if at all) on a small corpus, not meant\n"
+       "for any real use.\n\n";
+  s << "| | |\n|---|---|\n";
+  s << "| architecture | `DeepseekV3ForCausalLM` (model_type `" << (a.index_topk > 0 ? "deepseek_v32" : "deepseek_v3") << "`) |\n";
+  s << "| parameters | " << total << " (main model), " << active << " active per token, + " << mtp << " in "
+    << a.n_mtp_modules << " MTP module(s) |\n";
+  s << "| layers | " << a.n_layers << " (" << std::min(a.n_dense_layers, a.n_layers) << " dense, " << n_moe << " MoE) + "
+    << a.n_mtp_modules << " MTP |\n";
+  s << "| hidden | dim " << a.dim << ", " << a.n_heads << " heads, vocab " << a.vocab_size << ", max_position_embeddings "
+    << a.max_seq_len << " |\n";
+  s << "| attention | " << (a.index_topk > 0 ? "DSA (MLA + lightning indexer, top-" + std::to_string(a.index_topk) + ")" : std::string("MLA"))
+    << ": q_lora_rank " << a.q_lora_rank << ", kv_lora_rank " << a.kv_lora_rank << ", qk_nope " << a.qk_nope_head_dim
+    << ", qk_rope " << a.qk_rope_head_dim << ", v " << a.v_head_dim << " |\n";
+  if (n_moe > 0)
+    s << "| MoE | " << a.n_routed_experts << " routed (top-" << a.n_activated_experts << ", " << a.score_func << " gate"
+      << (a.gate_bias ? ", aux-loss-free bias" : "") << ", " << a.n_expert_groups << " group(s)) + " << a.n_shared_experts
+      << " shared, moe_inter_dim " << a.moe_inter_dim << " |\n";
+  s << "| dtype | " << (model.dtype == DType::f64 ? "float64" : "float32") << " |\n\n";
+  s << "## Files\n\n";
+  s << "- `config.json`: HuggingFace DeepSeek-V3 config.\n";
+  s << "- `model.safetensors`: every weight under its HuggingFace name (`model.layers.N.self_attn.kv_a_proj_with_mqa.weight`, "
+       "...). MTP module k is stored as layer `model.layers." << a.n_layers << "+k` (`enorm`, `hnorm`, `eh_proj`, "
+       "`shared_head.norm`, its block, and copies of the embedding and head), as DeepSeek's own checkpoints do.\n";
+  s << "- `tokenizer.bpe` (when present): seekgrad's byte-level BPE (`data/tokenizer.h`), not a HuggingFace tokenizer.\n\n";
+  s << "## Use\n\n```\nseekgrad generate --model DIR --tokenizer DIR/tokenizer.bpe --prompt \"Once upon a time\"\n"
+       "seekgrad generate --model DIR --tokenizer DIR/tokenizer.bpe --prompt \"Once upon a time\" --speculative\n"
+       "seekgrad import --from DIR --out project_dir\n```\n\n";
+  s << "Other DeepSeek-V3 implementations read the same names and config (those that ignore MTP skip layers >= "
+    << a.n_layers << ").\n";
+  return s.str();
+}
+
+ExportResult export_hf_model(const std::string& model_dir, const std::string& out_dir, const std::string& tokenizer_path,
+                             std::ostream* log) {
+  if (out_dir.empty()) fail("export", "no output directory (--out DIR)");
+  if (fs::exists(out_dir) && fs::exists(model_dir) && fs::equivalent(model_dir, out_dir))
+    fail("export", out_dir + ": the output must not be the model directory");
+  std::optional<data::Tokenizer> tok;
+  if (!tokenizer_path.empty()) {
+    if (!fs::is_regular_file(tokenizer_path)) fail("export", tokenizer_path + ": no such tokenizer file");
+    tok = data::Tokenizer::load(tokenizer_path);
+  }
+  Transformer model = load_model_dir(model_dir);
+  if (tok && tok->vocab_size() > model.args.vocab_size)
+    fail("export", tokenizer_path + " has " + std::to_string(tok->vocab_size()) + " ids but " + model_dir +
+                       "/config.json has vocab_size " + std::to_string(model.args.vocab_size));
+  save_model_dir(model, out_dir);
+  write_text((fs::path(out_dir) / "README.md").string(), model_card(model, model_dir), "export");
+  if (tok) tok->save((fs::path(out_dir) / "tokenizer.bpe").string());
+  Transformer back = load_model_dir(out_dir);
+  check_same_parameters(model, back, "export", out_dir);
+  ExportResult r;
+  r.n_tensors = (int64_t)model.named_parameters().size() + 2 * (int64_t)model.mtp.size();
+  r.n_parameters = model.num_parameters();
+  r.bytes = (int64_t)fs::file_size(fs::path(out_dir) / "model.safetensors");
+  if (log) *log << "  reloaded " << out_dir << ": identical\n";
+  return r;
+}
+
+// ---- CLI wiring ------------------------------------------------------------------------------------
+
+DataModelCommands::DataModelCommands(CLI::App& app) {
+  // prepare
+  prepare_ = app.add_subcommand("prepare", "Text files (plain or .zst) or generated stories -> byte-level BPE -> token shards");
+  prepare_->footer(
+      "Writes OUT/tokenizer.bpe, OUT/train/shard_*.bin, OUT/val/shard_*.bin and OUT/prepare.json.\n"
+      "Files are joined with <|endoftext|> between them; the tokenizer is trained on the train part only;\n"
+      "the val part is the end of the corpus, cut at a document boundary.\n"
+      "Example: seekgrad prepare --text ../shared/data/tinystories_train_sample.txt.zst --out data/ts --vocab 4096");
+  prepare_->add_option("--text", prepare_opt_.text_paths, "input text file (repeatable; zstd-compressed files are read too)");
+  prepare_->add_option("--generated-stories", prepare_opt_.generated_stories,
+                       "also use N stories from the project's story generator (data/generators.h)")
+      ->check(CLI::NonNegativeNumber);
+  prepare_->add_option("--seed", prepare_opt_.seed, "seed of the generated stories")->capture_default_str();
+  prepare_->add_option("--out", prepare_opt_.out_dir, "output directory")->required();
+  prepare_->add_option("--vocab", prepare_opt_.vocab_size, "BPE vocabulary size (256 bytes + merges + special tokens)")
+      ->capture_default_str()
+      ->check(CLI::Range(257, 1 << 20));
+  prepare_->add_option("--val-fraction", prepare_opt_.val_fraction, "share of the corpus kept for validation")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 0.99));
+  prepare_->add_option("--max-bytes", prepare_opt_.max_bytes, "use only the first N bytes of the corpus (0 = all)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  prepare_->add_option("--shard-tokens", prepare_opt_.shard_tokens, "tokens per shard file")->capture_default_str()->check(CLI::PositiveNumber);
+
+  // generate
+  generate_ = app.add_subcommand("generate", "Generate text from a model directory (KV cache, or MTP speculative decoding)");
+  generate_->footer(
+      "Sampling: softmax(logits / temperature), keep the top-k, then the smallest set reaching top-p.\n"
+      "--temperature 0 is greedy. --speculative: greedy decoding where the MTP modules draft tokens and the\n"
+      "main model verifies them in one forward; prints the acceptance rate and the speed-up over plain greedy\n"
+      "(whose output it must and does equal).");
+  generate_->add_option("--model", generate_opt_.model_dir, "model directory (config.json + model.safetensors, HF names)")->required();
+  generate_->add_option("--tokenizer", generate_opt_.tokenizer_path, "tokenizer file (tokenizer.bpe from `seekgrad prepare`)")->required();
+  generate_->add_option("--prompt", generate_opt_.prompt, "the text to continue (empty: start a new document)")->required();
+  generate_->add_option("--max-new", generate_opt_.max_new, "new tokens at most")->capture_default_str()->check(CLI::NonNegativeNumber);
+  generate_->add_option("--temperature", generate_opt_.sampling.temperature, "sampling temperature (0 = greedy)")->capture_default_str();
+  generate_->add_option("--top-k", generate_opt_.sampling.top_k, "keep the k most likely tokens (0 = all)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  generate_->add_option("--top-p", generate_opt_.sampling.top_p, "nucleus: smallest set with this much probability")
+      ->capture_default_str()
+      ->check(CLI::Range(1e-9, 1.0));
+  generate_->add_option("--seed", generate_opt_.sampling.seed, "sampling seed (same seed, same text)")->capture_default_str();
+  generate_->add_flag("--speculative", generate_opt_.speculative, "greedy MTP speculative decoding (model needs MTP modules)");
+  generate_->add_flag("!--no-stop", generate_opt_.stop_at_eos, "do not stop at <|endoftext|>");
+
+  // eval
+  eval_ = app.add_subcommand("eval", "Mean cross-entropy and perplexity of a model on token shards");
+  eval_->footer("Example: seekgrad eval --model runs/pretrain/model --data data/ts/val --batches 20");
+  eval_->add_option("--model", eval_opt_.model_dir, "model directory (config.json + model.safetensors)")->required();
+  eval_->add_option("--data", eval_opt_.data_dir, "folder of shard_*.bin (a `prepare` output dir: its val/)")->required();
+  eval_->add_option("--batches", eval_opt_.batches, "batches at most (fewer if the shards hold fewer)")->capture_default_str()->check(CLI::PositiveNumber);
+  eval_->add_option("--seq-len", eval_opt_.seq_len, "tokens per row")->capture_default_str()->check(CLI::PositiveNumber);
+  eval_->add_option("--batch-size", eval_opt_.batch_size, "rows per batch")->capture_default_str()->check(CLI::PositiveNumber);
+  eval_->add_option("--seed", eval_opt_.seed, "which windows (the loader's shuffle seed)")->capture_default_str();
+
+  // import / export
+  import_ = app.add_subcommand("import", "DeepSeek-V3 / V3.2 HuggingFace model dir -> this project's model dir");
+  import_->footer(
+      "Reads FROM/config.json and FROM/model.safetensors, or FROM/model.safetensors.index.json and the files it\n"
+      "names. BF16/F16/F32 weights and FP8 E4M3 weights with weight_scale_inv blocks are converted to F32.\n"
+      "Writes OUT/config.json + OUT/model.safetensors and checks the result by loading it.");
+  import_->add_option("--from", import_from_, "HuggingFace model directory")->required();
+  import_->add_option("--out", import_out_, "output model directory")->required();
+  export_ = app.add_subcommand("export", "This project's model dir -> HuggingFace dir (config.json, model.safetensors, README.md)");
+  export_->footer(
+      "HF parameter names, MTP modules as layers n_layers+k (with their embedding/head copies), a model card;\n"
+      "--tokenizer also copies the tokenizer. The written directory is reloaded and compared bit for bit.");
+  export_->add_option("--model", export_model_, "model directory")->required();
+  export_->add_option("--out", export_out_, "output directory (replaced)")->required();
+  export_->add_option("--tokenizer", export_tokenizer_, "tokenizer.bpe to ship with the model");
+}
+
+std::optional<int> DataModelCommands::run(std::ostream& out) {
+  if (prepare_->parsed()) {
+    out << "seekgrad prepare -> " << prepare_opt_.out_dir << "\n";
+    PrepareResult r = prepare_data(prepare_opt_, &out);
+    out << std::fixed << std::setprecision(2);
+    out << "  bytes " << r.n_bytes << " (train " << r.n_train_bytes << ", val " << r.n_val_bytes << ")\n"
+        << "  tokens " << r.n_train_tokens + r.n_val_tokens << " (train " << r.n_train_tokens << " in " << r.train_shards.size()
+        << " shard(s), val " << r.n_val_tokens << " in " << r.val_shards.size() << ")\n"
+        << "  vocab " << r.vocab_size << ", " << r.bytes_per_token << " bytes/token\n"
+        << "  time " << r.seconds << " s (read " << r.read_seconds << ", BPE " << r.train_seconds << ", encode "
+        << r.encode_seconds << ", " << std::setprecision(0) << (double)r.n_bytes / std::max(1e-9, r.encode_seconds) / 1e3
+        << " kB/s)\n"
+        << "  wrote " << r.tokenizer_path << ", " << prepare_opt_.out_dir << "/{train,val}/shard_*.bin, "
+        << prepare_opt_.out_dir << "/prepare.json\n"
+        << std::defaultfloat;
+    return 0;
+  }
+  if (generate_->parsed()) return run_generate(generate_opt_, out);
+  if (eval_->parsed()) return run_eval(eval_opt_, out);
+  if (import_->parsed()) {
+    out << "seekgrad import " << import_from_ << " -> " << import_out_ << "\n";
+    ImportResult r = import_hf_model(import_from_, import_out_, &out);
+    out << "  " << r.n_parameters << " parameters, " << r.args.n_layers << " layers + " << r.args.n_mtp_modules
+        << " MTP, vocab " << r.args.vocab_size << "; loaded back OK (" << std::fixed << std::setprecision(2) << r.seconds
+        << " s)\n"
+        << std::defaultfloat;
+    return 0;
+  }
+  if (export_->parsed()) {
+    out << "seekgrad export " << export_model_ << " -> " << export_out_ << "\n";
+    ExportResult r = export_hf_model(export_model_, export_out_, export_tokenizer_, &out);
+    out << "  " << r.n_tensors << " tensors, " << r.n_parameters << " parameters, model.safetensors " << human_bytes((double)r.bytes)
+        << "; wrote config.json, model.safetensors, README.md" << (export_tokenizer_.empty() ? "" : ", tokenizer.bpe") << "\n";
+    return 0;
+  }
+  return std::nullopt;
+}
+
+}  // namespace sg::cli

@@ -1,0 +1,179 @@
+// tools/cli/commands.h — the data and model subcommands of `seekgrad`, as library functions a test
+// (tests/tools/test_cli.cpp) or a gdb session can call directly; tools/seekgrad.cpp only parses flags.
+//
+//   seekgrad prepare   text files (plain or zstd) or generated stories -> byte-level BPE -> token shards
+//                        DIR/tokenizer.bpe, DIR/train/shard_*.bin, DIR/val/shard_*.bin, DIR/prepare.json
+//   seekgrad generate  model dir + tokenizer + prompt -> text (KV-cache sampling, or MTP speculative)
+//   seekgrad eval      model dir + shards -> mean cross-entropy and perplexity (no tape)
+//   seekgrad import    DeepSeek-V3 / V3.2 HF dir (one model.safetensors, or model.safetensors.index.json
+//                        + several files; BF16/F16/F32, FP8 E4M3 with weight_scale_inv blocks dequantized)
+//                        -> the project's model dir (config.json + one F32 model.safetensors), checked by
+//                        loading it
+//   seekgrad export    the project's model dir -> HF dir: config.json + model.safetensors (HF names, MTP
+//                        layers as model.layers.{n_layers+k}.*) + README.md model card, checked by reloading
+//
+// Errors throw std::runtime_error starting with "[prepare]", "[generate]", "[eval]", "[import]" or
+// "[export]" and naming the file and the key or tensor ("[import] m/model.safetensors.index.json:
+// weight_map['lm_head.weight'] names model-00002.safetensors, which does not exist").
+//
+// What this is not: a tokenizer converter (HF tokenizer.json is not read; prepare trains our own BPE),
+// a streaming loader (import holds the whole model in memory: fine for the small models here, not for
+// the 671B one).
+#pragma once
+#include <cstdint>
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "models/config.h"
+#include "models/generate.h"
+#include "models/safetensors.h"
+
+namespace CLI {
+class App;
+}
+
+namespace sg {
+struct Transformer;
+namespace data {
+class Tokenizer;
+}
+}  // namespace sg
+
+namespace sg::cli {
+
+// ---- prepare ---------------------------------------------------------------------------------------
+
+struct PrepareOptions {
+  std::vector<std::string> text_paths;  // any text files; zstd-compressed ones are decompressed
+  int64_t generated_stories = 0;        // > 0: also this many stories of data::generate_story_corpus
+  uint64_t seed = 1;                    // for the generated stories
+  std::string out_dir;
+  int vocab_size = 4096;                // BPE target: 256 bytes + merges + special tokens
+  double val_fraction = 0.05;           // the last part of the corpus (cut at a document boundary)
+  int64_t max_bytes = 0;                // use only the first N bytes of the corpus (0 = all)
+  int64_t shard_tokens = 1 << 22;       // tokens per shard file
+};
+
+struct PrepareResult {
+  int64_t n_bytes = 0;                  // corpus bytes used (train + val)
+  int64_t n_train_bytes = 0, n_val_bytes = 0;
+  int64_t n_train_tokens = 0, n_val_tokens = 0;
+  int vocab_size = 0;                   // the tokenizer's real vocabulary (may be < the target)
+  double bytes_per_token = 0;           // over the whole corpus
+  double read_seconds = 0, train_seconds = 0, encode_seconds = 0, seconds = 0;
+  std::string tokenizer_path;
+  std::vector<std::string> train_shards, val_shards;
+};
+
+// Reads every source, joins them (an <|endoftext|> between two files unless the first already ends
+// with one), cuts the corpus to max_bytes, splits off the validation part at the first <|endoftext|>
+// (or newline) after the (1 − val_fraction) point, trains the BPE on the TRAIN part only, encodes both
+// and writes the shards (old shard_*.bin files in DIR/train and DIR/val are removed first).
+// log (may be null) receives a few progress lines.
+PrepareResult prepare_data(const PrepareOptions& opt, std::ostream* log = nullptr);
+
+// ---- generate --------------------------------------------------------------------------------------
+
+struct GenerateOptions {
+  std::string model_dir, tokenizer_path, prompt;
+  int64_t max_new = 64;
+  SamplingConfig sampling{0.8, 40, 0.95, 0};
+  bool speculative = false;   // MTP speculative decoding (greedy: temperature/top-k/top-p are not used)
+  bool stop_at_eos = true;    // stop after <|endoftext|> when the tokenizer has it
+};
+
+struct GenerateResult {
+  std::vector<int64_t> prompt_ids, new_ids;
+  std::string completion;     // decode(new_ids)
+  double seconds = 0;         // generation only (model loading excluded); speculative: its own time
+  double tokens_per_s = 0;
+  std::optional<SpeculativeStats> speculative;  // with the speed-up over plain greedy
+};
+
+// With a loaded model and tokenizer (what a test calls). Throws "[generate] ..." when the tokenizer's
+// vocabulary does not fit the model's, or --speculative is asked of a model without MTP modules.
+GenerateResult generate_text(Transformer& model, const data::Tokenizer& tokenizer, const GenerateOptions& opt);
+// Loads opt.model_dir and opt.tokenizer_path, generates, prints prompt + completion and the numbers.
+int run_generate(const GenerateOptions& opt, std::ostream& out);
+
+// ---- eval ------------------------------------------------------------------------------------------
+
+struct EvalOptions {
+  std::string model_dir, data_dir;  // data_dir: a folder of shard_*.bin (or a prepare DIR: its val/)
+  int64_t batches = 20, seq_len = 128, batch_size = 8;
+  uint64_t seed = 0;
+};
+
+struct EvalResult {
+  double loss = 0;        // mean cross-entropy (nats per token) of the main head
+  double perplexity = 0;  // exp(loss)
+  std::vector<double> mtp_losses;  // per MTP depth, when the model has MTP modules
+  int64_t batches = 0, tokens = 0;
+  double seconds = 0;
+  std::vector<std::string> shards;
+};
+
+// The shard files of a data folder: its shard_*.bin, else those of its val/ subfolder.
+std::vector<std::string> find_eval_shards(const std::string& data_dir);
+// Under NoGradGuard. The batches are windows of the shards in the loader's seeded epoch order; fewer
+// than asked when the shards hold fewer (never the same window twice).
+EvalResult evaluate(Transformer& model, const std::vector<std::string>& shards, const EvalOptions& opt);
+int run_eval(const EvalOptions& opt, std::ostream& out);
+
+// ---- import / export -------------------------------------------------------------------------------
+
+struct ImportResult {
+  std::vector<std::string> source_files;  // the safetensors files read
+  int64_t n_tensors_in = 0;               // tensors in the source (scales included)
+  int64_t n_fp8_dequantized = 0;          // F8_E4M3 weights turned into F32 with their block scales
+  int64_t n_parameters = 0;               // numbers in the imported model
+  ModelArgs args;
+  double seconds = 0;
+};
+
+// The 256 values of FP8 E4M3 (OCP "fn": 1 sign, 4 exponent bits with bias 7, 3 mantissa bits, no inf;
+// S.1111.111 is NaN): exponent 0 is subnormal m/8 · 2^-6, else (1 + m/8) · 2^(e−7).
+float fp8_e4m3_to_f32(uint8_t bits);
+// DeepSeek-V3's FP8 weights: w [out, in] F8_E4M3 and scale_inv [ceil(out/b0), ceil(in/b1)] F32/BF16,
+// w_f32[i, j] = fp8(w[i, j]) · scale_inv[i / b0, j / b1]. Returns an F32 tensor named `name`.
+StTensor dequantize_fp8_weight(const std::string& name, const StTensor& w, const StTensor& scale_inv, int64_t block_rows,
+                               int64_t block_cols);
+
+// Reads hf_dir (config.json + model.safetensors or model.safetensors.index.json), dequantizes FP8,
+// writes out_dir (config.json + one F32 model.safetensors) via load_model_dir/save_model_dir, then
+// loads out_dir again and checks every parameter against what was read.
+ImportResult import_hf_model(const std::string& hf_dir, const std::string& out_dir, std::ostream* log = nullptr);
+
+struct ExportResult {
+  int64_t n_tensors = 0;     // in the written model.safetensors (MTP copies of embed/head included)
+  int64_t n_parameters = 0;  // numbers in the model (shared tensors counted once)
+  int64_t bytes = 0;         // size of model.safetensors
+};
+
+// Loads model_dir, writes out_dir/{config.json, model.safetensors, README.md} (and tokenizer.bpe when
+// tokenizer_path is given), reloads out_dir and checks it equals the source bit for bit.
+ExportResult export_hf_model(const std::string& model_dir, const std::string& out_dir,
+                             const std::string& tokenizer_path = "", std::ostream* log = nullptr);
+// The README.md model card export writes (architecture, sizes, tensor names, how it was made).
+std::string model_card(Transformer& model, const std::string& source_dir);
+
+// ---- CLI wiring ------------------------------------------------------------------------------------
+
+// Adds prepare / generate / eval / import / export to `app` with their flags and --help; after parsing,
+// run() executes the one that was given (std::nullopt when none of these was).
+class DataModelCommands {
+ public:
+  explicit DataModelCommands(CLI::App& app);
+  std::optional<int> run(std::ostream& out);
+
+ private:
+  CLI::App *prepare_ = nullptr, *generate_ = nullptr, *eval_ = nullptr, *import_ = nullptr, *export_ = nullptr;
+  PrepareOptions prepare_opt_;
+  GenerateOptions generate_opt_;
+  EvalOptions eval_opt_;
+  std::string import_from_, import_out_, export_model_, export_out_, export_tokenizer_;
+};
+
+}  // namespace sg::cli
