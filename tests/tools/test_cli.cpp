@@ -332,7 +332,7 @@ TEST_CASE("import: FP8 E4M3 weights with 128x128 block scales are dequantized") 
   CHECK(m.layers[0]->dense_ffn->w2.weight.to_f32_vector() == expect);
 
   // An FP8 weight without its scale is an error naming both.
-  tensors.pop_back();
+  std::erase_if(tensors, [&](const StTensor& t) { return t.name == name + "_scale_inv"; });
   write_safetensors(tmp.file("hf/model.safetensors"), tensors);
   std::string e = error_of([&] { cli::import_hf_model(tmp.file("hf"), tmp.file("proj")); });
   CHECK(e.find(name + "_scale_inv") != std::string::npos);
@@ -431,7 +431,8 @@ TEST_CASE("eval: the random fixture scores about ln(V) on prepared shards") {
   CHECK(r.tokens == 3 * 4 * 64);
   CHECK(std::isfinite(r.loss));
   MESSAGE("fixture eval loss " << r.loss << " vs ln(512) = " << std::log(512.0));
-  CHECK(std::abs(r.loss - std::log(512.0)) < 0.5);
+  CHECK(r.loss > std::log(512.0) - 0.3);  // an untrained model cannot beat chance by much
+  CHECK(r.loss < std::log(512.0) + 1.0);  // nor be far worse: its logits are small
   CHECK(r.perplexity == doctest::Approx(std::exp(r.loss)));
   CHECK(cli::evaluate(model, cli::find_eval_shards(tmp.file("data/val")), opt).loss == r.loss);  // same windows
 

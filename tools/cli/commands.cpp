@@ -93,7 +93,6 @@ size_t document_boundary(const std::string& s, size_t at) {
 }
 
 std::vector<int64_t> to_i64(const std::vector<int32_t>& v) { return std::vector<int64_t>(v.begin(), v.end()); }
-std::vector<int32_t> to_i32(const std::vector<int64_t>& v) { return std::vector<int32_t>(v.begin(), v.end()); }
 
 }  // namespace
 
@@ -238,7 +237,19 @@ GenerateResult generate_text(Transformer& model, const data::Tokenizer& tokenize
     r.seconds = seconds_since(t0);
   }
   r.tokens_per_s = r.seconds > 0 ? (double)r.new_ids.size() / r.seconds : 0.0;
-  r.completion = tokenizer.decode(to_i32(r.new_ids));
+  // A model may have more ids than the tokenizer (a padded vocabulary, or a pair not made together):
+  // such ids print as <|id N|> and are counted.
+  std::vector<int32_t> run;
+  for (int64_t id : r.new_ids) {
+    if (id < tokenizer.vocab_size()) {
+      run.push_back((int32_t)id);
+      continue;
+    }
+    r.completion += tokenizer.decode(run) + "<|id " + std::to_string(id) + "|>";
+    run.clear();
+    r.n_unknown_ids++;
+  }
+  r.completion += tokenizer.decode(run);
   return r;
 }
 
@@ -258,6 +269,9 @@ int run_generate(const GenerateOptions& opt, std::ostream& out) {
     out << "; temperature " << std::setprecision(2) << opt.sampling.temperature << ", top-k " << opt.sampling.top_k
         << ", top-p " << opt.sampling.top_p << ", seed " << opt.sampling.seed;
   out << "]\n";
+  if (r.n_unknown_ids > 0)
+    out << "note: " << r.n_unknown_ids << " generated ids are beyond the tokenizer's " << tok.vocab_size()
+        << " ids (the model has " << model.args.vocab_size << "); shown as <|id N|>\n";
   if (r.speculative) {
     const SpeculativeStats& s = *r.speculative;
     out << std::setprecision(2) << "speculative decoding with " << model.mtp.size() << " MTP module(s), greedy: acceptance "

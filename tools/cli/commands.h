@@ -86,7 +86,8 @@ struct GenerateOptions {
 
 struct GenerateResult {
   std::vector<int64_t> prompt_ids, new_ids;
-  std::string completion;     // decode(new_ids)
+  std::string completion;     // decode(new_ids); ids >= the tokenizer's vocabulary print as <|id N|>
+  int64_t n_unknown_ids = 0;  // how many of those
   double seconds = 0;         // generation only (model loading excluded); speculative: its own time
   double tokens_per_s = 0;
   std::optional<SpeculativeStats> speculative;  // with the speed-up over plain greedy
