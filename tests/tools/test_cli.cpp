@@ -142,6 +142,18 @@ TEST_CASE("prepare: generated stories -> BPE -> train/val shards that decode bac
   cli::PrepareResult r2 = cli::prepare_data(opt);
   CHECK(data::list_shards(tmp.file("out/train")).size() == 1);
   CHECK(r2.n_train_tokens < r.n_train_tokens);
+
+  // New data for an existing tokenizer: encoded with it, not retrained.
+  cli::PrepareOptions again;
+  again.generated_stories = 30;
+  again.seed = 11;
+  again.tokenizer_path = tmp.file("out/tokenizer.bpe");
+  again.out_dir = tmp.file("out2");
+  cli::PrepareResult r3 = cli::prepare_data(again);
+  CHECK(slurp(tmp.file("out2/tokenizer.bpe")) == slurp(tmp.file("out/tokenizer.bpe")));
+  data::Tokenizer tok2 = data::Tokenizer::load(tmp.file("out/tokenizer.bpe"));
+  CHECK(r3.vocab_size == tok2.vocab_size());
+  CHECK(decode_split(tmp.file("out2/train"), tok2) + decode_split(tmp.file("out2/val"), tok2) == data::generate_story_corpus(11, 30));
 }
 
 TEST_CASE("prepare: a zstd file and a plain file, joined with <|endoftext|>; --max-bytes") {
@@ -184,6 +196,14 @@ TEST_CASE("prepare: errors name the file or the option") {
   std::string e = error_of([&] { cli::prepare_data(opt); });
   CHECK(e.find("[prepare]") == 0);
   CHECK(e.find("missing.txt") != std::string::npos);
+  opt.generated_stories = 5;
+  opt.text_paths = {};
+  opt.tokenizer_path = tmp.file("missing.bpe");
+  e = error_of([&] { cli::prepare_data(opt); });
+  CHECK(e.find("[prepare]") == 0);
+  CHECK(e.find("missing.bpe") != std::string::npos);
+  opt.generated_stories = 0;
+  opt.tokenizer_path = "";
   spit(tmp.file("bad.zst"), std::string("\x28\xB5\x2F\xFD garbage", 12));
   opt.text_paths = {tmp.file("bad.zst")};
   CHECK(error_of([&] { cli::prepare_data(opt); }).find("bad.zst") != std::string::npos);
@@ -369,6 +389,12 @@ TEST_CASE("import: errors name the file and the key") {
   CHECK(!fs::exists(tmp.file("out.import.tmp")));
 
   CHECK(error_of([&] { cli::export_hf_model(tmp.file("nope"), tmp.file("x")); }).find("nope") != std::string::npos);
+  // An existing directory that is not a model is never replaced.
+  fs::create_directories(tmp.file("precious"));
+  spit(tmp.file("precious/notes.txt"), "keep me");
+  e = error_of([&] { cli::export_hf_model(kFixture, tmp.file("precious")); });
+  CHECK(e.find("refusing to replace") != std::string::npos);
+  CHECK(slurp(tmp.file("precious/notes.txt")) == "keep me");
 }
 
 // ---- generate / eval ---------------------------------------------------------------------------------

@@ -8,8 +8,10 @@
 //   2. Speculative decoding with the MTP drafts vs plain greedy decoding, on held-out story openings:
 //      the same tokens (checked), the acceptance rate of the drafts, tokens per main-model forward, and
 //      the measured wall-clock speed-up; with both modules drafting (D = 2) and with the first only.
+//   The trained model is saved as runs/ch06/model (+ runs/ch06/tokenizer.bpe) for `seekgrad generate`.
 //
-//   build/bin/ch06_mtp [--steps 300] [--stories 600] [--vocab 384] [--max-new 64] [--out runs/ch06]
+//   build/bin/ch06_mtp [--steps 300] [--stories 600] [--vocab 384] [--layers 6] [--dim 64] [--lambda 0.3]
+//                      [--max-new 64] [--out runs/ch06]
 #include <CLI/CLI.hpp>
 
 #include <chrono>
@@ -26,6 +28,7 @@
 #include "models/transformer.h"
 #include "ops/cpu/runtime.h"
 #include "ops/nn.h"
+#include "ops/ops.h"
 #include "train/clip.h"
 #include "train/optim.h"
 #include "train/plot.h"
@@ -98,6 +101,7 @@ SpecRow run_speculative(Transformer& model, const std::vector<std::vector<int64_
 int main(int argc, char** argv) {
   CLI::App app{"Chapter 6: Multi-Token Prediction (MTP) and speculative decoding"};
   int steps = 300, stories = 600, vocab = 384, max_new = 64, layers = 6, dim = 64;
+  double lambda = 0.3;
   std::string out = "runs/ch06";
   app.add_option("--steps", steps, "AdamW steps")->check(CLI::PositiveNumber);
   app.add_option("--stories", stories, "generated stories in the corpus")->check(CLI::Range(50, 100000));
@@ -105,6 +109,7 @@ int main(int argc, char** argv) {
   app.add_option("--max-new", max_new, "tokens generated per prompt in part 2")->check(CLI::Range(2, 100));
   app.add_option("--layers", layers, "main-model layers (the MTP modules have one block each)")->check(CLI::Range(1, 32));
   app.add_option("--dim", dim, "model width")->check(CLI::Range(16, 1024));
+  app.add_option("--lambda", lambda, "weight λ of the MTP loss (0: the MTP modules learn nothing)")->check(CLI::Range(0.0, 10.0));
   app.add_option("--out", out, "output directory for the PNG");
   CLI11_PARSE(app, argc, argv);
   std::filesystem::create_directories(out);
@@ -147,7 +152,7 @@ int main(int argc, char** argv) {
 
   // ---- 1. training with the MTP loss ---------------------------------------------------------------
   const int64_t B = 8, T = 64;
-  const double lambda = 0.3, ln_v = std::log((double)a.vocab_size);
+  const double ln_v = std::log((double)a.vocab_size);
   NamedParameters params = model.named_parameters();
   AdamW opt(params, AdamWConfig{3e-3, 0.9, 0.95, 1e-8, 0.1});
   LrSchedule sched = LrSchedule::warmup_cosine(3e-3, 3e-4, std::min(20, steps / 10), steps);
@@ -214,6 +219,28 @@ int main(int argc, char** argv) {
       std::printf("                          L^%lld    %.4f (perplexity %.2f)   L_main on the same targets %.4f\n",
                   (long long)k + 1, lk[k] / n_eval, std::exp(lk[k] / n_eval), mk[k] / n_eval);
   }
+  // No peeking: at the LAST position of a window the target t_T is not among the inputs t_0 .. t_{T-1} at
+  // all, so no head can have copied it from its input. Each head predicts t_T there: the main head from
+  // h⁰_{T-1}, depth 1 from (h⁰_{T-2}, t_{T-1}), depth 2 from (h¹_{T-3}, t_{T-1}) — all from t_0 .. t_{T-1}.
+  {
+    NoGradGuard no_grad;
+    Rng held(63);
+    const int n_eval = 16;
+    double lm = 0, l1 = 0, l2 = 0;
+    for (int i = 0; i < n_eval; i++) {
+      Tensor x, y;
+      sample_batch(ids, n_train, ids.size(), B, T, held, x, y);
+      Tensor last = contiguous(narrow(y, 1, T - 1, 1));  // t_T [B,1]
+      Tensor h0 = model.hidden(x);
+      lm += cross_entropy(model.logits_from_hidden(narrow(h0, 1, T - 1, 1)), last).item();
+      Tensor h1 = model.mtp_forward(0, contiguous(slice(x, 1, 1, T)), slice(h0, 1, 0, T - 1));
+      l1 += cross_entropy(model.mtp_logits(0, narrow(h1, 1, T - 2, 1)), last).item();
+      Tensor h2 = model.mtp_forward(1, contiguous(slice(x, 1, 2, T)), slice(h1, 1, 0, T - 2));
+      l2 += cross_entropy(model.mtp_logits(1, narrow(h2, 1, T - 3, 1)), last).item();
+    }
+    std::printf("  the last token of %d held-out windows (not among any head's inputs):  main %.4f   depth 1 %.4f   depth 2 %.4f\n",
+                n_eval * (int)B, lm / n_eval, l1 / n_eval, l2 / n_eval);
+  }
   {
     std::vector<Series> series = {{"main (token i+1)", xs, moving_average(main_curve, 10), colors::blue},
                                   {"MTP depth 1 (token i+2)", xs, moving_average(mtp_curve[0], 10), colors::orange},
@@ -262,6 +289,12 @@ int main(int argc, char** argv) {
   std::printf("  output identical to plain greedy decoding for every prompt (checked token by token)\n");
   std::printf("  plain greedy: 1 token per main forward; a draft accepted with rate a gives up to 1 + a (D = 1)\n");
 
+  // The trained model (HF layout, MTP layers included) and its tokenizer, for `seekgrad generate`.
+  save_model_dir(model, out + "/model");
+  tok.save(out + "/tokenizer.bpe");
+  std::printf("\nwrote %s/model (config.json + model.safetensors) and %s/tokenizer.bpe; try\n"
+              "  seekgrad generate --model %s/model --tokenizer %s/tokenizer.bpe --prompt \"Once upon a time\" --speculative\n",
+              out.c_str(), out.c_str(), out.c_str(), out.c_str());
   std::printf("\ntotal %.1f s\n", seconds_since(t_start));
   return 0;
 }

@@ -143,17 +143,24 @@ PrepareResult prepare_data(const PrepareOptions& opt, std::ostream* log) {
   r.n_train_bytes = (int64_t)train_text.size();
   r.n_val_bytes = (int64_t)val_text.size();
 
-  // 3. the tokenizer, trained on the train part only
+  // 3. the tokenizer, trained on the train part only (or an existing one)
   auto t1 = Clock::now();
-  data::BpeTrainOptions bpe;
-  bpe.vocab_size = opt.vocab_size;
-  data::BpeTrainStats bst;
-  data::Tokenizer tok = data::Tokenizer::train(train_text, bpe, &bst);
+  data::Tokenizer tok;
+  if (!opt.tokenizer_path.empty()) {
+    if (!fs::is_regular_file(opt.tokenizer_path)) fail("prepare", opt.tokenizer_path + ": no such tokenizer file");
+    tok = data::Tokenizer::load(opt.tokenizer_path);
+    if (log) *log << "  tokenizer " << opt.tokenizer_path << ": vocab " << tok.vocab_size() << " (not retrained)\n";
+  } else {
+    data::BpeTrainOptions bpe;
+    bpe.vocab_size = opt.vocab_size;
+    data::BpeTrainStats bst;
+    tok = data::Tokenizer::train(train_text, bpe, &bst);
+    if (log) *log << "  BPE: " << bst.n_merges << " merges over " << bst.n_unique_words << " distinct words -> vocab "
+                  << tok.vocab_size() << " (" << std::fixed << std::setprecision(2) << seconds_since(t1) << " s)\n"
+                  << std::defaultfloat;
+  }
   r.train_seconds = seconds_since(t1);
   r.vocab_size = tok.vocab_size();
-  if (log) *log << "  BPE: " << bst.n_merges << " merges over " << bst.n_unique_words << " distinct words -> vocab "
-                << r.vocab_size << " (" << std::fixed << std::setprecision(2) << r.train_seconds << " s)\n"
-                << std::defaultfloat;
 
   // 4. encode and write
   auto t2 = Clock::now();
@@ -463,6 +470,14 @@ std::string with_source(std::string msg, const SourceTensors& src) {
   return msg;
 }
 
+// save_model_dir replaces its directory as a whole: refuse a directory that holds something else.
+void check_replaceable(const std::string& dir, const char* who) {
+  if (!fs::exists(dir)) return;
+  if (!fs::is_directory(dir)) fail(who, dir + ": exists and is not a directory");
+  if (fs::is_empty(dir) || fs::exists(fs::path(dir) / "config.json")) return;
+  fail(who, dir + ": exists and is not a model directory (no config.json); refusing to replace it");
+}
+
 // Every parameter of b equals a's, bit for bit.
 void check_same_parameters(Transformer& a, Transformer& b, const char* who, const std::string& dir) {
   NamedParameters pa = a.named_parameters(), pb = b.named_parameters();
@@ -484,6 +499,7 @@ ImportResult import_hf_model(const std::string& hf_dir, const std::string& out_d
   if (!fs::is_directory(hf_dir)) fail("import", hf_dir + ": not a directory");
   if (out_dir.empty()) fail("import", "no output directory (--out DIR)");
   if (fs::exists(out_dir) && fs::equivalent(hf_dir, out_dir)) fail("import", out_dir + ": the output must not be the input directory");
+  check_replaceable(out_dir, "import");
   const std::string config_path = (fs::path(hf_dir) / "config.json").string();
   if (!fs::is_regular_file(config_path)) fail("import", config_path + ": no such file");
   ImportResult r;
@@ -612,6 +628,7 @@ ExportResult export_hf_model(const std::string& model_dir, const std::string& ou
   if (out_dir.empty()) fail("export", "no output directory (--out DIR)");
   if (fs::exists(out_dir) && fs::exists(model_dir) && fs::equivalent(model_dir, out_dir))
     fail("export", out_dir + ": the output must not be the model directory");
+  check_replaceable(out_dir, "export");
   std::optional<data::Tokenizer> tok;
   if (!tokenizer_path.empty()) {
     if (!fs::is_regular_file(tokenizer_path)) fail("export", tokenizer_path + ": no such tokenizer file");
@@ -650,6 +667,8 @@ DataModelCommands::DataModelCommands(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   prepare_->add_option("--seed", prepare_opt_.seed, "seed of the generated stories")->capture_default_str();
   prepare_->add_option("--out", prepare_opt_.out_dir, "output directory")->required();
+  prepare_->add_option("--tokenizer", prepare_opt_.tokenizer_path,
+                       "encode with this tokenizer.bpe instead of training one (data for an existing model)");
   prepare_->add_option("--vocab", prepare_opt_.vocab_size, "BPE vocabulary size (256 bytes + merges + special tokens)")
       ->capture_default_str()
       ->check(CLI::Range(257, 1 << 20));
@@ -704,7 +723,7 @@ DataModelCommands::DataModelCommands(CLI::App& app) {
       "HF parameter names, MTP modules as layers n_layers+k (with their embedding/head copies), a model card;\n"
       "--tokenizer also copies the tokenizer. The written directory is reloaded and compared bit for bit.");
   export_->add_option("--model", export_model_, "model directory")->required();
-  export_->add_option("--out", export_out_, "output directory (replaced)")->required();
+  export_->add_option("--out", export_out_, "output directory (replaced when it holds a model; any other non-empty directory is refused)")->required();
   export_->add_option("--tokenizer", export_tokenizer_, "tokenizer.bpe to ship with the model");
 }
 

@@ -51,6 +51,8 @@ struct PrepareOptions {
   uint64_t seed = 1;                    // for the generated stories
   std::string out_dir;
   int vocab_size = 4096;                // BPE target: 256 bytes + merges + special tokens
+  std::string tokenizer_path;           // non-empty: encode with this tokenizer instead of training one
+                                        // (new data for an existing model); it is copied to DIR/tokenizer.bpe
   double val_fraction = 0.05;           // the last part of the corpus (cut at a document boundary)
   int64_t max_bytes = 0;                // use only the first N bytes of the corpus (0 = all)
   int64_t shard_tokens = 1 << 22;       // tokens per shard file
@@ -69,7 +71,8 @@ struct PrepareResult {
 
 // Reads every source, joins them (an <|endoftext|> between two files unless the first already ends
 // with one), cuts the corpus to max_bytes, splits off the validation part at the first <|endoftext|>
-// (or newline) after the (1 − val_fraction) point, trains the BPE on the TRAIN part only, encodes both
+// (or newline) after the (1 − val_fraction) point, trains the BPE on the TRAIN part only (or loads
+// tokenizer_path), encodes both
 // and writes the shards (old shard_*.bin files in DIR/train and DIR/val are removed first).
 // log (may be null) receives a few progress lines.
 PrepareResult prepare_data(const PrepareOptions& opt, std::ostream* log = nullptr);
