@@ -18,6 +18,10 @@
 //                      (rotated k_pe): r_kv + dr values per token per layer.
 // RoPE (interleaved pairs) rotates the last dr dims of every q head and k_pe, at positions start_pos + s.
 // Causal mask: −inf where key position > query position, only when S > 1. Softmax in x's dtype (fp32).
+// The attention core (scores, mask, softmax, weighted sum) runs in the fused kernel of ops/attention.h,
+// which never builds scores/probs: naive mode as MHA (D = dn+dr, Dv = dv), absorbed mode as MQA (one kv
+// head: k = [c ; k_pe], v = c). With SEEKGRAD_NAIVE=1 it runs the composite written out in mla.cpp
+// (matmul, mask, softmax, matmul) — the same numbers, tested against each other.
 //
 // The cache is preallocated (as in the official code) and written under NoGradGuard. Reading it:
 //   * grad mode off (decoding): attend straight over the cache view [0, start_pos + S) — no copy.

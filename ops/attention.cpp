@@ -87,16 +87,18 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
     Tensor os = out.detach();
     record(kOp, out, {q, k, v}, [a, qc, kc, vc, os, lse](const Tensor& dout) {
       Tensor dq = Tensor::empty({a.B, a.H, a.S, a.D}, qc.dtype());
-      Tensor dk = Tensor::zeros({a.B, a.Hkv, a.T, a.D}, qc.dtype());
-      Tensor dv = Tensor::zeros({a.B, a.Hkv, a.T, a.Dv}, qc.dtype());
+      Tensor dk = Tensor::empty({a.B, a.Hkv, a.T, a.D}, qc.dtype());  // the kernels overwrite all three
+      Tensor dv = Tensor::empty({a.B, a.Hkv, a.T, a.Dv}, qc.dtype());
       if (a.B * a.H * a.S > 0) {
         Tensor dos = contiguous_data(dout);
         dispatch_float(qc.dtype(), "scaled_dot_product_attention_backward", [&]<class T>() {
           cpu::attention_backward<T>(a, qc.data<T>(), kc.data<T>(), vc.data<T>(), os.data<T>(), lse.data<T>(),
                                      dos.data<T>(), dq.data<T>(), dk.data<T>(), dv.data<T>());
         });
-      } else {
+      } else {  // no query rows: nothing flows back
         dq = Tensor::zeros({a.B, a.H, a.S, a.D}, qc.dtype());
+        dk = Tensor::zeros({a.B, a.Hkv, a.T, a.D}, qc.dtype());
+        dv = Tensor::zeros({a.B, a.Hkv, a.T, a.Dv}, qc.dtype());
       }
       return std::vector<Tensor>{dq, dk, dv};
     });

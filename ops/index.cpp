@@ -95,6 +95,21 @@ static DimSplit split_at(const Shape& shape, int64_t dim) {
 
 static Tensor contiguous_data(const Tensor& t) { return t.is_contiguous() ? t.detach() : contiguous(t.detach()); }
 
+// zeros(shape) with src's slices added at `index` along dim d: the backward of index_select and embedding.
+// The same as index_add(zeros, d, index, src) without index_add's copy of its zero input (backward runs
+// with grad mode off, so nothing is recorded either way). index must be contiguous and in range (it was
+// checked by the forward); src may have any layout.
+static Tensor index_add_into_zeros(const Shape& shape, int64_t d, const Tensor& index, const Tensor& src) {
+  Tensor y = Tensor::zeros(shape, src.dtype()), sc = contiguous_data(src);
+  DimSplit s = split_at(shape, d);
+  dispatch_float(src.dtype(), "index_add", [&]<class T>() {
+    dispatch_index(index.dtype(), "index_add", [&]<class I>() {
+      cpu::index_add_forward<T, I>(y.data<T>(), index.data<I>(), sc.data<T>(), s.outer, s.n, index.numel(), s.inner);
+    });
+  });
+  return y;
+}
+
 // ---- embedding -------------------------------------------------------------------------------
 // y[p, :] = weight[ids[p], :]        weight [V, D], ids [...] → y [..., D]
 // dweight = index_add(zeros [V, D], 0, ids, dy as [N, D])   — rows of repeated ids accumulate
@@ -121,7 +136,7 @@ Tensor embedding(const Tensor& weight, const Tensor& ids) {
     Tensor ids_flat = reshape(id, {N});
     Shape weight_shape = weight.shape();
     record("embedding", y, {weight}, [ids_flat, weight_shape, N, D](const Tensor& dy) {
-      Tensor dweight = index_add(Tensor::zeros(weight_shape, dy.dtype()), 0, ids_flat, reshape(dy, {N, D}));
+      Tensor dweight = index_add_into_zeros(weight_shape, 0, ids_flat, reshape(dy, {N, D}));
       return std::vector<Tensor>{dweight};
     });
   }
@@ -152,7 +167,7 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   if (needs_grad(x)) {
     Shape x_shape = x.shape();
     record(op, y, {x}, [ic, x_shape, d](const Tensor& dy) {
-      return std::vector<Tensor>{index_add(Tensor::zeros(x_shape, dy.dtype()), d, ic, dy)};
+      return std::vector<Tensor>{index_add_into_zeros(x_shape, d, ic, dy)};
     });
   }
   return y;

@@ -2,21 +2,13 @@
 #include "ops/cpu/attention.h"
 
 #include <algorithm>
-#include <bit>
 #include <cmath>
 #include <limits>
 #include <vector>
 
 #include "ops/cpu/gemm.h"
 #include "ops/cpu/runtime.h"
-
-// SG_SIMD_CLONES: the compiler builds the function for AVX-512, AVX2+FMA and baseline x86-64 and picks
-// one at run time by the CPU's features (GCC target_clones), as gemm.cpp does by hand for its kernels.
-#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__)
-#define SG_SIMD_CLONES __attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
-#else
-#define SG_SIMD_CLONES
-#endif
+#include "ops/cpu/simd.h"  // SG_SIMD_CLONES: per-instruction-set builds of the f32 loops; exp_f32
 
 namespace sg::cpu {
 
@@ -168,29 +160,13 @@ static void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha
 }
 
 // x[j] = exp(x[j] − shift) for j < n; returns Σ_j x[j]. Arguments are ≤ 0 here (shift is the max).
-// float: exp(z) = 2ⁿ · e^r with n = round(z·log₂e), r = z − n·ln 2 (|r| ≤ ln2/2), e^r from the Cephes
-// expf polynomial (≈ 1 ulp). Written as branch-free arithmetic so the loop vectorises: |z| is clamped
-// to 87 on the integer bits (a float compare would stop GCC's vectoriser), and exp(−87) ≈ 1.6e−38
-// stands in for 0; a NaN argument gives NaN (anomaly mode must still see it). double: std::exp.
+// float: exp_f32 (simd.h), the Cephes expf polynomial as branch-free arithmetic, so the loop vectorises;
+// a NaN argument gives NaN (anomaly mode must still see it). double: std::exp.
 SG_SIMD_CLONES static float exp_shifted_sum(float* x, int64_t n, float shift) {
   float sum = 0;
 #pragma omp simd reduction(+ : sum)
   for (int64_t j = 0; j < n; j++) {
-    float raw = x[j] - shift;
-    int32_t zb = std::bit_cast<int32_t>(raw);
-    int32_t mag = std::min(zb & 0x7fffffff, 0x42AE0000);  // |z| <= 87.0f
-    float z = std::bit_cast<float>((zb & int32_t(0x80000000)) | mag);
-    float fn = (float)(int32_t)(z * 1.44269504f - 0.5f);  // round(z·log₂e), ties down; z ≤ 0
-    float r = z - fn * 0.693359375f - fn * -2.12194440e-4f;  // z − n·ln 2, ln 2 split in two for precision
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;                                 // e^r
-    float two_n = std::bit_cast<float>(((int32_t)fn + 127) << 23);  // 2ⁿ: n + 127 in the exponent field
-    x[j] = p * two_n + (raw - raw);  // + 0, or NaN when raw is NaN: a NaN score stays visible
+    x[j] = exp_f32(x[j] - shift);
     sum += x[j];
   }
   return sum;
@@ -324,80 +300,64 @@ void attention_forward_v2_flash(const AttentionArgs& a, const T* q, const T* k, 
 // inside, starting at the first row whose horizon reaches the key block. Per block, five GEMMs:
 //   S = scale Q Kᵀ,  P = exp(S − lse),  dV += Pᵀ dO,  dP = dO Vᵀ,  dS = P ⊙ (dP − Δ),
 //   dQ += scale dS K,  dK += scale dSᵀ Q.
-// Each (b, h) writes its own dK/dV rows (a scratch copy per query head under GQA, summed into the kv
-// head at the end), so threads never write the same memory.
+// Threads over (b, g) kv heads: a thread runs the H/Hkv query heads of its kv head one after the other,
+// adding straight into that kv head's dK/dV rows, and writes those heads' dQ rows — so threads never write
+// the same memory, and GQA/MQA need no per-query-head scratch copy of dK/dV and no summing pass after it
+// (bench-small's MQA attention, B 8, H 4, S 256, D 96: backward ~12.9 -> ~9 ms per layer, one core).
 template <class T>
 void attention_backward_v2_flash(const AttentionArgs& a, const T* q, const T* k, const T* v, const T* o, const T* lse,
                                  const T* do_, T* dq, T* dk, T* dv) {
   const int64_t BQ = kAttnBlockQ, BK = kAttnBlockK;
   const T scale = (T)a.scale;
-  bool gqa = a.H != a.Hkv;
-  // dK, dV per query head: the outputs themselves under MHA, scratch [B, H, T, D] under GQA/MQA.
-  std::vector<T> dk_heads(gqa ? a.B * a.H * a.T * a.D : 0), dv_heads(gqa ? a.B * a.H * a.T * a.Dv : 0);
-  T* dkh_all = gqa ? dk_heads.data() : dk;
-  T* dvh_all = gqa ? dv_heads.data() : dv;
-  int64_t kend = a.visible_keys(a.S - 1);
-  parallel_for(a.B * a.H, heads_grain(a), [&](int64_t bh0, int64_t bh1) {
-    std::vector<T> p(BQ * BK), ds(BQ * BK), delta(a.S);
-    for (int64_t bh = bh0; bh < bh1; bh++) {
-      HeadView<T> hv(a, q, k, v, bh / a.H, bh % a.H);
-      T* dkh = dkh_all + bh * a.T * a.D;
-      T* dvh = dvh_all + bh * a.T * a.Dv;
-      T* dq_h = dq + bh * a.S * a.D;
-      const T* do_h = do_ + bh * a.S * a.Dv;
-      std::fill(dkh, dkh + a.T * a.D, T(0));
-      std::fill(dvh, dvh + a.T * a.Dv, T(0));
-      std::fill(dq_h, dq_h + a.S * a.D, T(0));
-      for (int64_t s = 0; s < a.S; s++) delta[s] = dot(do_h + s * a.Dv, o + (bh * a.S + s) * a.Dv, a.Dv);  // Δ_s
-      for (int64_t j0 = 0; j0 < kend; j0 += BK) {
-        int64_t nk = std::min(BK, kend - j0);
-        const T* k_blk = hv.k + j0 * a.k_ss;
-        const T* v_blk = hv.v + j0 * a.v_ss;
-        int64_t s_first = a.causal ? std::max<int64_t>(0, j0 - a.start_pos) : 0;
-        for (int64_t i0 = s_first; i0 < a.S; i0 += BQ) {
-          int64_t nq = std::min(BQ, a.S - i0);
-          const T* q_blk = hv.q + i0 * a.q_ss;
-          const T* do_blk = do_h + i0 * a.Dv;
-          // P = exp(scale · Q Kᵀ − lse), 0 where masked   [nq, nk]
-          gemm(false, true, nq, nk, a.D, scale, q_blk, a.q_ss, k_blk, a.k_ss, T(0), p.data(), BK);
-          for (int64_t i = 0; i < nq; i++) {
-            T* pi = p.data() + i * BK;
-            int64_t n = std::clamp<int64_t>(a.visible_keys(i0 + i) - j0, 0, nk);
-            exp_shifted_sum(pi, n, lse[bh * a.S + i0 + i]);
-            std::fill(pi + n, pi + nk, T(0));
-          }
-          // dV_blk += Pᵀ dO   [nk, Dv]
-          gemm(true, false, nk, a.Dv, nq, T(1), p.data(), BK, do_blk, a.Dv, T(1), dvh + j0 * a.Dv, a.Dv);
-          // dP = dO V_blkᵀ   [nq, nk];  dS = P ⊙ (dP − Δ)
-          gemm(false, true, nq, nk, a.Dv, T(1), do_blk, a.Dv, v_blk, a.v_ss, T(0), ds.data(), BK);
-          for (int64_t i = 0; i < nq; i++) {
-            T* dsi = ds.data() + i * BK;
-            const T* pi = p.data() + i * BK;
-            T d = delta[i0 + i];
-            for (int64_t j = 0; j < nk; j++) dsi[j] = pi[j] * (dsi[j] - d);
-          }
-          // dQ += scale · dS K_blk   [nq, D];   dK_blk += scale · dSᵀ Q   [nk, D]
-          gemm(false, false, nq, a.D, nk, scale, ds.data(), BK, k_blk, a.k_ss, T(1), dq_h + i0 * a.D, a.D);
-          gemm(true, false, nk, a.D, nq, scale, ds.data(), BK, q_blk, a.q_ss, T(1), dkh + j0 * a.D, a.D);
-        }
-      }
-    }
-  });
-  if (!gqa) return;
-  // GQA: kv head g's gradient is the sum over its query heads h = g·group ... g·group + group − 1.
-  int64_t group = a.group();
-  const int64_t kv_grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(1, a.T * (a.D + a.Dv)));
+  const int64_t group = a.group();
+  const int64_t kend = a.visible_keys(a.S - 1);
+  const int64_t kv_grain = std::max<int64_t>(1, (heads_grain(a) + group - 1) / group);
   parallel_for(a.B * a.Hkv, kv_grain, [&](int64_t bg0, int64_t bg1) {
+    std::vector<T> p(BQ * BK), ds(BQ * BK), delta(a.S);
     for (int64_t bg = bg0; bg < bg1; bg++) {
-      int64_t b = bg / a.Hkv, g = bg % a.Hkv;
       T* dkg = dk + bg * a.T * a.D;
       T* dvg = dv + bg * a.T * a.Dv;
       std::fill(dkg, dkg + a.T * a.D, T(0));
       std::fill(dvg, dvg + a.T * a.Dv, T(0));
       for (int64_t r = 0; r < group; r++) {
-        int64_t bh = b * a.H + g * group + r;
-        axpy(T(1), dkh_all + bh * a.T * a.D, dkg, a.T * a.D);
-        axpy(T(1), dvh_all + bh * a.T * a.Dv, dvg, a.T * a.Dv);
+        int64_t b = bg / a.Hkv, h = (bg % a.Hkv) * group + r, bh = b * a.H + h;
+        HeadView<T> hv(a, q, k, v, b, h);
+        T* dq_h = dq + bh * a.S * a.D;
+        const T* do_h = do_ + bh * a.S * a.Dv;
+        std::fill(dq_h, dq_h + a.S * a.D, T(0));
+        for (int64_t s = 0; s < a.S; s++) delta[s] = dot(do_h + s * a.Dv, o + (bh * a.S + s) * a.Dv, a.Dv);  // Δ_s
+        for (int64_t j0 = 0; j0 < kend; j0 += BK) {
+          int64_t nk = std::min(BK, kend - j0);
+          const T* k_blk = hv.k + j0 * a.k_ss;
+          const T* v_blk = hv.v + j0 * a.v_ss;
+          int64_t s_first = a.causal ? std::max<int64_t>(0, j0 - a.start_pos) : 0;
+          for (int64_t i0 = s_first; i0 < a.S; i0 += BQ) {
+            int64_t nq = std::min(BQ, a.S - i0);
+            const T* q_blk = hv.q + i0 * a.q_ss;
+            const T* do_blk = do_h + i0 * a.Dv;
+            // P = exp(scale · Q Kᵀ − lse), 0 where masked   [nq, nk]
+            gemm(false, true, nq, nk, a.D, scale, q_blk, a.q_ss, k_blk, a.k_ss, T(0), p.data(), BK);
+            for (int64_t i = 0; i < nq; i++) {
+              T* pi = p.data() + i * BK;
+              int64_t n = std::clamp<int64_t>(a.visible_keys(i0 + i) - j0, 0, nk);
+              exp_shifted_sum(pi, n, lse[bh * a.S + i0 + i]);
+              std::fill(pi + n, pi + nk, T(0));
+            }
+            // dV_blk += Pᵀ dO   [nk, Dv]
+            gemm(true, false, nk, a.Dv, nq, T(1), p.data(), BK, do_blk, a.Dv, T(1), dvg + j0 * a.Dv, a.Dv);
+            // dP = dO V_blkᵀ   [nq, nk];  dS = P ⊙ (dP − Δ)
+            gemm(false, true, nq, nk, a.Dv, T(1), do_blk, a.Dv, v_blk, a.v_ss, T(0), ds.data(), BK);
+            for (int64_t i = 0; i < nq; i++) {
+              T* dsi = ds.data() + i * BK;
+              const T* pi = p.data() + i * BK;
+              T d = delta[i0 + i];
+              for (int64_t j = 0; j < nk; j++) dsi[j] = pi[j] * (dsi[j] - d);
+            }
+            // dQ += scale · dS K_blk   [nq, D];   dK_blk += scale · dSᵀ Q   [nk, D]
+            gemm(false, false, nq, a.D, nk, scale, ds.data(), BK, k_blk, a.k_ss, T(1), dq_h + i0 * a.D, a.D);
+            gemm(true, false, nk, a.D, nq, scale, ds.data(), BK, q_blk, a.q_ss, T(1), dkg + j0 * a.D, a.D);
+          }
+        }
       }
     }
   });

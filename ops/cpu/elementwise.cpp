@@ -3,8 +3,10 @@
 #include "ops/cpu/elementwise.h"
 
 #include <cmath>
+#include <type_traits>
 
 #include "ops/cpu/runtime.h"
+#include "ops/cpu/simd.h"
 #include "ops/scalar_math.h"
 
 namespace sg::cpu {
@@ -84,14 +86,92 @@ template <class T> static void unary_backward_range(UnaryOp op, const T* x, cons
   }
 }
 
+// ---- the fast f32 loops (ops/cpu/simd.h) ---------------------------------------------------------
+// The same formulas, vectorised: exp-based ops take exp_f32 instead of a scalar libm call per element.
+// Ops whose math is a libm call with no vector form here (log, tanh, gelu, softplus, logsigmoid) return
+// false and run the scalar loop. Measured on the bench-small training step (36 silu of [n, 256] per
+// step, one core): silu backward ~60 -> ~3.5 ms per step (the scalar sigmoid's branch on the sign
+// mispredicts half the time), forward ~20 -> ~3 ms.
+SG_SIMD_CLONES static bool unary_range_f32(UnaryOp op, const float* x, float* y, int64_t i0, int64_t i1) {
+  switch (op) {
+    case UnaryOp::exp:
+#pragma omp simd
+      for (int64_t i = i0; i < i1; i++) y[i] = exp_f32(x[i]);
+      return true;
+    case UnaryOp::sigmoid:
+#pragma omp simd
+      for (int64_t i = i0; i < i1; i++) y[i] = sigmoid_f32(x[i]);
+      return true;
+    case UnaryOp::silu:
+#pragma omp simd
+      for (int64_t i = i0; i < i1; i++) y[i] = x[i] * sigmoid_f32(x[i]);
+      return true;
+    case UnaryOp::neg:
+#pragma omp simd
+      for (int64_t i = i0; i < i1; i++) y[i] = -x[i];
+      return true;
+    case UnaryOp::square:
+#pragma omp simd
+      for (int64_t i = i0; i < i1; i++) y[i] = x[i] * x[i];
+      return true;
+    case UnaryOp::relu:
+#pragma omp simd
+      for (int64_t i = i0; i < i1; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+      return true;
+    default: return false;
+  }
+}
+
+SG_SIMD_CLONES static bool unary_backward_range_f32(UnaryOp op, const float* x, const float* y, const float* dy,
+                                                    float* dx, int64_t i0, int64_t i1) {
+  switch (op) {
+    case UnaryOp::exp:
+#pragma omp simd
+      for (int64_t i = i0; i < i1; i++) dx[i] = dy[i] * y[i];
+      return true;
+    case UnaryOp::sigmoid:
+#pragma omp simd
+      for (int64_t i = i0; i < i1; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]);
+      return true;
+    case UnaryOp::silu:  // s + x s (1 − s), s = sigmoid(x)
+#pragma omp simd
+      for (int64_t i = i0; i < i1; i++) {
+        float s = sigmoid_f32(x[i]);
+        dx[i] = dy[i] * (s + x[i] * s * (1.0f - s));
+      }
+      return true;
+    case UnaryOp::neg:
+#pragma omp simd
+      for (int64_t i = i0; i < i1; i++) dx[i] = -dy[i];
+      return true;
+    case UnaryOp::square:
+#pragma omp simd
+      for (int64_t i = i0; i < i1; i++) dx[i] = 2.0f * x[i] * dy[i];
+      return true;
+    case UnaryOp::relu:
+#pragma omp simd
+      for (int64_t i = i0; i < i1; i++) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+      return true;
+    default: return false;
+  }
+}
+
 template <class T> void unary_forward(UnaryOp op, const T* x, T* y, int64_t n) {
   if (naive_kernels()) return unary_range(op, x, y, 0, n);
-  parallel_for(n, kGrain, [&](int64_t i0, int64_t i1) { unary_range(op, x, y, i0, i1); });
+  parallel_for(n, kGrain, [&](int64_t i0, int64_t i1) {
+    if constexpr (std::is_same_v<T, float>)
+      if (unary_range_f32(op, x, y, i0, i1)) return;
+    unary_range(op, x, y, i0, i1);
+  });
 }
 
 template <class T> void unary_backward(UnaryOp op, const T* x, const T* y, const T* dy, T* dx, int64_t n) {
   if (naive_kernels()) return unary_backward_range(op, x, y, dy, dx, 0, n);
-  parallel_for(n, kGrain, [&](int64_t i0, int64_t i1) { unary_backward_range(op, x, y, dy, dx, i0, i1); });
+  parallel_for(n, kGrain, [&](int64_t i0, int64_t i1) {
+    if constexpr (std::is_same_v<T, float>)
+      if (unary_backward_range_f32(op, x, y, dy, dx, i0, i1)) return;
+    unary_backward_range(op, x, y, dy, dx, i0, i1);
+  });
 }
 
 template <class T> static inline T apply(BinaryOp op, T a, T b) {
@@ -104,13 +184,33 @@ template <class T> static inline T apply(BinaryOp op, T a, T b) {
   return T(0);
 }
 
-template <class T> static void binary_flat(BinaryOp op, const T* a, const T* b, T* out, int64_t i0, int64_t i1) {
+template <class T>
+[[gnu::always_inline]] inline void binary_flat_impl(BinaryOp op, const T* a, const T* b, T* out, int64_t i0, int64_t i1) {
   switch (op) {
-    case BinaryOp::add: for (int64_t i = i0; i < i1; i++) out[i] = a[i] + b[i]; break;
-    case BinaryOp::sub: for (int64_t i = i0; i < i1; i++) out[i] = a[i] - b[i]; break;
-    case BinaryOp::mul: for (int64_t i = i0; i < i1; i++) out[i] = a[i] * b[i]; break;
-    case BinaryOp::div: for (int64_t i = i0; i < i1; i++) out[i] = a[i] / b[i]; break;
+    case BinaryOp::add:
+#pragma omp simd
+      for (int64_t i = i0; i < i1; i++) out[i] = a[i] + b[i];
+      break;
+    case BinaryOp::sub:
+#pragma omp simd
+      for (int64_t i = i0; i < i1; i++) out[i] = a[i] - b[i];
+      break;
+    case BinaryOp::mul:
+#pragma omp simd
+      for (int64_t i = i0; i < i1; i++) out[i] = a[i] * b[i];
+      break;
+    case BinaryOp::div:
+#pragma omp simd
+      for (int64_t i = i0; i < i1; i++) out[i] = a[i] / b[i];
+      break;
   }
+}
+// The flat loops, vectorised per instruction set for f32 (simd.h); the double version is the same loop.
+SG_SIMD_CLONES static void binary_flat(BinaryOp op, const float* a, const float* b, float* out, int64_t i0, int64_t i1) {
+  binary_flat_impl(op, a, b, out, i0, i1);
+}
+static void binary_flat(BinaryOp op, const double* a, const double* b, double* out, int64_t i0, int64_t i1) {
+  binary_flat_impl(op, a, b, out, i0, i1);
 }
 
 template <class T>

@@ -28,7 +28,8 @@
 // ("pack") blocks of A and B into that layout in aligned per-thread buffers before computing. The copy
 // also absorbs the transposes (trans_a / trans_b only change how packing reads) and the edge tiles
 // (panels are padded with zeros to a whole tile). Packing costs O(MK + KN) against the GEMM's O(MNK):
-// negligible for big squares, but 15-25% of the time when M and N are small and K is long (dW below).
+// negligible for big squares, but 15-25% of the time when M and N are small and K is long (weight
+// gradients dW = dYᵀ·X, K = tokens).
 //
 // ---- 3. Cache blocking (sizes for Zen 5: 48 KiB L1d, 1 MiB L2 per core, 32 MiB shared L3) --------
 //   for jc in N by NC:                  B block  [KC, NC] packed -> lives in L3 (KC·NC·4 = 4 MiB)
@@ -51,6 +52,10 @@
 // is along M (rows of C), N (columns) or K (depth), whichever adds the least work (choose_split):
 // cutting M makes every thread pack all of B, cutting K needs a final sum of partial C's. Small
 // problems (under ~1 MFLOP per thread) stay on one thread.
+//
+// ---- What to expect (`seekgrad bench gemm`, 2 Zen 5 cores, FMA peak ~225 GFLOP/s per core) -------
+// 1024³: naive ~2 GFLOP/s; scalar kernel ~35; avx2 ~100; avx512 ~200 on 1 thread (~88% of peak) and
+// ~370-400 on 2 (~80-88%). Linear layers with 2048 tokens: forward and dX 85-95% of peak, dW 65-80%.
 #include "ops/cpu/gemm.h"
 
 #include <algorithm>
@@ -104,6 +109,7 @@ void scale_c(int64_t M, int64_t N, T beta, T* C, int64_t ldc) {
 void gemm_f32_naive(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                     int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   check_gemm_args("gemm_f32_naive", trans_a, trans_b, M, N, K, lda, ldb, ldc);
+  if (alpha == 0.0f) return scale_c(M, N, beta, C, ldc);  // A and B are not read (see gemm.h)
   for (int64_t i = 0; i < M; i++) {
     for (int64_t j = 0; j < N; j++) {
       float sum = 0.0f;
@@ -124,6 +130,7 @@ void gemm_f64(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, doubl
               int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
   check_gemm_args("gemm_f64", trans_a, trans_b, M, N, K, lda, ldb, ldc);
   scale_c(M, N, beta, C, ldc);
+  if (alpha == 0.0) return;  // A and B are not read (see gemm.h)
   for (int64_t i = 0; i < M; i++) {
     double* c_row = C + i * ldc;
     for (int64_t k = 0; k < K; k++) {
@@ -151,14 +158,18 @@ namespace {
 using MicroKernelFn = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha,
                                float beta);
 
-// The portable fallback: plain loops over a 4×16 tile held in a local array.
+// The portable fallback: plain loops over a 4×16 tile held in a local array. `omp simd` asks for the
+// j loop to be vectorised as written (at -O3 GCC 12 otherwise unrolls the tile into 64 scalars and
+// reassembles them with shuffles: 2.5× slower than -O2).
 constexpr int kScalarMR = 4, kScalarNR = 16;
 void micro_kernel_scalar_4x16(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha,
                               float beta) {
   float acc[kScalarMR][kScalarNR] = {};
   for (int64_t k = 0; k < kc; k++) {
-    for (int i = 0; i < kScalarMR; i++)
+    for (int i = 0; i < kScalarMR; i++) {
+#pragma omp simd
       for (int j = 0; j < kScalarNR; j++) acc[i][j] += a[i] * b[j];
+    }
     a += kScalarMR;
     b += kScalarNR;
   }
@@ -624,13 +635,15 @@ double measure_fma_peak_gflops(int threads, double seconds) {
   threads = std::clamp(threads, 1, 256);
   const int saved_threads = num_threads();
   set_num_threads(threads);
-  // Calibrate: time a short run (it also wakes the threads), then size 3 runs to fill `seconds`.
+  // Calibrate: time a short run (it also wakes the threads), then size 10 runs to fill `seconds` and
+  // keep the best: on a busy machine, the run that nothing interrupted.
+  constexpr int kRuns = 10;
   double taken = 0;
   int64_t iters = 100000;
   time_fma_loops(threads, iters, &taken);
-  iters = std::max<int64_t>(1000, (int64_t)(iters * (seconds / 3) / std::max(taken, 1e-6)));
+  iters = std::max<int64_t>(1000, (int64_t)(iters * (seconds / kRuns) / std::max(taken, 1e-6)));
   double best = 0;
-  for (int rep = 0; rep < 3; rep++) best = std::max(best, time_fma_loops(threads, iters, &taken));
+  for (int rep = 0; rep < kRuns; rep++) best = std::max(best, time_fma_loops(threads, iters, &taken));
   set_num_threads(saved_threads);
   return best;
 }

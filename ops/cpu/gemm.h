@@ -7,7 +7,8 @@
 //   op(B) is [K,N]: B itself, stored [K,N] with ldb >= N, or with trans_b, B stored [N,K] with ldb >= K
 //   C     is [M,N], stored with ldc >= N
 //
-// beta == 0 overwrites C without reading it (so C may hold garbage or NaN), as in BLAS.
+// As in BLAS: beta == 0 overwrites C without reading it (so C may hold garbage or NaN), and alpha == 0
+// (or K == 0) leaves C = beta * C without reading A or B.
 //
 // Three versions sit side by side (ops/cpu/gemm.cpp explains the fast one for a student):
 //   gemm_f32_naive   v1: the plain triple loop. The reference every other version is tested against.

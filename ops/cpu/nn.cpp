@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ops/cpu/runtime.h"
+#include "ops/cpu/simd.h"
 
 namespace sg::cpu {
 
@@ -28,36 +29,84 @@ template <class T> static T row_max(const T* row, int64_t cols) {
   return m;
 }
 
+// ---- the row arithmetic of softmax and cross_entropy ---------------------------------------------
+// These kernels spend their time in exp over whole rows (a 4096-wide vocabulary row in cross_entropy).
+// f32 rows run as vectorised loops (ops/cpu/simd.h): exp_f32 instead of a scalar libm call per element,
+// and sums in float over 16 lanes of partial sums. f64 rows keep std::exp and double sums. Naive mode
+// calls the same row functions (it only gives up the threads), so the two modes still agree bit for bit.
+// Measured on the bench-small training step (cross_entropy over 2048 × 4096 logits, softmax of the
+// composite attention): cross_entropy forward + backward ~45 -> ~8 ms per step on one core.
+[[gnu::always_inline]] inline float exp_of(float x) { return exp_f32(x); }
+[[gnu::always_inline]] inline double exp_of(double x) { return std::exp(x); }
+
+// max_c x[c], written as a select so it vectorises
+template <class T> [[gnu::always_inline]] inline T vec_max_impl(const T* x, int64_t n) {
+  T m = x[0];
+#pragma omp simd reduction(max : m)
+  for (int64_t c = 0; c < n; c++) m = x[c] > m ? x[c] : m;
+  return m;
+}
+// y = exp(x − m) / Σ exp(x − m)
+template <class T> [[gnu::always_inline]] inline void softmax_row_impl(const T* x, T* y, int64_t n) {
+  T m = vec_max_impl(x, n), s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t c = 0; c < n; c++) {
+    y[c] = exp_of(x[c] - m);
+    s += y[c];
+  }
+  T inv = T(1) / s;
+#pragma omp simd
+  for (int64_t c = 0; c < n; c++) y[c] *= inv;
+}
+// dx = y ⊙ (dy − Σ dy ⊙ y)
+template <class T> [[gnu::always_inline]] inline void softmax_backward_row_impl(const T* y, const T* dy, T* dx, int64_t n) {
+  T d = 0;
+#pragma omp simd reduction(+ : d)
+  for (int64_t c = 0; c < n; c++) d += dy[c] * y[c];
+#pragma omp simd
+  for (int64_t c = 0; c < n; c++) dx[c] = y[c] * (dy[c] - d);
+}
+// log Σ exp(x) = m + log Σ exp(x − m)
+template <class T> [[gnu::always_inline]] inline double logsumexp_row_impl(const T* x, int64_t n) {
+  T m = vec_max_impl(x, n), s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t c = 0; c < n; c++) s += exp_of(x[c] - m);
+  return (double)m + std::log((double)s);
+}
+// dx = a · exp(x − lse)   (a · softmax)
+template <class T> [[gnu::always_inline]] inline void scaled_softmax_row_impl(const T* x, T lse, T a, T* dx, int64_t n) {
+#pragma omp simd
+  for (int64_t c = 0; c < n; c++) dx[c] = a * exp_of(x[c] - lse);
+}
+SG_SIMD_CLONES static void softmax_row(const float* x, float* y, int64_t n) { softmax_row_impl(x, y, n); }
+static void softmax_row(const double* x, double* y, int64_t n) { softmax_row_impl(x, y, n); }
+SG_SIMD_CLONES static void softmax_backward_row(const float* y, const float* dy, float* dx, int64_t n) {
+  softmax_backward_row_impl(y, dy, dx, n);
+}
+static void softmax_backward_row(const double* y, const double* dy, double* dx, int64_t n) {
+  softmax_backward_row_impl(y, dy, dx, n);
+}
+SG_SIMD_CLONES static double logsumexp_row(const float* x, int64_t n) { return logsumexp_row_impl(x, n); }
+static double logsumexp_row(const double* x, int64_t n) { return logsumexp_row_impl(x, n); }
+SG_SIMD_CLONES static void scaled_softmax_row(const float* x, float lse, float a, float* dx, int64_t n) {
+  scaled_softmax_row_impl(x, lse, a, dx, n);
+}
+static void scaled_softmax_row(const double* x, double lse, double a, double* dx, int64_t n) {
+  scaled_softmax_row_impl(x, lse, a, dx, n);
+}
+
 // ---- softmax ------------------------------------------------------------------------------------
 // y = exp(x − m) / Σ exp(x − m), m = row max (so no exp overflows; the largest term is exp(0) = 1).
 template <class T> void softmax_forward(const T* x, T* y, int64_t rows, int64_t cols) {
   for_rows(rows, cols, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; r++) {
-      const T* xr = x + r * cols;
-      T* yr = y + r * cols;
-      T m = row_max(xr, cols);
-      double s = 0;
-      for (int64_t c = 0; c < cols; c++) {
-        yr[c] = std::exp(xr[c] - m);
-        s += yr[c];
-      }
-      double inv = 1.0 / s;
-      for (int64_t c = 0; c < cols; c++) yr[c] = (T)(yr[c] * inv);
-    }
+    for (int64_t r = r0; r < r1; r++) softmax_row(x + r * cols, y + r * cols, cols);
   });
 }
 
 // dx_c = Σ_k dy_k ∂y_k/∂x_c = Σ_k dy_k y_k (δ_kc − y_c) = y_c (dy_c − Σ_k dy_k y_k)
 template <class T> void softmax_backward(const T* y, const T* dy, T* dx, int64_t rows, int64_t cols) {
   for_rows(rows, cols, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; r++) {
-      const T *yr = y + r * cols, *dyr = dy + r * cols;
-      T* dxr = dx + r * cols;
-      double dot = 0;
-      for (int64_t c = 0; c < cols; c++) dot += (double)dyr[c] * yr[c];
-      T d = (T)dot;
-      for (int64_t c = 0; c < cols; c++) dxr[c] = yr[c] * (dyr[c] - d);
-    }
+    for (int64_t r = r0; r < r1; r++) softmax_backward_row(y + r * cols, dy + r * cols, dx + r * cols, cols);
   });
 }
 
@@ -104,10 +153,7 @@ void cross_entropy_forward(const T* logits, const int64_t* targets, T* lse, T* l
         continue;
       }
       const T* xr = logits + r * V;
-      T m = row_max(xr, V);
-      double s = 0;
-      for (int64_t c = 0; c < V; c++) s += std::exp(xr[c] - m);
-      double l = (double)m + std::log(s);
+      double l = logsumexp_row(xr, V);
       lse[r] = (T)l;
       loss[r] = (T)(l - (double)xr[targets[r]]);
     }
@@ -126,24 +172,75 @@ void cross_entropy_backward(const T* logits, const int64_t* targets, const T* ls
         for (int64_t c = 0; c < V; c++) dr[c] = T(0);
         continue;
       }
-      for (int64_t c = 0; c < V; c++) dr[c] = scale * std::exp(xr[c] - lse[r]);
+      scaled_softmax_row(xr, lse[r], scale, dr, V);
       dr[targets[r]] -= scale;
     }
   });
 }
 
 // ---- rms_norm -----------------------------------------------------------------------------------
+// One row of each, in double as before; marked `omp simd` and, for f32, compiled per instruction set
+// (simd.h), so the double sums run 8 lanes wide instead of one value at a time. Both modes call the same
+// functions. Measured on the bench-small step (17 rms_norms of [2048, ≤256]): ~17 -> ~6 ms on one core.
+template <class T>
+[[gnu::always_inline]] inline T rms_norm_row_impl(const T* x, const T* weight, T* y, int64_t D, double eps) {
+  double ss = 0;
+#pragma omp simd reduction(+ : ss)
+  for (int64_t c = 0; c < D; c++) ss += (double)x[c] * x[c];
+  T rs = (T)(1.0 / std::sqrt(ss / (double)D + eps));
+#pragma omp simd
+  for (int64_t c = 0; c < D; c++) y[c] = (x[c] * rs) * weight[c];
+  return rs;
+}
+template <class T>
+[[gnu::always_inline]] inline void rms_norm_backward_row_impl(const T* x, const T* weight, double rs, const T* dy, T* dx,
+                                                              int64_t D) {
+  double dot = 0;
+#pragma omp simd reduction(+ : dot)
+  for (int64_t c = 0; c < D; c++) dot += (double)weight[c] * dy[c] * x[c];
+  double k = rs * rs * rs * dot / (double)D;
+#pragma omp simd
+  for (int64_t c = 0; c < D; c++) dx[c] = (T)(rs * (double)weight[c] * dy[c] - (double)x[c] * k);
+}
+// dweight[c0, c1) = Σ_rows dy x rstd, one column block (each thread owns its columns, so the sums are
+// deterministic and need no reduction across threads).
+template <class T>
+[[gnu::always_inline]] inline void rms_norm_dweight_impl(const T* x, const T* rstd, const T* dy, T* dweight, int64_t rows,
+                                                         int64_t D, int64_t c0, int64_t c1, double* acc) {
+  for (int64_t c = c0; c < c1; c++) acc[c - c0] = 0;
+  for (int64_t r = 0; r < rows; r++) {
+    const T *xr = x + r * D, *dyr = dy + r * D;
+    double rs = rstd[r];
+#pragma omp simd
+    for (int64_t c = c0; c < c1; c++) acc[c - c0] += (double)dyr[c] * xr[c] * rs;
+  }
+  for (int64_t c = c0; c < c1; c++) dweight[c] = (T)acc[c - c0];
+}
+SG_SIMD_CLONES static float rms_norm_row(const float* x, const float* w, float* y, int64_t D, double eps) {
+  return rms_norm_row_impl(x, w, y, D, eps);
+}
+static double rms_norm_row(const double* x, const double* w, double* y, int64_t D, double eps) {
+  return rms_norm_row_impl(x, w, y, D, eps);
+}
+SG_SIMD_CLONES static void rms_norm_backward_row(const float* x, const float* w, double rs, const float* dy, float* dx,
+                                                 int64_t D) {
+  rms_norm_backward_row_impl(x, w, rs, dy, dx, D);
+}
+static void rms_norm_backward_row(const double* x, const double* w, double rs, const double* dy, double* dx, int64_t D) {
+  rms_norm_backward_row_impl(x, w, rs, dy, dx, D);
+}
+SG_SIMD_CLONES static void rms_norm_dweight(const float* x, const float* rstd, const float* dy, float* dweight,
+                                            int64_t rows, int64_t D, int64_t c0, int64_t c1, double* acc) {
+  rms_norm_dweight_impl(x, rstd, dy, dweight, rows, D, c0, c1, acc);
+}
+static void rms_norm_dweight(const double* x, const double* rstd, const double* dy, double* dweight, int64_t rows,
+                             int64_t D, int64_t c0, int64_t c1, double* acc) {
+  rms_norm_dweight_impl(x, rstd, dy, dweight, rows, D, c0, c1, acc);
+}
+
 template <class T> void rms_norm_forward(const T* x, const T* weight, T* y, T* rstd, int64_t rows, int64_t D, double eps) {
   for_rows(rows, D, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; r++) {
-      const T* xr = x + r * D;
-      T* yr = y + r * D;
-      double ss = 0;
-      for (int64_t c = 0; c < D; c++) ss += (double)xr[c] * xr[c];
-      T rs = (T)(1.0 / std::sqrt(ss / (double)D + eps));
-      rstd[r] = rs;
-      for (int64_t c = 0; c < D; c++) yr[c] = (xr[c] * rs) * weight[c];
-    }
+    for (int64_t r = r0; r < r1; r++) rstd[r] = rms_norm_row(x + r * D, weight, y + r * D, D, eps);
   });
 }
 
@@ -167,16 +264,15 @@ template <class T>
 void rms_norm_backward(const T* x, const T* weight, const T* rstd, const T* dy, T* dx, T* dweight, int64_t rows,
                        int64_t D) {
   for_rows(rows, D, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; r++) {
-      const T *xr = x + r * D, *dyr = dy + r * D;
-      T* dxr = dx + r * D;
-      double rs = rstd[r], dot = 0;
-      for (int64_t c = 0; c < D; c++) dot += (double)weight[c] * dyr[c] * xr[c];
-      double k = rs * rs * rs * dot / (double)D;
-      for (int64_t c = 0; c < D; c++) dxr[c] = (T)(rs * (double)weight[c] * dyr[c] - (double)xr[c] * k);
-    }
+    for (int64_t r = r0; r < r1; r++) rms_norm_backward_row(x + r * D, weight, (double)rstd[r], dy + r * D, dx + r * D, D);
   });
-  if (dweight) column_sums(rows, D, dweight, [&](int64_t r, int64_t c) { return (double)dy[r * D + c] * x[r * D + c] * rstd[r]; });
+  if (!dweight) return;
+  auto body = [&](int64_t c0, int64_t c1) {
+    std::vector<double> acc(c1 - c0);
+    rms_norm_dweight(x, rstd, dy, dweight, rows, D, c0, c1, acc.data());
+  };
+  if (naive_kernels()) body(0, D);
+  else parallel_for(D, std::max<int64_t>(16, 16384 / std::max<int64_t>(rows, 1)), body);
 }
 
 // ---- layer_norm ---------------------------------------------------------------------------------

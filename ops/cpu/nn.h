@@ -8,7 +8,9 @@
 // loop on the calling thread (same arithmetic, same order inside a row, so the results agree).
 //
 // Precision: T is float or double; sums over a row (exp sums, means, variances, dot products)
-// accumulate in double, the stored outputs are T.
+// accumulate in double, the stored outputs are T. Exception: softmax and cross_entropy sum in T, in
+// vectorised loops; their f32 rows take exp from exp_f32 (ops/cpu/simd.h, ~1e−7 relative). Exception: the fast f32 path of softmax and
+// cross_entropy (vectorised loops with exp_f32 from simd.h, float sums; ~1e−6 relative to the naive loop).
 //
 // What this is not: autograd. These functions know nothing about Tensor or the tape.
 #pragma once

@@ -3,6 +3,7 @@
 //   * layer 0 of the official code's tiny model (tests/fixtures/tiny_v2lite) reproduced in both modes,
 //     its RoPE table and softmax_scale;
 //   * naive == absorbed on random weights, with and without q-LoRA;
+//   * the fused attention core == its composite twin (SEEKGRAD_NAIVE), values and gradients, both modes;
 //   * incremental decoding with each cache == the full forward, token by token and in chunks;
 //   * float64 gradcheck of both paths w.r.t. x and every weight;
 //   * cache bytes per token; errors naming the module and the shapes.
@@ -225,6 +226,43 @@ TEST_CASE("mla: naive and absorbed agree on random weights, with and without q-L
       CHECK_MESSAGE(m <= 1e-4, params[i].first << " gradient differs by " << m);
     }
   }
+}
+
+// The attention core runs the fused kernel (ops/attention.h) by default and its composite twin — matmul,
+// mask, softmax, matmul — under SEEKGRAD_NAIVE; both give the same numbers and gradients, in both modes.
+TEST_CASE("mla: the fused attention core equals the composite one, values and gradients, both modes") {
+  ModelArgs args = small_args(24);
+  Rng rng(11);
+  MLA attn(args, rng);
+  randomise_norms(attn, rng);
+  RopeTable rope(args);
+  Tensor x = Tensor::randn({2, 9, args.dim}, rng).requires_grad_();
+  NamedParameters params = attn.named_parameters();
+  const bool was_naive = naive_kernels();
+  for (MLAMode mode : {MLAMode::naive, MLAMode::absorbed})
+    for (int64_t start_pos : {0, 5}) {
+      CAPTURE(mla_mode_name(mode));
+      CAPTURE(start_pos);
+      std::vector<Tensor> outs;
+      std::vector<std::vector<double>> grads[2];
+      for (int composite = 0; composite < 2; composite++) {
+        set_naive_kernels(composite == 1);
+        for (auto& [name, t] : params) t->zero_grad();
+        x.zero_grad();
+        Tensor y = attn.forward(x, start_pos, rope, nullptr, mode);
+        sum(square(y)).backward();
+        outs.push_back(y.detach());
+        grads[composite].push_back(x.grad().to_f64_vector());
+        for (auto& [name, t] : params) grads[composite].push_back(t->grad().to_f64_vector());
+      }
+      set_naive_kernels(was_naive);
+      CHECK(max_abs_diff(outs[0], outs[1]) <= 1e-5);
+      for (size_t i = 0; i < grads[0].size(); i++) {
+        double m = 0;
+        for (size_t j = 0; j < grads[0][i].size(); j++) m = std::max(m, std::abs(grads[0][i][j] - grads[1][i][j]));
+        CHECK_MESSAGE(m <= 1e-4, (i == 0 ? std::string("x") : params[i - 1].first) << " gradient differs by " << m);
+      }
+    }
 }
 
 // ---- (c) incremental decoding == the full forward ----------------------------------------------

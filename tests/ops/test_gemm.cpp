@@ -48,7 +48,7 @@ struct GemmData {
   }
 };
 
-// Runs `kernel` (or the naive loop for kernel == nullopt-like `naive`) and returns C.
+// C after gemm_f32_with(kernel, ...), or after gemm_f32_naive(...) when `naive`, on a copy of d.c.
 std::vector<float> run_gemm(const GemmShape& s, const GemmData& d, bool naive, GemmKernel kernel) {
   std::vector<float> c = d.c;
   if (naive)
@@ -94,9 +94,11 @@ std::vector<GemmShape> test_shapes() {
   shapes.push_back({37, 53, 19, true, true, 1, 2, 3, -1.5f, 1.0f});
   shapes.push_back({50, 41, 23, true, false, 9, 0, 4, 2.0f, -0.75f});
   shapes.push_back({50, 41, 23, false, true, 0, 6, 1, 1.0f, 0.5f});
-  // Blocks larger than one cache block in every dimension (K > 384, M > 168, N crossing tiles).
+  // More than one cache block (ops/cpu/gemm.cpp §3) along K and M (K > KC = 512, M > MC = 168), and
+  // along N (N > NC = 2048, on one thread: under 1 MFLOP per thread).
   shapes.push_back({300, 90, 800, false, true, 0, 0, 0, 1.0f, 1.0f});
-  shapes.push_back({180, 270, 500, true, false, 2, 3, 4, 0.25f, 2.0f});
+  shapes.push_back({180, 270, 1100, true, false, 2, 3, 4, 0.25f, 2.0f});
+  shapes.push_back({5, 4200, 20, false, false, 0, 0, 0, 1.0f, 0.5f});
   return shapes;
 }
 
@@ -135,7 +137,7 @@ TEST_CASE("gemm_f32: avx512 micro-kernel matches the naive loop") {
   check_kernel_against_naive(GemmKernel::avx512);
 }
 
-TEST_CASE("gemm_f32: automatic picks the widest kernel the CPU has, unknown kernels throw") {
+TEST_CASE("gemm_f32: automatic picks the widest kernel the CPU has, missing kernels and short strides throw") {
   const char* best = sg::cpu::gemm_kernel_name(GemmKernel::automatic);
   if (sg::cpu_has_avx512())
     CHECK(std::string(best) == "avx512");
@@ -167,7 +169,7 @@ TEST_CASE("gemm_f32: a 2x2 product by hand, every kernel and the naive switch") 
   CHECK(std::vector<float>(C, C + 4) == std::vector<float>{35, 47, 79, 107});
 }
 
-TEST_CASE("gemm_f32: beta = 0 overwrites NaN in C; K = 0 and alpha = 0 give beta * C") {
+TEST_CASE("gemm_f32: beta = 0 overwrites NaN in C, K = 0 and alpha = 0 give beta * C") {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   for (GemmKernel kernel : available_kernels()) {
     for (int64_t m : {5, 40}) {  // 40×40 covers full tiles, 5×5 only edge tiles
@@ -189,28 +191,35 @@ TEST_CASE("gemm_f32: beta = 0 overwrites NaN in C; K = 0 and alpha = 0 give beta
   float c[3] = {1, 2, 3};  // K = 0, beta = 2: C doubles, A and B are never read
   sg::cpu::gemm_f32(false, false, 1, 3, 0, 1.0f, nullptr, 1, nullptr, 3, 2.0f, c, 3);
   CHECK(std::vector<float>(c, c + 3) == std::vector<float>{2, 4, 6});
-  float a[2] = {nan, nan}, b[2] = {1, 1};  // alpha = 0: A and B are not used
+  float a[2] = {nan, nan}, b[2] = {1, 1};  // alpha = 0: A and B are not read, by every version
   sg::cpu::gemm_f32(false, false, 1, 1, 2, 0.0f, a, 2, b, 1, 0.5f, c, 3);
   CHECK(c[0] == 1);
+  sg::cpu::gemm_f32_naive(false, false, 1, 1, 2, 0.0f, a, 2, b, 1, 0.5f, c, 3);
+  CHECK(c[0] == 0.5f);
+  double a64[2] = {(double)nan, (double)nan}, b64[2] = {1, 1}, c64 = 3;
+  sg::cpu::gemm_f64(false, false, 1, 1, 2, 0.0, a64, 2, b64, 1, 0.5, &c64, 1);
+  CHECK(c64 == 1.5);
 }
 
-TEST_CASE("gemm_f32: two threads give the single-thread result") {
+TEST_CASE("gemm_f32: 2 and 3 threads give the single-thread result, for every way of splitting") {
   const int saved = sg::num_threads();
-  // Shapes split over M (M >= N) and over N, large enough to be given two threads.
+  // Large enough to be given several threads; split along M (rows), N (columns) and K (depth: M and N
+  // small, K long, as in dW = dYᵀ·X), the last with beta != 0 so the partial sums must not re-apply it.
   for (GemmShape s : {GemmShape{301, 64, 200, false, true}, GemmShape{40, 517, 300, true, false},
-                      GemmShape{128, 128, 1100, true, false, 0, 0, 0, 1.0f, 0.5f}}) {
+                      GemmShape{128, 100, 1100, true, false, 0, 0, 0, 1.5f, 0.5f}}) {
     GemmData d(s, 11);
     sg::set_num_threads(1);
     const std::vector<float> one = run_gemm(s, d, false, GemmKernel::automatic);
-    sg::set_num_threads(2);
-    const std::vector<float> two = run_gemm(s, d, false, GemmKernel::automatic);
-    check_close(s, d, two, one, tolerance(s));
-    check_close(s, d, two, run_gemm(s, d, true, GemmKernel::automatic), tolerance(s));
+    check_close(s, d, one, run_gemm(s, d, true, GemmKernel::automatic), tolerance(s));
+    for (int threads : {2, 3}) {
+      sg::set_num_threads(threads);
+      check_close(s, d, run_gemm(s, d, false, GemmKernel::automatic), one, tolerance(s));
+    }
   }
   sg::set_num_threads(saved);
 }
 
-TEST_CASE("gemm_f64 matches the direct formula C[i,j] = alpha * sum_k op(A)[i,k] op(B)[k,j] + beta * C[i,j]") {
+TEST_CASE("gemm_f64 matches the direct formula alpha * sum_k op(A)(i,k) op(B)(k,j) + beta * C(i,j)") {
   sg::Rng rng(3);
   for (int t = 0; t < 4; t++) {
     const bool trans_a = t & 1, trans_b = t & 2;

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -40,8 +41,7 @@ struct Timing {
 };
 
 // Times fn() after one warm-up call: repeats until min_seconds have passed (at least 3 times).
-template <typename Fn>
-Timing time_it(Fn&& fn, double min_seconds) {
+Timing time_it(const std::function<void()>& fn, double min_seconds) {
   fn();
   std::vector<double> ms;
   double total = 0;
