@@ -161,18 +161,6 @@ void zero_grads(const std::vector<Tensor>& ts) {
   for (Tensor t : ts) t.zero_grad();
 }
 
-// Max |grad a - grad b| over two lists of leaves (an absent gradient counts as zeros).
-double max_grad_diff(const std::vector<Tensor>& a, const std::vector<Tensor>& b) {
-  double m = 0;
-  for (size_t i = 0; i < a.size(); i++) {
-    Tensor ga = a[i].grad(), gb = b[i].grad();
-    Tensor za = ga.defined() ? ga : Tensor::zeros(a[i].shape(), a[i].dtype());
-    Tensor zb = gb.defined() ? gb : Tensor::zeros(b[i].shape(), b[i].dtype());
-    m = std::max(m, max_abs_diff(za, zb));
-  }
-  return m;
-}
-
 // Scale a gate so its routing margins are large: pick the first seed whose inputs route with a margin
 // above `min_margin` (a deterministic search, so the test never depends on luck).
 Tensor input_with_margin(const std::function<double(const Tensor&)>& margin_of, const Shape& shape, DType dtype,
