@@ -9,6 +9,8 @@
 //   * cache bytes per token; errors naming the module and the shapes.
 #include <doctest/doctest.h>
 
+#include "tests/test_util.h"
+
 #include <cmath>
 #include <functional>
 #include <memory>
@@ -29,28 +31,14 @@
 #endif
 
 using namespace sg;
+using sg::test::error_of;
+using sg::test::kFixtures;
+using sg::test::max_abs_diff;
 
 namespace {
 
-const std::string kFixtures = std::string(SEEKGRAD_SOURCE_DIR) + "/tests/fixtures/tiny_v2lite/";
 
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  REQUIRE_MESSAGE(a.shape() == b.shape(), a.describe() << " vs " << b.describe());
-  std::vector<double> x = a.to_f64_vector(), y = b.to_f64_vector();
-  double m = 0;
-  for (size_t i = 0; i < x.size(); i++) m = std::max(m, std::abs(x[i] - y[i]));
-  return m;
-}
 
-// The message of the exception `f` throws ("" if it does not throw).
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
 
 // Runs a scope on one thread, restoring the thread count after.
 struct OneThread {

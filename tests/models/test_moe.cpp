@@ -11,6 +11,8 @@
 //     inputs whose routing margins are far above the finite-difference step.
 #include <doctest/doctest.h>
 
+#include "tests/test_util.h"
+
 #include <algorithm>
 #include <cmath>
 #include <functional>
@@ -39,27 +41,14 @@
 #endif
 
 using namespace sg;
+using sg::test::error_of;
+using sg::test::kFixtures;
+using sg::test::max_abs_diff;
 
 namespace {
 
-const std::string kFixtures = std::string(SEEKGRAD_SOURCE_DIR) + "/tests/fixtures/tiny_v2lite/";
 
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  REQUIRE_MESSAGE(a.shape() == b.shape(), a.describe() << " vs " << b.describe());
-  std::vector<double> x = a.to_f64_vector(), y = b.to_f64_vector();
-  double m = 0;
-  for (size_t i = 0; i < x.size(); i++) m = std::max(m, std::abs(x[i] - y[i]));
-  return m;
-}
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 // The tiny gradcheck config of the brief: dim 8, 4 experts, top-2, inter 4.

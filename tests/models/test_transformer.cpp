@@ -11,6 +11,8 @@
 //   * sampling: deterministic by seed, top-k / top-p filters on a hand-made distribution.
 #include <doctest/doctest.h>
 
+#include "tests/test_util.h"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -41,28 +43,16 @@
 #endif
 
 using namespace sg;
+using sg::test::error_of;
+using sg::test::kFixtures;
+using sg::test::max_abs_diff;
 namespace fs = std::filesystem;
 
 namespace {
 
 const std::string kFixture = std::string(SEEKGRAD_SOURCE_DIR) + "/tests/fixtures/tiny_v2lite";
 
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  REQUIRE_MESSAGE(a.shape() == b.shape(), a.describe() << " vs " << b.describe());
-  std::vector<double> x = a.to_f64_vector(), y = b.to_f64_vector();
-  double m = 0;
-  for (size_t i = 0; i < x.size(); i++) m = std::max(m, std::abs(x[i] - y[i]));
-  return m;
-}
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
