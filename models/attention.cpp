@@ -9,6 +9,7 @@
 #include "ops/cpu/copy.h"
 #include "ops/dispatch.h"
 #include "ops/ops.h"
+#include "models/kv_cache.h"
 
 namespace sg {
 
@@ -30,27 +31,6 @@ int64_t KVCache::bytes_per_token() const {
   return 2 * n_kv_heads * head_dim * (int64_t)dtype_size(k.defined() ? k.dtype() : DType::f32);
 }
 int64_t KVCache::bytes() const { return bytes_per_token() * max_batch_size * max_seq_len; }
-
-// cache[0:B, start_pos:start_pos+S] = values [B,S,Hkv,hd]. A value copy, outside the tape.
-static void write_cache(const Tensor& cache, const Tensor& values, int64_t start_pos) {
-  NoGradGuard no_grad;
-  Tensor dst = narrow(narrow(cache, 0, 0, values.size(0)), 1, start_pos, values.size(1));
-  Tensor src = values.detach();
-  dispatch_float(cache.dtype(), "attention", [&]<class T>() {
-    cpu::strided_copy(src.shape(), src.data<T>(), src.strides(), dst.data<T>(), dst.strides());
-  });
-}
-
-// The keys (or values) the queries attend over: [B, start_pos + S, Hkv, hd].
-//   grad mode off: the cache rows [0, start_pos + S) (just written) — a view, no copy.
-//   grad mode on:  cat(cache rows [0, start_pos) as constants, `current` with its history).
-static Tensor read_cache(const Tensor& cache, const Tensor& current, int64_t start_pos) {
-  int64_t B = current.size(0), S = current.size(1);
-  Tensor mine = narrow(cache, 0, 0, B);
-  if (!grad_enabled()) return narrow(mine, 1, 0, start_pos + S);
-  if (start_pos == 0) return current;
-  return cat({narrow(mine, 1, 0, start_pos), current}, 1);
-}
 
 // ---- the module --------------------------------------------------------------------------------
 
@@ -171,10 +151,10 @@ Tensor Attention::forward(const Tensor& x, int64_t start_pos, const RopeTable& r
     if (start_pos + S > cache->max_seq_len)
       fail("positions " + std::to_string(start_pos) + " + S " + std::to_string(S) + " run past the cache's max_seq_len " +
            std::to_string(cache->max_seq_len));
-    write_cache(cache->k, k, start_pos);
-    write_cache(cache->v, v, start_pos);
-    keys = read_cache(cache->k, k, start_pos);
-    values = read_cache(cache->v, v, start_pos);
+    write_cache_rows(cache->k, k, start_pos);
+    write_cache_rows(cache->v, v, start_pos);
+    keys = read_cache_rows(cache->k, k, start_pos);
+    values = read_cache_rows(cache->v, v, start_pos);
   }
 
   // attend: query s at key position (T − S) + s sees keys [0, T − S + s]

@@ -12,6 +12,7 @@
 #include "ops/cpu/copy.h"
 #include "ops/dispatch.h"
 #include "ops/ops.h"
+#include "models/kv_cache.h"
 
 namespace sg {
 
@@ -20,27 +21,6 @@ namespace {
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
 std::string described(const Tensor& t) { return t.defined() ? t.describe() : std::string("(undefined)"); }
-
-// cache[0:B, start_pos:start_pos+S, ...] = values [B,S,...]. A value copy, outside the tape.
-void write_cache(const Tensor& cache, const Tensor& values, int64_t start_pos) {
-  NoGradGuard no_grad;
-  Tensor dst = narrow(narrow(cache, 0, 0, values.size(0)), 1, start_pos, values.size(1));
-  Tensor src = values.detach();
-  dispatch_float(cache.dtype(), "dsa", [&]<class T>() {
-    cpu::strided_copy(src.shape(), src.data<T>(), src.strides(), dst.data<T>(), dst.strides());
-  });
-}
-
-// The keys the queries see: [B, start_pos + S, ...] (as in mla.cpp).
-//   grad mode off: the cache rows [0, start_pos + S), just written — a view, no copy.
-//   grad mode on:  cat(cache rows [0, start_pos) as constants, `current` with its history).
-Tensor read_cache(const Tensor& cache, const Tensor& current, int64_t start_pos) {
-  int64_t B = current.size(0), S = current.size(1);
-  Tensor mine = narrow(cache, 0, 0, B);
-  if (!grad_enabled()) return narrow(mine, 1, 0, start_pos + S);
-  if (start_pos == 0) return current;
-  return cat({narrow(mine, 1, 0, start_pos), current}, 1);
-}
 
 // Additive causal mask [S, T]: −inf where key position key_start + t > query position start_pos + s.
 Tensor causal_mask(int64_t S, int64_t T, int64_t key_start, int64_t start_pos, DType dtype) {
@@ -243,8 +223,8 @@ Tensor Indexer::scores(const Tensor& x, const Tensor& qr, int64_t start_pos, con
   Tensor keys = k;  // [B,T,d_I]
   int64_t key_start = start_pos;
   if (cache) {
-    write_cache(cache->k_cache, k, start_pos);
-    keys = read_cache(cache->k_cache, k, start_pos);
+    write_cache_rows(cache->k_cache, k, start_pos);
+    keys = read_cache_rows(cache->k_cache, k, start_pos);
     key_start = 0;
   }
   const int64_t T = keys.size(1);
@@ -358,8 +338,8 @@ DSAStep attend_selected(const DSA& m, const MLAProjections& P, int64_t start_pos
   Tensor c_rows, pe_rows;
   int64_t T = S, row_stride = S, key_start = start_pos;
   if (cache) {
-    write_cache(cache->kv_cache, P.c, start_pos);
-    write_cache(cache->pe_cache, P.k_pe, start_pos);
+    write_cache_rows(cache->kv_cache, P.c, start_pos);
+    write_cache_rows(cache->pe_cache, P.k_pe, start_pos);
     T = start_pos + S;
     key_start = 0;
     if (!grad_enabled()) {  // decoding: gather straight from the whole cache buffer, no copy of the T rows
@@ -368,8 +348,8 @@ DSAStep attend_selected(const DSA& m, const MLAProjections& P, int64_t start_pos
       pe_rows = reshape(cache->pe_cache, {cache->max_batch_size * row_stride, dr});
     } else {
       row_stride = T;
-      c_rows = reshape(contiguous(read_cache(cache->kv_cache, P.c, start_pos)), {B * T, r});
-      pe_rows = reshape(contiguous(read_cache(cache->pe_cache, P.k_pe, start_pos)), {B * T, dr});
+      c_rows = reshape(contiguous(read_cache_rows(cache->kv_cache, P.c, start_pos)), {B * T, r});
+      pe_rows = reshape(contiguous(read_cache_rows(cache->pe_cache, P.k_pe, start_pos)), {B * T, dr});
     }
   } else {
     c_rows = reshape(contiguous(P.c), {B * S, r});

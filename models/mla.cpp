@@ -12,6 +12,7 @@
 #include "ops/cpu/runtime.h"
 #include "ops/dispatch.h"
 #include "ops/ops.h"
+#include "models/kv_cache.h"
 
 namespace sg {
 
@@ -51,27 +52,6 @@ int64_t MLACache::bytes_per_token() const {
 }
 
 int64_t MLACache::bytes() const { return bytes_per_token() * max_batch_size * max_seq_len; }
-
-// cache[0:B, start_pos:start_pos+S, ...] = values [B,S,...]. A value copy, outside the tape.
-static void write_cache(const Tensor& cache, const Tensor& values, int64_t start_pos) {
-  NoGradGuard no_grad;
-  Tensor dst = narrow(narrow(cache, 0, 0, values.size(0)), 1, start_pos, values.size(1));
-  Tensor src = values.detach();
-  dispatch_float(cache.dtype(), "mla", [&]<class T>() {
-    cpu::strided_copy(src.shape(), src.data<T>(), src.strides(), dst.data<T>(), dst.strides());
-  });
-}
-
-// The keys/latents the queries attend over: [B, start_pos + S, ...].
-//   grad mode off: the cache itself, rows [0, start_pos + S) (just written) — a view, no copy.
-//   grad mode on:  cat(cache rows [0, start_pos) as constants, `current` with its history).
-static Tensor read_cache(const Tensor& cache, const Tensor& current, int64_t start_pos) {
-  int64_t B = current.size(0), S = current.size(1);
-  Tensor mine = narrow(cache, 0, 0, B);
-  if (!grad_enabled()) return narrow(mine, 1, 0, start_pos + S);
-  if (start_pos == 0) return current;
-  return cat({narrow(mine, 1, 0, start_pos), current}, 1);
-}
 
 // Additive causal mask [S, T]: −inf where key position key_start + t > query position start_pos + s.
 static Tensor causal_mask(int64_t S, int64_t T, int64_t key_start, int64_t start_pos, DType dtype) {
@@ -258,10 +238,10 @@ Tensor MLA::forward_naive(const Tensor& q_nope, const Tensor& q_pe, const Tensor
   Tensor keys = k, values = v;  // [B,T,H,dn+dr], [B,T,H,dv]
   int64_t key_start = start_pos;
   if (cache) {
-    write_cache(cache->k_cache, k, start_pos);
-    write_cache(cache->v_cache, v, start_pos);
-    keys = read_cache(cache->k_cache, k, start_pos);
-    values = read_cache(cache->v_cache, v, start_pos);
+    write_cache_rows(cache->k_cache, k, start_pos);
+    write_cache_rows(cache->v_cache, v, start_pos);
+    keys = read_cache_rows(cache->k_cache, k, start_pos);
+    values = read_cache_rows(cache->v_cache, v, start_pos);
     key_start = 0;
   }
   const int64_t T = keys.size(1);
@@ -300,10 +280,10 @@ Tensor MLA::forward_absorbed(const Tensor& q_nope, const Tensor& q_pe, const Ten
   Tensor latents = c, rope_keys = k_pe;  // [B,T,r], [B,T,dr]
   int64_t key_start = start_pos;
   if (cache) {
-    write_cache(cache->kv_cache, c, start_pos);
-    write_cache(cache->pe_cache, k_pe, start_pos);
-    latents = read_cache(cache->kv_cache, c, start_pos);
-    rope_keys = read_cache(cache->pe_cache, k_pe, start_pos);
+    write_cache_rows(cache->kv_cache, c, start_pos);
+    write_cache_rows(cache->pe_cache, k_pe, start_pos);
+    latents = read_cache_rows(cache->kv_cache, c, start_pos);
+    rope_keys = read_cache_rows(cache->pe_cache, k_pe, start_pos);
     key_start = 0;
   }
   const int64_t T = latents.size(1);
