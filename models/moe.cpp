@@ -225,27 +225,30 @@ MoE::MoE(const ModelArgs& args, Rng& rng, DType dtype)
 }
 
 // y = Σ_k w_k · Expert_{idx_k}(x) + Shared(x)   (DEEPSEEK.md §5 step 6)
-Tensor MoE::forward(const Tensor& x) {
+MoEOutput MoE::forward_routed(const Tensor& x) const {
   if (x.dim() < 2 || x.size(-1) != dim)
     moe_error("MoE", "x " + shape_str(x.shape()) + " must be [..., " + std::to_string(dim) + "]");
-  last_input_shape = x.shape();
+  MoEOutput out;
+  out.input_shape = x.shape();
   Tensor xf = reshape(x, {-1, dim});  // [N, dim], N = B·S
   {
     ScopeGuard scope("gate");
-    last_gate = gate.forward(xf);
+    out.gate = gate.forward(xf);
   }
-  Tensor y = dispatch_experts(xf, last_gate.weights, last_gate.indices, experts, -1, &last_stats);
+  Tensor y = dispatch_experts(xf, out.gate.weights, out.gate.indices, experts, -1, &out.stats);
   if (has_shared) {
     ScopeGuard scope("shared_experts");
     y = add(y, shared_experts.forward(xf));
   }
-  return reshape(y, x.shape());
+  out.y = reshape(y, x.shape());
+  return out;
 }
 
-Tensor MoE::balance_loss(double alpha) const {
-  if (last_input_shape.size() != 3 || !last_gate.scores.defined())
-    moe_error("MoE::balance_loss", "needs a previous forward on a [B, S, dim] input (last input: " + shape_str(last_input_shape) + ")");
-  return seq_balance_loss(last_gate.scores, last_gate.indices, last_input_shape[0], last_input_shape[1], alpha);
+Tensor MoE::balance_loss(const MoEOutput& out, double alpha) {
+  if (out.input_shape.size() != 3 || !out.gate.scores.defined())
+    moe_error("MoE::balance_loss", "needs the output of a forward on a [B, S, dim] input (its input: " +
+                                       shape_str(out.input_shape) + ")");
+  return seq_balance_loss(out.gate.scores, out.gate.indices, out.input_shape[0], out.input_shape[1], alpha);
 }
 
 void MoE::parameters(const std::string& prefix, NamedParameters& out) {
@@ -284,20 +287,22 @@ int64_t StandardMoE::capacity(int64_t n_tokens) const {
   return (int64_t)std::ceil(capacity_factor * (double)(n_tokens * topk) / (double)n_experts);
 }
 
-Tensor StandardMoE::forward(const Tensor& x) {
+StandardMoEOutput StandardMoE::forward_routed(const Tensor& x) const {
   if (x.dim() < 2 || x.size(-1) != dim)
     moe_error("StandardMoE", "x " + shape_str(x.shape()) + " must be [..., " + std::to_string(dim) + "]");
+  StandardMoEOutput out;
   Tensor xf = reshape(x, {-1, dim});
   {
     ScopeGuard scope("gate");
     Tensor probs = softmax(gate.forward(xf), -1);                 // p [N, E]
     Tensor idx = route_select(probs, Tensor(), 1, 1, topk);        // top-k of p
     Tensor w = route_weights(probs, idx, true, 1.0);               // p[idx] / Σ_k p[idx]
-    last_gate = {w, idx, probs};
-    last_aux_loss = switch_aux_loss(probs, idx);
+    out.gate = {w, idx, probs};
+    out.aux_loss = switch_aux_loss(probs, idx);
   }
-  Tensor y = dispatch_experts(xf, last_gate.weights, last_gate.indices, experts, capacity(xf.size(0)), &last_stats);
-  return reshape(y, x.shape());
+  Tensor y = dispatch_experts(xf, out.gate.weights, out.gate.indices, experts, capacity(xf.size(0)), &out.stats);
+  out.y = reshape(y, x.shape());
+  return out;
 }
 
 void StandardMoE::parameters(const std::string& prefix, NamedParameters& out) {

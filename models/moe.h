@@ -39,7 +39,7 @@
 
 namespace sg {
 
-// Load per expert and how uneven it is; each MoE forward fills one (`last_stats`).
+// Load per expert and how uneven it is; each MoE forward returns one with its output (MoEOutput).
 struct RoutingStats {
   std::vector<int64_t> tokens_per_expert;  // (token, k) assignments routed to each expert, before dropping
   double max_over_mean = 0;                // max_i load_i / mean load (1 = perfectly balanced)
@@ -107,6 +107,15 @@ Tensor dispatch_experts(const Tensor& x, const Tensor& weights, const Tensor& in
                         int64_t capacity = -1, RoutingStats* stats = nullptr);
 
 // ---- DeepSeekMoE ------------------------------------------------------------------------------
+// What one MoE forward computed: its output and its routing. Nothing of a forward stays in the module,
+// so sampling, micro-batches and pipeline stages cannot overwrite each other's statistics.
+struct MoEOutput {
+  Tensor y;              // same shape as x
+  GateOutput gate;       // weights [N, K], indices [N, K], scores [N, N_r] of this forward's N = B·S tokens
+  RoutingStats stats;    // load per expert of this forward
+  Shape input_shape;     // x's shape ([B, S, dim] for the balance loss)
+};
+
 struct MoE : Module {
   int64_t dim = 0;
   int64_t n_routed_experts = 0;
@@ -116,17 +125,13 @@ struct MoE : Module {
   MLP shared_experts;          // one SwiGLU of width n_shared_experts·moe_inter_dim
   bool has_shared = false;     // n_shared_experts > 0
 
-  // Filled by each forward, for the trainer: the routing and its statistics.
-  GateOutput last_gate;
-  RoutingStats last_stats;
-  Shape last_input_shape;
-
   MoE() = default;
   MoE(const ModelArgs& args, Rng& rng, DType dtype = DType::f32);
-  // x [B, S, dim] (or any [..., dim]) -> same shape.
-  Tensor forward(const Tensor& x);
-  // seq_balance_loss of the last forward (needs a [B, S, dim] input): [B].
-  Tensor balance_loss(double alpha) const;
+  // x [B, S, dim] (or any [..., dim]) -> the output (same shape) and the routing that made it.
+  MoEOutput forward_routed(const Tensor& x) const;
+  Tensor forward(const Tensor& x) const { return forward_routed(x).y; }
+  // seq_balance_loss of that forward (needs a [B, S, dim] input): [B].
+  static Tensor balance_loss(const MoEOutput& out, double alpha);
   void parameters(const std::string& prefix, NamedParameters& out) override;
 };
 
@@ -137,6 +142,13 @@ struct MoE : Module {
 // most capacity = ceil(capacity_factor · N·K / E) assignments, in token order; the rest are dropped.
 Tensor switch_aux_loss(const Tensor& probs, const Tensor& indices);
 
+struct StandardMoEOutput {
+  Tensor y;            // same shape as x
+  GateOutput gate;     // weights, indices, scores = the router's probabilities
+  RoutingStats stats;  // load before dropping, dropped assignments
+  Tensor aux_loss;     // scalar switch_aux_loss of this forward
+};
+
 struct StandardMoE : Module {
   int64_t dim = 0;
   int64_t n_experts = 0;
@@ -145,16 +157,13 @@ struct StandardMoE : Module {
   Linear gate;                 // [n_experts, dim]
   std::vector<MLP> experts;
 
-  Tensor last_aux_loss;        // scalar, from the last forward
-  GateOutput last_gate;        // weights, indices, scores = probabilities
-  RoutingStats last_stats;
-
   StandardMoE() = default;
   StandardMoE(int64_t dim, int64_t inter_dim, int64_t n_experts, int64_t topk, double capacity_factor, Rng& rng,
               DType dtype = DType::f32);
   int64_t capacity(int64_t n_tokens) const;  // -1 when capacity_factor <= 0
-  // x [..., dim] -> same shape.
-  Tensor forward(const Tensor& x);
+  // x [..., dim] -> the output (same shape), the routing (scores = probabilities) and the aux loss.
+  StandardMoEOutput forward_routed(const Tensor& x) const;
+  Tensor forward(const Tensor& x) const { return forward_routed(x).y; }
   void parameters(const std::string& prefix, NamedParameters& out) override;
 };
 

@@ -37,7 +37,7 @@ Block::Block(const ModelArgs& args, int64_t layer_id_, bool use_moe, Rng& rng, D
 }
 
 // h ← h + attn(attn_norm(h));  h ← h + ffn(ffn_norm(h))
-Tensor Block::forward(const Tensor& h, int64_t start_pos, const RopeTable& rope, BlockCache* cache) {
+Tensor Block::forward(const Tensor& h, int64_t start_pos, const RopeTable& rope, BlockCache* cache, BlockAux* aux) const {
   Tensor x;
   {
     ScopeGuard s("attn_norm");
@@ -55,7 +55,16 @@ Tensor Block::forward(const Tensor& h, int64_t start_pos, const RopeTable& rope,
   }
   {
     ScopeGuard s("ffn");
-    x = moe ? moe->forward(x) : dense_ffn->forward(x);
+    if (moe) {
+      MoEOutput mo = moe->forward_routed(x);
+      x = mo.y;
+      if (aux) {
+        aux->moe_ran = true;
+        aux->moe = std::move(mo);
+      }
+    } else {
+      x = dense_ffn->forward(x);
+    }
   }
   return add(h1, x);
 }
@@ -84,7 +93,7 @@ MTPModule::MTPModule(const ModelArgs& args, int64_t layer_id, Rng& rng, DType dt
 
 // h' = eh_proj [enorm(Emb(t_{i+k})) ; hnorm(h^{k−1}_i)]  ([embedding ; hidden], as real checkpoints are)
 Tensor MTPModule::forward(const Tensor& emb_next, const Tensor& h_prev, int64_t start_pos, const RopeTable& rope,
-                          BlockCache* cache) {
+                          BlockCache* cache, BlockAux* aux) const {
   if (emb_next.shape() != h_prev.shape())
     fail("MTP module: Emb(next tokens) " + emb_next.describe() + " and the previous hidden state " + h_prev.describe() +
          " must have the same shape [B, S, dim]");
@@ -102,7 +111,7 @@ Tensor MTPModule::forward(const Tensor& emb_next, const Tensor& h_prev, int64_t 
     ScopeGuard s("eh_proj");
     x = eh_proj.forward(cat({e, h}, -1));  // [B,S,2d] -> [B,S,d]
   }
-  return block.forward(x, start_pos, rope, cache);
+  return block.forward(x, start_pos, rope, cache, aux);
 }
 
 void MTPModule::parameters(const std::string& prefix, NamedParameters& out) {
@@ -179,17 +188,18 @@ static void check_input(const Transformer& m, const char* what, const Tensor& to
 }
 
 Tensor Transformer::hidden(const Tensor& tokens, int64_t start_pos, TransformerCache* cache,
-                           std::vector<Tensor>* block_inputs) {
+                           std::vector<Tensor>* block_inputs, std::vector<BlockAux>* aux) {
   check_input(*this, "Transformer::forward", tokens, start_pos, cache);
   Tensor h;
   {
     ScopeGuard s("embed");
     h = embed.forward(tokens);  // [B,S,d]
   }
+  if (aux) aux->assign(layers.size(), BlockAux{});
   for (size_t i = 0; i < layers.size(); i++) {
     if (block_inputs) block_inputs->push_back(h);
     ScopeGuard s("layers." + std::to_string(i));
-    h = layers[i]->forward(h, start_pos, rope, cache ? &cache->layers[i] : nullptr);
+    h = layers[i]->forward(h, start_pos, rope, cache ? &cache->layers[i] : nullptr, aux ? &(*aux)[i] : nullptr);
   }
   if (block_inputs) block_inputs->push_back(h);
   if (cache) cache->filled = start_pos + tokens.size(1);
@@ -207,7 +217,7 @@ Tensor Transformer::forward(const Tensor& tokens, int64_t start_pos, Transformer
 }
 
 Tensor Transformer::mtp_forward(int64_t k, const Tensor& next_tokens, const Tensor& h_prev, int64_t start_pos,
-                                TransformerCache* cache) {
+                                TransformerCache* cache, BlockAux* aux) {
   if (k < 0 || k >= (int64_t)mtp.size())
     fail("mtp_forward: module " + std::to_string(k) + " does not exist (the model has " + std::to_string(mtp.size()) +
          " MTP modules)");
@@ -221,7 +231,7 @@ Tensor Transformer::mtp_forward(int64_t k, const Tensor& next_tokens, const Tens
     ScopeGuard se("embed");
     e = embed.forward(next_tokens);
   }
-  return mtp[k]->forward(e, h_prev, start_pos, rope, cache ? &cache->mtp[k] : nullptr);
+  return mtp[k]->forward(e, h_prev, start_pos, rope, cache ? &cache->mtp[k] : nullptr, aux);
 }
 
 Tensor Transformer::mtp_logits(int64_t k, const Tensor& h_k) const {
@@ -241,14 +251,15 @@ LossOutput Transformer::loss(const Tensor& tokens, const Tensor& targets, double
          " must be i64 with the shape of tokens " + tokens.describe());
   const int64_t S = tokens.size(1), D = (int64_t)mtp.size();
   LossOutput out;
-  Tensor h0 = hidden(tokens);  // post-final-norm = h⁰ of the MTP chain
+  std::vector<BlockAux> aux;
+  Tensor h0 = hidden(tokens, 0, nullptr, nullptr, &aux);  // post-final-norm = h⁰ of the MTP chain
   {
     ScopeGuard s("loss");
     out.main_loss = cross_entropy(logits_from_hidden(h0), targets);
   }
-  std::vector<MoE*> ran;  // MoE blocks that ran in this call, for the balance loss
-  for (auto& b : layers)
-    if (b->moe) ran.push_back(b->moe.get());
+  std::vector<MoEOutput> ran;  // the routing of every MoE block that ran in this call, in moe_layer_names() order
+  for (BlockAux& a : aux)
+    if (a.moe_ran) ran.push_back(std::move(a.moe));
 
   // Depth d = k+1 sees positions i = 0..S−d−1: input Emb(t_{i+d}) = tokens[:, d:], hidden h^{d−1}[:, :S−d],
   // target t_{i+d+1} = targets[:, d:].
@@ -258,7 +269,8 @@ LossOutput Transformer::loss(const Tensor& tokens, const Tensor& targets, double
     const int64_t d = k + 1, L = S - d;
     Tensor next = contiguous(slice(tokens, 1, d, S));
     Tensor tgt = contiguous(slice(targets, 1, d, S));
-    Tensor hk = mtp_forward(k, next, slice(h_prev, 1, 0, L));
+    BlockAux mtp_aux;
+    Tensor hk = mtp_forward(k, next, slice(h_prev, 1, 0, L), 0, nullptr, &mtp_aux);
     Tensor lk;
     {
       ScopeGuard s("mtp." + std::to_string(k) + ".loss");
@@ -266,7 +278,7 @@ LossOutput Transformer::loss(const Tensor& tokens, const Tensor& targets, double
     }
     out.mtp_losses.push_back(lk);
     mtp_total = mtp_total.defined() ? add(mtp_total, lk) : lk;
-    if (mtp[k]->block.moe) ran.push_back(mtp[k]->block.moe.get());
+    if (mtp_aux.moe_ran) ran.push_back(std::move(mtp_aux.moe));
     h_prev = hk;
   }
   Tensor total = out.main_loss;
@@ -274,8 +286,8 @@ LossOutput Transformer::loss(const Tensor& tokens, const Tensor& targets, double
 
   if (balance_alpha != 0.0 && !ran.empty()) {
     Tensor bal;
-    for (MoE* m : ran) {
-      Tensor b = mean(m->balance_loss(balance_alpha));  // mean over the batch's sequences
+    for (const MoEOutput& m : ran) {
+      Tensor b = mean(MoE::balance_loss(m, balance_alpha));  // mean over the batch's sequences
       bal = bal.defined() ? add(bal, b) : b;
     }
     out.balance_loss = mul(bal, 1.0 / (double)ran.size());
@@ -283,6 +295,9 @@ LossOutput Transformer::loss(const Tensor& tokens, const Tensor& targets, double
   } else {
     out.balance_loss = Tensor::scalar(0.0, dtype);
   }
+  for (const MoEOutput& m : ran) out.expert_loads.push_back(m.stats.tokens_per_expert);
+  for (int64_t k = std::max<int64_t>(0, std::min<int64_t>(D, S - 1)); k < D; k++)  // MTP modules too deep for S: no load
+    if (mtp[k]->block.moe) out.expert_loads.push_back({});
   out.loss = total;
   return out;
 }
@@ -305,16 +320,29 @@ static std::vector<MoE*> moe_blocks(const Transformer& m) {
   return out;
 }
 
-std::vector<std::vector<int64_t>> Transformer::expert_loads() const {
-  std::vector<std::vector<int64_t>> loads;
-  for (MoE* m : moe_blocks(*this)) loads.push_back(m->last_stats.tokens_per_expert);
-  return loads;
+void add_expert_loads(std::vector<std::vector<int64_t>>& total, const std::vector<std::vector<int64_t>>& loads) {
+  if (total.empty()) {
+    total = loads;
+    return;
+  }
+  if (total.size() != loads.size()) fail("add_expert_loads: " + std::to_string(loads.size()) + " MoE blocks, expected " + std::to_string(total.size()));
+  for (size_t b = 0; b < loads.size(); b++) {
+    if (loads[b].empty()) continue;  // that block did not run
+    if (total[b].empty()) total[b].assign(loads[b].size(), 0);
+    if (total[b].size() != loads[b].size())
+      fail("add_expert_loads: MoE block " + std::to_string(b) + " has " + std::to_string(loads[b].size()) +
+           " experts, expected " + std::to_string(total[b].size()));
+    for (size_t e = 0; e < loads[b].size(); e++) total[b][e] += loads[b][e];
+  }
 }
 
-void Transformer::update_gate_biases(double gamma) {
-  for (MoE* m : moe_blocks(*this))
-    if (m->gate.bias.defined() && !m->last_stats.tokens_per_expert.empty())
-      m->gate.update_bias(m->last_stats.tokens_per_expert, gamma);
+void Transformer::update_gate_biases(const std::vector<std::vector<int64_t>>& loads, double gamma) {
+  std::vector<MoE*> blocks = moe_blocks(*this);
+  if (loads.size() != blocks.size())
+    fail("update_gate_biases: loads of " + std::to_string(loads.size()) + " MoE blocks, but the model has " +
+         std::to_string(blocks.size()) + " (" + std::to_string(layers.size()) + " layers + " + std::to_string(mtp.size()) + " MTP)");
+  for (size_t i = 0; i < blocks.size(); i++)
+    if (blocks[i]->gate.bias.defined() && !loads[i].empty()) blocks[i]->gate.update_bias(loads[i], gamma);
 }
 
 std::unique_ptr<TransformerCache> Transformer::make_cache(int64_t batch, int64_t max_len) const {

@@ -50,6 +50,13 @@ struct BlockCache {
   DSACache dsa;   // DSA blocks
 };
 
+// What one block's forward reports beside its output, for the loss and the trainer. It is returned to the
+// caller, never kept in the module.
+struct BlockAux {
+  bool moe_ran = false;
+  MoEOutput moe;        // MoE blocks: the routing (gate scores, indices) and the load of this forward
+};
+
 // Pre-norm block: h ← h + attn(attn_norm(h)); h ← h + ffn(ffn_norm(h)).
 // Exactly one of attn / dsa is set (dsa iff args.index_topk > 0), and one of dense_ffn / moe
 // (layer_id < n_dense_layers → dense).
@@ -66,7 +73,9 @@ struct Block : Module {
   Block(const ModelArgs& args, int64_t layer_id, bool use_moe, Rng& rng, DType dtype = DType::f32);
   bool is_moe() const { return moe != nullptr; }
   // h [B,S,d] -> [B,S,d]; positions start_pos + s. `cache` (may be null) must have been made in attn_mode.
-  Tensor forward(const Tensor& h, int64_t start_pos, const RopeTable& rope, BlockCache* cache = nullptr);
+  // aux (may be null) receives the routing of an MoE block.
+  Tensor forward(const Tensor& h, int64_t start_pos, const RopeTable& rope, BlockCache* cache = nullptr,
+                 BlockAux* aux = nullptr) const;
   // attn_norm.weight, attn.*, ffn_norm.weight, ffn.* (dense: ffn.w1/w2/w3; MoE: ffn.gate.*, ffn.experts.E.*,
   // ffn.shared_experts.*).
   void parameters(const std::string& prefix, NamedParameters& out) override;
@@ -84,7 +93,7 @@ struct MTPModule : Module {
   MTPModule(const ModelArgs& args, int64_t layer_id, Rng& rng, DType dtype = DType::f32);
   // emb_next = Emb(t_{i+k}) [B,S,d], h_prev = h^{k−1}_i [B,S,d] -> h^k [B,S,d] (before shared_head.norm).
   Tensor forward(const Tensor& emb_next, const Tensor& h_prev, int64_t start_pos, const RopeTable& rope,
-                 BlockCache* cache = nullptr);
+                 BlockCache* cache = nullptr, BlockAux* aux = nullptr) const;
   void parameters(const std::string& prefix, NamedParameters& out) override;
 };
 
@@ -107,6 +116,8 @@ struct LossOutput {
   Tensor main_loss;                // cross entropy, mean over targets != -100
   std::vector<Tensor> mtp_losses;  // L^k, k = 1..D (unweighted)
   Tensor balance_loss;             // α · mean over MoE blocks of mean_b seq_balance_loss (0 without MoE)
+  // Tokens per expert of this forward, per MoE block in moe_layer_names() order (main blocks, then MTP).
+  std::vector<std::vector<int64_t>> expert_loads;
 };
 
 struct Transformer : Module {
@@ -128,14 +139,15 @@ struct Transformer : Module {
   Tensor forward(const Tensor& tokens, int64_t start_pos = 0, TransformerCache* cache = nullptr);
   // The post-final-norm hidden state norm(h) [B,S,d] (= h⁰ of MTP). block_inputs (if given) receives the
   // input of every block, then the last block's output (the reference's hidden.0..n_layers).
+  // aux (if given) receives one BlockAux per main block.
   Tensor hidden(const Tensor& tokens, int64_t start_pos = 0, TransformerCache* cache = nullptr,
-                std::vector<Tensor>* block_inputs = nullptr);
+                std::vector<Tensor>* block_inputs = nullptr, std::vector<BlockAux>* aux = nullptr);
   // head(x) for an already normalised x [..., d] -> [..., V].
   Tensor logits_from_hidden(const Tensor& normed) const;
   // MTP module k (0-based): next_tokens = t_{i+k+1} [B,S], h_prev = h^k (h⁰ for k = 0) [B,S,d]
   // -> h^{k+1} [B,S,d] (feed to the next module's h_prev; logits = logits_from_hidden(mtp_norm(k, ...))).
   Tensor mtp_forward(int64_t k, const Tensor& next_tokens, const Tensor& h_prev, int64_t start_pos = 0,
-                     TransformerCache* cache = nullptr);
+                     TransformerCache* cache = nullptr, BlockAux* aux = nullptr);
   Tensor mtp_logits(int64_t k, const Tensor& h_k) const;  // head(shared_head.norm_k(h_k))
 
   // tokens, targets [B,S] i64 (targets = next tokens, -100 ignored). MTP depth k predicts
@@ -144,10 +156,10 @@ struct Transformer : Module {
 
   // MoE blocks in order: main layers, then MTP blocks. Names like "layers.1.ffn", "mtp.0.ffn".
   std::vector<std::string> moe_layer_names() const;
-  // Per MoE block (same order), tokens per expert in its last forward (empty if it has not run yet).
-  std::vector<std::vector<int64_t>> expert_loads() const;
-  // Aux-loss-free step (DEEPSEEK.md §6) on every MoE gate that has a bias, with its last forward's load.
-  void update_gate_biases(double gamma);
+  // Aux-loss-free step (DEEPSEEK.md §6) on every MoE gate that has a bias. loads: tokens per expert per MoE
+  // block (moe_layer_names() order) over the whole optimizer step — every micro-batch's LossOutput::expert_loads
+  // summed (add_expert_loads) — as DeepSeek-V3 updates the bias at the end of each step.
+  void update_gate_biases(const std::vector<std::vector<int64_t>>& loads, double gamma);
 
   // Zero-filled caches for every block and MTP module, in the blocks' attn_mode (absorbed unless
   // set_attn_mode() said otherwise). max_len <= args.max_seq_len.
@@ -156,6 +168,9 @@ struct Transformer : Module {
 
   void parameters(const std::string& prefix, NamedParameters& out) override;
 };
+
+// total += loads, element by element (total may start empty); throws if the block/expert counts differ.
+void add_expert_loads(std::vector<std::vector<int64_t>>& total, const std::vector<std::vector<int64_t>>& loads);
 
 // Official parameter name <-> HF checkpoint name for a model with n_layers main blocks:
 // "mtp.k.X" <-> "model.layers.{n_layers+k}.X" (mapped as a layer), the rest via weights.h.

@@ -135,6 +135,7 @@ KeyTable model_keys(const Reader& rd, ModelArgs& a) {
 
 KeyTable data_keys(const Reader& rd, DataConfig& d) {
   KeyTable t;
+  t["dir"] = [&rd, &d](const YAML::Node& n, const std::string& k) { d.dir = rd.string(n, k); };
   t["source"] = [&rd, &d](const YAML::Node& n, const std::string& k) {
     d.source = rd.string(n, k);
     if (d.source != "generated" && d.source != "text")
@@ -171,6 +172,8 @@ KeyTable train_keys(const Reader& rd, TrainConfig& c) {
   f64("mtp_lambda", c.mtp_lambda, Range::nonnegative);
   f64("balance_alpha", c.balance_alpha, Range::nonnegative);
   f64("bias_gamma", c.bias_gamma, Range::nonnegative);
+  i64("dsa_warmup_steps", c.dsa_warmup_steps, Range::nonnegative);
+  f64("indexer_loss_weight", c.indexer_loss_weight, Range::nonnegative);
   i64("eval_every", c.eval_every, Range::nonnegative);
   i64("eval_batches", c.eval_batches, Range::positive);
   i64("checkpoint_every", c.checkpoint_every, Range::nonnegative);
@@ -213,7 +216,11 @@ PretrainConfig parse_pretrain_config(const std::string& yaml_text, const std::st
   if (t.min_lr > t.lr) fail(source, "train.min_lr (" + std::to_string(t.min_lr) + ") must be <= train.lr (" + std::to_string(t.lr) + ")");
   if (t.warmup_steps > t.steps)
     fail(source, "train.warmup_steps (" + std::to_string(t.warmup_steps) + ") must be <= train.steps (" + std::to_string(t.steps) + ")");
-  if (t.data.source == "text" && t.data.text_path.empty()) fail(source, "train.data.text_path is required when train.data.source is 'text'");
+  if (t.dsa_warmup_steps > 0 && cfg.model.index_topk <= 0)
+    fail(source, "train.dsa_warmup_steps needs a DSA model (model.index_topk > 0)");
+  if (t.dsa_warmup_steps >= t.steps && t.dsa_warmup_steps > 0)
+    fail(source, "train.dsa_warmup_steps (" + std::to_string(t.dsa_warmup_steps) + ") must be < train.steps (" + std::to_string(t.steps) + ")");
+  if (t.data.dir.empty() && t.data.source == "text" && t.data.text_path.empty()) fail(source, "train.data.text_path is required when train.data.source is 'text'");
   if (t.seq_len > cfg.model.max_seq_len)
     fail(source, "train.seq_len (" + std::to_string(t.seq_len) + ") must be <= model.max_seq_len (" + std::to_string(cfg.model.max_seq_len) + ")");
   // The model's vocabulary comes from the tokenizer; validate with the target so the check is meaningful.

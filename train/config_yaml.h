@@ -33,6 +33,7 @@
 namespace sg {
 
 struct DataConfig {
+  std::string dir;                   // non-empty: train on this `seekgrad prepare` output (the keys below unused)
   std::string source = "generated";  // "generated" (data::generate_story_corpus) or "text"
   std::string text_path;             // source: text — a UTF-8 file, zstd-compressed or not
   int64_t n_stories = 4000;          // source: generated
@@ -50,6 +51,9 @@ struct TrainConfig {
   double mtp_lambda = 0.3;           // λ of L_MTP (DEEPSEEK.md §7)
   double balance_alpha = 1e-4;       // α of the sequence-wise balance loss (§6)
   double bias_gamma = 1e-3;          // γ of the aux-loss-free gate-bias update (§6)
+  // DSA (V3.2) models only (model.index_topk > 0): the indexer's two training stages (models/README.md §9).
+  int64_t dsa_warmup_steps = 0;      // steps of dense warm-up first: main model frozen, only the indexer trains
+  double indexer_loss_weight = 1.0;  // λ_I of the indexer KL in both stages (it reaches only attn.indexer.*)
   int64_t eval_every = 100, eval_batches = 4;
   int64_t checkpoint_every = 100;
   std::string out_dir = "runs/pretrain";

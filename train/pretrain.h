@@ -1,18 +1,16 @@
-// train/pretrain.h — the PRETRAIN stage of the pipeline (DESIGN.md §5): data → tokenizer → shards →
-// a DeepSeek Transformer (MLA + DeepSeekMoE + MTP) trained from scratch → plots, samples, export.
+// train/pretrain.h — the PRETRAIN stage of the pipeline: data → tokenizer → shards → a DeepSeek
+// Transformer (MLA + DeepSeekMoE + MTP) trained from scratch → plots, samples, export.
 //
-//   DATA_PREP   generate the story corpus (data::generate_story_corpus) or read a text file; train the
-//               byte-level BPE to train.data.vocab_size; encode; split 95/5 train/val at a story
-//               boundary; write zstd token shards to out_dir/data/{train,val} and the tokenizer to
-//               out_dir/data/tokenizer.txt. Reused as they are when they already exist.
+//   DATA_PREP   train/data_prep.h, the same code as `seekgrad prepare`: train.data.dir when given (a
+//               prepared directory), else out_dir/data made from train.data (the generated story corpus
+//               seeded by train.seed, or a text file; BPE to train.data.vocab_size trained on the train
+//               part; 5 % held out at a document boundary) and reused while its options are unchanged.
 //   MODEL       Transformer(model args with vocab_size = the tokenizer's vocabulary), seeded Rng.
-//   LOOP        per optimizer step: grad_accum micro-batches from the TokenLoader, each
-//                 loss = L_main + (λ/D) Σ_k L^k + α·L_bal       (DEEPSEEK.md §6, §7)
-//                 (loss / grad_accum).backward()
-//               clip_grad_norm → AdamW(lr = warmup + cosine) → update_gate_biases(γ)  (aux-loss-free)
-//               → one metrics.csv row → the progress line; every eval_every steps the mean validation
-//               loss over eval_batches batches (no tape); every checkpoint_every steps (and at the
-//               end) an atomic checkpoint of parameters + AdamW moments + loader + RNG.
+//   LOOP        the Trainer (train/trainer.h) with a PretrainStage: per micro-batch
+//                 loss = L_main + (λ/D) Σ_k L^k + α·L_bal       (models/README.md §6, §7)
+//               named terms main, mtp, balance (metrics.csv columns main_loss, mtp_loss, balance_loss);
+//               after each optimizer step (hook) the aux-loss-free gate-bias update with the load of ALL
+//               the step's micro-batches; eval = evaluate_lm (train/evaluate.h) on the val shards.
 //   RESUME      if out_dir/checkpoint exists, everything is restored from it and the run continues
 //               bit-identically (same losses, same parameters as a run that never stopped).
 //   END         out_dir/loss.png (train + val loss, the ln(V) chance line), samples decoded to text
@@ -27,7 +25,11 @@
 #include <string>
 #include <vector>
 
+#include "data/shards.h"
+#include "models/transformer.h"
 #include "train/config_yaml.h"
+#include "train/data_prep.h"
+#include "train/trainer.h"
 
 namespace sg {
 
@@ -53,6 +55,45 @@ struct PretrainResult {
   double wall_s = 0;            // this call, data prep included
   std::vector<std::string> samples;
   std::string out_dir;
+};
+
+// PRETRAIN as a Trainer stage (train/trainer.h): next-token batches from the train shards (TokenLoader seeded
+// by train.seed + 1); loss terms main, mtp, balance; step metrics max_load, max_over_mean_load (of the whole
+// step's load); eval val_loss = evaluate_lm over eval_batches validation batches (a fixed seed: the same
+// batches every time). update_biases() is the after_optimizer_step hook: DeepSeek-V3's aux-loss-free bias
+// update once per optimizer step, from the load summed over ALL of its micro-batches.
+class PretrainStage : public Stage {
+ public:
+  PretrainStage(Transformer& model, const TrainConfig& tc, const PreparedData& data);
+
+  std::string name() const override { return "pretrain"; }
+  std::vector<std::string> loss_terms() const override { return {"main", "mtp", "balance"}; }
+  int64_t tokens_per_batch() const override;
+  std::vector<std::string> step_metrics() const override { return {"max_load", "max_over_mean_load"}; }
+  std::vector<std::string> eval_metrics() const override { return {"val_loss"}; }
+  void make_batch(int64_t step) override;
+  BatchLoss batch_loss(int64_t step) override;
+  std::vector<double> step_metric_values() override;
+  std::vector<double> evaluate(int64_t step) override;
+  void save_state(TrainerState& state) const override;
+  void load_state(const TrainerState& state) override;
+
+  void update_biases();
+  // Tokens per expert per MoE block summed over the micro-batches of the step in progress (or just done).
+  const std::vector<std::vector<int64_t>>& step_loads() const { return step_loads_; }
+  // The same for the last completed step, kept for the expert_load.png of the end of the run.
+  const std::vector<std::vector<int64_t>>& last_step_loads() const { return last_step_loads_; }
+  const Tensor& tokens() const { return tokens_; }  // the current micro-batch [B,T]
+  const Tensor& targets() const { return targets_; }
+
+ private:
+  Transformer& model_;
+  const TrainConfig& tc_;
+  const PreparedData& data_;
+  data::TokenLoader loader_;
+  Tensor tokens_, targets_;
+  std::vector<std::vector<int64_t>> step_loads_, last_step_loads_;
+  int64_t loads_step_ = -1;
 };
 
 PretrainResult pretrain(const PretrainConfig& config, std::ostream& log, const PretrainOptions& options = {});

@@ -262,10 +262,11 @@ TEST_CASE("moe: the whole layer-1 path of the official model: hidden.1 -> MLA ->
   NoGradGuard no_grad;
   Tensor h1 = tensor_from_st(ref.get("hidden.1"));
   Tensor h = add(h1, attn.forward(attn_norm.forward(h1), 0, rope));
-  Tensor h2 = add(h, ffn.forward(ffn_norm.forward(h)));
-  double score_err = max_abs_diff(ffn.last_gate.scores, tensor_from_st(ref.get("moe.1.scores")));
+  MoEOutput fo = ffn.forward_routed(ffn_norm.forward(h));
+  Tensor h2 = add(h, fo.y);
+  double score_err = max_abs_diff(fo.gate.scores, tensor_from_st(ref.get("moe.1.scores")));
   double h2_err = max_abs_diff(h2, tensor_from_st(ref.get("hidden.2")));
-  std::vector<int64_t> ours = ffn.last_gate.indices.to_i64_vector(), theirs = to_i64(ref.get("moe.1.indices"));
+  std::vector<int64_t> ours = fo.gate.indices.to_i64_vector(), theirs = to_i64(ref.get("moe.1.indices"));
   int same_sets = 0;
   for (int64_t t = 0; t < 48; t++)
     same_sets += std::set<int64_t>(ours.begin() + t * 4, ours.begin() + t * 4 + 4) ==
@@ -276,7 +277,7 @@ TEST_CASE("moe: the whole layer-1 path of the official model: hidden.1 -> MLA ->
   CHECK(same_sets == 48);
   CHECK(h2_err <= 1e-5);
   std::vector<double> ref_load = to_f64(ref.get("moe.1.expert_load"));
-  for (int64_t e = 0; e < 16; e++) CHECK(ffn.last_stats.tokens_per_expert[e] == (int64_t)ref_load[e]);
+  for (int64_t e = 0; e < 16; e++) CHECK(fo.stats.tokens_per_expert[e] == (int64_t)ref_load[e]);
 }
 #endif
 
@@ -482,7 +483,8 @@ TEST_CASE("moe: dispatch equals a naive per-token loop, values and gradients (Mo
   Tensor x = Tensor::randn({2, 10, 16}, rng).requires_grad_();
   std::vector<Tensor> leaves = grad_inputs(moe, x);
 
-  Tensor y = moe.forward(x);
+  MoEOutput mo = moe.forward_routed(x);
+  Tensor y = mo.y;
   Tensor seed = Tensor::randn(y.shape(), rng);
   y.backward(seed);
   std::vector<Tensor> fast;
@@ -503,11 +505,11 @@ TEST_CASE("moe: dispatch equals a naive per-token loop, values and gradients (Mo
   MESSAGE("MoE dispatch vs naive loop: values " << value_err << ", gradients " << grad_err);
   CHECK(value_err <= 1e-5);
   CHECK(grad_err <= 1e-5);
-  CHECK(moe.last_stats.tokens_per_expert == expert_load(g.indices, 8));
+  CHECK(mo.stats.tokens_per_expert == expert_load(g.indices, 8));
   int64_t total = 0;
-  for (int64_t l : moe.last_stats.tokens_per_expert) total += l;
+  for (int64_t l : mo.stats.tokens_per_expert) total += l;
   CHECK(total == 20 * 2);
-  CHECK(moe.last_stats.dropped == 0);
+  CHECK(mo.stats.dropped == 0);
 
   // StandardMoE, with and without a capacity limit
   for (double cf : {0.0, 1.0}) {
@@ -515,7 +517,8 @@ TEST_CASE("moe: dispatch equals a naive per-token loop, values and gradients (Mo
     StandardMoE sm(16, 8, 8, 2, cf, r2);
     Tensor xs = Tensor::randn({20, 16}, r2).requires_grad_();
     std::vector<Tensor> ls = grad_inputs(sm, xs);
-    Tensor ys = sm.forward(xs);
+    StandardMoEOutput so = sm.forward_routed(xs);
+    Tensor ys = so.y;
     Tensor sd = Tensor::randn(ys.shape(), r2);
     ys.backward(sd);
     std::vector<Tensor> fs;
@@ -530,11 +533,11 @@ TEST_CASE("moe: dispatch equals a naive per-token loop, values and gradients (Mo
       Tensor gn = ls[i].grad().defined() ? ls[i].grad() : Tensor::zeros(ls[i].shape());
       ge = std::max(ge, max_abs_diff(fs[i], gn));
     }
-    MESSAGE("StandardMoE (capacity factor " << cf << ", dropped " << sm.last_stats.dropped << ") vs naive loop: values "
+    MESSAGE("StandardMoE (capacity factor " << cf << ", dropped " << so.stats.dropped << ") vs naive loop: values "
                                             << max_abs_diff(ys, yn) << ", gradients " << ge);
     CHECK(max_abs_diff(ys, yn) <= 1e-5);
     CHECK(ge <= 1e-5);
-    if (cf == 0.0) CHECK(sm.last_stats.dropped == 0);
+    if (cf == 0.0) CHECK(so.stats.dropped == 0);
   }
 }
 
@@ -554,8 +557,9 @@ TEST_CASE("moe: 256 routed experts, 8 groups, 4 kept, top-8 (the V3 routing shap
   MoE moe(a, rng);
   fill_from(moe.gate.bias, Tensor::randn({256}, rng, 0.05));
   Tensor x = Tensor::randn({2, 16, 64}, rng).requires_grad_();
-  Tensor y = moe.forward(x);
-  GateOutput& g = moe.last_gate;
+  MoEOutput mo = moe.forward_routed(x);
+  Tensor y = mo.y;
+  GateOutput& g = mo.gate;
   REQUIRE(g.indices.shape() == Shape{32, 8});
 
   // Every token's experts lie in <= 4 groups, and those are the 4 best groups by the sum of the top-2
@@ -607,11 +611,12 @@ TEST_CASE("moe: capacity factor drops the assignments beyond an expert's capacit
   for (int i = 0; i < 4; i++) w[i] = 2.0f;
   fill_from(sm.gate.weight, Tensor::from_vector(w, {4, 4}));
   Tensor x = Tensor::rand({8, 4}, rng, 0.5, 1.0);
-  Tensor y = sm.forward(x);
-  CHECK(sm.last_stats.tokens_per_expert == std::vector<int64_t>{8, 0, 0, 0});
-  CHECK(sm.last_stats.dropped == 6);
-  CHECK(sm.last_stats.max_over_mean == doctest::Approx(4.0));
-  CHECK(sm.last_stats.cv == doctest::Approx(std::sqrt(3.0)));
+  StandardMoEOutput so = sm.forward_routed(x);
+  Tensor y = so.y;
+  CHECK(so.stats.tokens_per_expert == std::vector<int64_t>{8, 0, 0, 0});
+  CHECK(so.stats.dropped == 6);
+  CHECK(so.stats.max_over_mean == doctest::Approx(4.0));
+  CHECK(so.stats.cv == doctest::Approx(std::sqrt(3.0)));
   Tensor y01 = sm.experts[0].forward(narrow(x, 0, 0, 2));  // weight 1 (top-1, renormalised)
   CHECK(max_abs_diff(narrow(y, 0, 0, 2), y01) <= 1e-6);
   CHECK(max_abs_diff(narrow(y, 0, 2, 6), Tensor::zeros({6, 4})) == 0.0);
@@ -620,14 +625,14 @@ TEST_CASE("moe: capacity factor drops the assignments beyond an expert's capacit
   // assignments (its first, in token order); every other assignment is dropped and counted.
   StandardMoE sm2(4, 4, 4, 2, 0.5, rng);
   CHECK(sm2.capacity(8) == 2);
-  sm2.forward(x);
+  StandardMoEOutput so2 = sm2.forward_routed(x);
   int64_t used = 0, total = 0;
-  for (int64_t l : sm2.last_stats.tokens_per_expert) {
+  for (int64_t l : so2.stats.tokens_per_expert) {
     used += std::min<int64_t>(l, 2);
     total += l;
   }
   CHECK(total == 16);
-  CHECK(sm2.last_stats.dropped == 16 - used);
+  CHECK(so2.stats.dropped == 16 - used);
 }
 
 // ---- (e) gradcheck ------------------------------------------------------------------------------
@@ -661,7 +666,7 @@ TEST_SUITE("gradcheck") {
       MESSAGE(case_name << ": max abs error " << r.max_abs_error);
       CHECK_MESSAGE(r.ok, r.message);
       // every expert took part (so every expert weight was actually checked)
-      for (int64_t l : moe.last_stats.tokens_per_expert) CHECK(l > 0);
+      for (int64_t l : moe.forward_routed(x).stats.tokens_per_expert) CHECK(l > 0);
     }
   }
 
@@ -678,12 +683,12 @@ TEST_SUITE("gradcheck") {
       Tensor x = input_with_margin(margin_of, {6, 8}, DType::f64, 1e-3).requires_grad_();
       std::vector<Tensor> inputs = grad_inputs(sm, x);
       GradcheckResult r = gradcheck([&](const std::vector<Tensor>&) { return sm.forward(x); }, inputs);
-      MESSAGE("StandardMoE cf " << cf << " (dropped " << sm.last_stats.dropped << "): max abs error " << r.max_abs_error);
+      MESSAGE("StandardMoE cf " << cf << " (dropped " << sm.forward_routed(x).stats.dropped << "): max abs error " << r.max_abs_error);
       CHECK_MESSAGE(r.ok, r.message);
       GradcheckResult ra = gradcheck(
           [&](const std::vector<Tensor>&) {
-            sm.forward(x);
-            return sm.last_aux_loss;
+            
+            return sm.forward_routed(x).aux_loss;
           },
           {x, sm.gate.weight});
       CHECK_MESSAGE(ra.ok, ra.message);

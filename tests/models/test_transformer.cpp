@@ -131,13 +131,14 @@ void fill_randn(Tensor& t, Rng& rng, double std) {
   }
 }
 
-// Smallest gap between the K-th and (K+1)-th selection score over every token of every MoE block's last
-// forward: a finite-difference step far below it cannot change which experts are chosen.
-double min_routing_margin(Transformer& m) {
+// Smallest gap between the K-th and (K+1)-th selection score over every token of every MoE block in a
+// forward of `tokens` (the main blocks and MTP module 0 as loss() runs them): a finite-difference step far
+// below it cannot change which experts are chosen.
+double min_routing_margin(Transformer& m, const Tensor& tokens) {
   double margin = 1e9;
-  auto check = [&](MoE& moe) {
-    if (!moe.last_gate.scores.defined()) return;
-    Tensor s = moe.last_gate.scores.detach();
+  auto check = [&](const MoE& moe, const BlockAux& aux) {
+    if (!aux.moe_ran) return;
+    Tensor s = aux.moe.gate.scores.detach();
     if (moe.gate.bias.defined()) s = add(s, moe.gate.bias.detach());
     const int64_t N = s.size(0), E = s.size(1), K = moe.n_activated_experts;
     std::vector<double> v = s.to_f64_vector();
@@ -163,10 +164,17 @@ double min_routing_margin(Transformer& m) {
       if (K < E && row[K] > -1e29) margin = std::min(margin, row[K - 1] - row[K]);
     }
   };
-  for (auto& b : m.layers)
-    if (b->moe) check(*b->moe);
-  for (auto& t : m.mtp)
-    if (t->block.moe) check(*t->block.moe);
+  NoGradGuard no_grad;
+  std::vector<BlockAux> aux;
+  Tensor h0 = m.hidden(tokens, 0, nullptr, nullptr, &aux);
+  for (size_t i = 0; i < m.layers.size(); i++)
+    if (m.layers[i]->moe) check(*m.layers[i]->moe, aux[i]);
+  const int64_t S = tokens.size(1);
+  if (!m.mtp.empty() && m.mtp[0]->block.moe && S > 1) {
+    BlockAux ma;
+    m.mtp_forward(0, contiguous(slice(tokens, 1, 1, S)), slice(h0, 1, 0, S - 1), 0, nullptr, &ma);
+    check(*m.mtp[0]->block.moe, ma);
+  }
   return margin;
 }
 
@@ -217,17 +225,21 @@ TEST_CASE("transformer: tiny_v2lite reproduces the official logits, hidden state
     CHECK(model.forward(tokens).shape() == Shape{2, 24, 512});
 
     // routing of both MoE layers (compare expert sets; loads are counts)
-    std::vector<std::vector<int64_t>> loads = model.expert_loads();
+    std::vector<BlockAux> aux;
+    model.hidden(tokens, 0, nullptr, nullptr, &aux);
+    std::vector<std::vector<int64_t>> loads;
+    for (const BlockAux& x : aux)
+      if (x.moe_ran) loads.push_back(x.moe.stats.tokens_per_expert);
     REQUIRE(loads.size() == 2);
     for (int L = 1; L <= 2; L++) {
       CAPTURE(L);
       std::vector<int64_t> want;
       for (float x : to_f32(reference().get("moe." + std::to_string(L) + ".expert_load"))) want.push_back((int64_t)x);
       CHECK(loads[L - 1] == want);
-      MoE& moe = *model.layers[L]->moe;
-      CHECK(max_abs_diff(moe.last_gate.scores, ref_tensor("moe." + std::to_string(L) + ".scores")) <= 1e-5);
+      const MoEOutput& routed = aux[L].moe;
+      CHECK(max_abs_diff(routed.gate.scores, ref_tensor("moe." + std::to_string(L) + ".scores")) <= 1e-5);
       // the reference stores α·L_bal with the harness's α = 1e-4 (model_args.json balance_alpha)
-      Tensor bal = moe.balance_loss(1e-4);
+      Tensor bal = MoE::balance_loss(routed, 1e-4);
       CHECK(max_abs_diff(bal, ref_tensor("moe." + std::to_string(L) + ".seq_balance_loss")) <= 1e-10);
     }
   }
@@ -478,8 +490,7 @@ TEST_CASE("transformer: float64 gradcheck of a tiny Transformer with MoE and MTP
     tokens = Tensor::randint({2, 6}, rng, 0, a.vocab_size);
     targets = Tensor::randint({2, 6}, rng, 0, a.vocab_size);
     targets.set_at({0, 2}, -100);
-    holder->loss(tokens, targets, 0.3, 0.1);
-    double margin = min_routing_margin(*holder);
+    double margin = min_routing_margin(*holder, tokens);
     if (margin > 1e-3) {
       MESSAGE("seed " << seed << ": min routing margin " << margin);
       model = holder.get();
@@ -522,12 +533,14 @@ TEST_CASE("transformer: MTP loss (D = 1) equals the direct formula; total = main
 
   NoGradGuard ng;
   // the direct formula, written out: h'_i = M [enorm(Emb t_{i+1}) ; hnorm(h⁰_i)], i = 0..S−2
-  Tensor h0 = m.hidden(tokens);  // post-final-norm
+  std::vector<BlockAux> main_aux;
+  Tensor h0 = m.hidden(tokens, 0, nullptr, nullptr, &main_aux);  // post-final-norm
   MTPModule& mod = *m.mtp[0];
   Tensor emb = embedding(m.embed.weight, contiguous(slice(tokens, 1, 1, S)));
   Tensor x = linear(cat({rms_norm(emb, mod.enorm.weight), rms_norm(slice(h0, 1, 0, S - 1), mod.hnorm.weight)}, -1),
                     mod.eh_proj.weight);
-  Tensor h1 = mod.block.forward(x, 0, m.rope);
+  BlockAux mtp_aux;
+  Tensor h1 = mod.block.forward(x, 0, m.rope, nullptr, &mtp_aux);
   std::vector<double> logits = linear(rms_norm(h1, mod.shared_head_norm.weight), m.head.weight).to_f64_vector();
   // L¹ = −(1/n) Σ_{valid i} log softmax(logits_i)[t_{i+2}], t_{i+2} = targets[:, i+1]
   double sum = 0;
@@ -548,13 +561,13 @@ TEST_CASE("transformer: MTP loss (D = 1) equals the direct formula; total = main
   // main loss and composition
   CHECK(std::abs(lo.main_loss.item() - cross_entropy(m.forward(tokens), targets).item()) <= 1e-12);
   double bal = 0;
-  for (auto* moe : {m.layers[1]->moe.get(), m.mtp[0]->block.moe.get()}) bal += mean(moe->balance_loss(alpha)).item();
+  for (const BlockAux* x : {&main_aux[1], &mtp_aux}) bal += mean(MoE::balance_loss(x->moe, alpha)).item();
   bal /= 2;
   CHECK(std::abs(lo.balance_loss.item() - bal) <= 1e-14);
   CHECK(std::abs(lo.loss.item() - (lo.main_loss.item() + lambda * direct + bal)) <= 1e-12);
-  // the MTP block's MoE is counted by expert_loads / moe_layer_names
+  // the MTP block's MoE is counted by LossOutput::expert_loads / moe_layer_names
   CHECK(m.moe_layer_names() == std::vector<std::string>{"layers.1.ffn", "mtp.0.ffn"});
-  std::vector<std::vector<int64_t>> loads = m.expert_loads();
+  const std::vector<std::vector<int64_t>>& loads = lo.expert_loads;
   REQUIRE(loads.size() == 2);
   int64_t total = 0;
   for (int64_t l : loads[1]) total += l;
@@ -566,12 +579,11 @@ TEST_CASE("transformer: update_gate_biases moves every biased gate against its l
   Rng rng(2);
   Transformer m(a, rng);
   Tensor tokens = Tensor::randint({2, 8}, rng, 0, a.vocab_size);
-  m.loss(tokens, tokens, 0.3, 0.0);
-  std::vector<std::vector<int64_t>> loads = m.expert_loads();
+  std::vector<std::vector<int64_t>> loads = m.loss(tokens, tokens, 0.3, 0.0).expert_loads;
   std::vector<MoE*> moes = {m.layers[1]->moe.get(), m.mtp[0]->block.moe.get()};
   std::vector<std::vector<float>> before;
   for (MoE* e : moes) before.push_back(e->gate.bias.to_f32_vector());
-  m.update_gate_biases(0.01);
+  m.update_gate_biases(loads, 0.01);
   for (size_t l = 0; l < moes.size(); l++) {
     std::vector<float> after = moes[l]->gate.bias.to_f32_vector();
     double mean_load = 0;

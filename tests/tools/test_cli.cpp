@@ -112,14 +112,14 @@ std::pair<int, std::string> run_cmd(const std::string& cmd) {
 
 TEST_CASE("prepare: generated stories -> BPE -> train/val shards that decode back to the corpus") {
   TempDir tmp("prepare_gen");
-  cli::PrepareOptions opt;
+  PrepareOptions opt;
   opt.generated_stories = 200;
   opt.seed = 4;
   opt.vocab_size = 400;
   opt.val_fraction = 0.1;
   opt.shard_tokens = 4000;  // several train shards
   opt.out_dir = tmp.file("out");
-  cli::PrepareResult r = cli::prepare_data(opt);
+  PrepareResult r = prepare_data(opt);
   const std::string corpus = data::generate_story_corpus(4, 200);
   CHECK(r.n_bytes == (int64_t)corpus.size());
   CHECK(r.vocab_size <= 400);
@@ -139,17 +139,17 @@ TEST_CASE("prepare: generated stories -> BPE -> train/val shards that decode bac
   // A second, smaller run into the same dir leaves no stale shards behind.
   opt.generated_stories = 50;
   opt.shard_tokens = 1 << 20;
-  cli::PrepareResult r2 = cli::prepare_data(opt);
+  PrepareResult r2 = prepare_data(opt);
   CHECK(data::list_shards(tmp.file("out/train")).size() == 1);
   CHECK(r2.n_train_tokens < r.n_train_tokens);
 
   // New data for an existing tokenizer: encoded with it, not retrained.
-  cli::PrepareOptions again;
+  PrepareOptions again;
   again.generated_stories = 30;
   again.seed = 11;
   again.tokenizer_path = tmp.file("out/tokenizer.bpe");
   again.out_dir = tmp.file("out2");
-  cli::PrepareResult r3 = cli::prepare_data(again);
+  PrepareResult r3 = prepare_data(again);
   CHECK(slurp(tmp.file("out2/tokenizer.bpe")) == slurp(tmp.file("out/tokenizer.bpe")));
   data::Tokenizer tok2 = data::Tokenizer::load(tmp.file("out/tokenizer.bpe"));
   CHECK(r3.vocab_size == tok2.vocab_size());
@@ -165,13 +165,13 @@ TEST_CASE("prepare: a zstd file and a plain file, joined with <|endoftext|>; --m
   spit(tmp.file("b.txt"), b);
   REQUIRE(fs::file_size(tmp.file("a.txt.zst")) < a.size() / 4);  // really compressed
 
-  cli::PrepareOptions opt;
+  PrepareOptions opt;
   opt.text_paths = {tmp.file("a.txt.zst"), tmp.file("b.txt")};
   opt.vocab_size = 300;
   opt.val_fraction = 0.05;
   opt.out_dir = tmp.file("out");
   std::ostringstream log;
-  cli::PrepareResult r = cli::prepare_data(opt, &log);
+  PrepareResult r = prepare_data(opt, &log);
   const std::string corpus = a + "\n<|endoftext|>\n" + b;
   CHECK(r.n_bytes == (int64_t)corpus.size());
   CHECK(log.str().find("zstd") != std::string::npos);
@@ -180,7 +180,7 @@ TEST_CASE("prepare: a zstd file and a plain file, joined with <|endoftext|>; --m
 
   opt.max_bytes = 5000;
   opt.val_fraction = 0.2;
-  r = cli::prepare_data(opt);
+  r = prepare_data(opt);
   CHECK(r.n_bytes <= 5000);
   CHECK(r.n_bytes > 2500);
   tok = data::Tokenizer::load(r.tokenizer_path);
@@ -189,24 +189,24 @@ TEST_CASE("prepare: a zstd file and a plain file, joined with <|endoftext|>; --m
 
 TEST_CASE("prepare: errors name the file or the option") {
   TempDir tmp("prepare_err");
-  cli::PrepareOptions opt;
+  PrepareOptions opt;
   opt.out_dir = tmp.file("out");
-  CHECK(error_of([&] { cli::prepare_data(opt); }).find("--text") != std::string::npos);
+  CHECK(error_of([&] { prepare_data(opt); }).find("--text") != std::string::npos);
   opt.text_paths = {tmp.file("missing.txt")};
-  std::string e = error_of([&] { cli::prepare_data(opt); });
+  std::string e = error_of([&] { prepare_data(opt); });
   CHECK(e.find("[prepare]") == 0);
   CHECK(e.find("missing.txt") != std::string::npos);
   opt.generated_stories = 5;
   opt.text_paths = {};
   opt.tokenizer_path = tmp.file("missing.bpe");
-  e = error_of([&] { cli::prepare_data(opt); });
+  e = error_of([&] { prepare_data(opt); });
   CHECK(e.find("[prepare]") == 0);
   CHECK(e.find("missing.bpe") != std::string::npos);
   opt.generated_stories = 0;
   opt.tokenizer_path = "";
   spit(tmp.file("bad.zst"), std::string("\x28\xB5\x2F\xFD garbage", 12));
   opt.text_paths = {tmp.file("bad.zst")};
-  CHECK(error_of([&] { cli::prepare_data(opt); }).find("bad.zst") != std::string::npos);
+  CHECK(error_of([&] { prepare_data(opt); }).find("bad.zst") != std::string::npos);
 }
 
 // ---- export / import ---------------------------------------------------------------------------------
@@ -441,18 +441,18 @@ TEST_CASE("generate: deterministic by seed; speculative equals greedy and report
 
 TEST_CASE("eval: the random fixture scores about ln(V) on prepared shards") {
   TempDir tmp("eval");
-  cli::PrepareOptions p;
+  PrepareOptions p;
   p.generated_stories = 150;
   p.vocab_size = 500;
   p.val_fraction = 0.2;
   p.out_dir = tmp.file("data");
-  cli::prepare_data(p);
+  prepare_data(p);
   Transformer model = load_model_dir(kFixture);
-  cli::EvalOptions opt;
+  EvalOptions opt;
   opt.batches = 3;
   opt.seq_len = 64;
   opt.batch_size = 4;
-  cli::EvalResult r = cli::evaluate(model, cli::find_eval_shards(tmp.file("data")), opt);  // finds data/val
+  EvalResult r = evaluate_lm(model, find_eval_shards(tmp.file("data")), opt);  // finds data/val
   CHECK(r.batches == 3);
   CHECK(r.tokens == 3 * 4 * 64);
   CHECK(std::isfinite(r.loss));
@@ -460,15 +460,15 @@ TEST_CASE("eval: the random fixture scores about ln(V) on prepared shards") {
   CHECK(r.loss > std::log(512.0) - 0.3);  // an untrained model cannot beat chance by much
   CHECK(r.loss < std::log(512.0) + 1.0);  // nor be far worse: its logits are small
   CHECK(r.perplexity == doctest::Approx(std::exp(r.loss)));
-  CHECK(cli::evaluate(model, cli::find_eval_shards(tmp.file("data/val")), opt).loss == r.loss);  // same windows
+  CHECK(evaluate_lm(model, find_eval_shards(tmp.file("data/val")), opt).loss == r.loss);  // same windows
 
   // More batches than the shards hold: capped, no window twice.
   opt.batches = 100000;
-  CHECK(cli::evaluate(model, cli::find_eval_shards(tmp.file("data")), opt).batches < 100000);
+  CHECK(evaluate_lm(model, find_eval_shards(tmp.file("data")), opt).batches < 100000);
   opt.seq_len = 1000;
-  CHECK(error_of([&] { cli::evaluate(model, cli::find_eval_shards(tmp.file("data")), opt); }).find("max_seq_len") !=
+  CHECK(error_of([&] { evaluate_lm(model, find_eval_shards(tmp.file("data")), opt); }).find("max_seq_len") !=
         std::string::npos);
-  CHECK(error_of([&] { cli::find_eval_shards(tmp.file("nothing")); }).find("nothing") != std::string::npos);
+  CHECK(error_of([&] { find_eval_shards(tmp.file("nothing")); }).find("nothing") != std::string::npos);
 }
 
 // ---- the binary --------------------------------------------------------------------------------------

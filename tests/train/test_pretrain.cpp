@@ -11,6 +11,7 @@
 #include "tests/data/temp_dir.h"
 #include "train/config_yaml.h"
 #include "train/metrics.h"
+#include "autograd/node.h"
 #include "train/pretrain.h"
 
 using namespace sg;
@@ -108,7 +109,7 @@ TEST_CASE("pretrain: 6 steps on a micro model — finite, falling loss, metrics.
   CHECK(std::isfinite(m.column("val_loss")[2]));  // eval_every 3
   CHECK(std::isnan(m.column("val_loss")[0]));
   CHECK(std::filesystem::exists(dir.file("run/checkpoint/model.safetensors")));
-  CHECK(std::filesystem::exists(dir.file("run/data/tokenizer.txt")));
+  CHECK(std::filesystem::exists(dir.file("run/data/tokenizer.bpe")));
 }
 
 TEST_CASE("pretrain: 3 steps + resume + 3 steps == 6 steps straight, bit for bit") {
@@ -132,4 +133,84 @@ TEST_CASE("pretrain: 3 steps + resume + 3 steps == 6 steps straight, bit for bit
   MetricsTable ma = read_metrics_csv(dir.file("a/metrics.csv")), mb = read_metrics_csv(dir.file("b/metrics.csv"));
   REQUIRE(mb.rows.size() == 6);
   CHECK(ma.column("loss") == mb.column("loss"));
+}
+
+TEST_CASE("pretrain: `seekgrad prepare` once, then train on it (train.data.dir) == a run that prepares its own") {
+  TempDir dir("prepared");
+  std::ostringstream log;
+  PretrainConfig own = parse_pretrain_config(micro_yaml(dir.file("own")), "micro.yaml");
+  PretrainResult r_own = pretrain(own, log, quiet());
+
+  // the same preparation, made by the prepare path into a directory of its own
+  PrepareOptions po;
+  po.generated_stories = 120;
+  po.seed = 3;  // train.seed: the generated corpus is seeded by it
+  po.vocab_size = 300;
+  po.val_fraction = 0.05;
+  po.out_dir = dir.file("corpus");
+  prepare_data(po);
+  std::string yaml = micro_yaml(dir.file("shared"));
+  yaml.replace(yaml.find("  data: {"), std::string("  data: {").size(), "  data: {dir: " + dir.file("corpus") + ", ");
+  PretrainConfig shared = parse_pretrain_config(yaml, "micro.yaml");
+  CHECK(shared.train.data.dir == dir.file("corpus"));
+  PretrainResult r_shared = pretrain(shared, log, quiet());
+  CHECK(r_shared.final_loss == r_own.final_loss);  // exact: the same tokens in the same order
+  CHECK(r_shared.final_val_loss == r_own.final_val_loss);
+  CHECK(!std::filesystem::exists(dir.file("shared/data")));  // nothing prepared again
+  // and a second config trains on the same corpus
+  CHECK(log.str().find("data: " + dir.file("corpus")) != std::string::npos);
+
+  // a directory that is not a complete preparation is named with how to make it
+  std::filesystem::create_directories(dir.file("empty"));
+  std::string bad = micro_yaml(dir.file("bad"));
+  bad.replace(bad.find("  data: {"), std::string("  data: {").size(), "  data: {dir: " + dir.file("empty") + ", ");
+  std::string e = error_of([&] { pretrain(parse_pretrain_config(bad, "micro.yaml"), log, quiet()); });
+  CHECK(e.find("[prepare] " + dir.file("empty") + ": no prepare.json") == 0);
+  CHECK(e.find("seekgrad prepare") != std::string::npos);
+}
+
+TEST_CASE("pretrain: aux-loss-free balancing uses the load of ALL micro-batches of a step") {
+  TempDir dir("accum");
+  std::string yaml = micro_yaml(dir.file("run"));
+  yaml.replace(yaml.find("  steps: 6"), std::string("  steps: 6").size(), "  steps: 1\n  grad_accum: 3\n  bias_gamma: 0.5");
+  PretrainConfig c = parse_pretrain_config(yaml, "micro.yaml");
+  std::ostringstream log;
+  PrepareOptions po;
+  po.generated_stories = 120;
+  po.seed = 3;
+  po.vocab_size = 300;
+  po.val_fraction = 0.05;
+  po.out_dir = dir.file("corpus");
+  prepare_data(po);
+  PreparedData data = open_prepared(dir.file("corpus"));
+  ModelArgs args = c.model;
+  args.vocab_size = data.tokenizer.vocab_size();
+  Rng rng(c.train.seed);
+  Transformer model(args, rng);
+  PretrainStage stage(model, c.train, data);
+  // three micro-batches of step 0, each one's load measured on its own (under no_grad: same routing)
+  std::vector<std::vector<int64_t>> want;
+  for (int micro = 0; micro < 3; micro++) {
+    stage.make_batch(0);
+    stage.batch_loss(0);
+    NoGradGuard ng;
+    add_expert_loads(want, model.loss(stage.tokens(), stage.targets(), 0.0, 0.0).expert_loads);
+  }
+  REQUIRE(want.size() == 2);  // layers.1.ffn and mtp.0.ffn
+  CHECK(stage.step_loads() == want);
+  int64_t total = 0;
+  for (int64_t l : want[0]) total += l;
+  CHECK(total == 3 * c.train.batch_size * c.train.seq_len * args.n_activated_experts);
+  // the hook moves each bias by γ·sign(mean − load) of the summed load
+  std::vector<float> before = model.layers[1]->moe->gate.bias.to_f32_vector();
+  stage.update_biases();
+  std::vector<float> after = model.layers[1]->moe->gate.bias.to_f32_vector();
+  double mean_load = (double)total / (double)want[0].size();
+  for (size_t e = 0; e < after.size(); e++) {
+    double sign = mean_load > want[0][e] ? 1 : mean_load < want[0][e] ? -1 : 0;
+    CHECK(after[e] == doctest::Approx(before[e] + 0.5 * sign));
+  }
+  // a new step starts from zero
+  stage.make_batch(1);
+  CHECK(stage.step_loads().empty());
 }

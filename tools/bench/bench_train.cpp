@@ -52,6 +52,7 @@ Tensor timed_loss(Transformer& m, const Tensor& tokens, const Tensor& targets, d
     h = m.embed.forward(tokens);
   }
   fwd["other"] += ms_since(t);
+  std::vector<MoEOutput> routed;  // the main MoE blocks' routing, for the balance loss
   for (size_t i = 0; i < m.layers.size(); i++) {
     Block& b = *m.layers[i];
     ScopeGuard sl("layers." + std::to_string(i));
@@ -78,7 +79,12 @@ Tensor timed_loss(Transformer& m, const Tensor& tokens, const Tensor& targets, d
     t = Clock::now();
     {
       ScopeGuard s("ffn");
-      x = b.moe ? b.moe->forward(x) : b.dense_ffn->forward(x);
+      if (b.moe) {
+        routed.push_back(b.moe->forward_routed(x));
+        x = routed.back().y;
+      } else {
+        x = b.dense_ffn->forward(x);
+      }
     }
     fwd["moe_ffn"] += ms_since(t);
     t = Clock::now();
@@ -117,13 +123,12 @@ Tensor timed_loss(Transformer& m, const Tensor& tokens, const Tensor& targets, d
   if (alpha > 0) {
     Tensor bal;
     int n = 0;
-    for (auto& b : m.layers)
-      if (b->moe) {
-        ScopeGuard s("layers.ffn");
-        Tensor bl = mean(b->moe->balance_loss(alpha));
-        bal = bal.defined() ? add(bal, bl) : bl;
-        n++;
-      }
+    for (const MoEOutput& r : routed) {
+      ScopeGuard s("layers.ffn");
+      Tensor bl = mean(MoE::balance_loss(r, alpha));
+      bal = bal.defined() ? add(bal, bl) : bl;
+      n++;
+    }
     if (n) total = add(total, mul(bal, 1.0 / n));
   }
   fwd["moe_ffn"] += ms_since(t);
@@ -180,7 +185,7 @@ int bench_train(const std::string& config_path, bool json, int steps) {
     lo.loss.backward();
     clip_grad_norm(params, tc.grad_clip > 0 ? tc.grad_clip : 1e30);
     opt.step(tc.lr);
-    if (tc.bias_gamma > 0) model.update_gate_biases(tc.bias_gamma);
+    if (tc.bias_gamma > 0) model.update_gate_biases(lo.expert_loads, tc.bias_gamma);
     if (s >= 2) step_ms.push_back(ms_since(t0));
   }
   const int64_t peak = cpu_allocator_stats().peak_bytes;

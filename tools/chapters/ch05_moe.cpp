@@ -258,10 +258,14 @@ RunResult train_variant(Variant variant, const ClusterTask& task, int64_t steps,
   size_t next_cp = 0;
   for (int64_t step = 0; step <= steps; step++) {
     ClusterTask::Batch b = task.sample(batch, data);
-    Tensor y = standard ? smoe.forward(b.x) : dmoe.forward(b.x);
-    const RoutingStats& st = standard ? smoe.last_stats : dmoe.last_stats;
+    StandardMoEOutput so;
+    MoEOutput mo;
+    if (standard) so = smoe.forward_routed(b.x);
+    else mo = dmoe.forward_routed(b.x);
+    Tensor y = standard ? so.y : mo.y;
+    const RoutingStats& st = standard ? so.stats : mo.stats;
     Tensor mse = mean(square(sub(y, b.target)));
-    Tensor loss = variant == Variant::standard_aux ? add(mse, mul(smoe.last_aux_loss, alpha)) : mse;
+    Tensor loss = variant == Variant::standard_aux ? add(mse, mul(so.aux_loss, alpha)) : mse;
     res.max_over_mean.push_back(st.max_over_mean);
     for (int64_t e = 0; e < E; e++) since[e] += st.tokens_per_expert[e];
     if (next_cp < checkpoints.size() && step == checkpoints[next_cp]) {
@@ -283,9 +287,17 @@ RunResult train_variant(Variant variant, const ClusterTask& task, int64_t steps,
   NoGradGuard no_grad;
   Rng held(99);
   ClusterTask::Batch b = task.sample(2048, held);
-  Tensor y = standard ? smoe.forward(b.x) : dmoe.forward(b.x);
+  GateOutput routing;
+  Tensor y;
+  if (standard) {
+    StandardMoEOutput so = smoe.forward_routed(b.x);
+    y = so.y, routing = so.gate;
+  } else {
+    MoEOutput mo = dmoe.forward_routed(b.x);
+    y = mo.y, routing = mo.gate;
+  }
   res.final_mse = mean(square(sub(y, b.target))).item();
-  std::vector<int64_t> idx = (standard ? smoe.last_gate.indices : dmoe.last_gate.indices).to_i64_vector();
+  std::vector<int64_t> idx = routing.indices.to_i64_vector();
   res.cluster_expert.assign(task.clusters, std::vector<int64_t>(E, 0));
   for (int64_t i = 0; i < 2048; i++)
     for (int64_t k = 0; k < K; k++) res.cluster_expert[b.cluster[i]][idx[i * K + k]]++;
@@ -314,8 +326,7 @@ void show_group_routing(const std::string& out_dir) {
   const int64_t T = 16;
   Tensor x = Tensor::randn({1, T, 64}, rng);
   NoGradGuard no_grad;
-  moe.forward(x);
-  const GateOutput& g = moe.last_gate;
+  const GateOutput g = moe.forward_routed(x).gate;
   std::vector<double> s = g.scores.to_f64_vector(), b = moe.gate.bias.to_f64_vector();
   std::vector<int64_t> idx = g.indices.to_i64_vector();
   std::printf("\n== 2. 256 experts, 8 groups of 32, each token limited to 4 groups, top-8 (DeepSeek-V3's routing) ==\n");

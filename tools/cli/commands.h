@@ -29,6 +29,8 @@
 #include "models/config.h"
 #include "models/generate.h"
 #include "models/safetensors.h"
+#include "train/data_prep.h"
+#include "train/evaluate.h"
 
 namespace CLI {
 class App;
@@ -43,39 +45,7 @@ class Tokenizer;
 
 namespace sg::cli {
 
-// ---- prepare ---------------------------------------------------------------------------------------
-
-struct PrepareOptions {
-  std::vector<std::string> text_paths;  // any text files; zstd-compressed ones are decompressed
-  int64_t generated_stories = 0;        // > 0: also this many stories of data::generate_story_corpus
-  uint64_t seed = 1;                    // for the generated stories
-  std::string out_dir;
-  int vocab_size = 4096;                // BPE target: 256 bytes + merges + special tokens
-  std::string tokenizer_path;           // non-empty: encode with this tokenizer instead of training one
-                                        // (new data for an existing model); it is copied to DIR/tokenizer.bpe
-  double val_fraction = 0.05;           // the last part of the corpus (cut at a document boundary)
-  int64_t max_bytes = 0;                // use only the first N bytes of the corpus (0 = all)
-  int64_t shard_tokens = 1 << 22;       // tokens per shard file
-};
-
-struct PrepareResult {
-  int64_t n_bytes = 0;                  // corpus bytes used (train + val)
-  int64_t n_train_bytes = 0, n_val_bytes = 0;
-  int64_t n_train_tokens = 0, n_val_tokens = 0;
-  int vocab_size = 0;                   // the tokenizer's real vocabulary (may be < the target)
-  double bytes_per_token = 0;           // over the whole corpus
-  double read_seconds = 0, train_seconds = 0, encode_seconds = 0, seconds = 0;
-  std::string tokenizer_path;
-  std::vector<std::string> train_shards, val_shards;
-};
-
-// Reads every source, joins them (an <|endoftext|> between two files unless the first already ends
-// with one), cuts the corpus to max_bytes, splits off the validation part at the first <|endoftext|>
-// (or newline) after the (1 − val_fraction) point, trains the BPE on the TRAIN part only (or loads
-// tokenizer_path), encodes both
-// and writes the shards (old shard_*.bin files in DIR/train and DIR/val are removed first).
-// log (may be null) receives a few progress lines.
-PrepareResult prepare_data(const PrepareOptions& opt, std::ostream* log = nullptr);
+// ---- prepare: train/data_prep.h (PrepareOptions, prepare_data) ------------------------------------
 
 // ---- generate --------------------------------------------------------------------------------------
 
@@ -104,26 +74,7 @@ int run_generate(const GenerateOptions& opt, std::ostream& out);
 
 // ---- eval ------------------------------------------------------------------------------------------
 
-struct EvalOptions {
-  std::string model_dir, data_dir;  // data_dir: a folder of shard_*.bin (or a prepare DIR: its val/)
-  int64_t batches = 20, seq_len = 128, batch_size = 8;
-  uint64_t seed = 0;
-};
-
-struct EvalResult {
-  double loss = 0;        // mean cross-entropy (nats per token) of the main head
-  double perplexity = 0;  // exp(loss)
-  std::vector<double> mtp_losses;  // per MTP depth, when the model has MTP modules
-  int64_t batches = 0, tokens = 0;
-  double seconds = 0;
-  std::vector<std::string> shards;
-};
-
-// The shard files of a data folder: its shard_*.bin, else those of its val/ subfolder.
-std::vector<std::string> find_eval_shards(const std::string& data_dir);
-// Under NoGradGuard. The batches are windows of the shards in the loader's seeded epoch order; fewer
-// than asked when the shards hold fewer (never the same window twice).
-EvalResult evaluate(Transformer& model, const std::vector<std::string>& shards, const EvalOptions& opt);
+// evaluate_lm and its options: train/evaluate.h
 int run_eval(const EvalOptions& opt, std::ostream& out);
 
 // ---- import / export -------------------------------------------------------------------------------

@@ -1,0 +1,237 @@
+// train/data_prep.cpp — see data_prep.h.
+#include "train/data_prep.h"
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <ostream>
+#include <sstream>
+#include <stdexcept>
+
+#include "data/generators.h"
+#include "data/shards.h"
+#include "models/json.h"
+
+namespace fs = std::filesystem;
+
+namespace sg {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+[[noreturn]] void fail(const char* who, const std::string& message) {
+  throw std::runtime_error(std::string("[") + who + "] " + message);
+}
+
+void write_text(const std::string& path, const std::string& text, const char* who) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  if (!out) fail(who, path + ": write failed");
+}
+
+std::string human_bytes(double b) {
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(1);
+  if (b >= 1e6) s << b / 1e6 << " MB";
+  else if (b >= 1e3) s << b / 1e3 << " kB";
+  else s << std::setprecision(0) << b << " B";
+  return s.str();
+}
+
+const std::string kEot = "<|endoftext|>";
+
+// Is the text's last non-whitespace content an <|endoftext|>?
+bool ends_with_eot(const std::string& s) {
+  size_t e = s.find_last_not_of(" \t\r\n");
+  if (e == std::string::npos) return false;
+  return e + 1 >= kEot.size() && s.compare(e + 1 - kEot.size(), kEot.size(), kEot) == 0;
+}
+
+void append_document(std::string& corpus, const std::string& text) {
+  if (!corpus.empty() && !ends_with_eot(corpus)) corpus += "\n" + kEot + "\n";
+  corpus += text;
+}
+
+// A split position of the corpus near `at`: just after an <|endoftext|> (and its newline) when the corpus
+// has them, else just after a newline; the first such boundary at or after `at`, else the last before it;
+// `at` itself when there is none.
+size_t document_boundary(const std::string& s, size_t at) {
+  const bool has_eot = s.find(kEot) != std::string::npos;
+  const std::string& mark = has_eot ? kEot : std::string("\n");
+  auto after = [&](size_t pos) {
+    size_t p = pos + mark.size();
+    while (p < s.size() && s[p] == '\n') p++;
+    return p;
+  };
+  size_t f = s.find(mark, at);
+  if (f != std::string::npos && after(f) < s.size()) return after(f);
+  size_t b = at >= mark.size() ? s.rfind(mark, at - mark.size()) : std::string::npos;
+  if (b != std::string::npos && after(b) > 0 && after(b) < s.size()) return after(b);
+  return at;
+}
+
+}  // namespace
+
+PrepareResult prepare_data(const PrepareOptions& opt, std::ostream* log) {
+  const auto t0 = Clock::now();
+  if (opt.text_paths.empty() && opt.generated_stories <= 0)
+    fail("prepare", "nothing to read: give --text FILE (one or more) or --generated-stories N");
+  if (opt.out_dir.empty()) fail("prepare", "no output directory (--out DIR)");
+  if (!(opt.val_fraction >= 0.0 && opt.val_fraction < 1.0))
+    fail("prepare", "--val-fraction " + std::to_string(opt.val_fraction) + " must be in [0, 1)");
+  if (opt.shard_tokens <= 0) fail("prepare", "--shard-tokens must be > 0");
+  PrepareResult r;
+
+  // 1. read and join the sources
+  std::string corpus;
+  for (const std::string& path : opt.text_paths) {
+    if (!fs::is_regular_file(path)) fail("prepare", path + ": no such file");
+    std::string text = data::read_text_file(path);  // zstd-aware; errors name the path
+    if (log) *log << "  read " << path << ": " << human_bytes((double)text.size())
+                  << (fs::file_size(path) < text.size() ? " (zstd, " + human_bytes((double)fs::file_size(path)) + " on disk)" : "")
+                  << "\n";
+    append_document(corpus, text);
+    if (opt.max_bytes > 0 && (int64_t)corpus.size() >= opt.max_bytes) break;
+  }
+  if (opt.generated_stories > 0) {
+    std::string stories = data::generate_story_corpus(opt.seed, (int)opt.generated_stories);
+    if (log) *log << "  generated " << opt.generated_stories << " stories (seed " << opt.seed << "): "
+                  << human_bytes((double)stories.size()) << "\n";
+    append_document(corpus, stories);
+  }
+  if (opt.max_bytes > 0 && (int64_t)corpus.size() > opt.max_bytes) {
+    size_t nl = corpus.rfind('\n', (size_t)opt.max_bytes - 1);
+    corpus.resize(nl != std::string::npos && nl > (size_t)opt.max_bytes / 2 ? nl + 1 : (size_t)opt.max_bytes);
+  }
+  if (corpus.empty()) fail("prepare", "the input is empty");
+  r.read_seconds = seconds_since(t0);
+
+  // 2. split off the validation part at a document boundary
+  size_t cut = corpus.size();
+  if (opt.val_fraction > 0) {
+    cut = document_boundary(corpus, (size_t)((double)corpus.size() * (1.0 - opt.val_fraction)));
+    if (cut == 0 || cut >= corpus.size()) fail("prepare", "cannot split " + std::to_string(corpus.size()) + " bytes into train and val");
+  }
+  std::string_view train_text(corpus.data(), cut), val_text(corpus.data() + cut, corpus.size() - cut);
+  r.n_bytes = (int64_t)corpus.size();
+  r.n_train_bytes = (int64_t)train_text.size();
+  r.n_val_bytes = (int64_t)val_text.size();
+
+  // 3. the tokenizer, trained on the train part only (or an existing one)
+  auto t1 = Clock::now();
+  data::Tokenizer tok;
+  if (!opt.tokenizer_path.empty()) {
+    if (!fs::is_regular_file(opt.tokenizer_path)) fail("prepare", opt.tokenizer_path + ": no such tokenizer file");
+    tok = data::Tokenizer::load(opt.tokenizer_path);
+    if (log) *log << "  tokenizer " << opt.tokenizer_path << ": vocab " << tok.vocab_size() << " (not retrained)\n";
+  } else {
+    data::BpeTrainOptions bpe;
+    bpe.vocab_size = opt.vocab_size;
+    data::BpeTrainStats bst;
+    tok = data::Tokenizer::train(train_text, bpe, &bst);
+    if (log) *log << "  BPE: " << bst.n_merges << " merges over " << bst.n_unique_words << " distinct words -> vocab "
+                  << tok.vocab_size() << " (" << std::fixed << std::setprecision(2) << seconds_since(t1) << " s)\n"
+                  << std::defaultfloat;
+  }
+  r.train_seconds = seconds_since(t1);
+  r.vocab_size = tok.vocab_size();
+
+  // 4. encode and write
+  auto t2 = Clock::now();
+  std::vector<int32_t> train_ids = tok.encode(train_text), val_ids = tok.encode(val_text);
+  r.encode_seconds = seconds_since(t2);
+  r.n_train_tokens = (int64_t)train_ids.size();
+  r.n_val_tokens = (int64_t)val_ids.size();
+  r.bytes_per_token = (double)r.n_bytes / (double)std::max<int64_t>(1, r.n_train_tokens + r.n_val_tokens);
+
+  std::error_code ec;
+  fs::create_directories(opt.out_dir, ec);
+  if (ec) fail("prepare", opt.out_dir + ": cannot create the directory: " + ec.message());
+  r.tokenizer_path = (fs::path(opt.out_dir) / "tokenizer.bpe").string();
+  tok.save(r.tokenizer_path);
+  auto write_split = [&](const std::string& name, const std::vector<int32_t>& ids) {
+    const std::string dir = (fs::path(opt.out_dir) / name).string();
+    fs::create_directories(dir, ec);
+    if (ec) fail("prepare", dir + ": cannot create the directory: " + ec.message());
+    for (const std::string& old : data::list_shards(dir)) fs::remove(old);  // a previous, larger run's
+    if (ids.empty()) return std::vector<std::string>{};
+    return data::write_shards(dir, ids, r.vocab_size, opt.shard_tokens);
+  };
+  r.train_shards = write_split("train", train_ids);
+  r.val_shards = write_split("val", val_ids);
+
+  Json sources = Json::array();
+  for (const std::string& p : opt.text_paths) sources.push_back(Json(p));
+  if (opt.generated_stories > 0) sources.push_back(Json("generated:" + std::to_string(opt.generated_stories) + " stories, seed " + std::to_string(opt.seed)));
+  Json meta = Json::object();
+  meta.set("sources", sources);
+  meta.set("bytes", r.n_bytes);
+  meta.set("train_bytes", r.n_train_bytes);
+  meta.set("val_bytes", r.n_val_bytes);
+  meta.set("train_tokens", r.n_train_tokens);
+  meta.set("val_tokens", r.n_val_tokens);
+  meta.set("vocab_size", (int64_t)r.vocab_size);
+  meta.set("bytes_per_token", r.bytes_per_token);
+  meta.set("val_fraction", opt.val_fraction);
+  meta.set("signature", prepare_signature(opt));
+  write_text((fs::path(opt.out_dir) / "prepare.json").string(), meta.dump(2) + "\n", "prepare");
+  r.seconds = seconds_since(t0);
+  return r;
+}
+
+std::string prepare_signature(const PrepareOptions& opt) {
+  std::ostringstream s;
+  s << "texts=[";
+  for (size_t i = 0; i < opt.text_paths.size(); i++) s << (i ? "," : "") << opt.text_paths[i];
+  s << "] generated_stories=" << opt.generated_stories << " seed=" << opt.seed << " vocab_size=" << opt.vocab_size
+    << " tokenizer=" << opt.tokenizer_path << " val_fraction=" << opt.val_fraction << " max_bytes=" << opt.max_bytes
+    << " shard_tokens=" << opt.shard_tokens;
+  return s.str();
+}
+
+static std::string read_signature(const std::string& dir) {
+  const std::string meta_path = (fs::path(dir) / "prepare.json").string();
+  std::ifstream in(meta_path, std::ios::binary);
+  if (!in) return "";
+  std::stringstream ss;
+  ss << in.rdbuf();
+  Json meta = Json::parse(ss.str(), meta_path);
+  return meta.contains("signature") ? meta.at("signature").get_string() : std::string();
+}
+
+bool prepared_matches(const std::string& dir, const std::string& signature) {
+  if (!fs::is_regular_file(fs::path(dir) / "prepare.json") || !fs::is_regular_file(fs::path(dir) / "tokenizer.bpe"))
+    return false;
+  return read_signature(dir) == signature;
+}
+
+PreparedData open_prepared(const std::string& dir) {
+  const char* how = " (make it with `seekgrad prepare --out DIR ...`)";
+  if (!fs::is_directory(dir)) fail("prepare", dir + ": not a directory" + how);
+  if (!fs::is_regular_file(fs::path(dir) / "prepare.json"))
+    fail("prepare", dir + ": no prepare.json, so the preparation is missing or was interrupted" + how);
+  const std::string tok = (fs::path(dir) / "tokenizer.bpe").string();
+  if (!fs::is_regular_file(tok)) fail("prepare", tok + ": no such file" + how);
+  PreparedData p;
+  p.dir = dir;
+  p.tokenizer = data::Tokenizer::load(tok);
+  p.signature = read_signature(dir);
+  p.train_shards = data::list_shards((fs::path(dir) / "train").string());
+  p.val_shards = data::list_shards((fs::path(dir) / "val").string());
+  if (p.train_shards.empty()) fail("prepare", dir + "/train: no shard_*.bin files" + std::string(how));
+  if (p.val_shards.empty()) fail("prepare", dir + "/val: no shard_*.bin files (prepare with --val-fraction > 0)");
+  for (const std::string& s : p.train_shards) {
+    data::ShardHeader h = data::read_shard_header(s);
+    if ((int64_t)h.vocab_size > p.tokenizer.vocab_size())
+      fail("prepare", s + " has vocab_size " + std::to_string(h.vocab_size) + " but " + tok + " has " +
+                          std::to_string(p.tokenizer.vocab_size()) + " ids: they were not made together");
+    p.train_tokens += (int64_t)h.n_tokens;
+  }
+  for (const std::string& s : p.val_shards) p.val_tokens += (int64_t)data::read_shard_header(s).n_tokens;
+  return p;
+}
+
+}  // namespace sg

@@ -1,0 +1,73 @@
+// train/data_prep.h — DATA_PREP, the one path from text to training data: `seekgrad prepare` and
+// `seekgrad train` (train/pretrain.h) both call prepare_data(), so a corpus prepared once can be trained on by
+// several configs (train.data.dir), and a run that prepares its own data writes the same layout:
+//
+//   DIR/tokenizer.bpe          the byte-level BPE (data/tokenizer.h), trained on the TRAIN part only
+//   DIR/train/shard_*.bin      zstd token shards (data/shards.h)
+//   DIR/val/shard_*.bin
+//   DIR/prepare.json           what was read and made, and the options' signature; written LAST, so its
+//                              presence means the directory is complete
+//
+// What this is not: a tokenizer converter (HF tokenizer.json is not read) or a streaming pipeline (the
+// corpus is held in memory: fine for the corpora here).
+#pragma once
+#include <cstdint>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "data/tokenizer.h"
+
+namespace sg {
+
+
+struct PrepareOptions {
+  std::vector<std::string> text_paths;  // any text files; zstd-compressed ones are decompressed
+  int64_t generated_stories = 0;        // > 0: also this many stories of data::generate_story_corpus
+  uint64_t seed = 1;                    // for the generated stories
+  std::string out_dir;
+  int vocab_size = 4096;                // BPE target: 256 bytes + merges + special tokens
+  std::string tokenizer_path;           // non-empty: encode with this tokenizer instead of training one
+                                        // (new data for an existing model); it is copied to DIR/tokenizer.bpe
+  double val_fraction = 0.05;           // the last part of the corpus (cut at a document boundary)
+  int64_t max_bytes = 0;                // use only the first N bytes of the corpus (0 = all)
+  int64_t shard_tokens = 1 << 22;       // tokens per shard file
+};
+
+struct PrepareResult {
+  int64_t n_bytes = 0;                  // corpus bytes used (train + val)
+  int64_t n_train_bytes = 0, n_val_bytes = 0;
+  int64_t n_train_tokens = 0, n_val_tokens = 0;
+  int vocab_size = 0;                   // the tokenizer's real vocabulary (may be < the target)
+  double bytes_per_token = 0;           // over the whole corpus
+  double read_seconds = 0, train_seconds = 0, encode_seconds = 0, seconds = 0;
+  std::string tokenizer_path;
+  std::vector<std::string> train_shards, val_shards;
+};
+
+// Reads every source, joins them (an <|endoftext|> between two files unless the first already ends
+// with one), cuts the corpus to max_bytes, splits off the validation part at the first <|endoftext|>
+// (or newline) after the (1 − val_fraction) point, trains the BPE on the TRAIN part only (or loads
+// tokenizer_path), encodes both
+// and writes the shards (old shard_*.bin files in DIR/train and DIR/val are removed first).
+// log (may be null) receives a few progress lines.
+PrepareResult prepare_data(const PrepareOptions& opt, std::ostream* log = nullptr);
+
+// One line that says everything the prepared data depends on (sources, seed, vocabulary, split, limits);
+// stored in prepare.json as "signature". A training run reuses its own out_dir/data only when it matches.
+std::string prepare_signature(const PrepareOptions& opt);
+
+// A prepared directory, opened for training: the tokenizer and the shard lists.
+struct PreparedData {
+  std::string dir;
+  data::Tokenizer tokenizer;
+  std::vector<std::string> train_shards, val_shards;
+  int64_t train_tokens = 0, val_tokens = 0;
+  std::string signature;  // prepare.json's
+};
+// Throws "[prepare] DIR: ..." naming the missing file (and how to make it) when DIR is not complete.
+PreparedData open_prepared(const std::string& dir);
+// True when DIR holds a complete preparation (prepare.json) whose signature is `signature`.
+bool prepared_matches(const std::string& dir, const std::string& signature);
+
+}  // namespace sg
