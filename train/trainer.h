@@ -151,7 +151,7 @@ class Trainer {
   bool resumed_ = false;
 };
 
-// Loss curves of a finished run from its metrics.csv: one line per <term>_loss column (and the total), plus
+// Loss curves of a finished run from its metrics.csv: one line per <term>_loss column, plus
 // the eval columns that end in "loss" as points; `reference` (e.g. ln V) as a dashed line when finite.
 void plot_loss_curves(const std::string& metrics_csv, const std::string& png_path, const std::string& title,
                       double reference, const std::string& reference_label);
