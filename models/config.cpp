@@ -1,6 +1,7 @@
 // models/config.cpp — see config.h.
 #include "models/config.h"
 
+#include <charconv>
 #include <cmath>
 #include <fstream>
 #include <set>
@@ -72,6 +73,104 @@ void ModelArgs::validate(const std::string& src) const {
   if (n_mtp_modules < 0) config_error(src, "n_mtp_modules", "must be >= 0");
 }
 
+// ---- the field table ------------------------------------------------------------------------------
+
+namespace {
+
+bool yarn_written(const ModelArgs& a) { return a.yarn_active(); }
+bool indexer_written(const ModelArgs& a) { return a.index_topk > 0; }
+
+ModelArgField int_field(const char* name, int64_t ModelArgs::*m, ArgRange r, bool official, const char* hf,
+                        HfForm form = HfForm::plain, bool (*when)(const ModelArgs&) = nullptr) {
+  ModelArgField f{name, ArgType::i64, r, official, hf, form};
+  f.i64 = m;
+  f.hf_written = when;
+  return f;
+}
+ModelArgField num_field(const char* name, double ModelArgs::*m, ArgRange r, bool official, const char* hf,
+                        bool (*when)(const ModelArgs&) = nullptr) {
+  ModelArgField f{name, ArgType::f64, r, official, hf, HfForm::plain};
+  f.f64 = m;
+  f.hf_written = when;
+  return f;
+}
+
+}  // namespace
+
+const std::vector<ModelArgField>& model_arg_fields() {
+  using A = ModelArgs;
+  constexpr auto pos = ArgRange::positive, nonneg = ArgRange::nonnegative;
+  constexpr bool official = true, ours = false;  // ours: not in the official ModelArgs
+  static const std::vector<ModelArgField> fields = [&] {
+    std::vector<ModelArgField> t;
+    //                  name                   member                  range   official  HF config.json key
+    t.push_back(int_field("max_batch_size",     &A::max_batch_size,     pos,    official, nullptr, HfForm::none));
+    t.push_back(int_field("max_seq_len",        &A::max_seq_len,        pos,    official, "max_position_embeddings"));
+    t.push_back(int_field("vocab_size",         &A::vocab_size,         pos,    official, "vocab_size"));
+    t.push_back(int_field("dim",                &A::dim,                pos,    official, "hidden_size"));
+    t.push_back(int_field("inter_dim",          &A::inter_dim,          pos,    official, "intermediate_size"));
+    t.push_back(int_field("moe_inter_dim",      &A::moe_inter_dim,      pos,    official, "moe_intermediate_size"));
+    t.push_back(int_field("n_layers",           &A::n_layers,           pos,    official, "num_hidden_layers"));
+    t.push_back(int_field("n_dense_layers",     &A::n_dense_layers,     nonneg, official, "first_k_dense_replace"));
+    t.push_back(int_field("n_heads",            &A::n_heads,            pos,    official, "num_attention_heads"));
+    t.push_back(int_field("n_kv_heads",         &A::n_kv_heads,         nonneg, ours,     "num_key_value_heads", HfForm::derived));
+    t.push_back(int_field("n_routed_experts",   &A::n_routed_experts,   nonneg, official, "n_routed_experts", HfForm::null_is_zero));
+    t.push_back(int_field("n_shared_experts",   &A::n_shared_experts,   nonneg, official, "n_shared_experts", HfForm::null_is_zero));
+    t.push_back(int_field("n_activated_experts", &A::n_activated_experts, nonneg, official, "num_experts_per_tok", HfForm::null_is_zero));
+    t.push_back(int_field("n_expert_groups",    &A::n_expert_groups,    pos,    official, "n_group"));
+    t.push_back(int_field("n_limited_groups",   &A::n_limited_groups,   pos,    official, "topk_group"));
+    ModelArgField score{"score_func", ArgType::string, ArgRange::any, official, "scoring_func", HfForm::plain};
+    score.string = &A::score_func;
+    score.choices = {"softmax", "sigmoid"};
+    t.push_back(score);
+    t.push_back(num_field("route_scale",        &A::route_scale,        pos,    official, "routed_scaling_factor"));
+    ModelArgField gate_bias{"gate_bias", ArgType::boolean, ArgRange::any, ours, "topk_method", HfForm::derived};
+    gate_bias.boolean = &A::gate_bias;
+    t.push_back(gate_bias);
+    t.push_back(int_field("q_lora_rank",        &A::q_lora_rank,        nonneg, official, "q_lora_rank", HfForm::zero_is_null));
+    t.push_back(int_field("kv_lora_rank",       &A::kv_lora_rank,       pos,    official, "kv_lora_rank"));
+    t.push_back(int_field("qk_nope_head_dim",   &A::qk_nope_head_dim,   pos,    official, "qk_nope_head_dim"));
+    t.push_back(int_field("qk_rope_head_dim",   &A::qk_rope_head_dim,   pos,    official, "qk_rope_head_dim"));
+    t.push_back(int_field("v_head_dim",         &A::v_head_dim,         pos,    official, "v_head_dim"));
+    t.push_back(int_field("original_seq_len",   &A::original_seq_len,   pos,    official, "rope_scaling.original_max_position_embeddings",
+                          HfForm::plain, yarn_written));
+    t.push_back(num_field("rope_theta",         &A::rope_theta,         pos,    official, "rope_theta"));
+    t.push_back(num_field("rope_factor",        &A::rope_factor,        pos,    official, "rope_scaling.factor", yarn_written));
+    t.push_back(int_field("beta_fast",          &A::beta_fast,          nonneg, official, "rope_scaling.beta_fast", HfForm::plain, yarn_written));
+    t.push_back(int_field("beta_slow",          &A::beta_slow,          nonneg, official, "rope_scaling.beta_slow", HfForm::plain, yarn_written));
+    t.push_back(num_field("mscale",             &A::mscale,             pos,    official, "rope_scaling.mscale", yarn_written));
+    t.push_back(num_field("rms_norm_eps",       &A::rms_norm_eps,       pos,    ours,     "rms_norm_eps"));
+    t.push_back(int_field("index_n_heads",      &A::index_n_heads,      nonneg, official, "index_n_heads", HfForm::plain, indexer_written));
+    t.push_back(int_field("index_head_dim",     &A::index_head_dim,     pos,    official, "index_head_dim", HfForm::plain, indexer_written));
+    t.push_back(int_field("index_topk",         &A::index_topk,         nonneg, official, "index_topk", HfForm::plain, indexer_written));
+    t.push_back(int_field("n_mtp_modules",      &A::n_mtp_modules,      nonneg, ours,     "num_nextn_predict_layers"));
+    return t;
+  }();
+  return fields;
+}
+
+const ModelArgField* find_model_arg_field(const std::string& name) {
+  for (const ModelArgField& f : model_arg_fields())
+    if (name == f.name) return &f;
+  return nullptr;
+}
+
+std::string model_arg_to_string(const ModelArgs& a, const ModelArgField& f) {
+  switch (f.type) {
+    case ArgType::i64: return std::to_string(a.*f.i64);
+    case ArgType::f64: {
+      char buf[64];
+      auto [end, ec] = std::to_chars(buf, buf + sizeof buf, a.*f.f64);  // shortest text that reads back exactly
+      return std::string(buf, end);
+    }
+    case ArgType::boolean: return a.*f.boolean ? "true" : "false";
+    case ArgType::string: return a.*f.string;
+  }
+  return "";
+}
+
+// ---- JSON readers and the writer ------------------------------------------------------------------
+
 static int64_t get_int(const Json& v, const std::string& src, const std::string& key) {
   if (v.is_int()) return v.get_int();
   if (v.is_double() && std::floor(v.get_double()) == v.get_double()) return (int64_t)v.get_double();
@@ -90,73 +189,90 @@ static bool get_bool(const Json& v, const std::string& src, const std::string& k
   config_error(src, key, std::string("must be true or false, got ") + v.type_name());
 }
 
+// Sets field `f` of `a` from the JSON value `v` (found under `key`, named in errors); hf: read as
+// config.json's key (null may mean 0), else as the official ModelArgs JSON's.
+static void read_field(ModelArgs& a, const ModelArgField& f, const Json& v, const std::string& src, const std::string& key,
+                       bool hf) {
+  if (hf && v.is_null() && (f.hf_form == HfForm::null_is_zero || f.hf_form == HfForm::zero_is_null) && f.type == ArgType::i64) {
+    a.*f.i64 = 0;
+    return;
+  }
+  switch (f.type) {
+    case ArgType::i64: a.*f.i64 = get_int(v, src, key); break;
+    case ArgType::f64: a.*f.f64 = get_num(v, src, key); break;
+    case ArgType::boolean: a.*f.boolean = get_bool(v, src, key); break;
+    case ArgType::string: a.*f.string = get_str(v, src, key); break;
+  }
+}
+
+static Json field_json(const ModelArgs& a, const ModelArgField& f) {
+  switch (f.type) {
+    case ArgType::i64:
+      if (f.hf_form == HfForm::zero_is_null && a.*f.i64 == 0) return Json();
+      return Json(a.*f.i64);
+    case ArgType::f64: return Json(a.*f.f64);
+    case ArgType::boolean: return Json(a.*f.boolean);
+    case ArgType::string: return Json(a.*f.string);
+  }
+  return Json();
+}
+
+static const std::string kRopeScaling = "rope_scaling.";
+
+// HF key -> table entry (keys inside rope_scaling as "rope_scaling.<key>").
+static const ModelArgField* find_hf_key(const std::string& hf_key) {
+  for (const ModelArgField& f : model_arg_fields())
+    if (f.hf && hf_key == f.hf) return &f;
+  return nullptr;
+}
+
 ModelArgs model_args_from_hf_config(const Json& c, const std::string& src) {
   if (!c.is_object()) throw std::runtime_error("[config] " + src + ": expected a JSON object");
   ModelArgs a;
   a.max_seq_len = 4096;  // HF default when max_position_embeddings is absent
   std::string topk_method = "greedy";
   bool norm_topk_prob = false;
+  int64_t num_key_value_heads = 0;  // 0: absent
   // Keys that are read elsewhere or carry no information for this implementation.
   static const std::set<std::string> ignored = {
       "architectures", "model_type", "auto_map", "torch_dtype", "transformers_version", "bos_token_id", "eos_token_id",
       "pad_token_id", "initializer_range", "hidden_act", "attention_bias", "attention_dropout", "use_cache",
-      "pretraining_tp", "rope_interleave", "moe_layer_freq", "ep_size", "aux_loss_alpha", "seq_aux", "num_key_value_heads",
+      "pretraining_tp", "rope_interleave", "moe_layer_freq", "ep_size", "aux_loss_alpha", "seq_aux",
       "quantization_config", "_name_or_path", "tie_word_embeddings", "scale_fmt"};
+  bool yarn = false;  // rope_scaling is an object
   for (const auto& [key, v] : c.items()) {
-    if (key == "vocab_size") a.vocab_size = get_int(v, src, key);
-    else if (key == "hidden_size") a.dim = get_int(v, src, key);
-    else if (key == "intermediate_size") a.inter_dim = get_int(v, src, key);
-    else if (key == "moe_intermediate_size") a.moe_inter_dim = get_int(v, src, key);
-    else if (key == "num_hidden_layers") a.n_layers = get_int(v, src, key);
-    else if (key == "first_k_dense_replace") a.n_dense_layers = get_int(v, src, key);
-    else if (key == "num_attention_heads") a.n_heads = get_int(v, src, key);
-    else if (key == "n_routed_experts") a.n_routed_experts = v.is_null() ? 0 : get_int(v, src, key);
-    else if (key == "n_shared_experts") a.n_shared_experts = v.is_null() ? 0 : get_int(v, src, key);
-    else if (key == "num_experts_per_tok") a.n_activated_experts = v.is_null() ? 0 : get_int(v, src, key);
-    else if (key == "n_group") a.n_expert_groups = get_int(v, src, key);
-    else if (key == "topk_group") a.n_limited_groups = get_int(v, src, key);
-    else if (key == "scoring_func") a.score_func = get_str(v, src, key);
-    else if (key == "routed_scaling_factor") a.route_scale = get_num(v, src, key);
-    else if (key == "topk_method") topk_method = get_str(v, src, key);
-    else if (key == "norm_topk_prob") norm_topk_prob = get_bool(v, src, key);
-    else if (key == "q_lora_rank") a.q_lora_rank = v.is_null() ? 0 : get_int(v, src, key);
-    else if (key == "kv_lora_rank") a.kv_lora_rank = get_int(v, src, key);
-    else if (key == "qk_nope_head_dim") a.qk_nope_head_dim = get_int(v, src, key);
-    else if (key == "qk_rope_head_dim") a.qk_rope_head_dim = get_int(v, src, key);
-    else if (key == "v_head_dim") a.v_head_dim = get_int(v, src, key);
-    else if (key == "rms_norm_eps") a.rms_norm_eps = get_num(v, src, key);
-    else if (key == "rope_theta") a.rope_theta = get_num(v, src, key);
-    else if (key == "max_position_embeddings") a.max_seq_len = get_int(v, src, key);
-    else if (key == "num_nextn_predict_layers") a.n_mtp_modules = get_int(v, src, key);
-    else if (key == "index_n_heads") a.index_n_heads = get_int(v, src, key);
-    else if (key == "index_head_dim") a.index_head_dim = get_int(v, src, key);
-    else if (key == "index_topk") a.index_topk = get_int(v, src, key);
-    else if (key == "rope_scaling") {
-      if (v.is_null()) {
-        a.original_seq_len = a.max_seq_len;
-        continue;
-      }
+    if (key == "rope_scaling") {
+      if (v.is_null()) continue;
       if (!v.is_object()) config_error(src, key, "must be an object or null");
+      yarn = true;
       for (const auto& [k2, v2] : v.items()) {
-        std::string full = "rope_scaling." + k2;
+        const std::string full = kRopeScaling + k2;
         if (k2 == "type" || k2 == "rope_type") {
           if (get_str(v2, src, full) != "yarn") config_error(src, full, "must be \"yarn\" (the only scaling DeepSeek uses)");
-        } else if (k2 == "factor") a.rope_factor = get_num(v2, src, full);
-        else if (k2 == "original_max_position_embeddings") a.original_seq_len = get_int(v2, src, full);
-        else if (k2 == "beta_fast") a.beta_fast = get_int(v2, src, full);
-        else if (k2 == "beta_slow") a.beta_slow = get_int(v2, src, full);
-        else if (k2 == "mscale") a.mscale = get_num(v2, src, full);
-        else if (k2 == "mscale_all_dim") {
+        } else if (k2 == "mscale_all_dim") {
           // The official code uses mscale alone; HF's mscale/mscale_all_dim ratio is 1 for every release.
-        } else config_error(src, full, "is not a known key");
+        } else if (const ModelArgField* f = find_hf_key(full)) {
+          read_field(a, *f, v2, src, full, true);
+        } else {
+          config_error(src, full, "is not a known key");
+        }
       }
+    } else if (const ModelArgField* f = key.find('.') == std::string::npos ? find_hf_key(key) : nullptr) {
+      if (f->hf_form != HfForm::derived) read_field(a, *f, v, src, key, true);
+      else if (f->boolean == &ModelArgs::gate_bias) topk_method = get_str(v, src, key);
+      else if (f->i64 == &ModelArgs::n_kv_heads) num_key_value_heads = get_int(v, src, key);
+      else config_error(src, key, "has no reader (a derived key in model_arg_fields() that config.cpp does not convert)");
+    } else if (key == "norm_topk_prob") {
+      norm_topk_prob = get_bool(v, src, key);
     } else if (ignored.count(key)) {
       continue;
     } else {
       config_error(src, key, "is not a known DeepSeek-V3 config key");
     }
   }
-  if (!c.contains("rope_scaling")) a.original_seq_len = a.max_seq_len;  // no YaRN
+  if (!yarn) a.original_seq_len = a.max_seq_len;  // no YaRN
+  // num_key_value_heads = num_attention_heads is plain multi-head attention: n_kv_heads 0.
+  a.n_kv_heads = num_key_value_heads == a.n_heads ? 0 : num_key_value_heads;
   if (topk_method == "noaux_tc") a.gate_bias = true;
   else if (topk_method != "greedy" && topk_method != "group_limited_greedy")
     config_error(src, "topk_method", "must be greedy, group_limited_greedy or noaux_tc, got \"" + topk_method + "\"");
@@ -172,38 +288,10 @@ ModelArgs model_args_from_hf_config(const Json& c, const std::string& src) {
 ModelArgs model_args_from_official_json(const Json& c, const std::string& src) {
   ModelArgs a;
   for (const auto& [key, v] : c.items()) {
-    if (key == "max_batch_size") a.max_batch_size = get_int(v, src, key);
-    else if (key == "max_seq_len") a.max_seq_len = get_int(v, src, key);
-    else if (key == "dtype" || key == "scale_fmt") continue;
-    else if (key == "vocab_size") a.vocab_size = get_int(v, src, key);
-    else if (key == "dim") a.dim = get_int(v, src, key);
-    else if (key == "inter_dim") a.inter_dim = get_int(v, src, key);
-    else if (key == "moe_inter_dim") a.moe_inter_dim = get_int(v, src, key);
-    else if (key == "n_layers") a.n_layers = get_int(v, src, key);
-    else if (key == "n_dense_layers") a.n_dense_layers = get_int(v, src, key);
-    else if (key == "n_heads") a.n_heads = get_int(v, src, key);
-    else if (key == "n_routed_experts") a.n_routed_experts = get_int(v, src, key);
-    else if (key == "n_shared_experts") a.n_shared_experts = get_int(v, src, key);
-    else if (key == "n_activated_experts") a.n_activated_experts = get_int(v, src, key);
-    else if (key == "n_expert_groups") a.n_expert_groups = get_int(v, src, key);
-    else if (key == "n_limited_groups") a.n_limited_groups = get_int(v, src, key);
-    else if (key == "score_func") a.score_func = get_str(v, src, key);
-    else if (key == "route_scale") a.route_scale = get_num(v, src, key);
-    else if (key == "q_lora_rank") a.q_lora_rank = get_int(v, src, key);
-    else if (key == "kv_lora_rank") a.kv_lora_rank = get_int(v, src, key);
-    else if (key == "qk_nope_head_dim") a.qk_nope_head_dim = get_int(v, src, key);
-    else if (key == "qk_rope_head_dim") a.qk_rope_head_dim = get_int(v, src, key);
-    else if (key == "v_head_dim") a.v_head_dim = get_int(v, src, key);
-    else if (key == "original_seq_len") a.original_seq_len = get_int(v, src, key);
-    else if (key == "rope_theta") a.rope_theta = get_num(v, src, key);
-    else if (key == "rope_factor") a.rope_factor = get_num(v, src, key);
-    else if (key == "beta_fast") a.beta_fast = get_int(v, src, key);
-    else if (key == "beta_slow") a.beta_slow = get_int(v, src, key);
-    else if (key == "mscale") a.mscale = get_num(v, src, key);
-    else if (key == "index_n_heads") a.index_n_heads = get_int(v, src, key);
-    else if (key == "index_head_dim") a.index_head_dim = get_int(v, src, key);
-    else if (key == "index_topk") a.index_topk = get_int(v, src, key);
-    else config_error(src, key, "is not a known ModelArgs field");
+    if (key == "dtype" || key == "scale_fmt") continue;
+    const ModelArgField* f = find_model_arg_field(key);
+    if (!f || !f->official) config_error(src, key, "is not a known ModelArgs field");
+    read_field(a, *f, v, src, key, false);
   }
   // The official code creates the gate bias only for dim == 7168 (DEEPSEEK.md §1).
   a.gate_bias = a.dim == 7168;
@@ -226,51 +314,28 @@ Json model_args_to_hf_config(const ModelArgs& a) {
   Json c = Json::object();
   c.set("architectures", Json(Json::Array{Json("DeepseekV3ForCausalLM")}));
   c.set("model_type", a.index_topk > 0 ? "deepseek_v32" : "deepseek_v3");
-  c.set("vocab_size", a.vocab_size);
-  c.set("hidden_size", a.dim);
-  c.set("intermediate_size", a.inter_dim);
-  c.set("moe_intermediate_size", a.moe_inter_dim);
-  c.set("num_hidden_layers", a.n_layers);
-  c.set("num_nextn_predict_layers", a.n_mtp_modules);
-  c.set("num_attention_heads", a.n_heads);
-  c.set("num_key_value_heads", a.n_heads);
-  c.set("n_shared_experts", a.n_shared_experts);
-  c.set("n_routed_experts", a.n_routed_experts);
-  c.set("num_experts_per_tok", a.n_activated_experts);
-  c.set("routed_scaling_factor", a.route_scale);
-  c.set("n_group", a.n_expert_groups);
-  c.set("topk_group", a.n_limited_groups);
-  c.set("topk_method", a.gate_bias ? "noaux_tc" : (a.n_expert_groups > 1 ? "group_limited_greedy" : "greedy"));
-  c.set("scoring_func", a.score_func);
+  for (const ModelArgField& f : model_arg_fields()) {
+    if (f.hf_form == HfForm::none || (f.hf_written && !f.hf_written(a))) continue;
+    const std::string key = f.hf;
+    if (key.rfind(kRopeScaling, 0) == 0) {  // inside rope_scaling (written only with YaRN active)
+      if (!c.contains("rope_scaling")) {
+        Json r = Json::object();
+        r.set("type", "yarn");
+        c.set("rope_scaling", r);
+      }
+      c.at("rope_scaling").set(key.substr(kRopeScaling.size()), field_json(a, f));
+    } else if (f.boolean == &ModelArgs::gate_bias) {
+      c.set(key, a.gate_bias ? "noaux_tc" : (a.n_expert_groups > 1 ? "group_limited_greedy" : "greedy"));
+    } else if (f.i64 == &ModelArgs::n_kv_heads) {
+      c.set(key, a.n_kv_heads > 0 ? a.n_kv_heads : a.n_heads);
+    } else {
+      c.set(key, field_json(a, f));
+    }
+  }
+  if (c.contains("rope_scaling")) c.at("rope_scaling").set("mscale_all_dim", a.mscale);
+  else c.set("rope_scaling", Json());
   c.set("norm_topk_prob", a.score_func == "sigmoid");
-  c.set("first_k_dense_replace", a.n_dense_layers);
-  c.set("q_lora_rank", a.q_lora_rank > 0 ? Json(a.q_lora_rank) : Json());
-  c.set("kv_lora_rank", a.kv_lora_rank);
-  c.set("qk_nope_head_dim", a.qk_nope_head_dim);
-  c.set("qk_rope_head_dim", a.qk_rope_head_dim);
-  c.set("v_head_dim", a.v_head_dim);
   c.set("hidden_act", "silu");
-  c.set("rms_norm_eps", a.rms_norm_eps);
-  c.set("max_position_embeddings", a.max_seq_len);
-  c.set("rope_theta", a.rope_theta);
-  if (a.yarn_active()) {
-    Json r = Json::object();
-    r.set("type", "yarn");
-    r.set("factor", a.rope_factor);
-    r.set("original_max_position_embeddings", a.original_seq_len);
-    r.set("beta_fast", a.beta_fast);
-    r.set("beta_slow", a.beta_slow);
-    r.set("mscale", a.mscale);
-    r.set("mscale_all_dim", a.mscale);
-    c.set("rope_scaling", r);
-  } else {
-    c.set("rope_scaling", Json());
-  }
-  if (a.index_topk > 0) {
-    c.set("index_n_heads", a.index_n_heads);
-    c.set("index_head_dim", a.index_head_dim);
-    c.set("index_topk", a.index_topk);
-  }
   c.set("tie_word_embeddings", false);
   c.set("torch_dtype", "float32");
   return c;

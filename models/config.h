@@ -4,9 +4,16 @@
 // Sources: an HF `config.json` (DeepSeek-V3 / V3.2 model directory; keys mapped per DEEPSEEK.md §11),
 // the official `ModelArgs` JSON, or the project's YAML (train/, via yaml-cpp, which fills the same
 // struct). Unknown keys and bad values are errors naming the file and the key.
+//
+// The fields are listed ONCE, in model_arg_fields(): name, HF key, type, range and the member itself.
+// The YAML reader, the official-JSON reader and the HF config.json reader and writer all loop over
+// that table; a new ModelArgs field is one line there (and a default here).
+//
+// What this is not: the trainer's own keys (train/config_yaml.h), or a general HF config library.
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace sg {
 
@@ -59,7 +66,49 @@ struct ModelArgs {
   double softmax_scale() const;
   // Throws "[config] <source>: <key> ..." on inconsistent values (e.g. n_routed_experts % n_expert_groups).
   void validate(const std::string& source) const;
+  bool operator==(const ModelArgs&) const = default;
 };
+
+// ---- the field table ------------------------------------------------------------------------------
+
+enum class ArgType { i64, f64, boolean, string };
+enum class ArgRange { any, positive, nonnegative };  // what a reader checks per value (YAML does)
+
+// How a field appears in HF config.json.
+enum class HfForm {
+  none,          // not in config.json (max_batch_size: an inference-time setting)
+  plain,         // key `hf`, same type
+  null_is_zero,  // as plain, and null reads as 0 (n_routed_experts, ... in dense HF configs)
+  zero_is_null,  // as null_is_zero, and 0 is written as null (q_lora_rank: null = no q-LoRA)
+  derived,       // key `hf` holds something else; config.cpp converts by hand:
+                 //   gate_bias <-> topk_method ("noaux_tc" = gate bias),
+                 //   n_kv_heads <-> num_key_value_heads (0 <-> = num_attention_heads)
+};
+
+struct ModelArgField {
+  const char* name;     // the ModelArgs member = the YAML key = the official ModelArgs JSON key
+  ArgType type;
+  ArgRange range;
+  bool official;        // a field of the official inference/model.py ModelArgs (its JSON has it)
+  const char* hf;       // HF config.json key ("rope_scaling.factor": inside rope_scaling); nullptr: none
+  HfForm hf_form;
+  // The member, by type (exactly the one of `type` is set).
+  int64_t ModelArgs::*i64 = nullptr;
+  double ModelArgs::*f64 = nullptr;
+  bool ModelArgs::*boolean = nullptr;
+  std::string ModelArgs::*string = nullptr;
+  std::vector<std::string> choices = {};  // string fields: the allowed values (empty: any)
+  // HF export writes the key only when this holds (nullptr: always): the YaRN keys when YaRN is active,
+  // the indexer keys for a V3.2 (DSA) model.
+  bool (*hf_written)(const ModelArgs&) = nullptr;
+};
+
+// Every ModelArgs field, in declaration order.
+const std::vector<ModelArgField>& model_arg_fields();
+// The entry named `name` (ModelArgs / YAML name), or nullptr.
+const ModelArgField* find_model_arg_field(const std::string& name);
+// A field's value as text ("128", "0.707", "true", "sigmoid"): for messages and tests.
+std::string model_arg_to_string(const ModelArgs& args, const ModelArgField& field);
 
 // HF config.json (DeepSeek-V3 / V3.2) -> ModelArgs. Unknown keys outside the known HF set are errors.
 ModelArgs model_args_from_hf_config(const Json& config, const std::string& source);

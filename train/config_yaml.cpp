@@ -1,9 +1,11 @@
 // train/config_yaml.cpp — see config_yaml.h. One table of keys per section: each entry parses its
-// scalar strictly (the whole string must be the number) and checks its range.
+// scalar strictly (the whole string must be the number) and checks its range. The model section's
+// keys, types and ranges come from model_arg_fields() (models/config.h).
 #include "train/config_yaml.h"
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -84,52 +86,30 @@ void read_section(const Reader& rd, const YAML::Node& node, const std::string& s
   }
 }
 
+// The model section: every entry of model_arg_fields() (models/config.h), read by its type and range.
 KeyTable model_keys(const Reader& rd, ModelArgs& a) {
   KeyTable t;
-  auto i64 = [&](const char* name, int64_t& field, Range r) {
-    t[name] = [&rd, &field, r](const YAML::Node& n, const std::string& k) { field = rd.integer(n, k, r); };
-  };
-  auto f64 = [&](const char* name, double& field, Range r) {
-    t[name] = [&rd, &field, r](const YAML::Node& n, const std::string& k) { field = rd.number(n, k, r); };
-  };
-  i64("max_batch_size", a.max_batch_size, Range::positive);
-  i64("max_seq_len", a.max_seq_len, Range::positive);
-  i64("vocab_size", a.vocab_size, Range::positive);
-  i64("dim", a.dim, Range::positive);
-  i64("inter_dim", a.inter_dim, Range::positive);
-  i64("moe_inter_dim", a.moe_inter_dim, Range::positive);
-  i64("n_layers", a.n_layers, Range::positive);
-  i64("n_dense_layers", a.n_dense_layers, Range::nonnegative);
-  i64("n_heads", a.n_heads, Range::positive);
-  i64("n_kv_heads", a.n_kv_heads, Range::nonnegative);
-  i64("n_routed_experts", a.n_routed_experts, Range::nonnegative);
-  i64("n_shared_experts", a.n_shared_experts, Range::nonnegative);
-  i64("n_activated_experts", a.n_activated_experts, Range::nonnegative);
-  i64("n_expert_groups", a.n_expert_groups, Range::positive);
-  i64("n_limited_groups", a.n_limited_groups, Range::positive);
-  t["score_func"] = [&rd, &a](const YAML::Node& n, const std::string& k) {
-    a.score_func = rd.string(n, k);
-    if (a.score_func != "softmax" && a.score_func != "sigmoid")
-      fail(rd.src, k + " must be 'softmax' or 'sigmoid', got '" + a.score_func + "'");
-  };
-  f64("route_scale", a.route_scale, Range::positive);
-  t["gate_bias"] = [&rd, &a](const YAML::Node& n, const std::string& k) { a.gate_bias = rd.boolean(n, k); };
-  i64("q_lora_rank", a.q_lora_rank, Range::nonnegative);
-  i64("kv_lora_rank", a.kv_lora_rank, Range::positive);
-  i64("qk_nope_head_dim", a.qk_nope_head_dim, Range::positive);
-  i64("qk_rope_head_dim", a.qk_rope_head_dim, Range::positive);
-  i64("v_head_dim", a.v_head_dim, Range::positive);
-  i64("original_seq_len", a.original_seq_len, Range::positive);
-  f64("rope_theta", a.rope_theta, Range::positive);
-  f64("rope_factor", a.rope_factor, Range::positive);
-  i64("beta_fast", a.beta_fast, Range::nonnegative);
-  i64("beta_slow", a.beta_slow, Range::nonnegative);
-  f64("mscale", a.mscale, Range::positive);
-  f64("rms_norm_eps", a.rms_norm_eps, Range::positive);
-  i64("index_n_heads", a.index_n_heads, Range::nonnegative);
-  i64("index_head_dim", a.index_head_dim, Range::positive);
-  i64("index_topk", a.index_topk, Range::nonnegative);
-  i64("n_mtp_modules", a.n_mtp_modules, Range::nonnegative);
+  for (const ModelArgField& f : model_arg_fields()) {
+    const Range r = f.range == ArgRange::positive ? Range::positive : f.range == ArgRange::nonnegative ? Range::nonnegative : Range::any;
+    t[f.name] = [&rd, &a, &f, r](const YAML::Node& n, const std::string& k) {
+      switch (f.type) {
+        case ArgType::i64: a.*f.i64 = rd.integer(n, k, r); break;
+        case ArgType::f64: a.*f.f64 = rd.number(n, k, r); break;
+        case ArgType::boolean: a.*f.boolean = rd.boolean(n, k); break;
+        case ArgType::string: {
+          std::string v = rd.string(n, k);
+          if (!f.choices.empty() && std::find(f.choices.begin(), f.choices.end(), v) == f.choices.end()) {
+            std::string allowed;
+            for (size_t i = 0; i < f.choices.size(); i++)
+              allowed += (i == 0 ? "" : i + 1 == f.choices.size() ? " or " : ", ") + ("'" + f.choices[i] + "'");
+            fail(rd.src, k + " must be " + allowed + ", got '" + v + "'");
+          }
+          a.*f.string = v;
+          break;
+        }
+      }
+    };
+  }
   return t;
 }
 

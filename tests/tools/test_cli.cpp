@@ -7,7 +7,9 @@
 //     an MTP model: the MTP layers are in the HF file and come back;
 //   * import of a sharded checkpoint (two files + model.safetensors.index.json), of FP8 E4M3 weights with
 //     block scales, and errors naming the file and the key (missing file, bad config key, bad index);
-//   * generate: deterministic by seed; speculative == greedy; eval: finite loss near ln(V).
+//   * generate: deterministic by seed; speculative == greedy; eval: finite loss near ln(V);
+//   * generate --speculative on a model whose MTP modules agree with it by construction: the same text
+//     as greedy in fewer main-model forwards than tokens; --check-greedy.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -15,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -430,7 +433,7 @@ TEST_CASE("generate: deterministic by seed; speculative equals greedy and report
   CHECK(s.new_ids == generate(mtp, s.prompt_ids, 24));
   CHECK(s.speculative->generated == 24);
   CHECK(s.speculative->tokens_per_forward >= 1.0);
-  CHECK(s.speculative->speedup > 0);
+  CHECK(s.speculative->speedup == 0);  // plain greedy was not run (that is --check-greedy)
 
   // A tokenizer with more ids than the model: refused.
   data::Tokenizer big = data::Tokenizer::train(data::generate_story_corpus(5, 100), 600);
@@ -501,4 +504,102 @@ TEST_CASE("seekgrad binary: --help of each subcommand; prepare + export + genera
   std::tie(rc, out) = run_cmd(bin + " eval --model " + tmp.file("hf") + " --data " + tmp.file("nowhere"));
   CHECK(rc == 1);
   CHECK(out.find("nowhere") != std::string::npos);
+}
+
+// ---- generate --speculative: fewer main forwards than tokens -------------------------------------------
+
+namespace {
+
+// The fixture's shape with D MTP modules, rebuilt so that the drafts are provably right: every block's
+// output projection (attn.wo, ffn w2 of the dense MLP, experts and shared experts) is zero, so each block
+// adds exactly 0 and the main model is a bigram lookup, next(t) = argmax head · norm(Emb t). Each MTP
+// module's eh_proj is [I | 0] (it keeps enorm(Emb(t_{i+k})) and drops the hidden part) and its block adds
+// 0, so module k at position i drafts next(t_{i+k}) = t_{i+k+1}: what the main model will say. Every
+// draft is accepted; the output is still an arbitrary walk through the vocabulary.
+Transformer agreeing_mtp_model(int64_t n_mtp) {
+  ModelArgs args = load_model_args_json(kFixture + "/config.json");
+  args.n_mtp_modules = n_mtp;
+  Rng rng(11);
+  Transformer m(args, rng);
+  NoGradGuard no_grad;
+  auto ends_with = [](const std::string& s, const std::string& tail) {
+    return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+  };
+  for (auto& [name, t] : m.named_parameters()) {
+    float* w = t->data<float>();
+    if (ends_with(name, "attn.wo.weight") || ends_with(name, ".w2.weight")) std::fill(w, w + t->numel(), 0.0f);
+    if (ends_with(name, "eh_proj.weight")) {  // [d, 2d]
+      const int64_t d = t->size(0);
+      for (int64_t i = 0; i < d; i++)
+        for (int64_t j = 0; j < 2 * d; j++) w[i * 2 * d + j] = j == i ? 1.0f : 0.0f;
+    }
+  }
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("generate --speculative: same text as greedy, fewer main-model forwards than tokens") {
+  data::Tokenizer tok = small_tokenizer();
+  for (int64_t n_mtp : {1, 2}) {
+    CAPTURE(n_mtp);
+    Transformer m = agreeing_mtp_model(n_mtp);
+    cli::GenerateOptions opt;
+    opt.prompt = "Once upon a time, a little cat";
+    opt.max_new = 24;
+    opt.stop_at_eos = false;
+    opt.sampling = {0.0, 0, 1.0, 0};  // greedy
+    cli::GenerateResult greedy = cli::generate_text(m, tok, opt);
+    opt.speculative = true;
+    cli::GenerateResult spec = cli::generate_text(m, tok, opt);
+    REQUIRE(spec.speculative);
+    const SpeculativeStats& s = *spec.speculative;
+    CHECK(spec.new_ids.size() == 24);
+    CHECK(spec.new_ids == greedy.new_ids);
+    CHECK(spec.completion == greedy.completion);
+    CHECK(std::set<int64_t>(spec.new_ids.begin(), spec.new_ids.end()).size() > 4);  // not one repeated token
+    MESSAGE("D = " << n_mtp << ": " << s.main_forwards << " main forwards for " << s.generated << " tokens, acceptance "
+                   << s.acceptance_rate);
+    CHECK(s.generated == 24);
+    CHECK(s.main_forwards < s.generated);
+    CHECK(s.accepted == s.drafted);  // the construction makes every draft right
+    // prefill gives 1 token, each verify forward 1 + D (fewer at the end, where drafts would be wasted)
+    CHECK(s.main_forwards == 1 + (23 + n_mtp) / (1 + n_mtp));
+    CHECK(s.tokens_per_forward == doctest::Approx(24.0 / (double)s.main_forwards));
+    CHECK(s.baseline_seconds == 0);  // greedy was not run
+    // --check-greedy: greedy as well, and the speed-up
+    opt.check_greedy = true;
+    cli::GenerateResult checked = cli::generate_text(m, tok, opt);
+    CHECK(checked.new_ids == greedy.new_ids);
+    CHECK(checked.speculative->baseline_seconds > 0);
+    CHECK(checked.speculative->speedup > 0);
+    opt.speculative = false;
+    CHECK(error_of([&] { cli::generate_text(m, tok, opt); }).find("--check-greedy") != std::string::npos);
+  }
+
+  // The binary prints the counts, and the speed-up only with --check-greedy.
+  const std::string bin = binary();
+  if (bin.empty()) {
+    MESSAGE("bin/seekgrad is not built (cmake --build ... --target seekgrad): the binary part is skipped");
+    return;
+  }
+  TempDir tmp("speculative");
+  Transformer m = agreeing_mtp_model(2);
+  save_model_dir(m, tmp.file("model"));
+  tok.save(tmp.file("tok.bpe"));
+  const std::string cmd = bin + " generate --model " + tmp.file("model") + " --tokenizer " + tmp.file("tok.bpe") +
+                          " --prompt 'Once upon a time' --max-new 12 --no-stop --speculative";
+  auto [rc, out] = run_cmd(cmd);
+  CHECK_MESSAGE(rc == 0, out);
+  CHECK_MESSAGE(out.find("acceptance 1.00 (") != std::string::npos, out);
+  CHECK_MESSAGE(out.find("tokens per main forward (5 forwards for 12 tokens)") != std::string::npos, out);
+  CHECK_MESSAGE(out.find("plain greedy") == std::string::npos, out);
+  std::tie(rc, out) = run_cmd(cmd + " --check-greedy");
+  CHECK_MESSAGE(rc == 0, out);
+  CHECK_MESSAGE(out.find("vs plain greedy") != std::string::npos, out);
+  CHECK_MESSAGE(out.find("output identical") != std::string::npos, out);
+  std::tie(rc, out) = run_cmd(bin + " generate --model " + tmp.file("model") + " --tokenizer " + tmp.file("tok.bpe") +
+                              " --prompt 'Once' --check-greedy");
+  CHECK(rc != 0);
+  CHECK_MESSAGE(out.find("--speculative") != std::string::npos, out);
 }

@@ -54,6 +54,7 @@ struct GenerateOptions {
   int64_t max_new = 64;
   SamplingConfig sampling{0.8, 40, 0.95, 0};
   bool speculative = false;   // MTP speculative decoding (greedy: temperature/top-k/top-p are not used)
+  bool check_greedy = false;  // with speculative: also run plain greedy, throw if its tokens differ, time both
   bool stop_at_eos = true;    // stop after <|endoftext|> when the tokenizer has it
 };
 
@@ -63,11 +64,12 @@ struct GenerateResult {
   int64_t n_unknown_ids = 0;  // how many of those
   double seconds = 0;         // generation only (model loading excluded); speculative: its own time
   double tokens_per_s = 0;
-  std::optional<SpeculativeStats> speculative;  // with the speed-up over plain greedy
+  std::optional<SpeculativeStats> speculative;  // baseline_seconds / speedup only with check_greedy
 };
 
 // With a loaded model and tokenizer (what a test calls). Throws "[generate] ..." when the tokenizer's
 // vocabulary does not fit the model's, or --speculative is asked of a model without MTP modules.
+// speculative: runs generate_speculative only (plus plain greedy when check_greedy).
 GenerateResult generate_text(Transformer& model, const data::Tokenizer& tokenizer, const GenerateOptions& opt);
 // Loads opt.model_dir and opt.tokenizer_path, generates, prints prompt + completion and the numbers.
 int run_generate(const GenerateOptions& opt, std::ostream& out);
