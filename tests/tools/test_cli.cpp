@@ -475,10 +475,7 @@ TEST_CASE("eval: the random fixture scores about ln(V) on prepared shards") {
 
 TEST_CASE("seekgrad binary: --help of each subcommand; prepare + export + generate end to end") {
   const std::string bin = binary();
-  if (bin.empty()) {
-    MESSAGE("bin/seekgrad is not built (cmake --build ... --target seekgrad): skipped");
-    return;
-  }
+  REQUIRE_MESSAGE(!bin.empty(), "bin/seekgrad is not built (the build makes it with test_tools)");
   for (const char* sub : {"prepare", "generate", "eval", "import", "export"}) {
     auto [rc, out] = run_cmd(bin + " " + sub + " --help");
     CHECK_MESSAGE(rc == 0, sub);
