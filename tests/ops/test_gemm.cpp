@@ -108,8 +108,14 @@ TEST_CASE("gemm_f64 matches the direct formula alpha * sum_k op(A)(i,k) op(B)(k,
   CHECK(std::vector<double>(c.data(), c.data() + 4) == std::vector<double>{3, 4, 6, 8});
 }
 
-TEST_CASE("measure_fma_peak_gflops returns a plausible figure") {
-  const double one = sg::cpu::measure_fma_peak_gflops(1, 0.02);
-  CHECK(one > 0.5);     // even a scalar loop on a slow CPU does more than 0.5 GFLOP/s
-  CHECK(one < 1.0e4);   // and no core does 10 TFLOP/s of FP32 FMA
+// Its speed is a benchmark's business (tools/bench/bench_gemm.cpp); here only what does not depend on
+// the clock: a finite positive figure, and the caller's thread count restored.
+TEST_CASE("measure_fma_peak_gflops: a finite positive figure, num_threads restored") {
+  const int saved = sg::num_threads();
+  sg::set_num_threads(1);
+  const double one = sg::cpu::measure_fma_peak_gflops(2, 0.01);
+  CHECK(sg::num_threads() == 1);
+  sg::set_num_threads(saved);
+  CHECK(std::isfinite(one));
+  CHECK(one > 0);
 }
