@@ -4,7 +4,8 @@
 //     final norm, the routing of both MoE layers, and incremental decoding through the latent cache;
 //   * `seekgrad logits` end to end; a truncated / foreign checkpoint is an error naming the file;
 //   * export -> import is exact (MTP model with sigmoid gate + bias + groups + q-LoRA, and the fixture);
-//   * float64 gradcheck of a tiny Transformer (dense + MoE layer, one MTP module) w.r.t. parameters;
+//   * float64 gradcheck of EVERY element of every parameter of a tiny Transformer (dense + MoE layer, one
+//     MTP module), the expert choice of every perturbed forward asserted unchanged;
 //   * the MTP loss against a direct formula (D = 1), and the total loss's composition;
 //   * greedy decoding with the cache == argmax of the full forward, token by token;
 //   * speculative decoding == plain greedy; acceptance after a little training on a predictable sequence;
@@ -476,46 +477,124 @@ TEST_CASE("transformer: parameter names (official) and their HF names") {
 
 // ---- gradients and losses ---------------------------------------------------------------------------
 
-TEST_CASE("transformer: float64 gradcheck of a tiny Transformer with MoE and MTP (loss w.r.t. parameters)") {
+// The chosen experts of every token of every MoE block (main layers, then MTP module 0) in a forward of
+// `tokens` as loss() runs it, each token's set sorted: the part of a forward that is piecewise constant in
+// the parameters.
+static std::vector<std::vector<int64_t>> routing_of(Transformer& m, const Tensor& tokens) {
+  std::vector<std::vector<int64_t>> out;
+  auto add_block = [&](const BlockAux& aux) {
+    if (!aux.moe_ran) return;
+    const Tensor& idx = aux.moe.gate.indices;
+    const int64_t N = idx.size(0), K = idx.size(1);
+    std::vector<int64_t> v = idx.to_i64_vector();
+    for (int64_t t = 0; t < N; t++) {
+      std::vector<int64_t> row(v.begin() + t * K, v.begin() + (t + 1) * K);
+      std::sort(row.begin(), row.end());
+      out.push_back(row);
+    }
+  };
+  NoGradGuard no_grad;
+  std::vector<BlockAux> aux;
+  Tensor h0 = m.hidden(tokens, 0, nullptr, nullptr, &aux);
+  for (const BlockAux& x : aux) add_block(x);
+  const int64_t S = tokens.size(1);
+  if (!m.mtp.empty() && S > 1) {
+    BlockAux ma;
+    m.mtp_forward(0, contiguous(slice(tokens, 1, 1, S)), slice(h0, 1, 0, S - 1), 0, nullptr, &ma);
+    add_block(ma);
+  }
+  return out;
+}
+
+// Every element of every parameter of one tiny model: MLA with q-LoRA and YaRN, a dense first layer, a
+// DeepSeekMoE layer (sigmoid gate, 2 groups of which 1 is kept, bias, route_scale, a shared expert), one
+// MTP module (its block MoE too), against the total loss (main + λ·MTP + α·balance). Routing is
+// piecewise constant: every one of the 2·n perturbed forwards must pick exactly the experts of the
+// unperturbed one, else the finite difference would measure a jump, not a slope (asserted: 0 flips).
+TEST_CASE("transformer: float64 gradcheck of EVERY element of every parameter (MLA, dense, MoE, MTP; total loss)") {
   ModelArgs a = tiny_args(1);
+  a.vocab_size = 16;
+  a.dim = 8;
+  a.inter_dim = 16;
+  a.moe_inter_dim = 8;
+  a.q_lora_rank = 8;
+  a.kv_lora_rank = 8;
+  a.qk_nope_head_dim = 4;
+  a.qk_rope_head_dim = 4;
+  a.v_head_dim = 4;
+  const int64_t B = 2, S = 4;
+  const double lambda = 0.3, alpha = 0.1;
   Tensor tokens, targets;
-  Transformer* model = nullptr;
-  std::unique_ptr<Transformer> holder;
-  // pick a seed whose routing has a clear margin everywhere (finite differences must not flip experts)
-  for (uint64_t seed = 1; seed < 50 && !model; seed++) {
+  std::unique_ptr<Transformer> model;
+  // A seed whose routing has a clear margin everywhere and sends tokens to every expert of every MoE
+  // block (so no expert's weights are checked only as zeros).
+  for (uint64_t seed = 1; seed < 200; seed++) {
     Rng rng(seed);
-    holder = std::make_unique<Transformer>(a, rng, DType::f64);
-    for (auto& [name, t] : holder->named_parameters())
+    auto m = std::make_unique<Transformer>(a, rng, DType::f64);
+    for (auto& [name, t] : m->named_parameters()) {
       if (name.find("gate.bias") != std::string::npos) fill_randn(*t, rng, 0.05);
-    tokens = Tensor::randint({2, 6}, rng, 0, a.vocab_size);
-    targets = Tensor::randint({2, 6}, rng, 0, a.vocab_size);
+      if (name.find("norm") != std::string::npos)  // away from the all-ones start: a generic point
+        for (int64_t i = 0; i < t->numel(); i++) t->set_at({i}, 1.0 + rng.uniform(-0.3, 0.3));
+    }
+    std::vector<int64_t> perm(a.vocab_size);  // 8 distinct tokens: 8 embedding rows with a gradient
+    for (int64_t i = 0; i < a.vocab_size; i++) perm[i] = i;
+    for (int64_t i = a.vocab_size - 1; i > 0; i--) std::swap(perm[i], perm[rng.randint(i + 1)]);
+    tokens = Tensor::from_vector(std::vector<int64_t>(perm.begin(), perm.begin() + B * S), {B, S});
+    targets = Tensor::randint({B, S}, rng, 0, a.vocab_size);
     targets.set_at({0, 2}, -100);
-    double margin = min_routing_margin(*holder, tokens);
-    if (margin > 1e-3) {
+    bool all_loaded = true;
+    for (const std::vector<int64_t>& load : m->loss(tokens, targets, lambda, alpha).expert_loads)
+      for (int64_t l : load) all_loaded = all_loaded && l > 0;
+    const double margin = min_routing_margin(*m, tokens);
+    if (all_loaded && margin > 1e-3) {
       MESSAGE("seed " << seed << ": min routing margin " << margin);
-      model = holder.get();
+      model = std::move(m);
+      break;
     }
   }
   REQUIRE(model);
-  std::map<std::string, Tensor*> p;
-  for (auto& [name, t] : model->named_parameters()) p[name] = t;
-  std::vector<std::string> names = {"embed.weight", "layers.0.attn.wq_a.weight", "layers.0.attn.wkv_a.weight",
-                                    "layers.0.ffn.w2.weight", "layers.1.attn.wkv_b.weight", "layers.1.ffn.gate.weight",
-                                    "layers.1.ffn.experts.1.w1.weight", "layers.1.ffn.shared_experts.w3.weight",
-                                    "norm.weight", "head.weight", "mtp.0.enorm.weight", "mtp.0.hnorm.weight",
-                                    "mtp.0.eh_proj.weight", "mtp.0.attn.wo.weight", "mtp.0.ffn.gate.weight",
-                                    "mtp.0.shared_head.norm.weight"};
+  REQUIRE(model->loss(tokens, targets, lambda, alpha).expert_loads.size() == 2);  // layers.1.ffn and mtp.0.ffn
+
   std::vector<Tensor> inputs;
-  for (const std::string& n : names) inputs.push_back(*p.at(n));
+  int64_t elements = 0;
+  std::vector<std::string> not_differentiable;
+  for (auto& [name, t] : model->named_parameters()) {
+    REQUIRE(t->dtype() == DType::f64);
+    inputs.push_back(*t);
+    if (t->requires_grad())
+      elements += t->numel();
+    else
+      not_differentiable.push_back(name);
+  }
+  // Only the gate biases are buffers: they choose experts and weigh nothing (DEEPSEEK.md §6).
+  CHECK(not_differentiable == std::vector<std::string>{"layers.1.ffn.gate.bias", "mtp.0.ffn.gate.bias"});
+
+  const std::vector<std::vector<int64_t>> routing = routing_of(*model, tokens);
+  int64_t calls = 0, flips = 0;
+  auto total_loss = [&](const std::vector<Tensor>&) {
+    Tensor loss = model->loss(tokens, targets, lambda, alpha).loss;
+    calls++;
+    if (routing_of(*model, tokens) != routing) flips++;
+    return loss;
+  };
   GradcheckOptions opt;
-  opt.max_elements_per_input = 12;
-  opt.atol = 1e-6;
+  opt.max_elements_per_input = int64_t(1) << 40;  // every element
+  opt.atol = 1e-7;
   opt.rtol = 1e-5;
-  GradcheckResult r = gradcheck([&](const std::vector<Tensor>&) { return model->loss(tokens, targets, 0.3, 0.1).loss; },
-                                inputs, opt);
-  MESSAGE("gradcheck of the total loss (main + MTP + balance) over " << names.size() << " parameters: max abs error "
-                                                                      << r.max_abs_error);
+  GradcheckResult r = gradcheck(total_loss, inputs, opt);
+  int64_t nonzero = 0;  // elements whose gradient is well above atol: the check measured a slope
+  for (const Tensor& t : inputs)
+    if (t.requires_grad() && t.grad().defined())
+      for (double g : t.grad().to_f64_vector()) nonzero += std::abs(g) > 1e-5;
+  MESSAGE("gradcheck of the total loss over " << inputs.size() << " parameters, " << elements << " elements ("
+                                              << nonzero << " with |grad| > 1e-5): max abs error " << r.max_abs_error
+                                              << ", routing flips " << flips);
   CHECK_MESSAGE(r.ok, r.message);
+  CHECK(calls == 1 + 2 * elements);  // one backward, then +eps and -eps for every element
+  CHECK(flips == 0);
+  // Zero gradients only where the loss cannot depend on the element: the 8 embedding rows of tokens that
+  // are not in the batch.
+  CHECK(nonzero >= elements - (a.vocab_size - B * S) * a.dim - elements / 100);
 }
 
 TEST_CASE("transformer: MTP loss (D = 1) equals the direct formula; total = main + λ/D Σ L^k + balance") {

@@ -4,7 +4,8 @@
 //
 // Compiles nothing itself. Finds the program at SEEKGRAD_BINARY_DIR/bin/gdb_target (the build
 // defines SEEKGRAD_BINARY_DIR), else at $SEEKGRAD_GDB_TARGET. When gdb or the program is missing
-// each test says so in a MESSAGE and checks nothing; when both are there it must pass.
+// each test declares itself skipped (SEEKGRAD_SKIP, tests/test_util.h), so CTest reports the entry
+// tools/test_gdb_printer as "Skipped", never "Passed"; when both are there it must pass.
 #include <doctest/doctest.h>
 
 #include <cstdio>
@@ -12,6 +13,8 @@
 #include <filesystem>
 #include <string>
 #include <vector>
+
+#include "tests/test_util.h"
 
 namespace fs = std::filesystem;
 
@@ -72,12 +75,12 @@ const GdbRun& gdb_run() {
   static const GdbRun run = [] {
     GdbRun r;
     if (std::system("gdb --version > /dev/null 2>&1") != 0) {
-      r.skip_reason = "gdb is not installed: skipping the gdb pretty-printer test";
+      r.skip_reason = "gdb is not installed (not on PATH): the pretty-printers cannot be run";
       return r;
     }
     std::string target = gdb_target_path();
     if (target.empty()) {
-      r.skip_reason = "gdb_target not found (build the gdb_target executable, or set SEEKGRAD_GDB_TARGET): skipping";
+      r.skip_reason = "gdb_target not found (build the gdb_target executable, or set SEEKGRAD_GDB_TARGET)";
       return r;
     }
     std::string cmd = "timeout 120 gdb -batch -nx -ex " + shell_quote("set disable-randomization off") + " -ex " +
@@ -115,10 +118,7 @@ bool contains(const std::string& s, const std::string& part) { return s.find(par
 
 TEST_CASE("gdb printer: Tensor shows name, shape, dtype, strides of views only, values, grad") {
   const GdbRun& run = gdb_run();
-  if (!run.skip_reason.empty()) {
-    MESSAGE(run.skip_reason);
-    return;
-  }
+  if (!run.skip_reason.empty()) SEEKGRAD_SKIP(run.skip_reason);
   INFO("gdb output:\n", run.output);
   REQUIRE(contains(run.output, "Breakpoint 2, breakpoint_here"));
   CHECK_FALSE(contains(run.output, "Python Exception"));
@@ -146,10 +146,7 @@ TEST_CASE("gdb printer: Tensor shows name, shape, dtype, strides of views only, 
 
 TEST_CASE("gdb printer: $grad, $grad_fn and the Node printer") {
   const GdbRun& run = gdb_run();
-  if (!run.skip_reason.empty()) {
-    MESSAGE(run.skip_reason);
-    return;
-  }
+  if (!run.skip_reason.empty()) SEEKGRAD_SKIP(run.skip_reason);
   INFO("gdb output:\n", run.output);
   REQUIRE(contains(run.output, "Breakpoint 2, breakpoint_here"));
 
