@@ -188,7 +188,9 @@ Image attention_panel(const std::vector<double>& p, int64_t S, const std::string
   return render_heatmap(cells, (int)S, (int)S, opt);
 }
 
-void heatmap(const Attention& base, const RopeTable& rope, const std::string& out_dir, chapter::Checks& checks) {
+// check_splits: the bounds on the printed mass splits are the default model's (dim 256, 8 heads, GQA-2).
+void heatmap(const Attention& base, const RopeTable& rope, const std::string& out_dir, bool check_splits,
+             chapter::Checks& checks) {
   std::printf("4. One head's attention, drawn\n\n");
   NoGradGuard no_grad;
   Rng rng(7);  // its own stream: the picture does not depend on the options of sections 1-3
@@ -238,10 +240,12 @@ void heatmap(const Attention& base, const RopeTable& rope, const std::string& ou
   std::printf("   (uniform causal attention would put 1/(s+1) on each key: about %.3f on itself at s = 20)\n", 1.0 / 21);
 
   // The story of the two rows above (means over 35 rows of one deterministic head: bounds, not timings).
-  checks.at_most("random weights: mass on itself", rs, 0.15);
-  checks.at_least("random weights: mass on other tokens", ro, 0.6);
-  checks.at_least("hand-set head: mass on itself", ts, 0.5);
-  checks.at_least("hand-set head: mass on itself + earlier copies", ts + tc, 0.9);
+  if (check_splits) {
+    checks.at_most("random weights: mass on itself", rs, 0.15);
+    checks.at_least("random weights: mass on other tokens", ro, 0.6);
+    checks.at_least("hand-set head: mass on itself", ts, 0.5);
+    checks.at_least("hand-set head: mass on itself + earlier copies", ts + tc, 0.9);
+  }
 
   // What the picture shows as grey is really 0, and every row is a distribution.
   double max_future = 0, max_row_err = 0;
@@ -299,7 +303,8 @@ int main(int argc, char** argv) {
     print_sizes(models, max_context, checks);
     print_exactness(models, rope, rng, checks);
     print_decode(models, rope, batch, max_context, steps, rng);
-    heatmap(models.size() > 1 ? models[1] : models[0], rope, out, checks);
+    const bool default_model = dim == 256 && heads == 8 && kv_heads == std::vector<int64_t>{8, 2, 1};
+    heatmap(models.size() > 1 ? models[1] : models[0], rope, out, default_model, checks);
     std::printf("done in %.1f s\n", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ch02_attention: error: %s\n", e.what());
