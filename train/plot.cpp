@@ -1,5 +1,5 @@
 // train/plot.cpp — the pixel drawing behind plot.h: a 5×7 font, Bresenham lines with a square
-// brush, nice ticks, line plots and bar charts; PNG encoding by stb_image_write.
+// brush, nice ticks, line plots, bar charts and heat maps; PNG encoding by stb_image_write.
 //
 // THE one STB_IMAGE_WRITE_IMPLEMENTATION of the project lives here (see plot.h).
 #define STB_IMAGE_WRITE_IMPLEMENTATION
@@ -488,6 +488,119 @@ std::vector<double> histogram(const std::vector<double>& xs, int bins, double lo
 std::vector<std::string> bin_labels(int bins, double lo, double hi) {
   std::vector<std::string> out;
   for (int i = 0; i < bins; ++i) out.push_back(format_tick(lo + (hi - lo) * i / bins));
+  return out;
+}
+
+// ---- heat map ---------------------------------------------------------------------------------
+
+Rgb colors::viridis(double t) {
+  static constexpr double kAnchors[5][3] = {{68, 1, 84}, {59, 82, 139}, {33, 145, 140}, {94, 201, 98}, {253, 231, 37}};
+  t = std::isnan(t) ? 0.0 : std::clamp(t, 0.0, 1.0) * 4.0;
+  const int i = std::min(3, (int)t);
+  const double f = t - i;
+  auto mix = [&](int c) { return (uint8_t)std::lround(kAnchors[i][c] * (1 - f) + kAnchors[i + 1][c] * f); };
+  return {mix(0), mix(1), mix(2)};
+}
+
+namespace {
+// Integer ticks in [0, n − 1], about one per `spacing` pixels of `n · cell`.
+std::vector<int> index_ticks(int n, int cell, int spacing) {
+  std::vector<int> out;
+  if (n == 1) return {0};
+  for (double t : nice_ticks(0, n - 1, std::max(1, n * cell / spacing)))
+    if (t == std::floor(t) && t >= 0 && t <= n - 1) out.push_back((int)t);
+  return out;
+}
+}  // namespace
+
+Image render_heatmap(const std::vector<double>& values, int rows, int cols, const HeatmapOptions& opt) {
+  const std::string what = "[plot] heat map '" + opt.title + "': ";
+  if (rows <= 0 || cols <= 0 || opt.cell <= 0)
+    throw std::invalid_argument(what + "rows, cols and cell must be positive (got " + std::to_string(rows) + ", " +
+                                std::to_string(cols) + ", " + std::to_string(opt.cell) + ")");
+  if (values.size() != (size_t)rows * cols)
+    throw std::invalid_argument(what + std::to_string(values.size()) + " values for " + std::to_string(rows) + " x " +
+                                std::to_string(cols) + " cells");
+  double lo = INFINITY, hi = -INFINITY;
+  for (double v : values)
+    if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
+  if (!std::isfinite(lo)) lo = 0, hi = 1;
+  if (opt.lo) lo = *opt.lo;
+  if (opt.hi) hi = *opt.hi;
+  widen(lo, hi);
+
+  // Layout: title, y label, then the grid with row ticks on its left and the colour bar on its right;
+  // column ticks, x label and note under it. Text is scale 2 (14 px tall, 18 with descenders).
+  const std::vector<int> row_ticks = index_ticks(rows, opt.cell, 40), col_ticks = index_ticks(cols, opt.cell, 40);
+  const std::vector<double> bar_ticks = nice_ticks(lo, hi, 5);
+  int row_label_w = 0, bar_label_w = 0;
+  for (int t : row_ticks) row_label_w = std::max(row_label_w, text_width(std::to_string(t), 2));
+  for (double t : bar_ticks) bar_label_w = std::max(bar_label_w, text_width(format_tick(t), 2));
+  const int gw = cols * opt.cell, gh = rows * opt.cell;
+  const int x0 = 12 + row_label_w + 9, y0 = 12 + 22 + (opt.y_label.empty() ? 0 : 22);
+  const int bar_x0 = x0 + gw + 16, bar_w = 16;
+  const int right = opt.colorbar ? bar_x0 + bar_w + 9 + bar_label_w + 12 : x0 + gw + 12;
+  int width = std::max(right, 24 + std::max({text_width(opt.title, 2), text_width(opt.x_label, 2), text_width(opt.note, 2)}));
+  width = std::max(width, x0 + text_width(opt.y_label, 2) + 12);
+  const int height = y0 + gh + 10 + 18 + (opt.x_label.empty() ? 0 : 22) + (opt.note.empty() ? 0 : 22) + 10;
+
+  Image img(width, height);
+  draw_text(img, (width - text_width(opt.title, 2)) / 2, 12, opt.title, kText, 2);
+  if (!opt.y_label.empty()) draw_text(img, x0, 34, opt.y_label, kText, 2);
+  auto colour = [&](double v) { return colors::viridis((v - lo) / (hi - lo)); };
+  for (int r = 0; r < rows; ++r)
+    for (int c = 0; c < cols; ++c) {
+      const double v = values[(size_t)r * cols + c];
+      fill_rect(img, x0 + c * opt.cell, y0 + r * opt.cell, x0 + (c + 1) * opt.cell - 1, y0 + (r + 1) * opt.cell - 1,
+                std::isnan(v) ? opt.missing : colour(v));
+    }
+  const Rect all{0, 0, width - 1, height - 1};
+  for (int t : row_ticks) {  // at the cell's centre
+    const int py = y0 + t * opt.cell + opt.cell / 2;
+    draw_line(img, x0 - 5, py, x0 - 1, py, kAxis, 1, all);
+    const std::string s = std::to_string(t);
+    draw_text(img, x0 - 8 - text_width(s, 2), py - 7, s, kText, 2);
+  }
+  for (int t : col_ticks) {
+    const int px = x0 + t * opt.cell + opt.cell / 2;
+    draw_line(img, px, y0 + gh, px, y0 + gh + 4, kAxis, 1, all);
+    const std::string s = std::to_string(t);
+    draw_text(img, px - text_width(s, 2) / 2, y0 + gh + 8, s, kText, 2);
+  }
+  int ty = y0 + gh + 10 + 18;
+  if (!opt.x_label.empty()) draw_text(img, x0 + (gw - text_width(opt.x_label, 2)) / 2, ty, opt.x_label, kText, 2), ty += 22;
+  if (!opt.note.empty()) draw_text(img, 12, ty, opt.note, kText, 2);
+  if (opt.colorbar) {  // hi at the top, lo at the bottom, as tall as the grid
+    for (int y = 0; y < gh; ++y) {
+      const double v = hi - (hi - lo) * (gh == 1 ? 0.0 : (double)y / (gh - 1));
+      draw_line(img, bar_x0, y0 + y, bar_x0 + bar_w - 1, y0 + y, colour(v), 1, all);
+    }
+    const Axis bar{lo, hi, y0 + gh - 1, y0};
+    for (double t : bar_ticks) {
+      const int py = (int)std::lround(bar.to_pixel(t));
+      draw_line(img, bar_x0 + bar_w, py, bar_x0 + bar_w + 4, py, kAxis, 1, all);
+      draw_text(img, bar_x0 + bar_w + 9, py - 7, format_tick(t), kText, 2);
+    }
+  }
+  return img;
+}
+
+void write_heatmap_png(const std::string& path, const std::vector<double>& values, int rows, int cols,
+                       const HeatmapOptions& opt) {
+  write_png(path, render_heatmap(values, rows, cols, opt));
+}
+
+Image hstack(const std::vector<Image>& images, int gap) {
+  if (images.empty()) throw std::invalid_argument("[plot] hstack of no images");
+  int w = gap * ((int)images.size() - 1), h = 0;
+  for (const Image& im : images) w += im.width, h = std::max(h, im.height);
+  Image out(w, h);
+  int x = 0;
+  for (const Image& im : images) {
+    for (int y = 0; y < im.height; ++y)
+      std::copy_n(im.rgb.begin() + (size_t)y * im.width * 3, (size_t)im.width * 3, out.rgb.begin() + ((size_t)y * w + x) * 3);
+    x += im.width + gap;
+  }
   return out;
 }
 

@@ -1,6 +1,6 @@
-// train/plot.h — PNG line plots and bar charts, drawn pixel by pixel into an RGB buffer and saved
-// with stb_image_write. Loss curves with the ln(V) chance line, learning-rate schedules, rewards,
-// expert load histograms: what a chapter or a pipeline stage shows at its end.
+// train/plot.h — PNG line plots, bar charts and heat maps, drawn pixel by pixel into an RGB buffer and
+// saved with stb_image_write. Loss curves with the ln(V) chance line, learning-rate schedules, rewards,
+// expert load histograms, attention maps: what a chapter or a pipeline stage shows at its end.
 //
 // The drawing is all here: axes, "nice" ticks (1, 2, 5 × 10^k; powers of ten on a log axis) with
 // their numbers, light grid lines, one 2-px polyline per series (NaN/Inf points — and non-positive
@@ -93,6 +93,33 @@ void write_bar_chart_png(const std::string& path, const std::vector<double>& val
 // NaN is skipped), for write_bar_chart_png; bin_labels() gives each bin's lower edge.
 std::vector<double> histogram(const std::vector<double>& xs, int bins, double lo, double hi);
 std::vector<std::string> bin_labels(int bins, double lo, double hi);
+
+// ---- heat maps ----------------------------------------------------------------------------------
+// A rows × cols grid of square cells coloured by value (viridis, `lo` dark purple → `hi` yellow), row 0
+// at the top: attention probabilities (row = query, column = key), a token × expert routing table.
+// NaN cells are drawn in `missing` (e.g. the future of a causal mask). Axes carry the row and column
+// indices at nice integer ticks; the colour bar on the right shows the value scale.
+struct HeatmapOptions {
+  std::string title, x_label, y_label;  // x_label under the columns, y_label above the rows
+  std::optional<double> lo, hi;         // ends of the colour scale; default: the finite min and max
+  int cell = 8;                         // pixels per cell (cells are square)
+  Rgb missing{235, 235, 235};           // colour of NaN cells
+  bool colorbar = true;
+  std::string note;                     // one more line of text under the x label ('' = none)
+};
+
+namespace colors {
+// matplotlib's "viridis", piecewise linear through five of its colours; t is clamped to [0, 1].
+Rgb viridis(double t);
+}  // namespace colors
+
+// values: row-major, rows × cols. Throws "[plot] heat map '<title>': ..." on a size mismatch.
+Image render_heatmap(const std::vector<double>& values, int rows, int cols, const HeatmapOptions& opt);
+void write_heatmap_png(const std::string& path, const std::vector<double>& values, int rows, int cols,
+                       const HeatmapOptions& opt);
+
+// Images side by side, left to right, top-aligned, `gap` white pixels apart (e.g. two heat maps).
+Image hstack(const std::vector<Image>& images, int gap = 0);
 
 // Saves an image as PNG (path + ".tmp", then rename). Throws "[plot] <path>: ..." on failure.
 void write_png(const std::string& path, const Image& image);

@@ -10,7 +10,9 @@
 //      tokens/s for each variant, and the cache bytes each step reads.
 //   4. runs/ch02/attention_heatmap.png: one head's attention probabilities on a 40-token sequence made of a
 //      repeated 5-token phrase — with random weights (left) and with a hand-set "find the same token"
-//      head (right) — drawn with stb_image_write and a colormap written below.
+//      head (right) — two train/plot heat maps side by side.
+//   At the end, the numbers ch02_attention.md promises are checked (sg::chapter::Checks; exit 1 if one
+//   fails). Timings are printed, never checked.
 //
 //   build/bin/ch02_attention [--dim 256] [--heads 8] [--kv-heads 8,2,1] [--max-context 1024] [--steps 32]
 //                            [--batch 4] [--out runs/ch02] [--threads N]
@@ -28,11 +30,8 @@
 #include "models/layers.h"
 #include "ops/cpu/runtime.h"
 #include "ops/ops.h"
-
-#define STB_IMAGE_WRITE_STATIC
-#define STB_IMAGE_WRITE_IMPLEMENTATION
-#include <stb/stb_image_write.h>
-#include <stb/stb_easy_font.h>
+#include "tools/chapters/chapter_check.h"
+#include "train/plot.h"
 
 using namespace sg;
 
@@ -65,7 +64,7 @@ ModelArgs chapter_args(int64_t dim, int64_t heads, int64_t kv_heads, int64_t max
 }
 
 // ---- 1. parameters and cache bytes ---------------------------------------------------------------
-void print_sizes(std::vector<Attention>& models, int64_t max_context) {
+void print_sizes(std::vector<Attention>& models, int64_t max_context, chapter::Checks& checks) {
   std::printf("1. Same width, different number of key/value heads\n\n");
   std::printf("   %-4s %7s %8s %8s %10s %10s %10s %10s %12s %14s\n", "", "n_heads", "kv_heads", "head_dim", "wq", "wk+wv",
               "wo", "params", "KV B/token", "KV @ context");
@@ -75,6 +74,13 @@ void print_sizes(std::vector<Attention>& models, int64_t max_context) {
                 (long long)m.n_kv_heads, (long long)m.head_dim, (long long)m.wq.weight.numel(),
                 (long long)(m.wk.weight.numel() + m.wv.weight.numel()), (long long)m.wo.weight.numel(),
                 (long long)m.num_parameters(), (long long)cache.bytes_per_token(), human_bytes((double)cache.bytes()).c_str());
+  }
+  for (Attention& m : models) {  // exact: the table is arithmetic on the shapes
+    const std::string k = m.kind();
+    checks.near(k + ": KV bytes/token = 2*kv_heads*head_dim*4", (double)m.make_cache(1, 1).bytes_per_token(),
+                2.0 * (double)m.n_kv_heads * (double)m.head_dim * 4, 0);
+    checks.near(k + ": params = 2*dim*(heads + kv_heads)*head_dim", (double)m.num_parameters(),
+                2.0 * (double)m.dim * (double)(m.n_heads + m.n_kv_heads) * (double)m.head_dim, 0);
   }
   std::printf("\n   KV B/token = 2 (k and v) × kv_heads × head_dim × 4 bytes (f32), per layer and sequence, measured on\n"
               "   KVCache objects; \"KV @ context\" = one sequence of %lld tokens, one layer.\n",
@@ -89,11 +95,12 @@ void print_sizes(std::vector<Attention>& models, int64_t max_context) {
 }
 
 // ---- 2. exactness --------------------------------------------------------------------------------
-void print_exactness(const std::vector<Attention>& models, const RopeTable& rope, Rng& rng) {
+void print_exactness(const std::vector<Attention>& models, const RopeTable& rope, Rng& rng, chapter::Checks& checks) {
   std::printf("2. The cache and the fused kernel change nothing (f32, batch 2, 24 tokens)\n\n");
   std::printf("   %-4s %28s %28s %26s\n", "", "max|cache step-by-step - full|", "max|cache in chunks - full|",
               "max|fused - composite|");
   NoGradGuard no_grad;
+  std::vector<std::tuple<std::string, double, double, double>> pending;  // checked under the table
   for (const Attention& m : models) {
     Tensor x = Tensor::randn({2, 24, m.dim}, rng);
     Tensor full = m.forward(x, 0, rope);
@@ -112,6 +119,12 @@ void print_exactness(const std::vector<Attention>& models, const RopeTable& rope
     composite.impl = AttentionImpl::composite;
     double twin = max_abs_diff(composite.forward(x, 0, rope), full);
     std::printf("   %-4s %28.2e %28.2e %26.2e\n", m.kind(), step, chunks, twin);
+    pending.push_back({m.kind(), step, chunks, twin});
+  }
+  for (const auto& [kind, step, chunks, twin] : pending) {
+    checks.at_most(kind + ": max|cache step-by-step - full|", step, 1e-5);
+    checks.at_most(kind + ": max|cache in chunks - full|", chunks, 1e-5);
+    checks.at_most(kind + ": max|fused - composite|", twin, 1e-5);
   }
   std::printf("\n   (f32 rounding: the fused kernel sums in a different order and uses its own exp.)\n\n");
 }
@@ -157,56 +170,27 @@ void print_decode(const std::vector<Attention>& models, const RopeTable& rope, i
 }
 
 // ---- 4. the heat map -----------------------------------------------------------------------------
-// A colormap written by hand: piecewise-linear through five anchors of matplotlib's "viridis"
-// (dark purple -> blue -> teal -> green -> yellow), t in [0, 1].
-void colormap(double t, unsigned char rgb[3]) {
-  static const double anchors[5][3] = {{68, 1, 84}, {59, 82, 139}, {33, 145, 140}, {94, 201, 98}, {253, 231, 37}};
-  t = std::clamp(t, 0.0, 1.0) * 4.0;
-  int i = std::min(3, (int)t);
-  double f = t - i;
-  for (int c = 0; c < 3; c++) rgb[c] = (unsigned char)std::lround(anchors[i][c] * (1 - f) + anchors[i + 1][c] * f);
-}
-
-struct Canvas {
-  int w, h;
-  std::vector<unsigned char> rgb;
-  Canvas(int w_, int h_) : w(w_), h(h_), rgb((size_t)w_ * h_ * 3, 255) {}
-  void rect(int x0, int y0, int x1, int y1, const unsigned char c[3]) {
-    for (int y = std::max(0, y0); y < std::min(h, y1); y++)
-      for (int x = std::max(0, x0); x < std::min(w, x1); x++)
-        for (int k = 0; k < 3; k++) rgb[((size_t)y * w + x) * 3 + k] = c[k];
-  }
-  void text(int x, int y, const std::string& s, const unsigned char c[3]) {
-    static char buf[60000];
-    int quads = stb_easy_font_print((float)x, (float)y, const_cast<char*>(s.c_str()), nullptr, buf, sizeof buf);
-    for (int q = 0; q < quads; q++) {
-      const float* v = reinterpret_cast<const float*>(buf + q * 4 * 16);  // 4 vertices of 16 bytes each
-      rect((int)v[0], (int)v[1], (int)v[8], (int)v[9], c);               // vertices 0 and 2: opposite corners
-    }
-  }
-  bool save(const std::string& path) const { return stbi_write_png(path.c_str(), w, h, 3, rgb.data(), w * 3) != 0; }
-};
-
-// One panel: p [S, S] (row = query, column = key), cells of `cell` px, future keys light grey.
-void draw_panel(Canvas& cv, int x0, int y0, int cell, const std::vector<double>& p, int64_t S, const std::string& title,
-                const std::vector<int64_t>& tokens) {
-  const unsigned char black[3] = {0, 0, 0}, masked[3] = {235, 235, 235};
-  cv.text(x0, y0 - 26, title, black);
-  cv.text(x0, y0 - 13, "rows: query position, columns: key position", black);
+// One panel: colour = sqrt(p) (so weak weights stay visible), the masked future (t > s) grey.
+Image attention_panel(const std::vector<double>& p, int64_t S, const std::string& title, const std::vector<int64_t>& tokens) {
+  std::vector<double> cells(p.size());
   for (int64_t s = 0; s < S; s++)
-    for (int64_t t = 0; t < S; t++) {
-      unsigned char c[3];
-      if (t > s) std::copy(masked, masked + 3, c);
-      else colormap(std::sqrt(p[s * S + t]), c);  // sqrt: weak weights stay visible
-      cv.rect(x0 + (int)t * cell, y0 + (int)s * cell, x0 + (int)(t + 1) * cell, y0 + (int)(s + 1) * cell, c);
-    }
-  for (int64_t t = 0; t < S; t += 5) cv.text(x0 + (int)t * cell, y0 + (int)S * cell + 3, std::to_string(t), black);
-  std::string seq = "tokens: ";
-  for (int64_t i = 0; i < std::min<int64_t>(S, 10); i++) seq += std::to_string(tokens[i]) + " ";
-  cv.text(x0, y0 + (int)S * cell + 14, seq + "...", black);
+    for (int64_t t = 0; t < S; t++) cells[s * S + t] = t > s ? NAN : std::sqrt(p[s * S + t]);
+  HeatmapOptions opt;
+  opt.title = title;
+  opt.y_label = "query position";
+  opt.x_label = "key position";
+  opt.lo = 0.0;
+  opt.hi = 1.0;
+  opt.cell = 8;
+  opt.note = "tokens:";
+  for (int64_t i = 0; i < std::min<int64_t>(S, 10); i++) opt.note += " " + std::to_string(tokens[i]);
+  opt.note += " ...  colour: sqrt(p)";
+  return render_heatmap(cells, (int)S, (int)S, opt);
 }
 
-void heatmap(const Attention& base, const RopeTable& rope, const std::string& out_dir) {
+// check_splits: the bounds on the printed mass splits are the default model's (dim 256, 8 heads, GQA-2).
+void heatmap(const Attention& base, const RopeTable& rope, const std::string& out_dir, bool check_splits,
+             chapter::Checks& checks) {
   std::printf("4. One head's attention, drawn\n\n");
   NoGradGuard no_grad;
   Rng rng(7);  // its own stream: the picture does not depend on the options of sections 1-3
@@ -255,16 +239,36 @@ void heatmap(const Attention& base, const RopeTable& rope, const std::string& ou
   std::printf("   hand-set head (c = %.1f)     %8.3f   %27.3f   %12.3f\n", c, ts, tc, to);
   std::printf("   (uniform causal attention would put 1/(s+1) on each key: about %.3f on itself at s = 20)\n", 1.0 / 21);
 
-  const int cell = 8, panel = (int)S * cell, margin = 40, top = 50;
-  Canvas cv(2 * panel + 3 * margin, panel + top + 40);
-  draw_panel(cv, margin, top, cell, p_random, S, "random weights (head 0)", tokens);
-  draw_panel(cv, 2 * margin + panel, top, cell, p_tuned, S, "hand-set head 0: same token", tokens);
-  const unsigned char black[3] = {0, 0, 0};
-  cv.text(margin, 8, "causal softmax(q k^T / sqrt(hd)), colour = sqrt(probability), grey = masked future", black);
-  std::filesystem::create_directories(out_dir);
-  std::string path = out_dir + "/attention_heatmap.png";
-  if (cv.save(path)) std::printf("\n   wrote %s (%d x %d)\n\n", path.c_str(), cv.w, cv.h);
-  else std::printf("\n   could not write %s\n\n", path.c_str());
+  // The story of the two rows above (means over 35 rows of one deterministic head: bounds, not timings).
+  if (check_splits) {
+    checks.at_most("random weights: mass on itself", rs, 0.15);
+    checks.at_least("random weights: mass on other tokens", ro, 0.6);
+    checks.at_least("hand-set head: mass on itself", ts, 0.5);
+    checks.at_least("hand-set head: mass on itself + earlier copies", ts + tc, 0.9);
+  }
+
+  // What the picture shows as grey is really 0, and every row is a distribution.
+  double max_future = 0, max_row_err = 0;
+  for (const std::vector<double>* p : {&p_random, &p_tuned})
+    for (int64_t s = 0; s < S; s++) {
+      double sum = 0;
+      for (int64_t t = 0; t < S; t++) {
+        if (t <= s) sum += (*p)[s * S + t];
+        else max_future = std::max(max_future, (*p)[s * S + t]);
+      }
+      max_row_err = std::max(max_row_err, std::abs(sum - 1));
+    }
+  checks.near("largest probability on a future key", max_future, 0, 0);
+  checks.at_most("max |row sum - 1|", max_row_err, 1e-5);
+
+  Image img = hstack({attention_panel(p_random, S, "random weights (head 0)", tokens),
+                      attention_panel(p_tuned, S, "hand-set head 0: same token", tokens)},
+                     24);
+  const std::string path = out_dir + "/attention_heatmap.png";
+  write_png(path, img);
+  std::printf("\n   wrote %s (%d x %d): causal softmax(q k^T / sqrt(hd)), colour = sqrt(probability), grey = masked future\n\n",
+              path.c_str(), img.width, img.height);
+  checks.that("wrote " + path, std::filesystem::file_size(path) > 0);
 }
 
 }  // namespace
@@ -286,6 +290,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (threads > 0) set_num_threads(threads);
 
+  chapter::Checks checks;
   try {
     auto t0 = std::chrono::steady_clock::now();
     Rng rng(2);
@@ -294,14 +299,16 @@ int main(int argc, char** argv) {
     RopeTable rope(chapter_args(dim, heads, heads, max_context + steps), models[0].head_dim);
     std::printf("Chapter 2 — attention with %lld query heads of %lld over dim %lld; RoPE half-split, softmax scale 1/sqrt(%lld)\n\n",
                 (long long)heads, (long long)models[0].head_dim, (long long)dim, (long long)models[0].head_dim);
-    print_sizes(models, max_context);
-    print_exactness(models, rope, rng);
+    // Each section prints its table first; its checks are printed with it (`check ... ok`).
+    print_sizes(models, max_context, checks);
+    print_exactness(models, rope, rng, checks);
     print_decode(models, rope, batch, max_context, steps, rng);
-    heatmap(models.size() > 1 ? models[1] : models[0], rope, out);
+    const bool default_model = dim == 256 && heads == 8 && kv_heads == std::vector<int64_t>{8, 2, 1};
+    heatmap(models.size() > 1 ? models[1] : models[0], rope, out, default_model, checks);
     std::printf("done in %.1f s\n", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ch02_attention: error: %s\n", e.what());
     return 1;
   }
-  return 0;
+  return checks.exit_code();
 }

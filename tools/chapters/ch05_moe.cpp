@@ -12,6 +12,7 @@
 //      and experts fire for a few tokens; runs/ch05/groups_256.png.
 //   3. The price of routing: forward + backward of that layer vs a dense FFN with the same active
 //      parameters per token.
+//   At the end, the numbers ch05_moe.md promises are checked (sg::chapter::Checks; exit 1 if one fails).
 //
 //   build/bin/ch05_moe [--steps 300] [--gamma 0.01] [--alpha 0.05] [--out runs/ch05]
 #include <CLI/CLI.hpp>
@@ -31,11 +32,8 @@
 #include "models/moe.h"
 #include "ops/cpu/runtime.h"
 #include "ops/ops.h"
-
-#define STB_IMAGE_WRITE_STATIC
-#define STB_IMAGE_WRITE_IMPLEMENTATION
-#include <stb/stb_image_write.h>
-#include <stb/stb_easy_font.h>
+#include "tools/chapters/chapter_check.h"
+#include "train/plot.h"
 
 using namespace sg;
 
@@ -124,79 +122,63 @@ struct Adam {
   }
 };
 
-// ---- a tiny RGB canvas for bar charts (stb_image_write writes it, stb_easy_font labels it) ---------------
-struct Canvas {
-  int w, h;
-  std::vector<unsigned char> rgb;
-  Canvas(int w_, int h_) : w(w_), h(h_), rgb((size_t)w_ * h_ * 3, 255) {}
-  void rect(int x0, int y0, int x1, int y1, const unsigned char c[3]) {
-    for (int y = std::max(0, y0); y < std::min(h, y1); y++)
-      for (int x = std::max(0, x0); x < std::min(w, x1); x++)
-        for (int k = 0; k < 3; k++) rgb[((size_t)y * w + x) * 3 + k] = c[k];
-  }
-  void text(int x, int y, const std::string& s, const unsigned char c[3]) {
-    static char buf[60000];
-    int quads = stb_easy_font_print((float)x, (float)y, const_cast<char*>(s.c_str()), nullptr, buf, sizeof buf);
-    for (int q = 0; q < quads; q++) {
-      const float* v = reinterpret_cast<const float*>(buf + q * 4 * 16);  // 4 vertices of 16 bytes
-      rect((int)v[0], (int)v[1], (int)v[8], (int)v[9], c);               // vertex 0 and vertex 2: opposite corners
-    }
-  }
-  bool save(const std::string& path) const { return stbi_write_png(path.c_str(), w, h, 3, rgb.data(), w * 3) != 0; }
+// ---- what one forward routed -------------------------------------------------------------------------
+// The routing of one forward, as the module returns it with its output (forward_routed; nothing stays in
+// the module): one shape for both module types, so the rest of the chapter only sees Routed.
+struct Routed {
+  Tensor y;            // the layer's output
+  GateOutput gate;     // weights, indices, scores of this forward
+  RoutingStats stats;  // load per expert, max/mean
+  Tensor aux_loss;     // StandardMoE: the Switch auxiliary loss (scalar); MoE: undefined
 };
-const unsigned char kBlack[3] = {0, 0, 0}, kGrey[3] = {170, 170, 170}, kBlue[3] = {60, 110, 200}, kRed[3] = {210, 50, 40};
-const unsigned char kPalette[4][3] = {{60, 110, 200}, {230, 140, 30}, {200, 50, 50}, {40, 160, 80}};
-
-// One panel per checkpoint: the share of assignments each expert got, a grey line at the balanced share.
-void plot_load_histograms(const std::string& path, const std::string& title, const std::vector<int64_t>& steps,
-                          const std::vector<std::vector<int64_t>>& loads) {
-  const int panel_w = 150, panel_h = 140, top = 30, n = (int)loads.size();
-  Canvas cv(panel_w * n + 20, panel_h + top + 30);
-  cv.text(10, 8, title + "  (share of assignments per expert; grey line = balanced)", kBlack);
-  for (int p = 0; p < n; p++) {
-    const std::vector<int64_t>& load = loads[p];
-    double total = 0;
-    for (int64_t l : load) total += (double)l;
-    int E = (int)load.size(), x0 = 10 + p * panel_w, base = top + panel_h;
-    int bar = (panel_w - 20) / E;
-    double full = 1.0;  // y axis: 0 .. 100 % of the assignments (top-2: at most 50 % per expert)
-    for (int e = 0; e < E; e++) {
-      int hgt = (int)((panel_h - 10) * (load[e] / total) / full * 2.0);
-      cv.rect(x0 + e * bar + 1, base - hgt, x0 + (e + 1) * bar - 1, base, kBlue);
-    }
-    int balanced = (int)((panel_h - 10) * (1.0 / E) * 2.0);
-    cv.rect(x0, base - balanced, x0 + E * bar, base - balanced + 1, kGrey);
-    cv.rect(x0, base, x0 + E * bar, base + 1, kBlack);
-    cv.text(x0, base + 6, "step " + std::to_string(steps[p]), kBlack);
-  }
-  if (!cv.save(path)) std::printf("  (could not write %s)\n", path.c_str());
+Routed run_moe(const MoE& moe, const Tensor& x) {
+  MoEOutput o = moe.forward_routed(x);
+  return {o.y, o.gate, o.stats, Tensor()};
+}
+Routed run_moe(const StandardMoE& moe, const Tensor& x) {
+  StandardMoEOutput o = moe.forward_routed(x);
+  return {o.y, o.gate, o.stats, o.aux_loss};
 }
 
-// max/mean load per step, one colour per variant.
-void plot_imbalance(const std::string& path, const std::vector<std::string>& names, const std::vector<std::vector<double>>& curves,
-                    double y_max) {
-  const int W = 640, H = 320, left = 40, bottom = 290, top = 30;
-  Canvas cv(W, H);
-  cv.text(10, 8, "max/mean expert load per step (1 = balanced; 4 = all top-2 traffic on 2 of 8 experts)", kBlack);
-  cv.rect(left, top, left + 1, bottom, kBlack);
-  cv.rect(left, bottom, W - 10, bottom + 1, kBlack);
-  for (double yv = 1; yv <= y_max; yv += 1) {
-    int y = bottom - (int)((bottom - top) * yv / y_max);
-    cv.rect(left, y, W - 10, y + 1, kGrey);
-    cv.text(8, y - 3, std::to_string((int)yv), kBlack);
+// ---- pictures (train/plot) ----------------------------------------------------------------------------
+// A heat map: one row per checkpoint, one column per expert, colour = the share of the assignments the
+// expert got since the previous checkpoint, on the same 0..50 % scale for every variant (balanced = 12.5 %
+// for 8 experts; 50 % = the most one expert can take with top-2).
+void plot_load_histograms(const std::string& path, const std::string& title, const std::vector<int64_t>& steps,
+                          const std::vector<std::vector<int64_t>>& loads) {
+  const int E = (int)loads.front().size();
+  std::vector<double> share;
+  std::string rows = "rows: up to step";
+  for (size_t p = 0; p < loads.size(); p++) {
+    double total = 0;
+    for (int64_t l : loads[p]) total += (double)l;
+    for (int64_t l : loads[p]) share.push_back(100.0 * (double)l / total);
+    rows += " " + std::to_string(steps[p]);
   }
+  HeatmapOptions opt;
+  opt.title = title + ": % of assignments";
+  opt.y_label = "checkpoint";
+  opt.x_label = "expert";
+  opt.note = rows;
+  opt.lo = 0.0;
+  opt.hi = 50.0;
+  opt.cell = 32;
+  write_heatmap_png(path, share, (int)loads.size(), E, opt);
+}
+
+// max/mean load per step, one line per variant; 1 = balanced, 4 = all top-2 traffic on 2 of 8 experts.
+void plot_imbalance(const std::string& path, const std::vector<std::string>& names, const std::vector<std::vector<double>>& curves) {
+  std::vector<Series> series;
   for (size_t v = 0; v < curves.size(); v++) {
-    const std::vector<double>& c = curves[v];
-    for (size_t s = 0; s < c.size(); s++) {
-      int x = left + 1 + (int)((W - 12 - left) * (double)s / (double)c.size());
-      int y = bottom - (int)((bottom - top) * std::min(c[s], y_max) / y_max);
-      cv.rect(x, y - 1, x + 2, y + 1, kPalette[v % 4]);
-    }
-    int ly = bottom - 56 + 12 * (int)v;  // the legend sits below the "1 = balanced" line, where no curve goes
-    cv.rect(left + 20, ly + 2, left + 30, ly + 8, kPalette[v % 4]);
-    cv.text(left + 34, ly, names[v], kBlack);
+    Series s{names[v], {}, curves[v], colors::cycle(v)};
+    for (size_t i = 0; i < curves[v].size(); i++) s.xs.push_back((double)i);
+    series.push_back(s);
   }
-  if (!cv.save(path)) std::printf("  (could not write %s)\n", path.c_str());
+  LinePlotOptions opt;
+  opt.title = "max/mean expert load per step";
+  opt.y_label = "max/mean load";
+  opt.reference = ReferenceLine{1.0, "balanced", colors::gray};
+  write_line_plot_png(path, series, opt);
 }
 
 // ---- part 1: train four variants -------------------------------------------------------------------
@@ -258,14 +240,10 @@ RunResult train_variant(Variant variant, const ClusterTask& task, int64_t steps,
   size_t next_cp = 0;
   for (int64_t step = 0; step <= steps; step++) {
     ClusterTask::Batch b = task.sample(batch, data);
-    StandardMoEOutput so;
-    MoEOutput mo;
-    if (standard) so = smoe.forward_routed(b.x);
-    else mo = dmoe.forward_routed(b.x);
-    Tensor y = standard ? so.y : mo.y;
-    const RoutingStats& st = standard ? so.stats : mo.stats;
-    Tensor mse = mean(square(sub(y, b.target)));
-    Tensor loss = variant == Variant::standard_aux ? add(mse, mul(so.aux_loss, alpha)) : mse;
+    Routed r = standard ? run_moe(smoe, b.x) : run_moe(dmoe, b.x);
+    const RoutingStats& st = r.stats;
+    Tensor mse = mean(square(sub(r.y, b.target)));
+    Tensor loss = variant == Variant::standard_aux ? add(mse, mul(r.aux_loss, alpha)) : mse;
     res.max_over_mean.push_back(st.max_over_mean);
     for (int64_t e = 0; e < E; e++) since[e] += st.tokens_per_expert[e];
     if (next_cp < checkpoints.size() && step == checkpoints[next_cp]) {
@@ -287,17 +265,9 @@ RunResult train_variant(Variant variant, const ClusterTask& task, int64_t steps,
   NoGradGuard no_grad;
   Rng held(99);
   ClusterTask::Batch b = task.sample(2048, held);
-  GateOutput routing;
-  Tensor y;
-  if (standard) {
-    StandardMoEOutput so = smoe.forward_routed(b.x);
-    y = so.y, routing = so.gate;
-  } else {
-    MoEOutput mo = dmoe.forward_routed(b.x);
-    y = mo.y, routing = mo.gate;
-  }
-  res.final_mse = mean(square(sub(y, b.target))).item();
-  std::vector<int64_t> idx = routing.indices.to_i64_vector();
+  Routed r = standard ? run_moe(smoe, b.x) : run_moe(dmoe, b.x);
+  res.final_mse = mean(square(sub(r.y, b.target))).item();
+  std::vector<int64_t> idx = r.gate.indices.to_i64_vector();
   res.cluster_expert.assign(task.clusters, std::vector<int64_t>(E, 0));
   for (int64_t i = 0; i < 2048; i++)
     for (int64_t k = 0; k < K; k++) res.cluster_expert[b.cluster[i]][idx[i * K + k]]++;
@@ -305,7 +275,7 @@ RunResult train_variant(Variant variant, const ClusterTask& task, int64_t steps,
 }
 
 // ---- part 2: the V3 routing shape ---------------------------------------------------------------------
-void show_group_routing(const std::string& out_dir) {
+void show_group_routing(const std::string& out_dir, chapter::Checks& checks) {
   ModelArgs a;
   a.dim = 64;
   a.moe_inter_dim = 16;
@@ -326,7 +296,7 @@ void show_group_routing(const std::string& out_dir) {
   const int64_t T = 16;
   Tensor x = Tensor::randn({1, T, 64}, rng);
   NoGradGuard no_grad;
-  const GateOutput g = moe.forward_routed(x).gate;
+  const GateOutput g = run_moe(moe, x).gate;
   std::vector<double> s = g.scores.to_f64_vector(), b = moe.gate.bias.to_f64_vector();
   std::vector<int64_t> idx = g.indices.to_i64_vector();
   std::printf("\n== 2. 256 experts, 8 groups of 32, each token limited to 4 groups, top-8 (DeepSeek-V3's routing) ==\n");
@@ -353,33 +323,51 @@ void show_group_routing(const std::string& out_dir) {
     }
   }
   std::map<int64_t, int64_t> groups_used;
+  int64_t outside_kept = 0;  // chosen experts outside the 4 groups recomputed above (the gate's own choice)
   for (int64_t t = 0; t < T; t++) {
     std::vector<bool> used(8, false);
-    for (int64_t k = 0; k < 8; k++) used[idx[t * 8 + k] / 32] = true;
+    for (int64_t k = 0; k < 8; k++) {
+      used[idx[t * 8 + k] / 32] = true;
+      outside_kept += !kept_groups[t][idx[t * 8 + k] / 32];
+    }
     groups_used[std::count(used.begin(), used.end(), true)]++;
   }
   std::printf("groups actually used per token (of %lld tokens):", (long long)T);
   for (auto& [n, c] : groups_used) std::printf("  %lld groups: %lld", (long long)n, (long long)c);
   std::printf("   — never more than 4\n");
-
-  // runs/ch05/groups_256.png: one row per token, one column pair per expert; kept groups shaded, chosen experts red
-  const int cell_w = 3, cell_h = 14, left = 10, top = 24;
-  Canvas cv(left * 2 + 256 * cell_w, top + (int)T * cell_h + 10);
-  cv.text(left, 6, "256 experts (8 groups of 32) x 16 tokens: shaded = the 4 kept groups, red = the 8 chosen experts", kBlack);
-  const unsigned char shade[2][3] = {{225, 232, 245}, {205, 215, 240}}, off[2][3] = {{250, 250, 250}, {238, 238, 238}};
+  // The weights of a token sum to route_scale (sigmoid scores, renormalised); untrained, each is near 2.5/8.
+  std::vector<double> w = g.weights.to_f64_vector();
+  double max_sum_err = 0, max_from_even = 0;
   for (int64_t t = 0; t < T; t++) {
-    int y0 = top + (int)t * cell_h;
-    for (int64_t e = 0; e < 256; e++) {
-      int j = (int)(e / 32);
-      cv.rect(left + (int)e * cell_w, y0, left + (int)(e + 1) * cell_w, y0 + cell_h - 2, kept_groups[t][j] ? shade[j % 2] : off[j % 2]);
-    }
+    double sum = 0;
     for (int64_t k = 0; k < 8; k++) {
-      int64_t e = idx[t * 8 + k];
-      cv.rect(left + (int)e * cell_w, y0, left + (int)(e + 1) * cell_w, y0 + cell_h - 2, kRed);
+      sum += w[t * 8 + k];
+      max_from_even = std::max(max_from_even, std::abs(w[t * 8 + k] - 2.5 / 8));
     }
+    max_sum_err = std::max(max_sum_err, std::abs(sum - 2.5));
   }
-  std::string path = out_dir + "/groups_256.png";
-  if (cv.save(path)) std::printf("wrote %s\n", path.c_str());
+  checks.at_most("most groups used by a token (limit 4)", (double)groups_used.rbegin()->first, 4);
+  checks.near("chosen experts outside the 4 kept groups", (double)outside_kept, 0, 0);
+  checks.at_most("max |sum of a token's weights - 2.5|", max_sum_err, 1e-5);
+  checks.at_most("max |weight - 2.5/8| (untrained gate)", max_from_even, 0.1);
+
+  // runs/ch05/groups_256.png: one row per token, one column per expert: 0 = a group the token may not
+  // use, 1 = one of its 4 kept groups, 2 = one of its 8 chosen experts.
+  std::vector<double> cells((size_t)T * 256);
+  for (int64_t t = 0; t < T; t++) {
+    for (int64_t e = 0; e < 256; e++) cells[t * 256 + e] = kept_groups[t][e / 32] ? 1 : 0;
+    for (int64_t k = 0; k < 8; k++) cells[t * 256 + idx[t * 8 + k]] = 2;
+  }
+  HeatmapOptions opt;
+  opt.title = "256 experts (8 groups of 32) x 16 tokens, top-8 within 4 groups";
+  opt.y_label = "token";
+  opt.x_label = "expert";
+  opt.note = "purple: other groups   teal: the token's 4 kept groups   yellow: its 8 chosen experts";
+  opt.cell = 5;
+  opt.colorbar = false;
+  const std::string path = out_dir + "/groups_256.png";
+  write_heatmap_png(path, cells, (int)T, 256, opt);
+  std::printf("wrote %s\n", path.c_str());
 }
 
 // ---- part 3: what routing costs -------------------------------------------------------------------------
@@ -395,7 +383,8 @@ double median_ms(const std::function<void()>& f, int reps) {
   return t[t.size() / 2];
 }
 
-void show_cost() {
+// Returns MoE ms / dense ms.
+double show_cost() {
   const int64_t tokens = 512, dim = 128, inter = 32, K = 8;
   ModelArgs a;
   a.dim = dim;
@@ -429,6 +418,7 @@ void show_cost() {
   std::printf("routing costs %.1fx the dense FFN here: 256 small GEMM chains of ~%lld tokens each, the gate and the "
               "gathers/scatters.\n",
               moe_ms / dense_ms, (long long)(tokens * K / 256));
+  return moe_ms / dense_ms;
 }
 
 }  // namespace
@@ -444,6 +434,7 @@ int main(int argc, char** argv) {
   app.add_option("--alpha", alpha, "weight of the Switch auxiliary loss for standard+aux");
   app.add_option("--out", out_dir, "where the PNGs go");
   CLI11_PARSE(app, argc, argv);
+  const bool defaults = steps == 300 && batch == 256 && gamma == 0.01 && alpha == 0.05;
   try {
     std::filesystem::create_directories(out_dir);
     Rng task_rng(2024);
@@ -469,9 +460,14 @@ int main(int argc, char** argv) {
       curves.push_back(r.max_over_mean);
       results.push_back(r);
     }
-    plot_imbalance(out_dir + "/imbalance.png", names, curves, 4.0);
+    plot_imbalance(out_dir + "/imbalance.png", names, curves);
     std::printf("\n%-14s %10s %14s %12s %16s\n", "variant", "held-out", "max/mean load", "experts", "experts leading");
     std::printf("%-14s %10s %14s %12s %16s\n", "", "MSE", "(2nd half)", "used (>2%)", "some cluster");
+    struct Row {
+      double mse, max_over_mean;
+      int used, leading;
+    };
+    std::vector<Row> rows;
     for (size_t v = 0; v < variants.size(); v++) {
       const RunResult& r = results[v];
       std::vector<int64_t> total(8, 0);
@@ -489,20 +485,49 @@ int main(int argc, char** argv) {
       int used = 0;
       for (int64_t t : total) used += t > 0.02 * all;
       int dominant = (int)std::count(leads.begin(), leads.end(), true);
-      std::printf("%-14s %10.4f %14.2f %12d %16d\n", names[v].c_str(), r.final_mse,
-                  routing_stats(r.checkpoint_loads.back()).max_over_mean, used, dominant);
+      rows.push_back({r.final_mse, routing_stats(r.checkpoint_loads.back()).max_over_mean, used, dominant});
+      std::printf("%-14s %10.4f %14.2f %12d %16d\n", names[v].c_str(), r.final_mse, rows.back().max_over_mean, used, dominant);
     }
-    std::printf("\ncluster -> expert assignments on a held-out batch (deepseek+bias):\n");
+    std::printf("\ncluster -> expert assignments on a held-out batch (deepseek+bias):   top-2 share\n");
+    int specialised = 0;  // clusters sending >= 75 % of their assignments to two experts
     for (size_t c = 0; c < results.back().cluster_expert.size(); c++) {
+      std::vector<int64_t> row = results.back().cluster_expert[c];
       std::printf("  cluster %zu:", c);
-      for (int64_t n : results.back().cluster_expert[c]) std::printf(" %5lld", (long long)n);
-      std::printf("\n");
+      for (int64_t n : row) std::printf(" %5lld", (long long)n);
+      double all = 0;
+      for (int64_t n : row) all += (double)n;
+      std::sort(row.rbegin(), row.rend());
+      const double top2 = (double)(row[0] + row[1]) / all;
+      specialised += top2 >= 0.75;
+      std::printf("   %5.1f %%\n", 100 * top2);
     }
     std::printf("wrote %s/load_<variant>.png and %s/imbalance.png\n", out_dir.c_str(), out_dir.c_str());
 
-    show_group_routing(out_dir);
-    show_cost();
-    return 0;
+    // The story of part 1, for the default run (other --steps, --gamma, --alpha print it unchecked).
+    chapter::Checks checks;
+    if (defaults) {
+      std::printf("\n== part 1: the numbers ch05_moe.md promises ==\n");
+      const Row &st = rows[0], &aux = rows[1], &ds = rows[2], &bias = rows[3];
+      checks.at_least("standard: max/mean load, steps 151-300 (collapsed)", st.max_over_mean, 2.5);
+      checks.at_least("deepseek: max/mean load, steps 151-300 (collapsed)", ds.max_over_mean, 2.5);
+      checks.at_most("standard: experts used (> 2 %)", st.used, 5);
+      checks.at_most("deepseek: experts used (> 2 %)", ds.used, 5);
+      checks.in_range("standard+aux: max/mean load, steps 151-300", aux.max_over_mean, 1.2, 2.2);
+      checks.at_most("deepseek+bias: max/mean load, steps 151-300", bias.max_over_mean, 1.15);
+      checks.at_most("deepseek+bias: max/mean load, steps 31-75",
+                     routing_stats(results[3].checkpoint_loads[2]).max_over_mean, 1.5);
+      checks.near("deepseek+bias: experts used (> 2 %)", bias.used, 8, 0);
+      checks.at_least("deepseek+bias: clusters with top-2 share >= 75 %", specialised, 6);
+      double worst = 0;
+      for (const Row& r : rows) worst = std::max(worst, r.mse);
+      checks.at_most("held-out MSE, worst of the four", worst, 0.03);
+    }
+
+    show_group_routing(out_dir, checks);
+    const double cost_ratio = show_cost();
+    // Timing: only a ratio with a wide margin (measured ~10-13x; a loaded machine moves it, not below 2).
+    checks.at_least("MoE / dense FFN time, forward + backward", cost_ratio, 2.0);
+    return checks.exit_code();
   } catch (const std::exception& e) {
     std::cerr << "ch05_moe: error: " << e.what() << "\n";
     return 1;

@@ -98,7 +98,7 @@ TrainResult train_mlp(Mlp& m, const SpiralData& data, int steps, double lr, int 
   return result;
 }
 
-int run_chapter1(int steps, const std::string& dot_path, std::ostream& out) {
+int run_chapter1(int steps, const std::string& dot_path, std::ostream& out, Chapter1Numbers* numbers) {
   out << "== Chapter 1: the autograd engine ==\n\n";
   SpiralData data = make_spirals(100, 3, /*seed=*/7);
   Mlp m = make_mlp(/*hidden=*/32, /*classes=*/3, /*seed=*/1);
@@ -107,7 +107,8 @@ int run_chapter1(int steps, const std::string& dot_path, std::ostream& out) {
 
   // 1. The tape: what the forward pass recorded.
   Tensor loss = mlp_loss(m, data.x, data.labels);
-  out << "1. The tape of one forward pass (" << topological_order(loss).size() << " nodes):\n" << tape_to_text(loss) << "\n";
+  const int64_t tape_nodes = (int64_t)topological_order(loss).size();
+  out << "1. The tape of one forward pass (" << tape_nodes << " nodes):\n" << tape_to_text(loss) << "\n";
   if (!dot_path.empty()) {
     std::ofstream(dot_path) << tape_to_dot(loss);
     out << "   (Graphviz: dot -Tpng " << dot_path << " -o tape.png)\n\n";
@@ -117,9 +118,11 @@ int run_chapter1(int steps, const std::string& dot_path, std::ostream& out) {
   out << "2. backward() with the gradient trace on:\n";
   {
     TraceGuard trace(&out);
+    loss.retain_grad();  // keep d loss / d loss (the seed, 1) for the chapter's check
     loss.backward();
   }
   out << "\n";
+  const double loss_grad = loss.grad().item();
 
   // 3. Gradcheck the same network in float64 on a few points.
   Mlp m64 = make_mlp(8, 3, 3, DType::f64);
@@ -136,11 +139,13 @@ int run_chapter1(int steps, const std::string& dot_path, std::ostream& out) {
       << (gc.ok ? "" : "  " + gc.message) << "\n\n";
 
   // 4. Train.
+  const double initial_accuracy = accuracy(m, data.x, data.labels);
   out << "4. Training " << steps << " steps of full-batch SGD (lr 0.5, momentum 0.9):\n";
   TrainResult r = train_mlp(m, data, steps, 0.5, std::max(1, steps / 10), out);
   double first = r.losses.front(), last = r.losses.back();
   out << "\n   loss " << std::fixed << std::setprecision(4) << first << " -> " << last << ", accuracy "
       << r.final_accuracy * 100 << "%, " << std::setprecision(1) << steps / r.seconds << " steps/s\n";
+  if (numbers) *numbers = {tape_nodes, loss_grad, gc.ok, gc.max_abs_error, first, last, initial_accuracy, r.final_accuracy};
   bool ok = gc.ok && last < 0.5 * first;
   out << (ok ? "   chapter 1 OK\n" : "   chapter 1 FAILED: gradcheck or training did not converge\n");
   return ok ? 0 : 1;

@@ -35,8 +35,19 @@ struct TrainResult {
 // Full-batch SGD with momentum; prints "step  loss  accuracy" every `print_every` steps to `out`.
 TrainResult train_mlp(Mlp& m, const SpiralData& data, int steps, double lr, int print_every, std::ostream& out);
 
+// What run_chapter1 measured, for the chapter's checks (ch01_autograd.md states each one).
+struct Chapter1Numbers {
+  int64_t tape_nodes = 0;           // nodes of one forward pass's tape
+  double loss_grad = 0;             // d loss / d loss, the first gradient of the backward sweep
+  bool gradcheck_ok = false;
+  double gradcheck_max_error = 0;   // max |analytic − numeric| over every parameter element (float64)
+  double first_loss = 0, last_loss = 0;
+  double initial_accuracy = 0, final_accuracy = 0;
+};
+
 // The whole chapter-1 demo: tape, traced backward, gradcheck, training. Returns 0 on success, 1 if
-// the gradcheck fails or the loss did not fall below half its starting value.
-int run_chapter1(int steps, const std::string& dot_path, std::ostream& out);
+// the gradcheck fails or the loss did not fall below half its starting value. `numbers`, when given,
+// receives what was measured.
+int run_chapter1(int steps, const std::string& dot_path, std::ostream& out, Chapter1Numbers* numbers = nullptr);
 
 }  // namespace sg::demo
