@@ -8,13 +8,15 @@
 // validation loss, the MTP loss next to the main loss, how balanced the experts are, and text sampled
 // before and after. PNGs: runs/ch08/{loss.png, lr.png, expert_load.png}; metrics: runs/ch08/metrics.csv.
 //
-//   build/bin/ch08_pretrain [--steps 300] [--out runs/ch08]
-// A second run with the same --out resumes from runs/ch08/checkpoint (delete it to start over).
+//   build/bin/ch08_pretrain [--steps 300] [--out runs/ch08] [--resume]
+// Each run starts over (its earlier checkpoint and metrics.csv in --out are removed; the data is reused);
+// --resume continues a killed run from runs/ch08/checkpoint instead.
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <string>
 
@@ -31,8 +33,16 @@ int main(int argc, char** argv) {
   int steps = 300;
   std::string out = "runs/ch08";
   app.add_option("--steps", steps, "optimizer steps")->check(CLI::PositiveNumber);
+  bool resume = false;
   app.add_option("--out", out, "output directory");
+  app.add_flag("--resume", resume, "continue from OUT/checkpoint (a run that was killed) instead of starting over");
   CLI11_PARSE(app, argc, argv);
+  // A fresh run by default, so every run (and CTest) measures what it prints: the checkpoint and
+  // metrics.csv of an earlier run of this chapter in OUT are removed; the prepared data in OUT/data is reused.
+  if (!resume) {
+    std::filesystem::remove_all(std::filesystem::path(out) / "checkpoint");
+    std::filesystem::remove(std::filesystem::path(out) / "metrics.csv");
+  }
 
   const std::string yaml =
       "model:\n"
