@@ -307,15 +307,14 @@ void check_inputs(const DSA& m, const Tensor& x, int64_t start_pos, const RopeTa
     dsa_fail(m, "positions [" + std::to_string(start_pos) + ", " + std::to_string(start_pos + S) + ") and dr " +
                     std::to_string(dr) + " do not fit the rope table cos " + described(rope_table.cos));
   if (cache) {
-    Shape want_kv{cache->max_batch_size, cache->max_seq_len, r}, want_pe{cache->max_batch_size, cache->max_seq_len, dr};
-    if (cache->mode != MLAMode::absorbed || !cache->kv_cache.defined() || cache->kv_cache.shape() != want_kv ||
-        !cache->pe_cache.defined() || cache->pe_cache.shape() != want_pe || cache->kv_cache.dtype() != x.dtype())
-      dsa_fail(m, "the MLA cache must be an absorbed-mode cache [" + shape_str(want_kv) + ", " + shape_str(want_pe) +
-                      "] of " + dtype_name(x.dtype()) + ", got " + described(cache->kv_cache) + ", " +
-                      described(cache->pe_cache));
+    Shape want{cache->max_batch_size, cache->max_seq_len, r + dr};
+    if (cache->mode != MLAMode::absorbed || !cache->kv.defined() || cache->kv.shape() != want ||
+        cache->kv_lora_rank != r || cache->kv.dtype() != x.dtype())
+      dsa_fail(m, "the MLA cache must be an absorbed-mode cache kv " + shape_str(want) + " of " + dtype_name(x.dtype()) +
+                      " (rows [c | k_pe], r_kv = " + std::to_string(r) + "), got " + described(cache->kv));
     if (B > cache->max_batch_size || start_pos + S > cache->max_seq_len)
       dsa_fail(m, "x " + x.describe() + " at start_pos " + std::to_string(start_pos) + " does not fit the cache " +
-                      cache->kv_cache.describe());
+                      cache->kv.describe());
   }
 }
 
@@ -335,25 +334,22 @@ DSAStep attend_selected(const DSA& m, const MLAProjections& P, int64_t start_pos
 
   // The latents and rope keys as ROWS of a 2-D table, so one index_select gathers the selected ones:
   //   row of (batch b, key slot t) = b · row_stride + t.
-  Tensor c_rows, pe_rows;
+  Tensor kv_rows;  // [rows, r+dr], each row [c | k_pe]
   int64_t T = S, row_stride = S, key_start = start_pos;
   if (cache) {
-    write_cache_rows(cache->kv_cache, P.c, start_pos);
-    write_cache_rows(cache->pe_cache, P.k_pe, start_pos);
+    Tensor rows_now = cat({P.c, P.k_pe}, -1);  // [B,S,r+dr], the absorbed cache's row layout
+    write_cache_rows(cache->kv, rows_now, start_pos);
     T = start_pos + S;
     key_start = 0;
     if (!grad_enabled()) {  // decoding: gather straight from the whole cache buffer, no copy of the T rows
       row_stride = cache->max_seq_len;
-      c_rows = reshape(cache->kv_cache, {cache->max_batch_size * row_stride, r});
-      pe_rows = reshape(cache->pe_cache, {cache->max_batch_size * row_stride, dr});
+      kv_rows = reshape(cache->kv, {cache->max_batch_size * row_stride, r + dr});
     } else {
       row_stride = T;
-      c_rows = reshape(contiguous(read_cache_rows(cache->kv_cache, P.c, start_pos)), {B * T, r});
-      pe_rows = reshape(contiguous(read_cache_rows(cache->pe_cache, P.k_pe, start_pos)), {B * T, dr});
+      kv_rows = reshape(contiguous(read_cache_rows(cache->kv, rows_now, start_pos)), {B * T, r + dr});
     }
   } else {
-    c_rows = reshape(contiguous(P.c), {B * S, r});
-    pe_rows = reshape(contiguous(P.k_pe), {B * S, dr});
+    kv_rows = reshape(cat({P.c, P.k_pe}, -1), {B * S, r + dr});
   }
 
   // Which slots are in use: index in [0, T) and the key not in the query's future. Unused slots gather
@@ -389,8 +385,9 @@ DSAStep attend_selected(const DSA& m, const MLAProjections& P, int64_t start_pos
   if (dtype != DType::f64) mask = to_dtype(mask, dtype);
 
   // Gather the selected entries: c_sel [B,S,k,r], pe_sel [B,S,k,dr].
-  Tensor c_sel = reshape(index_select(c_rows, 0, row_index), {B, S, k, r});
-  Tensor pe_sel = reshape(index_select(pe_rows, 0, row_index), {B, S, k, dr});
+  // (Whole rows from the contiguous table: gathering from a column-narrowed view would copy the table.)
+  Tensor kv_sel = reshape(index_select(kv_rows, 0, row_index), {B, S, k, r + dr});
+  Tensor c_sel = narrow(kv_sel, -1, 0, r), pe_sel = narrow(kv_sel, -1, r, dr);
 
   // Absorbed attention over the k slots. W = wkv_b viewed [H, dn+dv, r]: W_UK = rows [0, dn), W_UV = [dn, dn+dv).
   Tensor W = reshape(mla.wkv_b.weight, {H, dn + dv, r});

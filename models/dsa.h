@@ -32,7 +32,7 @@
 //
 // Key slots. Without a cache the keys are this call's S tokens: slot t = position start_pos + t. With a
 // cache the keys are the cached positions [0, start_pos + S): slot t = position t. Index tensors hold slots.
-// Caches: DSACache = MLA's absorbed cache (kv_cache [B,Smax,r_kv], pe_cache [B,Smax,dr]) + the indexer's key
+// Caches: DSACache = MLA's absorbed cache (one buffer kv [B,Smax,r_kv+dr], rows [c | k_pe]) + the indexer's key
 // cache (k_cache [B,Smax,d_I], rotated k^I). Written under NoGradGuard; read as in mla.h (grad off: views of
 // the cache, no copy; grad on: cat(cached past as constants, this step)).
 #pragma once
@@ -100,7 +100,7 @@ struct Indexer : Module {
 Tensor select_topk(const Tensor& index_scores, int64_t k);
 
 struct DSACache {
-  MLACache mla;          // absorbed layout: kv_cache [B,Smax,r_kv], pe_cache [B,Smax,dr]
+  MLACache mla;          // absorbed layout: kv [B,Smax,r_kv+dr], rows [c | k_pe]
   IndexerCache indexer;  // k_cache [B,Smax,d_I]
 
   DSACache() = default;

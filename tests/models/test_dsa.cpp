@@ -4,7 +4,8 @@
 //     FIRST dr dims, w·H_I^-1/2·d_I^-1/2, ReLU), and the selections compared as SETS (ties at the k-th score
 //     may go either way);
 //   * index_topk >= T is dense MLA (values and gradients);
-//   * incremental decoding with the caches (MLA latent cache + indexer key cache) == the full forward;
+//   * incremental decoding with the caches (MLA latent cache + indexer key cache) == the full forward; a
+//     decode step writes one row of each buffer in place and copies nothing of the caches;
 //   * cost: every query attends to min(k, t+1) entries, and the gathered tensors have k slots, not T;
 //   * float64 gradcheck of DSA w.r.t. x and every weight (selection held fixed, and free with a margin
 //     check) and of the indexer's KL losses w.r.t. the indexer's weights;
@@ -15,12 +16,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "autograd/allocator.h"
 #include "autograd/gradcheck.h"
 #include "models/config.h"
 #include "models/dsa.h"
@@ -359,6 +362,57 @@ TEST_CASE("dsa: decoding with the caches equals the full forward (token by token
         pos += n;
       }
       CHECK(max_abs_diff(cat(outs, 1), full.out) <= 1e-5);
+    }
+  }
+}
+
+TEST_CASE("dsa: a decode step writes one row of each cache in place and copies nothing of them") {
+  // Wide cache rows (r_kv 64 + dr 8 + d_I 64 values per token) against the per-step work that is O(T) by
+  // design: the indexer's H_I = 2 dot products per cached key (dots, ReLU, I), so that a copy of either
+  // cache buffer would stand out.
+  ModelArgs a = small_args();
+  a.max_seq_len = 256;
+  a.kv_lora_rank = 64;
+  a.index_head_dim = 64;
+  a.index_n_heads = 2;
+  Rng rng(33);
+  DSA dsa(a, rng);
+  randomise_norms(dsa, rng);
+  RopeTable rope(a);
+  const int64_t B = 2, Smax = 256, prefill = 240, steps = 4;
+  Tensor x = Tensor::randn({B, prefill + steps, a.dim}, rng);
+  NoGradGuard no_grad;
+  Tensor full = dsa.forward(x, 0, rope);
+  DSACache cache(a, B, Smax);
+  REQUIRE(cache.mla.kv.shape() == Shape{B, Smax, a.kv_lora_rank + a.qk_rope_head_dim});
+  const void* kv_data = cache.mla.kv.data<float>();
+  const void* k_data = cache.indexer.k_cache.data<float>();
+  dsa.forward(narrow(x, 1, 0, prefill), 0, rope, &cache);
+  for (int64_t pos = prefill; pos < prefill + steps; pos++) {
+    CAPTURE(pos);
+    std::vector<float> kv_before = cache.mla.kv.to_f32_vector(), k_before = cache.indexer.k_cache.to_f32_vector();
+    cpu_allocator_reset_peak();
+    const int64_t live = cpu_allocator_stats().allocated_bytes;
+    Tensor y = dsa.forward(narrow(x, 1, pos, 1), pos, rope, &cache);
+    const int64_t transient = cpu_allocator_stats().peak_bytes - live;
+    const int64_t prefix_bytes = B * pos * (cache.bytes_per_token());
+    MESSAGE("decode at " << pos << ": peak allocation " << transient << " B, the cached prefix " << prefix_bytes << " B");
+    CHECK(transient < prefix_bytes / 4);
+    CHECK(max_abs_diff(y, narrow(full, 1, pos, 1)) <= 1e-5);
+    CHECK(cache.mla.kv.data<float>() == kv_data);
+    CHECK(cache.indexer.k_cache.data<float>() == k_data);
+    // Outside row `pos` of the B sequences both buffers are bit-for-bit unchanged.
+    for (int which = 0; which < 2; which++) {
+      const Tensor& buf = which == 0 ? cache.mla.kv : cache.indexer.k_cache;
+      const std::vector<float>& before = which == 0 ? kv_before : k_before;
+      const float* now = buf.data<float>();
+      const int64_t w = buf.size(2);
+      int64_t changed_elsewhere = 0;
+      for (int64_t i = 0; i < buf.numel(); i++) {
+        int64_t t = (i / w) % Smax;
+        if (t != pos && std::memcmp(&before[i], &now[i], sizeof(float)) != 0) changed_elsewhere++;
+      }
+      CHECK_MESSAGE(changed_elsewhere == 0, (which == 0 ? "mla.kv" : "indexer.k_cache"));
     }
   }
 }

@@ -118,10 +118,10 @@ void section_cache_sizes() {
   ModelArgs t = tiny_v3();
   MLACache naive(t, MLAMode::naive, 1, 128), latent(t, MLAMode::absorbed, 1, 128);
   std::printf("\nMeasured on allocated tiny_v3 caches (f32, 1 layer): naive %lld B/token (k %s + v %s), "
-              "absorbed %lld B/token (kv_cache %s + pe_cache %s)\n",
+              "absorbed %lld B/token (kv %s, rows [c | k_pe])\n",
               (long long)naive.bytes_per_token(), shape_str(naive.k_cache.shape()).c_str(),
               shape_str(naive.v_cache.shape()).c_str(), (long long)latent.bytes_per_token(),
-              shape_str(latent.kv_cache.shape()).c_str(), shape_str(latent.pe_cache.shape()).c_str());
+              shape_str(latent.kv.shape()).c_str());
 }
 
 // 2. The two paths compute the same function.
