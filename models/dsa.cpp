@@ -34,46 +34,6 @@ Tensor causal_mask(int64_t S, int64_t T, int64_t key_start, int64_t start_pos, D
   return mask;
 }
 
-// The pieces of MLA's forward that DSA needs, computed from MLA's own weights exactly as MLA::forward does
-// (same ops, same order; the dense-equality test holds the two together):
-//   qr = q_norm(wq_a(x)) [B,S,r_q];  q = wq_b(qr) [B,S,H,dn+dr] -> q_nope [B,S,H,dn], q_pe = RoPE(last dr) [B,S,H,dr]
-//   kv = wkv_a(x) -> c = kv_norm(first r_kv) [B,S,r_kv],  k_pe = RoPE(last dr) [B,S,dr]   (interleaved pairs)
-struct MLAProjections {
-  Tensor qr, q_nope, q_pe, c, k_pe;
-};
-
-MLAProjections project(const MLA& m, const Tensor& x, const Tensor& cos, const Tensor& sin) {
-  const int64_t B = x.size(0), S = x.size(1), H = m.n_heads, dn = m.qk_nope_head_dim, dr = m.qk_rope_head_dim;
-  const int64_t r = m.kv_lora_rank;
-  MLAProjections P;
-  {
-    ScopeGuard s("wq_a");
-    P.qr = m.wq_a.forward(x);
-  }
-  {
-    ScopeGuard s("q_norm");
-    P.qr = m.q_norm.forward(P.qr);
-  }
-  Tensor q;
-  {
-    ScopeGuard s("wq_b");
-    q = reshape(m.wq_b.forward(P.qr), {B, S, H, dn + dr});
-  }
-  P.q_nope = slice(q, -1, 0, dn);
-  P.q_pe = rope(slice(q, -1, dn, dn + dr), cos, sin, RopeLayout::interleaved);
-  Tensor kv;
-  {
-    ScopeGuard s("wkv_a");
-    kv = m.wkv_a.forward(x);
-  }
-  {
-    ScopeGuard s("kv_norm");
-    P.c = m.kv_norm.forward(slice(kv, -1, 0, r));
-  }
-  P.k_pe = rope(slice(kv, -1, r, r + dr), cos, sin, RopeLayout::interleaved);
-  return P;
-}
-
 // RoPE (half-split) on the FIRST dr dims of the last axis, the rest passed through: the indexer's layout.
 Tensor rope_first(const Tensor& x, int64_t dr, const Tensor& cos, const Tensor& sin) {
   int64_t d = x.size(-1);
@@ -318,26 +278,25 @@ void check_inputs(const DSA& m, const Tensor& x, int64_t start_pos, const RopeTa
   }
 }
 
-// The main attention over the selected slots, from MLA's projections P (see the top of dsa.h):
-//   c_sel [B,S,k,r], pe_sel [B,S,k,dr] gathered;  q̃ = W_UKᵀ q_nope [B,S,H,r]
-//   scores = (q̃·c_sel + q_pe·pe_sel)·scale + slot mask [B,S,H,k];  p = softmax;  ō = p·c_sel;  o = W_UV ō;  wo(o)
-DSAStep attend_selected(const DSA& m, const MLAProjections& P, int64_t start_pos, const Tensor& indices,
+// The main attention over the selected slots, from MLA's projections P (see the top of dsa.h): the selected
+// rows [c | k_pe] are gathered per query, kv_sel [B,S,k,r_kv+dr], and MLA's own absorbed core attends over
+// them with a slot mask (MLA::absorbed_attention, per-query form).
+DSAStep attend_selected(const DSA& m, const MLAProjection& P, int64_t start_pos, const Tensor& indices,
                         MLACache* cache) {
   const MLA& mla = m.mla;
-  const int64_t B = P.c.size(0), S = P.c.size(1), H = mla.n_heads, dn = mla.qk_nope_head_dim;
-  const int64_t dr = mla.qk_rope_head_dim, dv = mla.v_head_dim, r = mla.kv_lora_rank;
+  const int64_t B = P.c.size(0), S = P.c.size(1), dr = mla.qk_rope_head_dim, r = mla.kv_lora_rank;
   const DType dtype = P.c.dtype();
   if (!indices.defined() || indices.dim() != 3 || indices.size(0) != B || indices.size(1) != S ||
       (indices.dtype() != DType::i64 && indices.dtype() != DType::i32))
     dsa_fail(m, "indices " + described(indices) + " must be an integer [B, S, k] tensor with B = " + std::to_string(B) +
                     ", S = " + std::to_string(S));
 
-  // The latents and rope keys as ROWS of a 2-D table, so one index_select gathers the selected ones:
+  // The key rows [c | k_pe] as the rows of a 2-D table, so one index_select gathers the selected ones:
   //   row of (batch b, key slot t) = b · row_stride + t.
-  Tensor kv_rows;  // [rows, r+dr], each row [c | k_pe]
+  Tensor rows_now = P.latent_rows();  // [B,S,r+dr], the absorbed cache's row layout
+  Tensor kv_rows;                     // [rows, r+dr]
   int64_t T = S, row_stride = S, key_start = start_pos;
   if (cache) {
-    Tensor rows_now = cat({P.c, P.k_pe}, -1);  // [B,S,r+dr], the absorbed cache's row layout
     write_cache_rows(cache->kv, rows_now, start_pos);
     T = start_pos + S;
     key_start = 0;
@@ -349,7 +308,7 @@ DSAStep attend_selected(const DSA& m, const MLAProjections& P, int64_t start_pos
       kv_rows = reshape(contiguous(read_cache_rows(cache->kv, rows_now, start_pos)), {B * T, r + dr});
     }
   } else {
-    kv_rows = reshape(cat({P.c, P.k_pe}, -1), {B * S, r + dr});
+    kv_rows = reshape(rows_now, {B * S, r + dr});
   }
 
   // Which slots are in use: index in [0, T) and the key not in the query's future. Unused slots gather
@@ -384,37 +343,14 @@ DSAStep attend_selected(const DSA& m, const MLAProjections& P, int64_t start_pos
   Tensor mask = Tensor::from_vector(slot_mask, {B, S, 1, k});
   if (dtype != DType::f64) mask = to_dtype(mask, dtype);
 
-  // Gather the selected entries: c_sel [B,S,k,r], pe_sel [B,S,k,dr].
-  // (Whole rows from the contiguous table: gathering from a column-narrowed view would copy the table.)
+  // Gather the selected rows, kv_sel [B,S,k,r+dr] (whole rows of a contiguous table: gathering from a
+  // column-narrowed view would copy the table), then MLA's absorbed core over the k slots.
   Tensor kv_sel = reshape(index_select(kv_rows, 0, row_index), {B, S, k, r + dr});
-  Tensor c_sel = narrow(kv_sel, -1, 0, r), pe_sel = narrow(kv_sel, -1, r, dr);
-
-  // Absorbed attention over the k slots. W = wkv_b viewed [H, dn+dv, r]: W_UK = rows [0, dn), W_UV = [dn, dn+dv).
-  Tensor W = reshape(mla.wkv_b.weight, {H, dn + dv, r});
-  Tensor W_UK = slice(W, 1, 0, dn), W_UV = slice(W, 1, dn, dn + dv);
-  Tensor q_abs;
-  {
-    ScopeGuard s("wkv_b");
-    q_abs = permute(matmul(permute(P.q_nope, {0, 2, 1, 3}), W_UK), {0, 2, 1, 3});  // [B,S,H,r]
-  }
-  // scores [B,S,H,k]: one [H, ·]·[·, k] product per query
-  Tensor scores = add(matmul(q_abs, transpose(c_sel, 2, 3)), matmul(P.q_pe, transpose(pe_sel, 2, 3)));
-  scores = add(mul(scores, mla.softmax_scale), mask);
-  Tensor p = softmax(scores, -1);
-  Tensor o_latent = matmul(p, c_sel);  // ō [B,S,H,r] = Σ_j p_j c_sel,j
-  Tensor o;
-  {
-    ScopeGuard s("wkv_b");
-    o = matmul(permute(o_latent, {0, 2, 1, 3}), transpose(W_UV, 1, 2));  // [B,H,S,r]·[H,r,dv] -> [B,H,S,dv]
-  }
-  o = reshape(permute(o, {0, 2, 1, 3}), {B, S, H * dv});
-  {
-    ScopeGuard s("wo");
-    step.out = mla.wo.forward(o);
-  }
+  MLAAttention att = mla.absorbed_attention(P, kv_sel, key_start, start_pos, mask, /*keep_probs=*/true);
+  step.out = att.out;
   step.qr = P.qr;
   step.indices = indices.dtype() == DType::i64 ? indices : Tensor::from_vector(idx, indices.shape());
-  step.probs = p.detach();
+  step.probs = att.probs.detach();  // [B,S,H,k]
   return step;
 }
 
@@ -423,7 +359,7 @@ DSAStep attend_selected(const DSA& m, const MLAProjections& P, int64_t start_pos
 DSAStep DSA::forward_step(const Tensor& x, int64_t start_pos, const RopeTable& rope, DSACache* cache,
                           bool indexer_grad) const {
   check_inputs(*this, x, start_pos, rope, cache ? &cache->mla : nullptr);
-  MLAProjections P = project(mla, x, rope.cos_at(start_pos, x.size(1)), rope.sin_at(start_pos, x.size(1)));
+  MLAProjection P = mla.project(x, start_pos, rope);
   // The selection: I [B,S,T] -> the top-k slots of every query. The indexer reads x and MLA's q latent qr;
   // on the tape only when asked for, and then from detached inputs (its gradient stays in attn.indexer.*).
   Tensor I;
@@ -445,27 +381,16 @@ DSAStep DSA::forward_step(const Tensor& x, int64_t start_pos, const RopeTable& r
 DSAStep DSA::forward_selected(const Tensor& x, int64_t start_pos, const RopeTable& rope, const Tensor& indices,
                               MLACache* cache) const {
   check_inputs(*this, x, start_pos, rope, cache);
-  MLAProjections P = project(mla, x, rope.cos_at(start_pos, x.size(1)), rope.sin_at(start_pos, x.size(1)));
+  MLAProjection P = mla.project(x, start_pos, rope);
   return attend_selected(*this, P, start_pos, indices, cache);
 }
 
 // ---- dense attention probabilities and the indexer's losses ---------------------------------------------
 
 Tensor mla_attention_probs(const MLA& m, const Tensor& x, int64_t start_pos, const RopeTable& rope_table) {
-  if (!x.defined() || x.dim() != 3 || x.size(2) != m.dim)
-    throw std::runtime_error("[dsa] mla_attention_probs: x " + described(x) + " must be [B, S, dim = " +
-                             std::to_string(m.dim) + "]");
-  if (m.q_lora_rank <= 0) throw std::runtime_error("[dsa] mla_attention_probs: " + m.describe() + " has no q latent");
-  const int64_t B = x.size(0), S = x.size(1), H = m.n_heads, dn = m.qk_nope_head_dim, dr = m.qk_rope_head_dim;
-  const int64_t dv = m.v_head_dim, r = m.kv_lora_rank;
-  MLAProjections P = project(m, x, rope_table.cos_at(start_pos, S), rope_table.sin_at(start_pos, S));
-  Tensor W_UK = slice(reshape(m.wkv_b.weight, {H, dn + dv, r}), 1, 0, dn);
-  Tensor q_abs = matmul(permute(P.q_nope, {0, 2, 1, 3}), W_UK);  // [B,H,S,r]
-  Tensor scores = add(matmul(reshape(q_abs, {B, H * S, r}), transpose(P.c, 1, 2)),
-                      matmul(reshape(permute(P.q_pe, {0, 2, 1, 3}), {B, H * S, dr}), transpose(P.k_pe, 1, 2)));
-  scores = mul(reshape(scores, {B, H, S, S}), m.softmax_scale);
-  scores = add(scores, causal_mask(S, S, start_pos, start_pos, scores.dtype()));
-  return softmax(scores, -1);
+  MLAProjection P = m.project(x, start_pos, rope_table);
+  MLAAttention att = m.absorbed_attention(P, P.latent_rows(), start_pos, start_pos, Tensor(), /*keep_probs=*/true);
+  return permute(att.probs, {0, 2, 1, 3});  // [B,S,H,S] -> [B,H,S,S]
 }
 
 Tensor attention_target(const Tensor& probs) {
@@ -498,8 +423,10 @@ Tensor indexer_warmup_loss(const DSA& dsa, const Tensor& x, int64_t start_pos, c
   Tensor target, qr;
   {
     NoGradGuard frozen;
-    target = attention_target(mla_attention_probs(dsa.mla, x, start_pos, rope));
-    qr = dsa.mla.q_norm.forward(dsa.mla.wq_a.forward(x));
+    MLAProjection P = dsa.mla.project(x, start_pos, rope);
+    MLAAttention att = dsa.mla.absorbed_attention(P, P.latent_rows(), start_pos, start_pos, Tensor(), true);
+    target = attention_target(permute(att.probs, {0, 2, 1, 3}));
+    qr = P.qr;
   }
   Tensor I;
   {

@@ -19,6 +19,8 @@
 //   c_sel, k_pe_sel = the latents / rope keys of the selected slots, gathered per query   [B,S,k,r_kv], [B,S,k,dr]
 //   q̃ = W_UKᵀ q_nope [B,S,H,r_kv];  scores = (q̃·c_sel + q_pe·k_pe_sel)·softmax_scale + slot mask   [B,S,H,k]
 //   p = softmax over the k slots;   ō = Σ_j p_j c_sel,j [B,S,H,r_kv];   o = W_UV ō;   out = wo(o)
+// — MLA's own projection and absorbed core (MLA::project, MLA::absorbed_attention in its per-query form, with
+// the gathered rows [c | k_pe] as keys); DSA adds only the selection and the gather —
 // so the main attention costs O(S·k), not O(S·T) (the indexer stays O(S·T), with H_I·d_I ≪ H·(2 r_kv + dr)
 // multiply-adds per pair). A slot is in use when its index is ≥ 0 and the key is not in the query's
 // future; unused slots (−1, when fewer than k keys are causal) get −inf before the softmax. With k ≥ T
@@ -146,8 +148,8 @@ struct DSA : Module {
 };
 
 // ---- the dense attention the indexer is trained to imitate --------------------------------------------
-// Dense (causal, no cache) MLA attention probabilities [B,H,S,S] of `mla` for x, absorbed math — the same
-// numbers MLA::forward mixes the latents with. Recorded on the tape like any op (wrap in NoGradGuard for a target).
+// Dense (causal, no cache) MLA attention probabilities [B,H,S,S] of `mla` for x: MLA::absorbed_attention's
+// composite path — the same numbers MLA::forward mixes the latents with. Recorded on the tape like any op (wrap in NoGradGuard for a target).
 Tensor mla_attention_probs(const MLA& mla, const Tensor& x, int64_t start_pos, const RopeTable& rope);
 // p_t = Σ_h probs[b,h,s,:] L1-normalised: [B,H,S,T] -> [B,S,T], no history.
 Tensor attention_target(const Tensor& probs_bhst);
