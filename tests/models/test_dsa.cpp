@@ -3,6 +3,8 @@
 //   * the indexer scores against a naive loop written from the formulas (LayerNorm, half-split RoPE on the
 //     FIRST dr dims, w·H_I^-1/2·d_I^-1/2, ReLU), and the selections compared as SETS (ties at the k-th score
 //     may go either way);
+//   * DSA with index_topk < T against a plain-loop DSA in doubles (indexer scores, exactly the selected keys,
+//     the softmax restricted to them, the naive per-head keys/values, wo): outputs and selected sets;
 //   * index_topk >= T is dense MLA (values and gradients);
 //   * incremental decoding with the caches (MLA latent cache + indexer key cache) == the full forward; a
 //     decode step writes one row of each buffer in place and copies nothing of the caches;
@@ -288,6 +290,152 @@ TEST_CASE("dsa: the indexer rope is half-split on the first dr dims, the rest un
   CHECK(std::abs(y.at({0, 0, 0}) - c) < 1e-7);
   CHECK(std::abs(y.at({0, 0, 2}) - s) < 1e-7);  // the pair of dim 0 is dim dr/2 = 2
   CHECK(y.at({0, 0, 1}) == 0.0);
+}
+
+// ---- (b2) the whole sparse layer against a plain loop ------------------------------------------------------
+// A reference DSA written from the formulas with raw loops over the module's weights, in doubles, that shares
+// nothing with DSA::forward but the weights: the indexer scores (naive_index_scores), per query the top-k
+// causal keys by score (ties: the lower slot), and MLA in its NAIVE per-head form — k_nope,h = W_UK,h c_t,
+// v_h = W_UV,h c_t, q·k over [nope ; rope] — with the softmax taken over the selected keys only.
+struct NaiveDSA {
+  std::vector<double> out;                // [B,S,dim]
+  std::vector<std::set<int64_t>> chosen;  // [B·S] selected key slots
+};
+
+NaiveDSA naive_dsa_forward(const DSA& m, const ModelArgs& a, const Tensor& x_t, int64_t start_pos,
+                           const RopeTable& rope) {
+  const int64_t B = x_t.size(0), S = x_t.size(1), d = a.dim, rq = a.q_lora_rank, H = a.n_heads;
+  const int64_t dn = a.qk_nope_head_dim, dr = a.qk_rope_head_dim, dv = a.v_head_dim, r = a.kv_lora_rank;
+  const int64_t half = dr / 2, dq = dn + dr, k = a.index_topk;
+  const double eps = a.rms_norm_eps, scale = a.softmax_scale();
+  std::vector<double> I = naive_index_scores(m, a, x_t, start_pos, rope);
+  std::vector<double> x = x_t.to_f64_vector(), wq_a = m.mla.wq_a.weight.to_f64_vector();
+  std::vector<double> qn = m.mla.q_norm.weight.to_f64_vector(), wq_b = m.mla.wq_b.weight.to_f64_vector();
+  std::vector<double> wkv_a = m.mla.wkv_a.weight.to_f64_vector(), kvn = m.mla.kv_norm.weight.to_f64_vector();
+  std::vector<double> wkv_b = m.mla.wkv_b.weight.to_f64_vector(), wo = m.mla.wo.weight.to_f64_vector();
+  std::vector<double> cosv = rope.cos.to_f64_vector(), sinv = rope.sin.to_f64_vector();
+  // interleaved rotation of v[0:dr] at position p: pairs (2i, 2i+1)
+  auto rotate = [&](double* v, int64_t p) {
+    for (int64_t i = 0; i < half; i++) {
+      double c = cosv[p * half + i], s = sinv[p * half + i], a0 = v[2 * i], a1 = v[2 * i + 1];
+      v[2 * i] = a0 * c - a1 * s;
+      v[2 * i + 1] = a0 * s + a1 * c;
+    }
+  };
+  auto rms_norm = [&](std::vector<double>& v, const std::vector<double>& w) {
+    double ms = 0;
+    for (double e : v) ms += e * e;
+    double inv = 1.0 / std::sqrt(ms / (double)v.size() + eps);
+    for (size_t i = 0; i < v.size(); i++) v[i] *= inv * w[i];
+  };
+  // Per token: q [H, dn+dr] (rope on each head's last dr), k_nope / v per head from c, the shared rotated k_pe.
+  std::vector<double> q(B * S * H * dq), knope(B * S * H * dn), val(B * S * H * dv), kpe(B * S * dr);
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t s = 0; s < S; s++) {
+      const int64_t bs = b * S + s, p = start_pos + s;
+      const double* xs = &x[bs * d];
+      std::vector<double> qr(rq, 0.0), c(r, 0.0);
+      for (int64_t i = 0; i < rq; i++)
+        for (int64_t j = 0; j < d; j++) qr[i] += wq_a[i * d + j] * xs[j];
+      rms_norm(qr, qn);
+      for (int64_t o = 0; o < H * dq; o++) {
+        double acc = 0;
+        for (int64_t j = 0; j < rq; j++) acc += wq_b[o * rq + j] * qr[j];
+        q[bs * H * dq + o] = acc;
+      }
+      for (int64_t h = 0; h < H; h++) rotate(&q[(bs * H + h) * dq + dn], p);
+      for (int64_t i = 0; i < r + dr; i++) {
+        double acc = 0;
+        for (int64_t j = 0; j < d; j++) acc += wkv_a[i * d + j] * xs[j];
+        if (i < r) c[i] = acc;
+        else kpe[bs * dr + (i - r)] = acc;
+      }
+      rms_norm(c, kvn);
+      rotate(&kpe[bs * dr], p);
+      for (int64_t h = 0; h < H; h++)
+        for (int64_t i = 0; i < dn + dv; i++) {
+          double acc = 0;
+          for (int64_t j = 0; j < r; j++) acc += wkv_b[(h * (dn + dv) + i) * r + j] * c[j];
+          if (i < dn) knope[(bs * H + h) * dn + i] = acc;
+          else val[(bs * H + h) * dv + (i - dn)] = acc;
+        }
+    }
+  NaiveDSA ref;
+  ref.out.assign(B * S * d, 0.0);
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t s = 0; s < S; s++) {
+      const int64_t bs = b * S + s;
+      // The selection: causal keys t <= s sorted by I (ties: the lower slot), the first min(k, s+1).
+      std::vector<int64_t> order;
+      for (int64_t t = 0; t <= s; t++) order.push_back(t);
+      std::stable_sort(order.begin(), order.end(), [&](int64_t u, int64_t w) { return I[bs * S + u] > I[bs * S + w]; });
+      order.resize(std::min<int64_t>(k, s + 1));
+      ref.chosen.emplace_back(order.begin(), order.end());
+      std::vector<double> o(H * dv, 0.0);
+      for (int64_t h = 0; h < H; h++) {
+        const double* qh = &q[(bs * H + h) * dq];
+        std::vector<double> sc;
+        for (int64_t t : order) {
+          const int64_t bt = b * S + t;
+          double dot = 0;
+          for (int64_t i = 0; i < dn; i++) dot += qh[i] * knope[(bt * H + h) * dn + i];
+          for (int64_t i = 0; i < dr; i++) dot += qh[dn + i] * kpe[bt * dr + i];
+          sc.push_back(dot * scale);
+        }
+        double mx = *std::max_element(sc.begin(), sc.end()), z = 0;
+        for (double& e : sc) z += (e = std::exp(e - mx));
+        for (size_t j = 0; j < order.size(); j++)
+          for (int64_t i = 0; i < dv; i++) o[h * dv + i] += sc[j] / z * val[((b * S + order[j]) * H + h) * dv + i];
+      }
+      for (int64_t i = 0; i < d; i++) {
+        double acc = 0;
+        for (int64_t j = 0; j < H * dv; j++) acc += wo[i * H * dv + j] * o[j];
+        ref.out[bs * d + i] = acc;
+      }
+    }
+  return ref;
+}
+
+TEST_CASE("dsa: with index_topk < T it matches a plain-loop DSA in doubles (outputs and selected sets)") {
+  ModelArgs a = small_args();  // k = 5 of up to 12 causal keys, dv 6 != dn 8
+  Rng rng(17);
+  DSA dsa(a, rng, DType::f64);
+  randomise_norms(dsa, rng);
+  RopeTable rope(a);
+  const int64_t B = 2, S = 12, k = a.index_topk;
+  for (int64_t start_pos : {0, 3}) {
+    CAPTURE(start_pos);
+    // Draw x until no query's k-th and (k+1)-th index scores tie (dead-ReLU zeros do): the selection is unique.
+    Tensor x;
+    double margin = 0;
+    for (uint64_t seed = 300; seed < 400 && !(margin > 1e-6); seed++) {
+      Rng xr(seed);
+      x = Tensor::randn({B, S, a.dim}, xr, 1.0, DType::f64);
+      NoGradGuard no_grad;
+      margin = selection_margin(dsa.forward_step(x, start_pos, rope).index_scores, k);
+    }
+    REQUIRE(margin > 1e-6);
+    NaiveDSA ref = naive_dsa_forward(dsa, a, x, start_pos, rope);
+    DSAStep step = dsa.forward_step(x, start_pos, rope);
+    REQUIRE(step.indices.shape() == Shape{B, S, k});
+    std::vector<int64_t> idx = step.indices.to_i64_vector();
+    int64_t sparse_queries = 0;
+    for (int64_t row = 0; row < B * S; row++) {
+      CHECK(selected_set(idx, row, k) == ref.chosen[row]);
+      sparse_queries += (row % S) + 1 > k;
+    }
+    CHECK(sparse_queries == B * (S - k));  // most queries really drop keys
+    std::vector<double> out = step.out.to_f64_vector();
+    double err = 0, scale = 0;
+    for (size_t i = 0; i < out.size(); i++) {
+      err = std::max(err, std::abs(out[i] - ref.out[i]));
+      scale = std::max(scale, std::abs(ref.out[i]));
+    }
+    MESSAGE("start_pos " << start_pos << ": max |DSA - plain loop| = " << err << " (outputs up to " << scale
+                         << "), top-k margin " << margin);
+    CHECK(scale > 1e-2);
+    CHECK(err <= 1e-10);
+  }
 }
 
 // ---- (c) k >= T is dense MLA ------------------------------------------------------------------------------
