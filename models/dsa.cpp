@@ -470,4 +470,76 @@ Tensor indexer_sparse_loss(const DSAStep& step) {
   return indexer_sparse_kl(step.index_scores, step.indices, step.probs);
 }
 
+// ---- the two training stages ------------------------------------------------------------------------------
+
+const char* dsa_stage_name(DSAStage stage) { return stage == DSAStage::dense_warmup ? "dense_warmup" : "sparse"; }
+
+double indexer_recall(const Tensor& indices, const Tensor& target) {
+  if (!indices.defined() || !target.defined() || indices.dim() != 3 || target.dim() != 3 ||
+      indices.size(0) != target.size(0) || indices.size(1) != target.size(1))
+    throw std::runtime_error("[dsa] indexer_recall: indices " + described(indices) + " [B,S,k] and target " +
+                             described(target) + " [B,S,T] do not fit");
+  const int64_t rows = indices.size(0) * indices.size(1), k = indices.size(2), T = target.size(2);
+  std::vector<int64_t> idx = slots_of(indices);
+  std::vector<double> p = values_of(target);
+  double total = 0;
+  int64_t counted = 0;
+  std::vector<int64_t> order(T);
+  for (int64_t row = 0; row < rows; row++) {
+    std::vector<int64_t> sel;
+    for (int64_t j = 0; j < k; j++) {
+      int64_t t = idx[row * k + j];
+      if (t < -1 || t >= T)
+        throw std::runtime_error("[dsa] indexer_recall: indices " + indices.describe() + " holds " + std::to_string(t) +
+                                 "; key slots are -1 (unused) or in [0, " + std::to_string(T) + ")");
+      if (t >= 0) sel.push_back(t);
+    }
+    const int64_t m = (int64_t)sel.size();
+    if (m == 0) continue;
+    const double* pr = &p[row * T];
+    for (int64_t t = 0; t < T; t++) order[t] = t;
+    std::partial_sort(order.begin(), order.begin() + m, order.end(),
+                      [&](int64_t u, int64_t v) { return pr[u] > pr[v] || (pr[u] == pr[v] && u < v); });
+    int64_t hits = 0;
+    for (int64_t i = 0; i < m; i++) hits += std::find(sel.begin(), sel.end(), order[i]) != sel.end();
+    total += (double)hits / (double)m;
+    counted++;
+  }
+  return counted ? total / (double)counted : NAN;
+}
+
+DSATrainStep dsa_train_forward(const DSA& dsa, const Tensor& x, int64_t start_pos, const RopeTable& rope,
+                               DSAStage stage, bool measure_recall) {
+  check_inputs(dsa, x, start_pos, rope, nullptr);
+  const double per_query = 1.0 / (double)(x.size(0) * x.size(1));  // the mean over B·S queries
+  DSATrainStep r;
+  if (stage == DSAStage::dense_warmup) {
+    // One dense forward gives both the output and, from its probabilities, the indexer's target.
+    MLAProjection P = dsa.mla.project(x, start_pos, rope);
+    MLAAttention att = dsa.mla.absorbed_attention(P, P.latent_rows(), start_pos, start_pos, Tensor(), true);
+    r.out = att.out;
+    Tensor target = attention_target(permute(att.probs, {0, 2, 1, 3}));  // [B,S,S], no history
+    Tensor I;
+    {
+      ScopeGuard s("indexer");
+      I = dsa.indexer.scores(x.detach(), P.qr.detach(), start_pos, rope, nullptr);
+    }
+    r.indexer_loss = mul(indexer_kl_loss(I, target), per_query);
+    if (measure_recall) r.recall = indexer_recall(select_topk(I, dsa.index_topk), target);
+  } else {
+    DSAStep step = dsa.forward_step(x, start_pos, rope, nullptr, /*indexer_grad=*/true);
+    r.out = step.out;
+    r.indexer_loss = mul(indexer_sparse_kl(step.index_scores, step.indices, step.probs), per_query);
+    if (measure_recall) {
+      Tensor target;
+      {
+        NoGradGuard no_grad;
+        target = attention_target(mla_attention_probs(dsa.mla, x, start_pos, rope));
+      }
+      r.recall = indexer_recall(step.indices, target);
+    }
+  }
+  return r;
+}
+
 }  // namespace sg

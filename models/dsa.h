@@ -38,6 +38,7 @@
 // cache (k_cache [B,Smax,d_I], rotated k^I). Written under NoGradGuard; read as in mla.h (grad off: views of
 // the cache, no copy; grad on: cat(cached past as constants, this step)).
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -167,5 +168,36 @@ Tensor indexer_sparse_kl(const Tensor& index_scores, const Tensor& indices, cons
 // The same from a forward_step(..., indexer_grad = true): the model learns from the LM loss through
 // step.out, the indexer from this.
 Tensor indexer_sparse_loss(const DSAStep& step);
+
+// ---- the two training stages of V3.2 (DEEPSEEK.md §9), one DSA block at a time -------------------------------
+//   dense_warmup  (stage 1) out = DENSE MLA attention (on the tape as usual: the trainer freezes the main model by
+//                 not stepping it); indexer_loss = KL(p_t ‖ softmax(I_t)), p_t = the dense probabilities of this
+//                 same forward summed over heads and L1-normalised (a detached target), I from x.detach(),
+//                 qr.detach().
+//   sparse        (stage 2) out = the sparse DSA output (top-k active, on the tape: the LM loss trains the main
+//                 model through it); indexer_loss = the KL restricted to the selected set S_t, both renormalised
+//                 over S_t (indexer_sparse_kl), I again from detached inputs.
+// In both stages indexer_loss reaches only attn.indexer.* and is the MEAN over the B·S queries: the paper sums
+// over queries; the mean keeps the loss weight independent of batch size and sequence length.
+// recall (measure_recall, else NaN): indexer_recall of the indexer's selection against the dense attention
+// (in the sparse stage the dense probabilities are computed once more for it, under NoGradGuard). No cache:
+// key slot t = position start_pos + t.
+enum class DSAStage { dense_warmup, sparse };
+const char* dsa_stage_name(DSAStage stage);  // "dense_warmup" / "sparse"
+
+struct DSATrainStep {
+  Tensor out;           // [B,S,dim]
+  Tensor indexer_loss;  // scalar
+  double recall = NAN;
+};
+
+DSATrainStep dsa_train_forward(const DSA& dsa, const Tensor& x, int64_t start_pos, const RopeTable& rope,
+                               DSAStage stage, bool measure_recall);
+
+// How much of the dense attention's top keys the selection holds. indices [B,S,k] key slots (−1 unused, as
+// select_topk writes them), target_bst [B,S,T] the dense p_t (attention_target). Per query with m > 0 slots in
+// use (select_topk leaves m = min(k, causal keys)): |sel ∩ dense_top_m| / m, dense_top_m = the m largest
+// p_t (ties: the lower slot); the mean over those queries (NaN if there are none).
+double indexer_recall(const Tensor& indices, const Tensor& target_bst);
 
 }  // namespace sg

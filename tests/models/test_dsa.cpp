@@ -300,13 +300,16 @@ TEST_CASE("dsa: the indexer rope is half-split on the first dr dims, the rest un
 struct NaiveDSA {
   std::vector<double> out;                // [B,S,dim]
   std::vector<std::set<int64_t>> chosen;  // [B·S] selected key slots
+  std::vector<double> I;                  // [B,S,S] indexer scores (−inf for future keys)
+  std::vector<double> target;             // [B,S,S] Σ_h p_h,t / H over the chosen keys t, 0 elsewhere
 };
 
+// k = 0: the module's index_topk; k >= S: every causal key (dense MLA).
 NaiveDSA naive_dsa_forward(const DSA& m, const ModelArgs& a, const Tensor& x_t, int64_t start_pos,
-                           const RopeTable& rope) {
+                           const RopeTable& rope, int64_t k_override = 0) {
   const int64_t B = x_t.size(0), S = x_t.size(1), d = a.dim, rq = a.q_lora_rank, H = a.n_heads;
   const int64_t dn = a.qk_nope_head_dim, dr = a.qk_rope_head_dim, dv = a.v_head_dim, r = a.kv_lora_rank;
-  const int64_t half = dr / 2, dq = dn + dr, k = a.index_topk;
+  const int64_t half = dr / 2, dq = dn + dr, k = k_override > 0 ? k_override : a.index_topk;
   const double eps = a.rms_norm_eps, scale = a.softmax_scale();
   std::vector<double> I = naive_index_scores(m, a, x_t, start_pos, rope);
   std::vector<double> x = x_t.to_f64_vector(), wq_a = m.mla.wq_a.weight.to_f64_vector();
@@ -362,6 +365,8 @@ NaiveDSA naive_dsa_forward(const DSA& m, const ModelArgs& a, const Tensor& x_t, 
     }
   NaiveDSA ref;
   ref.out.assign(B * S * d, 0.0);
+  ref.I = I;
+  ref.target.assign(B * S * S, 0.0);
   for (int64_t b = 0; b < B; b++)
     for (int64_t s = 0; s < S; s++) {
       const int64_t bs = b * S + s;
@@ -384,8 +389,10 @@ NaiveDSA naive_dsa_forward(const DSA& m, const ModelArgs& a, const Tensor& x_t, 
         }
         double mx = *std::max_element(sc.begin(), sc.end()), z = 0;
         for (double& e : sc) z += (e = std::exp(e - mx));
-        for (size_t j = 0; j < order.size(); j++)
+        for (size_t j = 0; j < order.size(); j++) {
           for (int64_t i = 0; i < dv; i++) o[h * dv + i] += sc[j] / z * val[((b * S + order[j]) * H + h) * dv + i];
+          ref.target[bs * S + order[j]] += sc[j] / z / (double)H;
+        }
       }
       for (int64_t i = 0; i < d; i++) {
         double acc = 0;
@@ -760,6 +767,206 @@ TEST_CASE("dsa: the KL losses are KLs, reach only the indexer, and agree when k 
   double l2 = indexer_sparse_loss(step2).item();
   CHECK(std::isfinite(l2));
   CHECK(l2 >= -1e-5);
+}
+
+// ---- (g2) the two training stages: dsa_train_forward, indexer_recall ---------------------------------------
+
+namespace {
+
+// KL(P ‖ softmax(I)) of one query row by hand, over the keys in `keys` only, P renormalised over them.
+double kl_by_hand(const std::vector<double>& P, const std::vector<double>& I, int64_t row, int64_t T,
+                  const std::set<int64_t>& keys) {
+  double mx = -INFINITY, z = 0, mass = 0, kl = 0;
+  for (int64_t t : keys) mx = std::max(mx, I[row * T + t]);
+  for (int64_t t : keys) z += std::exp(I[row * T + t] - mx);
+  for (int64_t t : keys) mass += P[row * T + t];
+  for (int64_t t : keys) {
+    double pt = P[row * T + t] / mass, logq = I[row * T + t] - mx - std::log(z);
+    if (pt > 0) kl += pt * (std::log(pt) - logq);
+  }
+  return kl;
+}
+
+// |chosen ∩ top-m of the dense target| / m, m = |chosen|, ties to the lower slot: recall by hand.
+double recall_by_hand(const std::vector<double>& dense, int64_t row, int64_t T, const std::set<int64_t>& chosen) {
+  std::vector<int64_t> order(T);
+  for (int64_t t = 0; t < T; t++) order[t] = t;
+  std::stable_sort(order.begin(), order.end(), [&](int64_t u, int64_t v) { return dense[row * T + u] > dense[row * T + v]; });
+  int64_t hits = 0;
+  for (size_t i = 0; i < chosen.size(); i++) hits += chosen.count(order[i]);
+  return (double)hits / (double)chosen.size();
+}
+
+}  // namespace
+
+TEST_CASE("dsa: indexer_kl_loss and indexer_sparse_kl by value on hand-made inputs") {
+  // Identical distributions: scores = log p  =>  KL = 0 (a −inf entry — a future key — is left out of both).
+  std::vector<double> p{0.2, 0.5, 0.3, 0.0}, scores{std::log(0.2), std::log(0.5), std::log(0.3), -INFINITY};
+  Tensor kl0 = indexer_kl_loss(Tensor::from_vector(scores, {1, 1, 4}), Tensor::from_vector(p, {1, 1, 4}));
+  CHECK(std::abs(kl0.item()) < 1e-12);
+  // Two keys: target (1/2, 1/2), softmax(0, ln 3) = (1/4, 3/4):
+  //   KL = ½ ln(½ / ¼) + ½ ln(½ / ¾) = ½ ln 2 + ½ ln(2/3) = ½ ln(4/3).
+  Tensor kl2 = indexer_kl_loss(Tensor::from_vector(std::vector<double>{0.0, std::log(3.0)}, {1, 1, 2}),
+                               Tensor::from_vector(std::vector<double>{0.5, 0.5}, {1, 1, 2}));
+  CHECK(std::abs(kl2.item() - 0.5 * std::log(4.0 / 3.0)) < 1e-12);
+  // Two rows sum (the trainer's mean divides by B·S = 2 itself).
+  Tensor two = indexer_kl_loss(Tensor::from_vector(std::vector<double>{0.0, std::log(3.0), 1.0, 1.0}, {1, 2, 2}),
+                               Tensor::from_vector(std::vector<double>{0.5, 0.5, 0.5, 0.5}, {1, 2, 2}));
+  CHECK(std::abs(two.item() - 0.5 * std::log(4.0 / 3.0)) < 1e-12);
+  // Restricted to the selected set: I over T = 3 keys, slots {2, 0} selected, H = 2 heads' probabilities over
+  // the slots (0.5, 0.5) and (0.7, 0.3) => target (0.6, 0.4) over slots (2, 0); softmax(I_2, I_0) = softmax(ln 3, 0)
+  // = (3/4, 1/4); KL = 0.6 ln(0.6/0.75) + 0.4 ln(0.4/0.25). The unselected slot 1 (score 5) plays no part.
+  Tensor I = Tensor::from_vector(std::vector<double>{0.0, 5.0, std::log(3.0)}, {1, 1, 3});
+  Tensor idx = Tensor::from_vector(std::vector<int64_t>{2, 0}, {1, 1, 2});
+  Tensor probs = Tensor::from_vector(std::vector<double>{0.5, 0.5, 0.7, 0.3}, {1, 1, 2, 2});
+  double want = 0.6 * std::log(0.6 / 0.75) + 0.4 * std::log(0.4 / 0.25);
+  CHECK(std::abs(indexer_sparse_kl(I, idx, probs).item() - want) < 1e-12);
+  // An unused slot (−1) is left out: a query with one key in use has KL 0.
+  Tensor one = indexer_sparse_kl(I, Tensor::from_vector(std::vector<int64_t>{1, -1}, {1, 1, 2}),
+                                 Tensor::from_vector(std::vector<double>{1.0, 0.0, 1.0, 0.0}, {1, 1, 2, 2}));
+  CHECK(std::abs(one.item()) < 1e-12);
+}
+
+TEST_CASE("dsa: indexer_recall by value on a hand-made example") {
+  // B 1, S 4, T 4, k 2. Rows: the dense target p_t and the selection.
+  //   q0: p (1, 0, 0, 0),        sel {0, −1}: m 1, dense top-1 {0}            -> 1
+  //   q1: p (0.3, 0.7, 0, 0),    sel {0, 1}:  m 2, top-2 {1, 0}               -> 1
+  //   q2: p (0.5, 0.1, 0.4, 0),  sel {1, 2}:  m 2, top-2 {0, 2}               -> 1/2
+  //   q3: p (0.1, 0.2, 0.3, 0.4), sel {0, 1}: m 2, top-2 {3, 2}               -> 0
+  Tensor target = Tensor::from_vector(
+      std::vector<double>{1, 0, 0, 0, 0.3, 0.7, 0, 0, 0.5, 0.1, 0.4, 0, 0.1, 0.2, 0.3, 0.4}, {1, 4, 4});
+  Tensor idx = Tensor::from_vector(std::vector<int64_t>{0, -1, 0, 1, 1, 2, 0, 1}, {1, 4, 2});
+  CHECK(std::abs(indexer_recall(idx, target) - 2.5 / 4.0) < 1e-15);
+  // Ties go to the lower slot: p (0.5, 0.25, 0.25), m 2 -> top-2 {0, 1}; sel {0, 2} -> 1/2, sel {1, 0} -> 1.
+  Tensor tie = Tensor::from_vector(std::vector<double>{0.5, 0.25, 0.25}, {1, 1, 3});
+  CHECK(indexer_recall(Tensor::from_vector(std::vector<int64_t>{0, 2}, {1, 1, 2}), tie) == 0.5);
+  CHECK(indexer_recall(Tensor::from_vector(std::vector<int64_t>{1, 0}, {1, 1, 2}), tie) == 1.0);
+  CHECK(std::isnan(indexer_recall(Tensor::from_vector(std::vector<int64_t>{-1, -1}, {1, 1, 2}), tie)));
+  CHECK(contains(error_of([&] { indexer_recall(Tensor::from_vector(std::vector<int64_t>{0, 3}, {1, 1, 2}), tie); }),
+                 "key slots are -1 (unused) or in [0, 3)"));
+}
+
+TEST_CASE("dsa: dsa_train_forward — losses and recall by value against the plain loop, both stages") {
+  ModelArgs a = small_args();  // k = 5
+  Rng rng(71);
+  DSA dsa(a, rng, DType::f64);
+  randomise_norms(dsa, rng);
+  RopeTable rope(a);
+  const int64_t B = 2, S = 11;
+  const int64_t k = a.index_topk;
+  Tensor x;
+  double margin = 0;
+  for (uint64_t seed = 500; seed < 600 && !(margin > 1e-6); seed++) {  // a unique selection
+    Rng xr(seed);
+    x = Tensor::randn({B, S, a.dim}, xr, 1.0, DType::f64);
+    NoGradGuard no_grad;
+    margin = selection_margin(dsa.forward_step(x, 0, rope).index_scores, k);
+  }
+  REQUIRE(margin > 1e-6);
+  NaiveDSA sparse_ref = naive_dsa_forward(dsa, a, x, 0, rope), dense_ref = naive_dsa_forward(dsa, a, x, 0, rope, S);
+  double warm_kl = 0, sparse_kl = 0, recall = 0;
+  for (int64_t row = 0; row < B * S; row++) {
+    warm_kl += kl_by_hand(dense_ref.target, dense_ref.I, row, S, dense_ref.chosen[row]);  // all causal keys
+    sparse_kl += kl_by_hand(sparse_ref.target, sparse_ref.I, row, S, sparse_ref.chosen[row]);
+    recall += recall_by_hand(dense_ref.target, row, S, sparse_ref.chosen[row]);
+  }
+  warm_kl /= (double)(B * S);  // the mean over queries
+  sparse_kl /= (double)(B * S);
+  recall /= (double)(B * S);
+  MESSAGE("by hand: warm-up KL/query " << warm_kl << ", sparse KL/query " << sparse_kl << ", recall " << recall);
+  CHECK(recall < 1.0);  // the random indexer misses some of the dense top keys
+  CHECK(recall > 0.0);
+
+  DSATrainStep warm = dsa_train_forward(dsa, x, 0, rope, DSAStage::dense_warmup, true);
+  CHECK(std::abs(warm.indexer_loss.item() - warm_kl) < 1e-12);
+  CHECK(std::abs(warm.recall - recall) < 1e-12);
+  // out = the dense MLA output.
+  NoGradGuard no_grad;
+  CHECK(max_abs_diff(warm.out, Tensor::from_vector(dense_ref.out, {B, S, a.dim})) < 1e-10);
+  DSATrainStep sparse = dsa_train_forward(dsa, x, 0, rope, DSAStage::sparse, true);
+  CHECK(std::abs(sparse.indexer_loss.item() - sparse_kl) < 1e-12);
+  CHECK(std::abs(sparse.recall - recall) < 1e-12);
+  CHECK(max_abs_diff(sparse.out, Tensor::from_vector(sparse_ref.out, {B, S, a.dim})) < 1e-10);
+  CHECK(std::isnan(dsa_train_forward(dsa, x, 0, rope, DSAStage::sparse, false).recall));
+  // Under NoGradGuard (evaluation) both stages still give their losses.
+  CHECK(std::abs(dsa_train_forward(dsa, x, 0, rope, DSAStage::dense_warmup, false).indexer_loss.item() - warm_kl) < 1e-12);
+  // k >= T: the selection is every causal key, recall exactly 1 and the two stages' losses agree.
+  ModelArgs wide = a;
+  wide.index_topk = 64;
+  Rng rng2(72);
+  DSA dense(wide, rng2, DType::f64);
+  DSATrainStep w1 = dsa_train_forward(dense, x, 0, rope, DSAStage::dense_warmup, true);
+  DSATrainStep w2 = dsa_train_forward(dense, x, 0, rope, DSAStage::sparse, true);
+  CHECK(w1.recall == 1.0);
+  CHECK(w2.recall == 1.0);
+  CHECK(std::abs(w1.indexer_loss.item() - w2.indexer_loss.item()) < 1e-12);
+}
+
+TEST_CASE("dsa: dsa_train_forward — indexer_loss reaches only attn.indexer.*, out only the main model") {
+  ModelArgs a = small_args();
+  Rng rng(73);
+  DSA dsa(a, rng);
+  randomise_norms(dsa, rng);
+  RopeTable rope(a);
+  Tensor x = Tensor::randn({2, 10, a.dim}, rng).requires_grad_();
+  NamedParameters params = dsa.named_parameters("attn");
+  for (DSAStage stage : {DSAStage::dense_warmup, DSAStage::sparse}) {
+    CAPTURE(dsa_stage_name(stage));
+    for (auto& [name, t] : params) t->zero_grad();
+    x.zero_grad();
+    DSATrainStep r = dsa_train_forward(dsa, x, 0, rope, stage, false);
+    REQUIRE(r.indexer_loss.requires_grad());
+    r.indexer_loss.backward();
+    int64_t indexer_params = 0;
+    for (auto& [name, t] : params) {
+      bool is_indexer = contains(name, "attn.indexer.");
+      indexer_params += is_indexer;
+      CHECK_MESSAGE(t->grad().defined() == is_indexer, name);
+      if (is_indexer && t->grad().defined()) {
+        double g = 0;
+        for (double v : t->grad().to_f64_vector()) g += std::abs(v);
+        CHECK_MESSAGE(g > 0, name << " got an all-zero gradient");
+      }
+    }
+    CHECK(indexer_params == 5);
+    CHECK(!x.grad().defined());  // the indexer reads x.detach()
+    // The output goes to the LM loss: it reaches x and every MLA weight, never the indexer.
+    for (auto& [name, t] : params) t->zero_grad();
+    sum(square(r.out)).backward();
+    for (auto& [name, t] : params) CHECK_MESSAGE(t->grad().defined() == !contains(name, "indexer"), name);
+    CHECK(x.grad().defined());
+  }
+}
+
+TEST_CASE("dsa: float64 gradcheck of dsa_train_forward's indexer_loss w.r.t. the indexer, both stages" *
+          doctest::test_suite("gradcheck")) {
+  ModelArgs a = tiny_args();  // k = 3
+  Rng rng(75);
+  DSA dsa(a, rng, DType::f64);
+  randomise_norms(dsa, rng);
+  RopeTable rope(a);
+  // In the sparse stage the selection moves with the indexer's weights: pick x with every top-k margin > 1e-3,
+  // far above what gradcheck's nudges can change.
+  Tensor x;
+  double margin = 0;
+  for (uint64_t seed = 700; seed < 800 && !(margin > 1e-3); seed++) {
+    Rng xr(seed);
+    x = Tensor::randn({2, 6, a.dim}, xr, 1.0, DType::f64);
+    NoGradGuard no_grad;
+    margin = selection_margin(dsa.forward_step(x, 0, rope).index_scores, a.index_topk);
+  }
+  REQUIRE(margin > 1e-3);
+  std::vector<Tensor> inputs;
+  for (auto& [name, t] : dsa.indexer.named_parameters()) inputs.push_back(*t);
+  OneThread one_thread;
+  for (DSAStage stage : {DSAStage::dense_warmup, DSAStage::sparse}) {
+    CAPTURE(dsa_stage_name(stage));
+    GradcheckResult g = gradcheck(
+        [&](const std::vector<Tensor>&) { return dsa_train_forward(dsa, x, 0, rope, stage, false).indexer_loss; },
+        inputs);
+    CHECK_MESSAGE(g.ok, g.message);
+    CHECK(g.max_abs_error < 1e-7);
+  }
 }
 
 // ---- (h) errors ----------------------------------------------------------------------------------------------
