@@ -491,4 +491,74 @@ std::vector<std::string> bin_labels(int bins, double lo, double hi) {
   return out;
 }
 
+// ---- heat map ---------------------------------------------------------------------------------
+
+Rgb heat_color(double t) {
+  static const double anchors[5][3] = {{0, 0, 4}, {60, 15, 110}, {185, 50, 80}, {245, 140, 30}, {252, 250, 165}};
+  t = std::clamp(std::isnan(t) ? 0.0 : t, 0.0, 1.0) * 4.0;
+  const int i = std::min(3, (int)t);
+  const double f = t - i;
+  auto mix = [&](int c) { return (uint8_t)std::lround(anchors[i][c] * (1 - f) + anchors[i + 1][c] * f); };
+  return {mix(0), mix(1), mix(2)};
+}
+
+Image render_heatmap(const std::vector<double>& values, int rows, int cols, const HeatmapOptions& opt) {
+  if (rows <= 0 || cols <= 0 || values.size() != (size_t)rows * (size_t)cols)
+    throw std::invalid_argument("[plot] heat map '" + opt.title + "': " + std::to_string(values.size()) +
+                                " values for " + std::to_string(rows) + " x " + std::to_string(cols) + " cells");
+  double lo = opt.lo, hi = opt.hi;
+  if (std::isnan(lo) || std::isnan(hi)) {
+    double mn = INFINITY, mx = -INFINITY;
+    for (double v : values)
+      if (std::isfinite(v)) mn = std::min(mn, v), mx = std::max(mx, v);
+    if (!std::isfinite(mn)) mn = 0, mx = 1;
+    if (std::isnan(lo)) lo = mn;
+    if (std::isnan(hi)) hi = mx;
+  }
+  widen(lo, hi);
+  const int cell = opt.cell > 0 ? opt.cell : std::max(1, 480 / std::max(rows, cols));
+  const int left = 90, top = 50, bar_w = 20, bar_gap = 24, right = 110, bottom = 64;
+  const int pw = cols * cell, ph = rows * cell;
+  const int width = std::max(left + pw + bar_gap + bar_w + right, 20 + text_width(opt.title, 2));
+  Image img(width, top + std::max(ph, 120) + bottom);
+  const Rect plot{left, top, left + pw - 1, top + ph - 1};
+  draw_text(img, (img.width - text_width(opt.title, 2)) / 2, 14, opt.title, kText, 2);
+  draw_text(img, (plot.x0 + plot.x1 - text_width(opt.x_label, 2)) / 2, img.height - 24, opt.x_label, kText, 2);
+  draw_text(img, 8, plot.y0 - 22, opt.y_label, kText, 2);
+  for (int r = 0; r < rows; ++r)
+    for (int c = 0; c < cols; ++c) {
+      const double v = values[(size_t)r * cols + c];
+      const Rgb color = std::isnan(v) ? opt.nan_color : heat_color((v - lo) / (hi - lo));
+      fill_rect(img, plot.x0 + c * cell, plot.y0 + r * cell, plot.x0 + (c + 1) * cell - 1, plot.y0 + (r + 1) * cell - 1,
+                color);
+    }
+  // Index ticks on both axes (cell centres), nice numbers of rows / columns.
+  const Rect all{0, 0, img.width - 1, img.height - 1};
+  for (double t : nice_ticks(0, cols - 1, 6)) {
+    if (t < 0 || t > cols - 1 || t != std::floor(t)) continue;
+    const int px = plot.x0 + (int)t * cell + cell / 2;
+    draw_line(img, px, plot.y1 + 1, px, plot.y1 + 5, kAxis, 1, all);
+    const std::string s = format_tick(t);
+    draw_text(img, px - text_width(s, 2) / 2, plot.y1 + 10, s, kText, 2);
+  }
+  for (double t : nice_ticks(0, rows - 1, 6)) {
+    if (t < 0 || t > rows - 1 || t != std::floor(t)) continue;
+    const int py = plot.y0 + (int)t * cell + cell / 2;
+    draw_line(img, plot.x0 - 5, py, plot.x0 - 1, py, kAxis, 1, all);
+    const std::string s = format_tick(t);
+    draw_text(img, plot.x0 - 9 - text_width(s, 2), py - 7, s, kText, 2);
+  }
+  // The colour bar: hi at the top, lo at the bottom.
+  const int bx0 = plot.x1 + 1 + bar_gap, bx1 = bx0 + bar_w - 1, by0 = plot.y0, by1 = plot.y0 + std::max(ph, 120) - 1;
+  for (int y = by0; y <= by1; ++y) fill_rect(img, bx0, y, bx1, y, heat_color((double)(by1 - y) / (by1 - by0)));
+  draw_text(img, bx1 + 6, by0, format_tick(hi), kText, 2);
+  draw_text(img, bx1 + 6, by1 - 14, format_tick(lo), kText, 2);
+  return img;
+}
+
+void write_heatmap_png(const std::string& path, const std::vector<double>& values, int rows, int cols,
+                       const HeatmapOptions& opt) {
+  write_png(path, render_heatmap(values, rows, cols, opt));
+}
+
 }  // namespace sg

@@ -1,4 +1,4 @@
-// train/plot.h — PNG line plots and bar charts, drawn pixel by pixel into an RGB buffer and saved
+// train/plot.h — PNG line plots, bar charts and heat maps, drawn pixel by pixel into an RGB buffer and saved
 // with stb_image_write. Loss curves with the ln(V) chance line, learning-rate schedules, rewards,
 // expert load histograms: what a chapter or a pipeline stage shows at its end.
 //
@@ -16,6 +16,7 @@
 // What this is not: a plotting library (no subplots, markers, or text rotation; the y label is
 // written horizontally above the axis).
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -88,6 +89,23 @@ void write_line_plot_png(const std::string& path, const std::vector<Series>& ser
 
 Image render_bar_chart(const std::vector<double>& values, const BarChartOptions& opt);
 void write_bar_chart_png(const std::string& path, const std::vector<double>& values, const BarChartOptions& opt);
+
+// A heat map of a rows × cols matrix (e.g. attention: row = query, column = key), one square cell per entry,
+// row 0 at the top, with a colour bar. NaN cells get nan_color (e.g. the future keys of a causal row).
+struct HeatmapOptions {
+  std::string title, x_label, y_label;
+  double lo = NAN, hi = NAN;           // the colour scale's range (values clamped into it); NaN = the finite min / max
+  Rgb nan_color{225, 225, 225};
+  int cell = 0;                        // pixels per cell; 0 = max(1, 480 / max(rows, cols))
+};
+
+// The colour of t in [0, 1] (clamped): piecewise linear through black, dark purple, red, orange and pale yellow
+// ("inferno"-like: dark = little, bright = much, and still ordered in grey scale).
+Rgb heat_color(double t);
+// values[r·cols + c]. Throws "[plot] ..." if values.size() != rows·cols or rows, cols <= 0.
+Image render_heatmap(const std::vector<double>& values, int rows, int cols, const HeatmapOptions& opt);
+void write_heatmap_png(const std::string& path, const std::vector<double>& values, int rows, int cols,
+                       const HeatmapOptions& opt);
 
 // Counts of xs in `bins` equal bins over [lo, hi] (values outside are clamped into the end bins;
 // NaN is skipped), for write_bar_chart_png; bin_labels() gives each bin's lower edge.
