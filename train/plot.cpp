@@ -517,7 +517,7 @@ Image render_heatmap(const std::vector<double>& values, int rows, int cols, cons
   }
   widen(lo, hi);
   const int cell = opt.cell > 0 ? opt.cell : std::max(1, 480 / std::max(rows, cols));
-  const int left = 90, top = 50, bar_w = 20, bar_gap = 24, right = 110, bottom = 64;
+  const int left = 90, top = 66, bar_w = 20, bar_gap = 24, right = 110, bottom = 64;
   const int pw = cols * cell, ph = rows * cell;
   const int width = std::max(left + pw + bar_gap + bar_w + right, 20 + text_width(opt.title, 2));
   Image img(width, top + std::max(ph, 120) + bottom);

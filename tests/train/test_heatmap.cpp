@@ -12,8 +12,8 @@
 using namespace sg;
 
 namespace {
-// The centre pixel of cell (r, c) with the layout of render_heatmap: the cells start at (90, 50).
-Rgb cell_pixel(const Image& img, int r, int c, int cell) { return img.pixel(90 + c * cell + cell / 2, 50 + r * cell + cell / 2); }
+// The centre pixel of cell (r, c) with the layout of render_heatmap: the cells start at (90, 66).
+Rgb cell_pixel(const Image& img, int r, int c, int cell) { return img.pixel(90 + c * cell + cell / 2, 66 + r * cell + cell / 2); }
 }  // namespace
 
 TEST_CASE("plot: heat_color runs through its anchors, clamped") {
@@ -63,7 +63,7 @@ TEST_CASE("plot: a heat map draws every cell in the colour of its value") {
   // The default cell size fits the larger side into ~480 px.
   HeatmapOptions def;
   Image big = render_heatmap(std::vector<double>(64 * 32, 0.5), 64, 32, def);
-  CHECK(big.height >= 50 + 64 * 7);
+  CHECK(big.height >= 66 + 64 * 7);
   CHECK(cell_pixel(big, 63, 31, 480 / 64) == heat_color(0.5));  // constant values: the range is widened around them
   CHECK_THROWS_WITH(render_heatmap(v, 4, 2, opt), doctest::Contains("6 values for 4 x 2 cells"));
 }
