@@ -34,46 +34,6 @@ Tensor causal_mask(int64_t S, int64_t T, int64_t key_start, int64_t start_pos, D
   return mask;
 }
 
-// The pieces of MLA's forward that DSA needs, computed from MLA's own weights exactly as MLA::forward does
-// (same ops, same order; the dense-equality test holds the two together):
-//   qr = q_norm(wq_a(x)) [B,S,r_q];  q = wq_b(qr) [B,S,H,dn+dr] -> q_nope [B,S,H,dn], q_pe = RoPE(last dr) [B,S,H,dr]
-//   kv = wkv_a(x) -> c = kv_norm(first r_kv) [B,S,r_kv],  k_pe = RoPE(last dr) [B,S,dr]   (interleaved pairs)
-struct MLAProjections {
-  Tensor qr, q_nope, q_pe, c, k_pe;
-};
-
-MLAProjections project(const MLA& m, const Tensor& x, const Tensor& cos, const Tensor& sin) {
-  const int64_t B = x.size(0), S = x.size(1), H = m.n_heads, dn = m.qk_nope_head_dim, dr = m.qk_rope_head_dim;
-  const int64_t r = m.kv_lora_rank;
-  MLAProjections P;
-  {
-    ScopeGuard s("wq_a");
-    P.qr = m.wq_a.forward(x);
-  }
-  {
-    ScopeGuard s("q_norm");
-    P.qr = m.q_norm.forward(P.qr);
-  }
-  Tensor q;
-  {
-    ScopeGuard s("wq_b");
-    q = reshape(m.wq_b.forward(P.qr), {B, S, H, dn + dr});
-  }
-  P.q_nope = slice(q, -1, 0, dn);
-  P.q_pe = rope(slice(q, -1, dn, dn + dr), cos, sin, RopeLayout::interleaved);
-  Tensor kv;
-  {
-    ScopeGuard s("wkv_a");
-    kv = m.wkv_a.forward(x);
-  }
-  {
-    ScopeGuard s("kv_norm");
-    P.c = m.kv_norm.forward(slice(kv, -1, 0, r));
-  }
-  P.k_pe = rope(slice(kv, -1, r, r + dr), cos, sin, RopeLayout::interleaved);
-  return P;
-}
-
 // RoPE (half-split) on the FIRST dr dims of the last axis, the rest passed through: the indexer's layout.
 Tensor rope_first(const Tensor& x, int64_t dr, const Tensor& cos, const Tensor& sin) {
   int64_t d = x.size(-1);
@@ -307,53 +267,48 @@ void check_inputs(const DSA& m, const Tensor& x, int64_t start_pos, const RopeTa
     dsa_fail(m, "positions [" + std::to_string(start_pos) + ", " + std::to_string(start_pos + S) + ") and dr " +
                     std::to_string(dr) + " do not fit the rope table cos " + described(rope_table.cos));
   if (cache) {
-    Shape want_kv{cache->max_batch_size, cache->max_seq_len, r}, want_pe{cache->max_batch_size, cache->max_seq_len, dr};
-    if (cache->mode != MLAMode::absorbed || !cache->kv_cache.defined() || cache->kv_cache.shape() != want_kv ||
-        !cache->pe_cache.defined() || cache->pe_cache.shape() != want_pe || cache->kv_cache.dtype() != x.dtype())
-      dsa_fail(m, "the MLA cache must be an absorbed-mode cache [" + shape_str(want_kv) + ", " + shape_str(want_pe) +
-                      "] of " + dtype_name(x.dtype()) + ", got " + described(cache->kv_cache) + ", " +
-                      described(cache->pe_cache));
+    Shape want{cache->max_batch_size, cache->max_seq_len, r + dr};
+    if (cache->mode != MLAMode::absorbed || !cache->kv.defined() || cache->kv.shape() != want ||
+        cache->kv_lora_rank != r || cache->kv.dtype() != x.dtype())
+      dsa_fail(m, "the MLA cache must be an absorbed-mode cache kv " + shape_str(want) + " of " + dtype_name(x.dtype()) +
+                      " (rows [c | k_pe], r_kv = " + std::to_string(r) + "), got " + described(cache->kv));
     if (B > cache->max_batch_size || start_pos + S > cache->max_seq_len)
       dsa_fail(m, "x " + x.describe() + " at start_pos " + std::to_string(start_pos) + " does not fit the cache " +
-                      cache->kv_cache.describe());
+                      cache->kv.describe());
   }
 }
 
-// The main attention over the selected slots, from MLA's projections P (see the top of dsa.h):
-//   c_sel [B,S,k,r], pe_sel [B,S,k,dr] gathered;  q̃ = W_UKᵀ q_nope [B,S,H,r]
-//   scores = (q̃·c_sel + q_pe·pe_sel)·scale + slot mask [B,S,H,k];  p = softmax;  ō = p·c_sel;  o = W_UV ō;  wo(o)
-DSAStep attend_selected(const DSA& m, const MLAProjections& P, int64_t start_pos, const Tensor& indices,
+// The main attention over the selected slots, from MLA's projections P (see the top of dsa.h): the selected
+// rows [c | k_pe] are gathered per query, kv_sel [B,S,k,r_kv+dr], and MLA's own absorbed core attends over
+// them with a slot mask (MLA::absorbed_attention, per-query form).
+DSAStep attend_selected(const DSA& m, const MLAProjection& P, int64_t start_pos, const Tensor& indices,
                         MLACache* cache) {
   const MLA& mla = m.mla;
-  const int64_t B = P.c.size(0), S = P.c.size(1), H = mla.n_heads, dn = mla.qk_nope_head_dim;
-  const int64_t dr = mla.qk_rope_head_dim, dv = mla.v_head_dim, r = mla.kv_lora_rank;
+  const int64_t B = P.c.size(0), S = P.c.size(1), dr = mla.qk_rope_head_dim, r = mla.kv_lora_rank;
   const DType dtype = P.c.dtype();
   if (!indices.defined() || indices.dim() != 3 || indices.size(0) != B || indices.size(1) != S ||
       (indices.dtype() != DType::i64 && indices.dtype() != DType::i32))
     dsa_fail(m, "indices " + described(indices) + " must be an integer [B, S, k] tensor with B = " + std::to_string(B) +
                     ", S = " + std::to_string(S));
 
-  // The latents and rope keys as ROWS of a 2-D table, so one index_select gathers the selected ones:
+  // The key rows [c | k_pe] as the rows of a 2-D table, so one index_select gathers the selected ones:
   //   row of (batch b, key slot t) = b · row_stride + t.
-  Tensor c_rows, pe_rows;
+  Tensor rows_now = P.latent_rows();  // [B,S,r+dr], the absorbed cache's row layout
+  Tensor kv_rows;                     // [rows, r+dr]
   int64_t T = S, row_stride = S, key_start = start_pos;
   if (cache) {
-    write_cache_rows(cache->kv_cache, P.c, start_pos);
-    write_cache_rows(cache->pe_cache, P.k_pe, start_pos);
+    write_cache_rows(cache->kv, rows_now, start_pos);
     T = start_pos + S;
     key_start = 0;
     if (!grad_enabled()) {  // decoding: gather straight from the whole cache buffer, no copy of the T rows
       row_stride = cache->max_seq_len;
-      c_rows = reshape(cache->kv_cache, {cache->max_batch_size * row_stride, r});
-      pe_rows = reshape(cache->pe_cache, {cache->max_batch_size * row_stride, dr});
+      kv_rows = reshape(cache->kv, {cache->max_batch_size * row_stride, r + dr});
     } else {
       row_stride = T;
-      c_rows = reshape(contiguous(read_cache_rows(cache->kv_cache, P.c, start_pos)), {B * T, r});
-      pe_rows = reshape(contiguous(read_cache_rows(cache->pe_cache, P.k_pe, start_pos)), {B * T, dr});
+      kv_rows = reshape(contiguous(read_cache_rows(cache->kv, rows_now, start_pos)), {B * T, r + dr});
     }
   } else {
-    c_rows = reshape(contiguous(P.c), {B * S, r});
-    pe_rows = reshape(contiguous(P.k_pe), {B * S, dr});
+    kv_rows = reshape(rows_now, {B * S, r + dr});
   }
 
   // Which slots are in use: index in [0, T) and the key not in the query's future. Unused slots gather
@@ -388,36 +343,14 @@ DSAStep attend_selected(const DSA& m, const MLAProjections& P, int64_t start_pos
   Tensor mask = Tensor::from_vector(slot_mask, {B, S, 1, k});
   if (dtype != DType::f64) mask = to_dtype(mask, dtype);
 
-  // Gather the selected entries: c_sel [B,S,k,r], pe_sel [B,S,k,dr].
-  Tensor c_sel = reshape(index_select(c_rows, 0, row_index), {B, S, k, r});
-  Tensor pe_sel = reshape(index_select(pe_rows, 0, row_index), {B, S, k, dr});
-
-  // Absorbed attention over the k slots. W = wkv_b viewed [H, dn+dv, r]: W_UK = rows [0, dn), W_UV = [dn, dn+dv).
-  Tensor W = reshape(mla.wkv_b.weight, {H, dn + dv, r});
-  Tensor W_UK = slice(W, 1, 0, dn), W_UV = slice(W, 1, dn, dn + dv);
-  Tensor q_abs;
-  {
-    ScopeGuard s("wkv_b");
-    q_abs = permute(matmul(permute(P.q_nope, {0, 2, 1, 3}), W_UK), {0, 2, 1, 3});  // [B,S,H,r]
-  }
-  // scores [B,S,H,k]: one [H, ·]·[·, k] product per query
-  Tensor scores = add(matmul(q_abs, transpose(c_sel, 2, 3)), matmul(P.q_pe, transpose(pe_sel, 2, 3)));
-  scores = add(mul(scores, mla.softmax_scale), mask);
-  Tensor p = softmax(scores, -1);
-  Tensor o_latent = matmul(p, c_sel);  // ō [B,S,H,r] = Σ_j p_j c_sel,j
-  Tensor o;
-  {
-    ScopeGuard s("wkv_b");
-    o = matmul(permute(o_latent, {0, 2, 1, 3}), transpose(W_UV, 1, 2));  // [B,H,S,r]·[H,r,dv] -> [B,H,S,dv]
-  }
-  o = reshape(permute(o, {0, 2, 1, 3}), {B, S, H * dv});
-  {
-    ScopeGuard s("wo");
-    step.out = mla.wo.forward(o);
-  }
+  // Gather the selected rows, kv_sel [B,S,k,r+dr] (whole rows of a contiguous table: gathering from a
+  // column-narrowed view would copy the table), then MLA's absorbed core over the k slots.
+  Tensor kv_sel = reshape(index_select(kv_rows, 0, row_index), {B, S, k, r + dr});
+  MLAAttention att = mla.absorbed_attention(P, kv_sel, key_start, start_pos, mask, /*keep_probs=*/true);
+  step.out = att.out;
   step.qr = P.qr;
   step.indices = indices.dtype() == DType::i64 ? indices : Tensor::from_vector(idx, indices.shape());
-  step.probs = p.detach();
+  step.probs = att.probs.detach();  // [B,S,H,k]
   return step;
 }
 
@@ -426,7 +359,7 @@ DSAStep attend_selected(const DSA& m, const MLAProjections& P, int64_t start_pos
 DSAStep DSA::forward_step(const Tensor& x, int64_t start_pos, const RopeTable& rope, DSACache* cache,
                           bool indexer_grad) const {
   check_inputs(*this, x, start_pos, rope, cache ? &cache->mla : nullptr);
-  MLAProjections P = project(mla, x, rope.cos_at(start_pos, x.size(1)), rope.sin_at(start_pos, x.size(1)));
+  MLAProjection P = mla.project(x, start_pos, rope);
   // The selection: I [B,S,T] -> the top-k slots of every query. The indexer reads x and MLA's q latent qr;
   // on the tape only when asked for, and then from detached inputs (its gradient stays in attn.indexer.*).
   Tensor I;
@@ -448,27 +381,16 @@ DSAStep DSA::forward_step(const Tensor& x, int64_t start_pos, const RopeTable& r
 DSAStep DSA::forward_selected(const Tensor& x, int64_t start_pos, const RopeTable& rope, const Tensor& indices,
                               MLACache* cache) const {
   check_inputs(*this, x, start_pos, rope, cache);
-  MLAProjections P = project(mla, x, rope.cos_at(start_pos, x.size(1)), rope.sin_at(start_pos, x.size(1)));
+  MLAProjection P = mla.project(x, start_pos, rope);
   return attend_selected(*this, P, start_pos, indices, cache);
 }
 
 // ---- dense attention probabilities and the indexer's losses ---------------------------------------------
 
 Tensor mla_attention_probs(const MLA& m, const Tensor& x, int64_t start_pos, const RopeTable& rope_table) {
-  if (!x.defined() || x.dim() != 3 || x.size(2) != m.dim)
-    throw std::runtime_error("[dsa] mla_attention_probs: x " + described(x) + " must be [B, S, dim = " +
-                             std::to_string(m.dim) + "]");
-  if (m.q_lora_rank <= 0) throw std::runtime_error("[dsa] mla_attention_probs: " + m.describe() + " has no q latent");
-  const int64_t B = x.size(0), S = x.size(1), H = m.n_heads, dn = m.qk_nope_head_dim, dr = m.qk_rope_head_dim;
-  const int64_t dv = m.v_head_dim, r = m.kv_lora_rank;
-  MLAProjections P = project(m, x, rope_table.cos_at(start_pos, S), rope_table.sin_at(start_pos, S));
-  Tensor W_UK = slice(reshape(m.wkv_b.weight, {H, dn + dv, r}), 1, 0, dn);
-  Tensor q_abs = matmul(permute(P.q_nope, {0, 2, 1, 3}), W_UK);  // [B,H,S,r]
-  Tensor scores = add(matmul(reshape(q_abs, {B, H * S, r}), transpose(P.c, 1, 2)),
-                      matmul(reshape(permute(P.q_pe, {0, 2, 1, 3}), {B, H * S, dr}), transpose(P.k_pe, 1, 2)));
-  scores = mul(reshape(scores, {B, H, S, S}), m.softmax_scale);
-  scores = add(scores, causal_mask(S, S, start_pos, start_pos, scores.dtype()));
-  return softmax(scores, -1);
+  MLAProjection P = m.project(x, start_pos, rope_table);
+  MLAAttention att = m.absorbed_attention(P, P.latent_rows(), start_pos, start_pos, Tensor(), /*keep_probs=*/true);
+  return permute(att.probs, {0, 2, 1, 3});  // [B,S,H,S] -> [B,H,S,S]
 }
 
 Tensor attention_target(const Tensor& probs) {
@@ -501,8 +423,10 @@ Tensor indexer_warmup_loss(const DSA& dsa, const Tensor& x, int64_t start_pos, c
   Tensor target, qr;
   {
     NoGradGuard frozen;
-    target = attention_target(mla_attention_probs(dsa.mla, x, start_pos, rope));
-    qr = dsa.mla.q_norm.forward(dsa.mla.wq_a.forward(x));
+    MLAProjection P = dsa.mla.project(x, start_pos, rope);
+    MLAAttention att = dsa.mla.absorbed_attention(P, P.latent_rows(), start_pos, start_pos, Tensor(), true);
+    target = attention_target(permute(att.probs, {0, 2, 1, 3}));
+    qr = P.qr;
   }
   Tensor I;
   {
@@ -544,6 +468,78 @@ Tensor indexer_sparse_loss(const DSAStep& step) {
     throw std::runtime_error("[dsa] indexer_sparse_loss: step.index_scores is not on the tape; run "
                              "DSA::forward_step(..., indexer_grad = true) with grad mode on");
   return indexer_sparse_kl(step.index_scores, step.indices, step.probs);
+}
+
+// ---- the two training stages ------------------------------------------------------------------------------
+
+const char* dsa_stage_name(DSAStage stage) { return stage == DSAStage::dense_warmup ? "dense_warmup" : "sparse"; }
+
+double indexer_recall(const Tensor& indices, const Tensor& target) {
+  if (!indices.defined() || !target.defined() || indices.dim() != 3 || target.dim() != 3 ||
+      indices.size(0) != target.size(0) || indices.size(1) != target.size(1))
+    throw std::runtime_error("[dsa] indexer_recall: indices " + described(indices) + " [B,S,k] and target " +
+                             described(target) + " [B,S,T] do not fit");
+  const int64_t rows = indices.size(0) * indices.size(1), k = indices.size(2), T = target.size(2);
+  std::vector<int64_t> idx = slots_of(indices);
+  std::vector<double> p = values_of(target);
+  double total = 0;
+  int64_t counted = 0;
+  std::vector<int64_t> order(T);
+  for (int64_t row = 0; row < rows; row++) {
+    std::vector<int64_t> sel;
+    for (int64_t j = 0; j < k; j++) {
+      int64_t t = idx[row * k + j];
+      if (t < -1 || t >= T)
+        throw std::runtime_error("[dsa] indexer_recall: indices " + indices.describe() + " holds " + std::to_string(t) +
+                                 "; key slots are -1 (unused) or in [0, " + std::to_string(T) + ")");
+      if (t >= 0) sel.push_back(t);
+    }
+    const int64_t m = (int64_t)sel.size();
+    if (m == 0) continue;
+    const double* pr = &p[row * T];
+    for (int64_t t = 0; t < T; t++) order[t] = t;
+    std::partial_sort(order.begin(), order.begin() + m, order.end(),
+                      [&](int64_t u, int64_t v) { return pr[u] > pr[v] || (pr[u] == pr[v] && u < v); });
+    int64_t hits = 0;
+    for (int64_t i = 0; i < m; i++) hits += std::find(sel.begin(), sel.end(), order[i]) != sel.end();
+    total += (double)hits / (double)m;
+    counted++;
+  }
+  return counted ? total / (double)counted : NAN;
+}
+
+DSATrainStep dsa_train_forward(const DSA& dsa, const Tensor& x, int64_t start_pos, const RopeTable& rope,
+                               DSAStage stage, bool measure_recall) {
+  check_inputs(dsa, x, start_pos, rope, nullptr);
+  const double per_query = 1.0 / (double)(x.size(0) * x.size(1));  // the mean over B·S queries
+  DSATrainStep r;
+  if (stage == DSAStage::dense_warmup) {
+    // One dense forward gives both the output and, from its probabilities, the indexer's target.
+    MLAProjection P = dsa.mla.project(x, start_pos, rope);
+    MLAAttention att = dsa.mla.absorbed_attention(P, P.latent_rows(), start_pos, start_pos, Tensor(), true);
+    r.out = att.out;
+    Tensor target = attention_target(permute(att.probs, {0, 2, 1, 3}));  // [B,S,S], no history
+    Tensor I;
+    {
+      ScopeGuard s("indexer");
+      I = dsa.indexer.scores(x.detach(), P.qr.detach(), start_pos, rope, nullptr);
+    }
+    r.indexer_loss = mul(indexer_kl_loss(I, target), per_query);
+    if (measure_recall) r.recall = indexer_recall(select_topk(I, dsa.index_topk), target);
+  } else {
+    DSAStep step = dsa.forward_step(x, start_pos, rope, nullptr, /*indexer_grad=*/true);
+    r.out = step.out;
+    r.indexer_loss = mul(indexer_sparse_kl(step.index_scores, step.indices, step.probs), per_query);
+    if (measure_recall) {
+      Tensor target;
+      {
+        NoGradGuard no_grad;
+        target = attention_target(mla_attention_probs(dsa.mla, x, start_pos, rope));
+      }
+      r.recall = indexer_recall(step.indices, target);
+    }
+  }
+  return r;
 }
 
 }  // namespace sg

@@ -19,6 +19,8 @@
 //   c_sel, k_pe_sel = the latents / rope keys of the selected slots, gathered per query   [B,S,k,r_kv], [B,S,k,dr]
 //   q̃ = W_UKᵀ q_nope [B,S,H,r_kv];  scores = (q̃·c_sel + q_pe·k_pe_sel)·softmax_scale + slot mask   [B,S,H,k]
 //   p = softmax over the k slots;   ō = Σ_j p_j c_sel,j [B,S,H,r_kv];   o = W_UV ō;   out = wo(o)
+// — MLA's own projection and absorbed core (MLA::project, MLA::absorbed_attention in its per-query form, with
+// the gathered rows [c | k_pe] as keys); DSA adds only the selection and the gather —
 // so the main attention costs O(S·k), not O(S·T) (the indexer stays O(S·T), with H_I·d_I ≪ H·(2 r_kv + dr)
 // multiply-adds per pair). A slot is in use when its index is ≥ 0 and the key is not in the query's
 // future; unused slots (−1, when fewer than k keys are causal) get −inf before the softmax. With k ≥ T
@@ -32,10 +34,11 @@
 //
 // Key slots. Without a cache the keys are this call's S tokens: slot t = position start_pos + t. With a
 // cache the keys are the cached positions [0, start_pos + S): slot t = position t. Index tensors hold slots.
-// Caches: DSACache = MLA's absorbed cache (kv_cache [B,Smax,r_kv], pe_cache [B,Smax,dr]) + the indexer's key
+// Caches: DSACache = MLA's absorbed cache (one buffer kv [B,Smax,r_kv+dr], rows [c | k_pe]) + the indexer's key
 // cache (k_cache [B,Smax,d_I], rotated k^I). Written under NoGradGuard; read as in mla.h (grad off: views of
 // the cache, no copy; grad on: cat(cached past as constants, this step)).
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -100,7 +103,7 @@ struct Indexer : Module {
 Tensor select_topk(const Tensor& index_scores, int64_t k);
 
 struct DSACache {
-  MLACache mla;          // absorbed layout: kv_cache [B,Smax,r_kv], pe_cache [B,Smax,dr]
+  MLACache mla;          // absorbed layout: kv [B,Smax,r_kv+dr], rows [c | k_pe]
   IndexerCache indexer;  // k_cache [B,Smax,d_I]
 
   DSACache() = default;
@@ -146,8 +149,8 @@ struct DSA : Module {
 };
 
 // ---- the dense attention the indexer is trained to imitate --------------------------------------------
-// Dense (causal, no cache) MLA attention probabilities [B,H,S,S] of `mla` for x, absorbed math — the same
-// numbers MLA::forward mixes the latents with. Recorded on the tape like any op (wrap in NoGradGuard for a target).
+// Dense (causal, no cache) MLA attention probabilities [B,H,S,S] of `mla` for x: MLA::absorbed_attention's
+// composite path — the same numbers MLA::forward mixes the latents with. Recorded on the tape like any op (wrap in NoGradGuard for a target).
 Tensor mla_attention_probs(const MLA& mla, const Tensor& x, int64_t start_pos, const RopeTable& rope);
 // p_t = Σ_h probs[b,h,s,:] L1-normalised: [B,H,S,T] -> [B,S,T], no history.
 Tensor attention_target(const Tensor& probs_bhst);
@@ -165,5 +168,36 @@ Tensor indexer_sparse_kl(const Tensor& index_scores, const Tensor& indices, cons
 // The same from a forward_step(..., indexer_grad = true): the model learns from the LM loss through
 // step.out, the indexer from this.
 Tensor indexer_sparse_loss(const DSAStep& step);
+
+// ---- the two training stages of V3.2 (DEEPSEEK.md §9), one DSA block at a time -------------------------------
+//   dense_warmup  (stage 1) out = DENSE MLA attention (on the tape as usual: the trainer freezes the main model by
+//                 not stepping it); indexer_loss = KL(p_t ‖ softmax(I_t)), p_t = the dense probabilities of this
+//                 same forward summed over heads and L1-normalised (a detached target), I from x.detach(),
+//                 qr.detach().
+//   sparse        (stage 2) out = the sparse DSA output (top-k active, on the tape: the LM loss trains the main
+//                 model through it); indexer_loss = the KL restricted to the selected set S_t, both renormalised
+//                 over S_t (indexer_sparse_kl), I again from detached inputs.
+// In both stages indexer_loss reaches only attn.indexer.* and is the MEAN over the B·S queries: the paper sums
+// over queries; the mean keeps the loss weight independent of batch size and sequence length.
+// recall (measure_recall, else NaN): indexer_recall of the indexer's selection against the dense attention
+// (in the sparse stage the dense probabilities are computed once more for it, under NoGradGuard). No cache:
+// key slot t = position start_pos + t.
+enum class DSAStage { dense_warmup, sparse };
+const char* dsa_stage_name(DSAStage stage);  // "dense_warmup" / "sparse"
+
+struct DSATrainStep {
+  Tensor out;           // [B,S,dim]
+  Tensor indexer_loss;  // scalar
+  double recall = NAN;
+};
+
+DSATrainStep dsa_train_forward(const DSA& dsa, const Tensor& x, int64_t start_pos, const RopeTable& rope,
+                               DSAStage stage, bool measure_recall);
+
+// How much of the dense attention's top keys the selection holds. indices [B,S,k] key slots (−1 unused, as
+// select_topk writes them), target_bst [B,S,T] the dense p_t (attention_target). Per query with m > 0 slots in
+// use (select_topk leaves m = min(k, causal keys)): |sel ∩ dense_top_m| / m, dense_top_m = the m largest
+// p_t (ties: the lower slot); the mean over those queries (NaN if there are none).
+double indexer_recall(const Tensor& indices, const Tensor& target_bst);
 
 }  // namespace sg

@@ -34,22 +34,23 @@ MLACache::MLACache(const ModelArgs& a, MLAMode mode_, int64_t max_batch_size_, i
     k_cache = Tensor::zeros({max_batch_size, max_seq_len, a.n_heads, a.qk_head_dim()}, dtype);
     v_cache = Tensor::zeros({max_batch_size, max_seq_len, a.n_heads, a.v_head_dim}, dtype);
   } else {
-    kv_cache = Tensor::zeros({max_batch_size, max_seq_len, a.kv_lora_rank}, dtype);
-    pe_cache = Tensor::zeros({max_batch_size, max_seq_len, a.qk_rope_head_dim}, dtype);
+    kv_lora_rank = a.kv_lora_rank;
+    kv = Tensor::zeros({max_batch_size, max_seq_len, a.kv_lora_rank + a.qk_rope_head_dim}, dtype);
   }
 }
 
 int64_t MLACache::values_per_token() const {
-  const Tensor& a = mode == MLAMode::naive ? k_cache : kv_cache;
-  const Tensor& b = mode == MLAMode::naive ? v_cache : pe_cache;
-  if (!a.defined()) return 0;
-  return (a.numel() + b.numel()) / (max_batch_size * max_seq_len);
+  if (mode == MLAMode::absorbed) return kv.defined() ? kv.size(2) : 0;
+  if (!k_cache.defined()) return 0;
+  return (k_cache.numel() + v_cache.numel()) / (max_batch_size * max_seq_len);
 }
 
 int64_t MLACache::bytes_per_token() const {
-  const Tensor& a = mode == MLAMode::naive ? k_cache : kv_cache;
+  const Tensor& a = mode == MLAMode::naive ? k_cache : kv;
   return a.defined() ? values_per_token() * (int64_t)dtype_size(a.dtype()) : 0;
 }
+
+Tensor MLAProjection::latent_rows() const { return cat({c, k_pe}, -1); }
 
 int64_t MLACache::bytes() const { return bytes_per_token() * max_batch_size * max_seq_len; }
 
@@ -137,7 +138,7 @@ void MLA::check_weights() const {
   check("wo.weight", wo.weight, {dim, n_heads * v_head_dim});
 }
 
-Tensor MLA::forward(const Tensor& x, int64_t start_pos, const RopeTable& rope_table, MLACache* cache, MLAMode mode) const {
+MLAProjection MLA::project(const Tensor& x, int64_t start_pos, const RopeTable& rope_table) const {
   check_weights();
   if (!x.defined() || x.dim() != 3 || x.size(2) != dim)
     fail("x " + (x.defined() ? x.describe() : std::string("(undefined)")) + " must be [B, S, dim = " +
@@ -153,20 +154,68 @@ Tensor MLA::forward(const Tensor& x, int64_t start_pos, const RopeTable& rope_ta
   if (start_pos + S > rope_table.cos.size(0))
     fail("positions [" + std::to_string(start_pos) + ", " + std::to_string(start_pos + S) + ") of x " + x.describe() +
          " run past the rope table cos " + rope_table.cos.describe());
+  Tensor cos = rope_table.cos_at(start_pos, S), sin = rope_table.sin_at(start_pos, S);  // [S, dr/2]
+  MLAProjection P;
+
+  // 1. Queries: q [B,S,H,dn+dr] -> q_nope [B,S,H,dn], q_pe [B,S,H,dr] rotated (the LAST dr dims of each head).
+  Tensor q;
+  if (q_lora_rank == 0) {
+    ScopeGuard s("wq");
+    q = wq.forward(x);
+  } else {
+    {
+      ScopeGuard s("wq_a");
+      P.qr = wq_a.forward(x);
+    }
+    {
+      ScopeGuard s("q_norm");
+      P.qr = q_norm.forward(P.qr);
+    }
+    ScopeGuard s("wq_b");
+    q = wq_b.forward(P.qr);
+  }
+  q = reshape(q, {B, S, H, qk_head_dim});
+  P.q_nope = slice(q, -1, 0, dn);
+  P.q_pe = rope(slice(q, -1, dn, dn + dr), cos, sin, RopeLayout::interleaved);
+
+  // 2. The compressed kv: wkv_a(x) [B,S,r+dr] -> c = kv_norm(first r) [B,S,r], k_pe = RoPE(last dr) [B,S,dr].
+  Tensor kv;
+  {
+    ScopeGuard s("wkv_a");
+    kv = wkv_a.forward(x);
+  }
+  {
+    ScopeGuard s("kv_norm");
+    P.c = kv_norm.forward(slice(kv, -1, 0, r));
+  }
+  P.k_pe = rope(slice(kv, -1, r, r + dr), cos, sin, RopeLayout::interleaved);
+  return P;
+}
+
+Tensor MLA::forward(const Tensor& x, int64_t start_pos, const RopeTable& rope_table, MLACache* cache, MLAMode mode) const {
+  MLAProjection P = project(x, start_pos, rope_table);
+  const int64_t B = x.size(0), S = x.size(1), H = n_heads;
+  const int64_t dn = qk_nope_head_dim, dr = qk_rope_head_dim, r = kv_lora_rank;
   if (cache) {
     if (cache->mode != mode)
       fail(std::string("the cache was made for ") + mla_mode_name(cache->mode) + " mode, forward asked for " +
            mla_mode_name(mode));
-    const Tensor& c0 = mode == MLAMode::naive ? cache->k_cache : cache->kv_cache;
-    const Tensor& c1 = mode == MLAMode::naive ? cache->v_cache : cache->pe_cache;
+    const Tensor& c0 = mode == MLAMode::naive ? cache->k_cache : cache->kv;
     Shape want0 = mode == MLAMode::naive ? Shape{cache->max_batch_size, cache->max_seq_len, H, dn + dr}
-                                         : Shape{cache->max_batch_size, cache->max_seq_len, r};
-    Shape want1 = mode == MLAMode::naive ? Shape{cache->max_batch_size, cache->max_seq_len, H, v_head_dim}
-                                         : Shape{cache->max_batch_size, cache->max_seq_len, dr};
-    if (!c0.defined() || !c1.defined() || c0.shape() != want0 || c1.shape() != want1)
-      fail(std::string("the ") + mla_mode_name(mode) + " cache (" + (c0.defined() ? c0.describe() : "undefined") + ", " +
-           (c1.defined() ? c1.describe() : "undefined") + ") does not fit this module, which needs " + shape_str(want0) +
-           " and " + shape_str(want1));
+                                         : Shape{cache->max_batch_size, cache->max_seq_len, r + dr};
+    bool fits = c0.defined() && c0.shape() == want0;
+    std::string got = c0.defined() ? c0.describe() : "undefined", want = shape_str(want0);
+    if (mode == MLAMode::naive) {
+      Shape want1{cache->max_batch_size, cache->max_seq_len, H, v_head_dim};
+      fits = fits && cache->v_cache.defined() && cache->v_cache.shape() == want1;
+      got += std::string(", ") + (cache->v_cache.defined() ? cache->v_cache.describe() : "undefined");
+      want += " and " + shape_str(want1);
+    } else {
+      fits = fits && cache->kv_lora_rank == r;
+    }
+    if (!fits)
+      fail(std::string("the ") + mla_mode_name(mode) + " cache (" + got + ") does not fit this module, which needs " +
+           want);
     if (c0.dtype() != x.dtype()) fail("the cache " + c0.describe() + " and x " + x.describe() + " differ in dtype");
     if (B > cache->max_batch_size)
       fail("x " + x.describe() + " has batch " + std::to_string(B) + " but the cache holds " +
@@ -175,65 +224,38 @@ Tensor MLA::forward(const Tensor& x, int64_t start_pos, const RopeTable& rope_ta
       fail("positions [" + std::to_string(start_pos) + ", " + std::to_string(start_pos + S) + ") of x " + x.describe() +
            " run past the cache's max_seq_len " + std::to_string(cache->max_seq_len));
   }
-  Tensor cos = rope_table.cos_at(start_pos, S), sin = rope_table.sin_at(start_pos, S);  // [S, dr/2]
-
-  // 1. Queries: q [B,S,H,dn+dr] -> q_nope [B,S,H,dn], q_pe [B,S,H,dr] rotated (the LAST dr dims of each head).
-  Tensor q;
-  if (q_lora_rank == 0) {
-    ScopeGuard s("wq");
-    q = wq.forward(x);
-  } else {
-    Tensor q_latent;
-    {
-      ScopeGuard s("wq_a");
-      q_latent = wq_a.forward(x);
-    }
-    {
-      ScopeGuard s("q_norm");
-      q_latent = q_norm.forward(q_latent);
-    }
-    ScopeGuard s("wq_b");
-    q = wq_b.forward(q_latent);
+  if (mode == MLAMode::naive) {
+    Tensor o = forward_naive(P, start_pos, cache);
+    ScopeGuard s("wo");
+    return wo.forward(o);
   }
-  q = reshape(q, {B, S, H, qk_head_dim});
-  Tensor q_nope = slice(q, -1, 0, dn);
-  Tensor q_pe = rope(slice(q, -1, dn, dn + dr), cos, sin, RopeLayout::interleaved);
-
-  // 2. The compressed kv: wkv_a(x) [B,S,r+dr] -> c = kv_norm(first r) [B,S,r], k_pe = RoPE(last dr) [B,S,dr].
-  Tensor kv;
-  {
-    ScopeGuard s("wkv_a");
-    kv = wkv_a.forward(x);
+  // Absorbed: this step's rows [c | k_pe], written into the one cache buffer; the keys are the cached rows
+  // [0, start_pos + S) (a view when decoding) or, without a cache, this step's rows.
+  Tensor rows = P.latent_rows(), keys = rows;
+  int64_t key_start = start_pos;
+  if (cache) {
+    write_cache_rows(cache->kv, rows, start_pos);
+    keys = read_cache_rows(cache->kv, rows, start_pos);
+    key_start = 0;
   }
-  Tensor c;
-  {
-    ScopeGuard s("kv_norm");
-    c = kv_norm.forward(slice(kv, -1, 0, r));
-  }
-  Tensor k_pe = rope(slice(kv, -1, r, r + dr), cos, sin, RopeLayout::interleaved);
-
-  // 3. Attention, then o [B,S,H·dv] -> wo.
-  Tensor o = mode == MLAMode::naive ? forward_naive(q_nope, q_pe, c, k_pe, start_pos, cache)
-                                    : forward_absorbed(q_nope, q_pe, c, k_pe, start_pos, cache);
-  ScopeGuard s("wo");
-  return wo.forward(o);
+  return absorbed_attention(P, keys, key_start, start_pos).out;
 }
 
 // Naive ("MHA mode"): materialise every head's key and value from the latent, attend as ordinary MHA.
 //   [k_nope | v] = wkv_b(c) [B,S,H,dn+dv];  k = [k_nope ; k_pe broadcast over heads] [B,S,H,dn+dr]
 //   scores[b,h,s,t] = (q_h,s · k_h,t)·scale + mask;  o_h,s = Σ_t p[b,h,s,t] v_h,t
 // Returns o [B,S,H·dv].
-Tensor MLA::forward_naive(const Tensor& q_nope, const Tensor& q_pe, const Tensor& c, const Tensor& k_pe,
-                          int64_t start_pos, MLACache* cache) const {
-  const int64_t B = c.size(0), S = c.size(1), H = n_heads, dn = qk_nope_head_dim, dr = qk_rope_head_dim, dv = v_head_dim;
+Tensor MLA::forward_naive(const MLAProjection& P, int64_t start_pos, MLACache* cache) const {
+  const int64_t B = P.c.size(0), S = P.c.size(1), H = n_heads, dn = qk_nope_head_dim, dr = qk_rope_head_dim,
+                dv = v_head_dim;
   Tensor kv;
   {
     ScopeGuard s("wkv_b");
-    kv = reshape(wkv_b.forward(c), {B, S, H, dn + dv});
+    kv = reshape(wkv_b.forward(P.c), {B, S, H, dn + dv});
   }
   Tensor k_nope = slice(kv, -1, 0, dn), v = slice(kv, -1, dn, dn + dv);
-  Tensor k = cat({k_nope, expand(unsqueeze(k_pe, 2), {B, S, H, dr})}, -1);  // [B,S,H,dn+dr]
-  Tensor q = cat({q_nope, q_pe}, -1);                                        // [B,S,H,dn+dr]
+  Tensor k = cat({k_nope, expand(unsqueeze(P.k_pe, 2), {B, S, H, dr})}, -1);  // [B,S,H,dn+dr]
+  Tensor q = cat({P.q_nope, P.q_pe}, -1);                                      // [B,S,H,dn+dr]
 
   Tensor keys = k, values = v;  // [B,T,H,dn+dr], [B,T,H,dv]
   int64_t key_start = start_pos;
@@ -265,64 +287,80 @@ Tensor MLA::forward_naive(const Tensor& q_nope, const Tensor& q_pe, const Tensor
 
 // Absorbed ("MQA mode"): never materialise per-head keys or values. With W = wkv_b viewed [H, dn+dv, r]:
 //   q̃_h = W_UK,hᵀ q_nope,h                     [B,H,S,r]   (W_UK,h = W[h, 0:dn, :])
-//   scores = (q̃_h · c_t + q_pe,h · k_pe,t)·scale + mask      [B,H,S,T]  — every head reads the same c_t, k_pe_t
+//   scores = (q̃_h · c_t + q_pe,h · k_pe,t)·scale + mask      — every head reads the same c_t, k_pe_t
 //   ō_h = Σ_t p c_t                            [B,H,S,r]
 //   o_h = W_UV,h ō_h                           [B,H,S,dv]  (W_UV,h = W[h, dn:dn+dv, :])
 // Same numbers as the naive path: q_nope·(W_UK c) = (W_UKᵀ q_nope)·c and Σ p (W_UV c) = W_UV Σ p c.
-Tensor MLA::forward_absorbed(const Tensor& q_nope, const Tensor& q_pe, const Tensor& c, const Tensor& k_pe,
-                             int64_t start_pos, MLACache* cache) const {
-  const int64_t B = c.size(0), S = c.size(1), H = n_heads, dn = qk_nope_head_dim, dr = qk_rope_head_dim,
-                dv = v_head_dim, r = kv_lora_rank;
+MLAAttention MLA::absorbed_attention(const MLAProjection& P, const Tensor& keys, int64_t key_start, int64_t start_pos,
+                                     const Tensor& slot_mask, bool keep_probs) const {
+  const int64_t B = P.q_nope.size(0), S = P.q_nope.size(1), H = n_heads, dn = qk_nope_head_dim,
+                dr = qk_rope_head_dim, dv = v_head_dim, r = kv_lora_rank;
+  const bool shared = keys.defined() && keys.dim() == 3;  // [B,T,r+dr]: every query reads the same keys
+  if (!keys.defined() || (keys.dim() != 3 && keys.dim() != 4) || keys.size(0) != B || keys.size(-1) != r + dr ||
+      (keys.dim() == 4 && keys.size(1) != S))
+    fail("absorbed_attention: keys " + (keys.defined() ? keys.describe() : std::string("(undefined)")) +
+         " must be [B, T, r_kv + dr] or [B, S, N, r_kv + dr] rows [c | k_pe], with B = " + std::to_string(B) +
+         ", S = " + std::to_string(S) + ", r_kv + dr = " + std::to_string(r + dr));
+  if (shared && slot_mask.defined()) fail("absorbed_attention: a slot_mask goes with per-query keys [B, S, N, r_kv + dr]");
+  if (!shared && (!slot_mask.defined() || slot_mask.shape() != Shape{B, S, 1, keys.size(2)}))
+    fail("absorbed_attention: per-query keys " + keys.describe() + " need a slot_mask [B, S, 1, N] = " +
+         shape_str({B, S, 1, keys.size(2)}) + ", got " + (slot_mask.defined() ? slot_mask.describe() : "(undefined)"));
+  const int64_t N = shared ? keys.size(1) : keys.size(2);  // keys per query
   Tensor W = reshape(wkv_b.weight, {H, dn + dv, r});
   Tensor W_UK = slice(W, 1, 0, dn);       // [H, dn, r]
   Tensor W_UV = slice(W, 1, dn, dn + dv);  // [H, dv, r]
+  // The two column blocks of every key row, as views: latents c [.., r], rope keys k_pe [.., dr].
+  Tensor latents = narrow(keys, -1, 0, r), rope_keys = narrow(keys, -1, r, dr);
 
-  Tensor latents = c, rope_keys = k_pe;  // [B,T,r], [B,T,dr]
-  int64_t key_start = start_pos;
-  if (cache) {
-    write_cache_rows(cache->kv_cache, c, start_pos);
-    write_cache_rows(cache->pe_cache, k_pe, start_pos);
-    latents = read_cache_rows(cache->kv_cache, c, start_pos);
-    rope_keys = read_cache_rows(cache->pe_cache, k_pe, start_pos);
-    key_start = 0;
-  }
-  const int64_t T = latents.size(1);
-  Tensor q_abs;
+  Tensor q_abs;  // [B,H,S,r]
   {
     // One GEMM per head over all B·S tokens: [H, B·S, dn]·[H, dn, r] -> [H, B·S, r], seen as [B,H,S,r].
     // (q_nope [B,S,H,dn] is read in place as [H, B·S, dn] rows.)
     ScopeGuard s("wkv_b");
-    Tensor q_rows = permute(reshape(q_nope, {B * S, H, dn}), {1, 0, 2});
+    Tensor q_rows = permute(reshape(P.q_nope, {B * S, H, dn}), {1, 0, 2});
     q_abs = permute(reshape(matmul(q_rows, W_UK), {H, B, S, r}), {1, 0, 2, 3});
   }
+  MLAAttention result;
   Tensor o_latent;  // ō [B,H,S,r]
-  if (naive_kernels()) {
-    // The composite. Heads and query positions flattened to rows: one GEMM per sequence against the
-    // shared c and k_pe.
-    Tensor q_abs_rows = reshape(q_abs, {B, H * S, r});
-    Tensor q_pe_rows = reshape(permute(q_pe, {0, 2, 1, 3}), {B, H * S, dr});
-    Tensor scores = add(matmul(q_abs_rows, transpose(latents, 1, 2)),  // [B,H·S,T]
-                        matmul(q_pe_rows, transpose(rope_keys, 1, 2)));
-    scores = mul(reshape(scores, {B, H, S, T}), softmax_scale);
-    if (S > 1) scores = add(scores, causal_mask(S, T, key_start, start_pos, scores.dtype()));
-    Tensor p = softmax(scores, -1);
-    o_latent = reshape(matmul(reshape(p, {B, H * S, T}), latents), {B, H, S, r});
-  } else {
+  if (shared && !keep_probs && !naive_kernels()) {
     // The fused kernel (ops/attention.h) as MQA, one kv head read by all H query heads:
     //   q = [q̃ ; q_pe] [B,H,S,r+dr],  k = [c ; k_pe] [B,1,T,r+dr],  v = c [B,1,T,r]
-    // gives q̃·c_t + q_pe·k_pe_t as the score, and ō = Σ_t p c_t, with no [B,H,S,T] tensor. Measured on
-    // one bench-small layer (B 8, S 256, H 4, r 64, one core), forward + backward of the whole MLA with
-    // the fused core: ~62 -> ~36 ms (the composite's scores, mask, softmax and their backward are gone).
-    Tensor q_full = cat({q_abs, permute(q_pe, {0, 2, 1, 3})}, -1);
-    Tensor k_full = unsqueeze(cat({latents, rope_keys}, -1), 1);
-    o_latent = scaled_dot_product_attention(q_full, k_full, unsqueeze(latents, 1), softmax_scale, /*causal=*/true);
+    // gives q̃·c_t + q_pe·k_pe_t as the score, and ō = Σ_t p c_t, with no [B,H,S,T] tensor. k and v are
+    // views of the same rows (v = their first r columns): when decoding they are the cache buffer itself.
+    // Measured on one bench-small layer (B 8, S 256, H 4, r 64, one core), forward + backward of the whole
+    // MLA with the fused core: ~62 -> ~36 ms (the composite's scores, mask, softmax and their backward are gone).
+    Tensor q_full = cat({q_abs, permute(P.q_pe, {0, 2, 1, 3})}, -1);
+    // Query s sits start_pos − key_start + s keys in: the kernel's causal start_pos.
+    o_latent = scaled_dot_product_attention(q_full, unsqueeze(keys, 1), unsqueeze(latents, 1), softmax_scale,
+                                            /*causal=*/true, start_pos - key_start);
+  } else if (shared) {
+    // The composite: [B,H,S,r]·[B,1,r,T] (+ the rope part) -> scores [B,H,S,T], every head against the shared keys.
+    Tensor scores = add(matmul(q_abs, unsqueeze(transpose(latents, 1, 2), 1)),
+                        matmul(permute(P.q_pe, {0, 2, 1, 3}), unsqueeze(transpose(rope_keys, 1, 2), 1)));
+    scores = mul(scores, softmax_scale);
+    if (S > 1) scores = add(scores, causal_mask(S, N, key_start, start_pos, scores.dtype()));
+    Tensor p = softmax(scores, -1);
+    o_latent = matmul(p, unsqueeze(latents, 1));  // [B,H,S,T]·[B,1,T,r]
+    if (keep_probs) result.probs = permute(p, {0, 2, 1, 3});
+  } else {
+    // Per-query keys [B,S,N,·]: one [H, r]·[r, N] product per query; the slot mask hides the unused slots.
+    Tensor scores = add(matmul(permute(q_abs, {0, 2, 1, 3}), transpose(latents, 2, 3)),  // [B,S,H,N]
+                        matmul(P.q_pe, transpose(rope_keys, 2, 3)));
+    Tensor mask = slot_mask.dtype() == scores.dtype() ? slot_mask : to_dtype(slot_mask, scores.dtype());
+    scores = add(mul(scores, softmax_scale), mask);
+    Tensor p = softmax(scores, -1);
+    o_latent = permute(matmul(p, latents), {0, 2, 1, 3});  // ō [B,S,H,r] = Σ_j p_j c_j, seen as [B,H,S,r]
+    if (keep_probs) result.probs = p;
   }
   Tensor o;
   {
     ScopeGuard s("wkv_b");
     o = matmul(o_latent, transpose(W_UV, 1, 2));  // [B,H,S,r]·[H,r,dv] -> [B,H,S,dv]
   }
-  return reshape(permute(o, {0, 2, 1, 3}), {B, S, H * dv});
+  o = reshape(permute(o, {0, 2, 1, 3}), {B, S, H * dv});
+  ScopeGuard s("wo");
+  result.out = wo.forward(o);
+  return result;
 }
 
 }  // namespace sg

@@ -14,8 +14,8 @@
 //                      p = softmax(q·kᵀ·scale + mask), o = p·v.  Cache: k [B,Smax,H,dn+dr], v [B,Smax,H,dv].
 //   MLAMode::absorbed  "MQA mode" (official default): W_UK is folded into the query, W_UV into the output:
 //                      q̃ = W_UKᵀ q_nope [B,H,S,r_kv], scores = q̃·c_t + q_pe·k_pe_t, ō = Σ_t p c_t,
-//                      o = W_UV ō.  Cache: kv_cache [B,Smax,r_kv] (normalised c), pe_cache [B,Smax,dr]
-//                      (rotated k_pe): r_kv + dr values per token per layer.
+//                      o = W_UV ō.  Cache: ONE buffer kv [B,Smax,r_kv+dr] whose row t is [c_t | k_pe_t]
+//                      (normalised latent, then the rotated rope key): r_kv + dr values per token per layer.
 // RoPE (interleaved pairs) rotates the last dr dims of every q head and k_pe, at positions start_pos + s.
 // Causal mask: −inf where key position > query position, only when S > 1. Softmax in x's dtype (fp32).
 // The attention core (scores, mask, softmax, weighted sum) runs in the fused kernel of ops/attention.h,
@@ -24,11 +24,18 @@
 // (matmul, mask, softmax, matmul) — the same numbers, tested against each other.
 //
 // The cache is preallocated (as in the official code) and written under NoGradGuard. Reading it:
-//   * grad mode off (decoding): attend straight over the cache view [0, start_pos + S) — no copy.
+//   * grad mode off (decoding): attend straight over the cache view [0, start_pos + S) — no copy. In
+//     absorbed mode the fused kernel reads the keys [c | k_pe] and the values c (the first r_kv columns)
+//     as two views of the one buffer, so a decode step allocates only this step's S rows.
 //   * grad mode on: keys = cat(cache[0, start_pos) as constants, this step's k/c in the graph), so the
 //     current step stays differentiable (a prefill through the cache has the same graph as no cache).
 // Without a cache (cache == nullptr) the forward attends over its own S tokens and is differentiable in
 // both modes w.r.t. x and every weight.
+//
+// The absorbed path is two public steps, which DSA (models/dsa.h) calls too instead of re-deriving them:
+//   project(x)                      -> MLAProjection {qr, q_nope, q_pe, c, k_pe}
+//   absorbed_attention(P, keys, ...) -> the block output over the given key rows [c | k_pe]: all of them
+//                                      (dense MLA, causal) or a per-query selection (DSA's top-k, slot mask).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -49,10 +56,10 @@ int64_t mla_cache_values_per_token(const ModelArgs& args, MLAMode mode);
 struct MLACache {
   MLAMode mode = MLAMode::absorbed;
   int64_t max_batch_size = 0, max_seq_len = 0;
-  Tensor k_cache;   // naive:    [max_batch_size, max_seq_len, H, dn+dr]
-  Tensor v_cache;   // naive:    [max_batch_size, max_seq_len, H, dv]
-  Tensor kv_cache;  // absorbed: [max_batch_size, max_seq_len, r_kv]   kv_norm(c)
-  Tensor pe_cache;  // absorbed: [max_batch_size, max_seq_len, dr]     RoPE(k_pe)
+  int64_t kv_lora_rank = 0;  // absorbed: where k_pe starts in a row of kv
+  Tensor k_cache;  // naive:    [max_batch_size, max_seq_len, H, dn+dr]
+  Tensor v_cache;  // naive:    [max_batch_size, max_seq_len, H, dv]
+  Tensor kv;       // absorbed: [max_batch_size, max_seq_len, r_kv + dr], row = [kv_norm(c) | RoPE(k_pe)]
 
   MLACache() = default;
   // Zero-filled buffers for the mode's layout (the other mode's tensors stay undefined).
@@ -60,6 +67,23 @@ struct MLACache {
   int64_t values_per_token() const;  // per layer, per sequence
   int64_t bytes_per_token() const;   // values_per_token × the element size
   int64_t bytes() const;             // everything allocated
+};
+
+// What MLA computes from x before attending (positions start_pos + s), shared with DSA.
+struct MLAProjection {
+  Tensor qr;      // [B,S,r_q]   q_norm(wq_a(x)) when q_lora_rank > 0 (DSA's indexer reads it), else undefined
+  Tensor q_nope;  // [B,S,H,dn]
+  Tensor q_pe;    // [B,S,H,dr]  RoPE'd: the LAST dr dims of each head of wq(x) / wq_b(qr)
+  Tensor c;       // [B,S,r_kv]  kv_norm(first r_kv dims of wkv_a(x))
+  Tensor k_pe;    // [B,S,dr]    RoPE'd last dr dims of wkv_a(x), one rope key shared by all heads
+  // [c | k_pe] [B,S,r_kv+dr]: the rows the absorbed cache stores and absorbed_attention reads.
+  Tensor latent_rows() const;
+};
+
+// What absorbed_attention returns.
+struct MLAAttention {
+  Tensor out;    // [B,S,dim] = wo(W_UV ō)
+  Tensor probs;  // [B,S,H,N] softmax over each query's N keys, on the tape; only when keep_probs
 };
 
 struct MLA : Module {
@@ -85,15 +109,28 @@ struct MLA : Module {
   Tensor forward(const Tensor& x, int64_t start_pos, const RopeTable& rope, MLACache* cache = nullptr,
                  MLAMode mode = MLAMode::absorbed) const;
 
+  // Step 1 of forward: the queries and this step's latent / rope key. Checks x, the weights and the rope
+  // table ("[mla] ..." errors).
+  MLAProjection project(const Tensor& x, int64_t start_pos, const RopeTable& rope) const;
+
+  // Step 2 of the absorbed forward, from the projections to the block output. `keys` holds rows [c | k_pe]
+  // (r_kv + dr wide, e.g. views of an MLACache's kv) in one of two forms:
+  //   [B,T,r_kv+dr]    every query reads the same T keys; key t sits at position key_start + t, query s at
+  //                    start_pos + s, and the causal mask hides the future (S > 1). slot_mask undefined.
+  //                    Runs the fused kernel (ops/attention.h) unless SEEKGRAD_NAIVE or keep_probs.
+  //   [B,S,N,r_kv+dr]  query s reads its own N keys (DSA's gathered top-k); slot_mask [B,S,1,N] (0 = in use,
+  //                    −inf = unused) decides, key_start / start_pos are not used. Composite ops.
+  //   q̃ = W_UKᵀ q_nope;  scores = (q̃·c + q_pe·k_pe)·softmax_scale + mask;  p = softmax;  ō = Σ p c;
+  //   out = wo(W_UV ō).   keep_probs: also return p (forces the composite path in the first form).
+  MLAAttention absorbed_attention(const MLAProjection& p, const Tensor& keys, int64_t key_start, int64_t start_pos,
+                                  const Tensor& slot_mask = Tensor(), bool keep_probs = false) const;
+
   void parameters(const std::string& prefix, NamedParameters& out) override;
   // "MLA(dim 128, n_heads 4, q_lora_rank 0, kv_lora_rank 32, dn 32, dr 16, dv 32)" — used in errors.
   std::string describe() const;
 
  private:
-  Tensor forward_naive(const Tensor& q_nope, const Tensor& q_pe, const Tensor& c, const Tensor& k_pe, int64_t start_pos,
-                       MLACache* cache) const;
-  Tensor forward_absorbed(const Tensor& q_nope, const Tensor& q_pe, const Tensor& c, const Tensor& k_pe,
-                          int64_t start_pos, MLACache* cache) const;
+  Tensor forward_naive(const MLAProjection& p, int64_t start_pos, MLACache* cache) const;  // o [B,S,H·dv]
   void check_weights() const;
   [[noreturn]] void fail(const std::string& message) const;
 };

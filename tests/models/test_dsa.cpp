@@ -3,8 +3,11 @@
 //   * the indexer scores against a naive loop written from the formulas (LayerNorm, half-split RoPE on the
 //     FIRST dr dims, w·H_I^-1/2·d_I^-1/2, ReLU), and the selections compared as SETS (ties at the k-th score
 //     may go either way);
+//   * DSA with index_topk < T against a plain-loop DSA in doubles (indexer scores, exactly the selected keys,
+//     the softmax restricted to them, the naive per-head keys/values, wo): outputs and selected sets;
 //   * index_topk >= T is dense MLA (values and gradients);
-//   * incremental decoding with the caches (MLA latent cache + indexer key cache) == the full forward;
+//   * incremental decoding with the caches (MLA latent cache + indexer key cache) == the full forward; a
+//     decode step writes one row of each buffer in place and copies nothing of the caches;
 //   * cost: every query attends to min(k, t+1) entries, and the gathered tensors have k slots, not T;
 //   * float64 gradcheck of DSA w.r.t. x and every weight (selection held fixed, and free with a margin
 //     check) and of the indexer's KL losses w.r.t. the indexer's weights;
@@ -15,12 +18,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "autograd/allocator.h"
 #include "autograd/gradcheck.h"
 #include "models/config.h"
 #include "models/dsa.h"
@@ -287,6 +292,159 @@ TEST_CASE("dsa: the indexer rope is half-split on the first dr dims, the rest un
   CHECK(y.at({0, 0, 1}) == 0.0);
 }
 
+// ---- (b2) the whole sparse layer against a plain loop ------------------------------------------------------
+// A reference DSA written from the formulas with raw loops over the module's weights, in doubles, that shares
+// nothing with DSA::forward but the weights: the indexer scores (naive_index_scores), per query the top-k
+// causal keys by score (ties: the lower slot), and MLA in its NAIVE per-head form — k_nope,h = W_UK,h c_t,
+// v_h = W_UV,h c_t, q·k over [nope ; rope] — with the softmax taken over the selected keys only.
+struct NaiveDSA {
+  std::vector<double> out;                // [B,S,dim]
+  std::vector<std::set<int64_t>> chosen;  // [B·S] selected key slots
+  std::vector<double> I;                  // [B,S,S] indexer scores (−inf for future keys)
+  std::vector<double> target;             // [B,S,S] Σ_h p_h,t / H over the chosen keys t, 0 elsewhere
+};
+
+// k = 0: the module's index_topk; k >= S: every causal key (dense MLA).
+NaiveDSA naive_dsa_forward(const DSA& m, const ModelArgs& a, const Tensor& x_t, int64_t start_pos,
+                           const RopeTable& rope, int64_t k_override = 0) {
+  const int64_t B = x_t.size(0), S = x_t.size(1), d = a.dim, rq = a.q_lora_rank, H = a.n_heads;
+  const int64_t dn = a.qk_nope_head_dim, dr = a.qk_rope_head_dim, dv = a.v_head_dim, r = a.kv_lora_rank;
+  const int64_t half = dr / 2, dq = dn + dr, k = k_override > 0 ? k_override : a.index_topk;
+  const double eps = a.rms_norm_eps, scale = a.softmax_scale();
+  std::vector<double> I = naive_index_scores(m, a, x_t, start_pos, rope);
+  std::vector<double> x = x_t.to_f64_vector(), wq_a = m.mla.wq_a.weight.to_f64_vector();
+  std::vector<double> qn = m.mla.q_norm.weight.to_f64_vector(), wq_b = m.mla.wq_b.weight.to_f64_vector();
+  std::vector<double> wkv_a = m.mla.wkv_a.weight.to_f64_vector(), kvn = m.mla.kv_norm.weight.to_f64_vector();
+  std::vector<double> wkv_b = m.mla.wkv_b.weight.to_f64_vector(), wo = m.mla.wo.weight.to_f64_vector();
+  std::vector<double> cosv = rope.cos.to_f64_vector(), sinv = rope.sin.to_f64_vector();
+  // interleaved rotation of v[0:dr] at position p: pairs (2i, 2i+1)
+  auto rotate = [&](double* v, int64_t p) {
+    for (int64_t i = 0; i < half; i++) {
+      double c = cosv[p * half + i], s = sinv[p * half + i], a0 = v[2 * i], a1 = v[2 * i + 1];
+      v[2 * i] = a0 * c - a1 * s;
+      v[2 * i + 1] = a0 * s + a1 * c;
+    }
+  };
+  auto rms_norm = [&](std::vector<double>& v, const std::vector<double>& w) {
+    double ms = 0;
+    for (double e : v) ms += e * e;
+    double inv = 1.0 / std::sqrt(ms / (double)v.size() + eps);
+    for (size_t i = 0; i < v.size(); i++) v[i] *= inv * w[i];
+  };
+  // Per token: q [H, dn+dr] (rope on each head's last dr), k_nope / v per head from c, the shared rotated k_pe.
+  std::vector<double> q(B * S * H * dq), knope(B * S * H * dn), val(B * S * H * dv), kpe(B * S * dr);
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t s = 0; s < S; s++) {
+      const int64_t bs = b * S + s, p = start_pos + s;
+      const double* xs = &x[bs * d];
+      std::vector<double> qr(rq, 0.0), c(r, 0.0);
+      for (int64_t i = 0; i < rq; i++)
+        for (int64_t j = 0; j < d; j++) qr[i] += wq_a[i * d + j] * xs[j];
+      rms_norm(qr, qn);
+      for (int64_t o = 0; o < H * dq; o++) {
+        double acc = 0;
+        for (int64_t j = 0; j < rq; j++) acc += wq_b[o * rq + j] * qr[j];
+        q[bs * H * dq + o] = acc;
+      }
+      for (int64_t h = 0; h < H; h++) rotate(&q[(bs * H + h) * dq + dn], p);
+      for (int64_t i = 0; i < r + dr; i++) {
+        double acc = 0;
+        for (int64_t j = 0; j < d; j++) acc += wkv_a[i * d + j] * xs[j];
+        if (i < r) c[i] = acc;
+        else kpe[bs * dr + (i - r)] = acc;
+      }
+      rms_norm(c, kvn);
+      rotate(&kpe[bs * dr], p);
+      for (int64_t h = 0; h < H; h++)
+        for (int64_t i = 0; i < dn + dv; i++) {
+          double acc = 0;
+          for (int64_t j = 0; j < r; j++) acc += wkv_b[(h * (dn + dv) + i) * r + j] * c[j];
+          if (i < dn) knope[(bs * H + h) * dn + i] = acc;
+          else val[(bs * H + h) * dv + (i - dn)] = acc;
+        }
+    }
+  NaiveDSA ref;
+  ref.out.assign(B * S * d, 0.0);
+  ref.I = I;
+  ref.target.assign(B * S * S, 0.0);
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t s = 0; s < S; s++) {
+      const int64_t bs = b * S + s;
+      // The selection: causal keys t <= s sorted by I (ties: the lower slot), the first min(k, s+1).
+      std::vector<int64_t> order;
+      for (int64_t t = 0; t <= s; t++) order.push_back(t);
+      std::stable_sort(order.begin(), order.end(), [&](int64_t u, int64_t w) { return I[bs * S + u] > I[bs * S + w]; });
+      order.resize(std::min<int64_t>(k, s + 1));
+      ref.chosen.emplace_back(order.begin(), order.end());
+      std::vector<double> o(H * dv, 0.0);
+      for (int64_t h = 0; h < H; h++) {
+        const double* qh = &q[(bs * H + h) * dq];
+        std::vector<double> sc;
+        for (int64_t t : order) {
+          const int64_t bt = b * S + t;
+          double dot = 0;
+          for (int64_t i = 0; i < dn; i++) dot += qh[i] * knope[(bt * H + h) * dn + i];
+          for (int64_t i = 0; i < dr; i++) dot += qh[dn + i] * kpe[bt * dr + i];
+          sc.push_back(dot * scale);
+        }
+        double mx = *std::max_element(sc.begin(), sc.end()), z = 0;
+        for (double& e : sc) z += (e = std::exp(e - mx));
+        for (size_t j = 0; j < order.size(); j++) {
+          for (int64_t i = 0; i < dv; i++) o[h * dv + i] += sc[j] / z * val[((b * S + order[j]) * H + h) * dv + i];
+          ref.target[bs * S + order[j]] += sc[j] / z / (double)H;
+        }
+      }
+      for (int64_t i = 0; i < d; i++) {
+        double acc = 0;
+        for (int64_t j = 0; j < H * dv; j++) acc += wo[i * H * dv + j] * o[j];
+        ref.out[bs * d + i] = acc;
+      }
+    }
+  return ref;
+}
+
+TEST_CASE("dsa: with index_topk < T it matches a plain-loop DSA in doubles (outputs and selected sets)") {
+  ModelArgs a = small_args();  // k = 5 of up to 12 causal keys, dv 6 != dn 8
+  Rng rng(17);
+  DSA dsa(a, rng, DType::f64);
+  randomise_norms(dsa, rng);
+  RopeTable rope(a);
+  const int64_t B = 2, S = 12, k = a.index_topk;
+  for (int64_t start_pos : {0, 3}) {
+    CAPTURE(start_pos);
+    // Draw x until no query's k-th and (k+1)-th index scores tie (dead-ReLU zeros do): the selection is unique.
+    Tensor x;
+    double margin = 0;
+    for (uint64_t seed = 300; seed < 400 && !(margin > 1e-6); seed++) {
+      Rng xr(seed);
+      x = Tensor::randn({B, S, a.dim}, xr, 1.0, DType::f64);
+      NoGradGuard no_grad;
+      margin = selection_margin(dsa.forward_step(x, start_pos, rope).index_scores, k);
+    }
+    REQUIRE(margin > 1e-6);
+    NaiveDSA ref = naive_dsa_forward(dsa, a, x, start_pos, rope);
+    DSAStep step = dsa.forward_step(x, start_pos, rope);
+    REQUIRE(step.indices.shape() == Shape{B, S, k});
+    std::vector<int64_t> idx = step.indices.to_i64_vector();
+    int64_t sparse_queries = 0;
+    for (int64_t row = 0; row < B * S; row++) {
+      CHECK(selected_set(idx, row, k) == ref.chosen[row]);
+      sparse_queries += (row % S) + 1 > k;
+    }
+    CHECK(sparse_queries == B * (S - k));  // most queries really drop keys
+    std::vector<double> out = step.out.to_f64_vector();
+    double err = 0, scale = 0;
+    for (size_t i = 0; i < out.size(); i++) {
+      err = std::max(err, std::abs(out[i] - ref.out[i]));
+      scale = std::max(scale, std::abs(ref.out[i]));
+    }
+    MESSAGE("start_pos " << start_pos << ": max |DSA - plain loop| = " << err << " (outputs up to " << scale
+                         << "), top-k margin " << margin);
+    CHECK(scale > 1e-2);
+    CHECK(err <= 1e-10);
+  }
+}
+
 // ---- (c) k >= T is dense MLA ------------------------------------------------------------------------------
 
 TEST_CASE("dsa: with index_topk >= T it equals dense MLA, values and gradients") {
@@ -359,6 +517,57 @@ TEST_CASE("dsa: decoding with the caches equals the full forward (token by token
         pos += n;
       }
       CHECK(max_abs_diff(cat(outs, 1), full.out) <= 1e-5);
+    }
+  }
+}
+
+TEST_CASE("dsa: a decode step writes one row of each cache in place and copies nothing of them") {
+  // Wide cache rows (r_kv 64 + dr 8 + d_I 64 values per token) against the per-step work that is O(T) by
+  // design: the indexer's H_I = 2 dot products per cached key (dots, ReLU, I), so that a copy of either
+  // cache buffer would stand out.
+  ModelArgs a = small_args();
+  a.max_seq_len = 256;
+  a.kv_lora_rank = 64;
+  a.index_head_dim = 64;
+  a.index_n_heads = 2;
+  Rng rng(33);
+  DSA dsa(a, rng);
+  randomise_norms(dsa, rng);
+  RopeTable rope(a);
+  const int64_t B = 2, Smax = 256, prefill = 240, steps = 4;
+  Tensor x = Tensor::randn({B, prefill + steps, a.dim}, rng);
+  NoGradGuard no_grad;
+  Tensor full = dsa.forward(x, 0, rope);
+  DSACache cache(a, B, Smax);
+  REQUIRE(cache.mla.kv.shape() == Shape{B, Smax, a.kv_lora_rank + a.qk_rope_head_dim});
+  const void* kv_data = cache.mla.kv.data<float>();
+  const void* k_data = cache.indexer.k_cache.data<float>();
+  dsa.forward(narrow(x, 1, 0, prefill), 0, rope, &cache);
+  for (int64_t pos = prefill; pos < prefill + steps; pos++) {
+    CAPTURE(pos);
+    std::vector<float> kv_before = cache.mla.kv.to_f32_vector(), k_before = cache.indexer.k_cache.to_f32_vector();
+    cpu_allocator_reset_peak();
+    const int64_t live = cpu_allocator_stats().allocated_bytes;
+    Tensor y = dsa.forward(narrow(x, 1, pos, 1), pos, rope, &cache);
+    const int64_t transient = cpu_allocator_stats().peak_bytes - live;
+    const int64_t prefix_bytes = B * pos * (cache.bytes_per_token());
+    MESSAGE("decode at " << pos << ": peak allocation " << transient << " B, the cached prefix " << prefix_bytes << " B");
+    CHECK(transient < prefix_bytes / 4);
+    CHECK(max_abs_diff(y, narrow(full, 1, pos, 1)) <= 1e-5);
+    CHECK(cache.mla.kv.data<float>() == kv_data);
+    CHECK(cache.indexer.k_cache.data<float>() == k_data);
+    // Outside row `pos` of the B sequences both buffers are bit-for-bit unchanged.
+    for (int which = 0; which < 2; which++) {
+      const Tensor& buf = which == 0 ? cache.mla.kv : cache.indexer.k_cache;
+      const std::vector<float>& before = which == 0 ? kv_before : k_before;
+      const float* now = buf.data<float>();
+      const int64_t w = buf.size(2);
+      int64_t changed_elsewhere = 0;
+      for (int64_t i = 0; i < buf.numel(); i++) {
+        int64_t t = (i / w) % Smax;
+        if (t != pos && std::memcmp(&before[i], &now[i], sizeof(float)) != 0) changed_elsewhere++;
+      }
+      CHECK_MESSAGE(changed_elsewhere == 0, (which == 0 ? "mla.kv" : "indexer.k_cache"));
     }
   }
 }
@@ -558,6 +767,206 @@ TEST_CASE("dsa: the KL losses are KLs, reach only the indexer, and agree when k 
   double l2 = indexer_sparse_loss(step2).item();
   CHECK(std::isfinite(l2));
   CHECK(l2 >= -1e-5);
+}
+
+// ---- (g2) the two training stages: dsa_train_forward, indexer_recall ---------------------------------------
+
+namespace {
+
+// KL(P ‖ softmax(I)) of one query row by hand, over the keys in `keys` only, P renormalised over them.
+double kl_by_hand(const std::vector<double>& P, const std::vector<double>& I, int64_t row, int64_t T,
+                  const std::set<int64_t>& keys) {
+  double mx = -INFINITY, z = 0, mass = 0, kl = 0;
+  for (int64_t t : keys) mx = std::max(mx, I[row * T + t]);
+  for (int64_t t : keys) z += std::exp(I[row * T + t] - mx);
+  for (int64_t t : keys) mass += P[row * T + t];
+  for (int64_t t : keys) {
+    double pt = P[row * T + t] / mass, logq = I[row * T + t] - mx - std::log(z);
+    if (pt > 0) kl += pt * (std::log(pt) - logq);
+  }
+  return kl;
+}
+
+// |chosen ∩ top-m of the dense target| / m, m = |chosen|, ties to the lower slot: recall by hand.
+double recall_by_hand(const std::vector<double>& dense, int64_t row, int64_t T, const std::set<int64_t>& chosen) {
+  std::vector<int64_t> order(T);
+  for (int64_t t = 0; t < T; t++) order[t] = t;
+  std::stable_sort(order.begin(), order.end(), [&](int64_t u, int64_t v) { return dense[row * T + u] > dense[row * T + v]; });
+  int64_t hits = 0;
+  for (size_t i = 0; i < chosen.size(); i++) hits += chosen.count(order[i]);
+  return (double)hits / (double)chosen.size();
+}
+
+}  // namespace
+
+TEST_CASE("dsa: indexer_kl_loss and indexer_sparse_kl by value on hand-made inputs") {
+  // Identical distributions: scores = log p  =>  KL = 0 (a −inf entry — a future key — is left out of both).
+  std::vector<double> p{0.2, 0.5, 0.3, 0.0}, scores{std::log(0.2), std::log(0.5), std::log(0.3), -INFINITY};
+  Tensor kl0 = indexer_kl_loss(Tensor::from_vector(scores, {1, 1, 4}), Tensor::from_vector(p, {1, 1, 4}));
+  CHECK(std::abs(kl0.item()) < 1e-12);
+  // Two keys: target (1/2, 1/2), softmax(0, ln 3) = (1/4, 3/4):
+  //   KL = ½ ln(½ / ¼) + ½ ln(½ / ¾) = ½ ln 2 + ½ ln(2/3) = ½ ln(4/3).
+  Tensor kl2 = indexer_kl_loss(Tensor::from_vector(std::vector<double>{0.0, std::log(3.0)}, {1, 1, 2}),
+                               Tensor::from_vector(std::vector<double>{0.5, 0.5}, {1, 1, 2}));
+  CHECK(std::abs(kl2.item() - 0.5 * std::log(4.0 / 3.0)) < 1e-12);
+  // Two rows sum (the trainer's mean divides by B·S = 2 itself).
+  Tensor two = indexer_kl_loss(Tensor::from_vector(std::vector<double>{0.0, std::log(3.0), 1.0, 1.0}, {1, 2, 2}),
+                               Tensor::from_vector(std::vector<double>{0.5, 0.5, 0.5, 0.5}, {1, 2, 2}));
+  CHECK(std::abs(two.item() - 0.5 * std::log(4.0 / 3.0)) < 1e-12);
+  // Restricted to the selected set: I over T = 3 keys, slots {2, 0} selected, H = 2 heads' probabilities over
+  // the slots (0.5, 0.5) and (0.7, 0.3) => target (0.6, 0.4) over slots (2, 0); softmax(I_2, I_0) = softmax(ln 3, 0)
+  // = (3/4, 1/4); KL = 0.6 ln(0.6/0.75) + 0.4 ln(0.4/0.25). The unselected slot 1 (score 5) plays no part.
+  Tensor I = Tensor::from_vector(std::vector<double>{0.0, 5.0, std::log(3.0)}, {1, 1, 3});
+  Tensor idx = Tensor::from_vector(std::vector<int64_t>{2, 0}, {1, 1, 2});
+  Tensor probs = Tensor::from_vector(std::vector<double>{0.5, 0.5, 0.7, 0.3}, {1, 1, 2, 2});
+  double want = 0.6 * std::log(0.6 / 0.75) + 0.4 * std::log(0.4 / 0.25);
+  CHECK(std::abs(indexer_sparse_kl(I, idx, probs).item() - want) < 1e-12);
+  // An unused slot (−1) is left out: a query with one key in use has KL 0.
+  Tensor one = indexer_sparse_kl(I, Tensor::from_vector(std::vector<int64_t>{1, -1}, {1, 1, 2}),
+                                 Tensor::from_vector(std::vector<double>{1.0, 0.0, 1.0, 0.0}, {1, 1, 2, 2}));
+  CHECK(std::abs(one.item()) < 1e-12);
+}
+
+TEST_CASE("dsa: indexer_recall by value on a hand-made example") {
+  // B 1, S 4, T 4, k 2. Rows: the dense target p_t and the selection.
+  //   q0: p (1, 0, 0, 0),        sel {0, −1}: m 1, dense top-1 {0}            -> 1
+  //   q1: p (0.3, 0.7, 0, 0),    sel {0, 1}:  m 2, top-2 {1, 0}               -> 1
+  //   q2: p (0.5, 0.1, 0.4, 0),  sel {1, 2}:  m 2, top-2 {0, 2}               -> 1/2
+  //   q3: p (0.1, 0.2, 0.3, 0.4), sel {0, 1}: m 2, top-2 {3, 2}               -> 0
+  Tensor target = Tensor::from_vector(
+      std::vector<double>{1, 0, 0, 0, 0.3, 0.7, 0, 0, 0.5, 0.1, 0.4, 0, 0.1, 0.2, 0.3, 0.4}, {1, 4, 4});
+  Tensor idx = Tensor::from_vector(std::vector<int64_t>{0, -1, 0, 1, 1, 2, 0, 1}, {1, 4, 2});
+  CHECK(std::abs(indexer_recall(idx, target) - 2.5 / 4.0) < 1e-15);
+  // Ties go to the lower slot: p (0.5, 0.25, 0.25), m 2 -> top-2 {0, 1}; sel {0, 2} -> 1/2, sel {1, 0} -> 1.
+  Tensor tie = Tensor::from_vector(std::vector<double>{0.5, 0.25, 0.25}, {1, 1, 3});
+  CHECK(indexer_recall(Tensor::from_vector(std::vector<int64_t>{0, 2}, {1, 1, 2}), tie) == 0.5);
+  CHECK(indexer_recall(Tensor::from_vector(std::vector<int64_t>{1, 0}, {1, 1, 2}), tie) == 1.0);
+  CHECK(std::isnan(indexer_recall(Tensor::from_vector(std::vector<int64_t>{-1, -1}, {1, 1, 2}), tie)));
+  CHECK(contains(error_of([&] { indexer_recall(Tensor::from_vector(std::vector<int64_t>{0, 3}, {1, 1, 2}), tie); }),
+                 "key slots are -1 (unused) or in [0, 3)"));
+}
+
+TEST_CASE("dsa: dsa_train_forward — losses and recall by value against the plain loop, both stages") {
+  ModelArgs a = small_args();  // k = 5
+  Rng rng(71);
+  DSA dsa(a, rng, DType::f64);
+  randomise_norms(dsa, rng);
+  RopeTable rope(a);
+  const int64_t B = 2, S = 11;
+  const int64_t k = a.index_topk;
+  Tensor x;
+  double margin = 0;
+  for (uint64_t seed = 500; seed < 600 && !(margin > 1e-6); seed++) {  // a unique selection
+    Rng xr(seed);
+    x = Tensor::randn({B, S, a.dim}, xr, 1.0, DType::f64);
+    NoGradGuard no_grad;
+    margin = selection_margin(dsa.forward_step(x, 0, rope).index_scores, k);
+  }
+  REQUIRE(margin > 1e-6);
+  NaiveDSA sparse_ref = naive_dsa_forward(dsa, a, x, 0, rope), dense_ref = naive_dsa_forward(dsa, a, x, 0, rope, S);
+  double warm_kl = 0, sparse_kl = 0, recall = 0;
+  for (int64_t row = 0; row < B * S; row++) {
+    warm_kl += kl_by_hand(dense_ref.target, dense_ref.I, row, S, dense_ref.chosen[row]);  // all causal keys
+    sparse_kl += kl_by_hand(sparse_ref.target, sparse_ref.I, row, S, sparse_ref.chosen[row]);
+    recall += recall_by_hand(dense_ref.target, row, S, sparse_ref.chosen[row]);
+  }
+  warm_kl /= (double)(B * S);  // the mean over queries
+  sparse_kl /= (double)(B * S);
+  recall /= (double)(B * S);
+  MESSAGE("by hand: warm-up KL/query " << warm_kl << ", sparse KL/query " << sparse_kl << ", recall " << recall);
+  CHECK(recall < 1.0);  // the random indexer misses some of the dense top keys
+  CHECK(recall > 0.0);
+
+  DSATrainStep warm = dsa_train_forward(dsa, x, 0, rope, DSAStage::dense_warmup, true);
+  CHECK(std::abs(warm.indexer_loss.item() - warm_kl) < 1e-12);
+  CHECK(std::abs(warm.recall - recall) < 1e-12);
+  // out = the dense MLA output.
+  NoGradGuard no_grad;
+  CHECK(max_abs_diff(warm.out, Tensor::from_vector(dense_ref.out, {B, S, a.dim})) < 1e-10);
+  DSATrainStep sparse = dsa_train_forward(dsa, x, 0, rope, DSAStage::sparse, true);
+  CHECK(std::abs(sparse.indexer_loss.item() - sparse_kl) < 1e-12);
+  CHECK(std::abs(sparse.recall - recall) < 1e-12);
+  CHECK(max_abs_diff(sparse.out, Tensor::from_vector(sparse_ref.out, {B, S, a.dim})) < 1e-10);
+  CHECK(std::isnan(dsa_train_forward(dsa, x, 0, rope, DSAStage::sparse, false).recall));
+  // Under NoGradGuard (evaluation) both stages still give their losses.
+  CHECK(std::abs(dsa_train_forward(dsa, x, 0, rope, DSAStage::dense_warmup, false).indexer_loss.item() - warm_kl) < 1e-12);
+  // k >= T: the selection is every causal key, recall exactly 1 and the two stages' losses agree.
+  ModelArgs wide = a;
+  wide.index_topk = 64;
+  Rng rng2(72);
+  DSA dense(wide, rng2, DType::f64);
+  DSATrainStep w1 = dsa_train_forward(dense, x, 0, rope, DSAStage::dense_warmup, true);
+  DSATrainStep w2 = dsa_train_forward(dense, x, 0, rope, DSAStage::sparse, true);
+  CHECK(w1.recall == 1.0);
+  CHECK(w2.recall == 1.0);
+  CHECK(std::abs(w1.indexer_loss.item() - w2.indexer_loss.item()) < 1e-12);
+}
+
+TEST_CASE("dsa: dsa_train_forward — indexer_loss reaches only attn.indexer.*, out only the main model") {
+  ModelArgs a = small_args();
+  Rng rng(73);
+  DSA dsa(a, rng);
+  randomise_norms(dsa, rng);
+  RopeTable rope(a);
+  Tensor x = Tensor::randn({2, 10, a.dim}, rng).requires_grad_();
+  NamedParameters params = dsa.named_parameters("attn");
+  for (DSAStage stage : {DSAStage::dense_warmup, DSAStage::sparse}) {
+    CAPTURE(dsa_stage_name(stage));
+    for (auto& [name, t] : params) t->zero_grad();
+    x.zero_grad();
+    DSATrainStep r = dsa_train_forward(dsa, x, 0, rope, stage, false);
+    REQUIRE(r.indexer_loss.requires_grad());
+    r.indexer_loss.backward();
+    int64_t indexer_params = 0;
+    for (auto& [name, t] : params) {
+      bool is_indexer = contains(name, "attn.indexer.");
+      indexer_params += is_indexer;
+      CHECK_MESSAGE(t->grad().defined() == is_indexer, name);
+      if (is_indexer && t->grad().defined()) {
+        double g = 0;
+        for (double v : t->grad().to_f64_vector()) g += std::abs(v);
+        CHECK_MESSAGE(g > 0, name << " got an all-zero gradient");
+      }
+    }
+    CHECK(indexer_params == 5);
+    CHECK(!x.grad().defined());  // the indexer reads x.detach()
+    // The output goes to the LM loss: it reaches x and every MLA weight, never the indexer.
+    for (auto& [name, t] : params) t->zero_grad();
+    sum(square(r.out)).backward();
+    for (auto& [name, t] : params) CHECK_MESSAGE(t->grad().defined() == !contains(name, "indexer"), name);
+    CHECK(x.grad().defined());
+  }
+}
+
+TEST_CASE("dsa: float64 gradcheck of dsa_train_forward's indexer_loss w.r.t. the indexer, both stages" *
+          doctest::test_suite("gradcheck")) {
+  ModelArgs a = tiny_args();  // k = 3
+  Rng rng(75);
+  DSA dsa(a, rng, DType::f64);
+  randomise_norms(dsa, rng);
+  RopeTable rope(a);
+  // In the sparse stage the selection moves with the indexer's weights: pick x with every top-k margin > 1e-3,
+  // far above what gradcheck's nudges can change.
+  Tensor x;
+  double margin = 0;
+  for (uint64_t seed = 700; seed < 800 && !(margin > 1e-3); seed++) {
+    Rng xr(seed);
+    x = Tensor::randn({2, 6, a.dim}, xr, 1.0, DType::f64);
+    NoGradGuard no_grad;
+    margin = selection_margin(dsa.forward_step(x, 0, rope).index_scores, a.index_topk);
+  }
+  REQUIRE(margin > 1e-3);
+  std::vector<Tensor> inputs;
+  for (auto& [name, t] : dsa.indexer.named_parameters()) inputs.push_back(*t);
+  OneThread one_thread;
+  for (DSAStage stage : {DSAStage::dense_warmup, DSAStage::sparse}) {
+    CAPTURE(dsa_stage_name(stage));
+    GradcheckResult g = gradcheck(
+        [&](const std::vector<Tensor>&) { return dsa_train_forward(dsa, x, 0, rope, stage, false).indexer_loss; },
+        inputs);
+    CHECK_MESSAGE(g.ok, g.message);
+    CHECK(g.max_abs_error < 1e-7);
+  }
 }
 
 // ---- (h) errors ----------------------------------------------------------------------------------------------

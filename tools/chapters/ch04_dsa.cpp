@@ -2,15 +2,17 @@
 //
 //   1. The lightning indexer learns where a frozen model looks. One DSA layer (MLA + indexer) with fixed
 //      random weights reads sequences made of repeated "phrases". Only the indexer trains, with Adam, on the
-//      dense warm-up loss L_I = Σ_t KL(p_t ‖ softmax(I_t)) (p_t = the frozen model's attention, summed over
-//      heads). Printed every few steps on held-out sequences: the KL per query and the share of the dense
-//      attention mass that the indexer's top-k keeps (random choice: k/(t+1); best possible: top-k of p_t),
-//      and how far the sparse output is from the dense one.
-//   2. What the indexer sees: I over (query, key) before and after the warm-up next to the dense attention
-//      (runs/ch04/indexer_scores.png), the warm-up curves (runs/ch04/warmup.png), and which tokens a few
-//      queries keep.
+//      dense warm-up loss of dsa_train_forward(DSAStage::dense_warmup): the mean over queries of
+//      KL(p_t ‖ softmax(I_t)) (p_t = the frozen model's attention, summed over heads). Printed every few steps
+//      on held-out sequences: the KL per query, the share of the dense attention mass that the indexer's top-k
+//      keeps (random choice: k/(t+1); best possible: top-k of p_t), the recall of the dense top-k, and how far
+//      the sparse output is from the dense one.
+//   2. What the indexer sees: heat maps of the dense attention, of softmax(I) before and after the warm-up and
+//      of the selection (runs/ch04/*.png, train/plot.h), the warm-up curves, and which tokens a few queries keep.
 //   3. The cost: forward ms of dense MLA vs DSA (indexer + sparse attention over k entries) and the number
 //      of attended (query, key) pairs, for T = 128 ... 2048 with k fixed.
+// With the default training arguments it checks the numbers ch04_dsa.md promises (tools/chapters/chapter_check.h)
+// and exits 1 if one fails; the timings are printed, never checked.
 //
 //   build/bin/ch04_dsa [--steps 200] [--seq 128] [--topk 16] [--cost-topk 64] [--max-T 2048] [--out runs/ch04]
 #include <CLI/CLI.hpp>
@@ -29,15 +31,18 @@
 #include "models/mla.h"
 #include "ops/cpu/runtime.h"
 #include "ops/ops.h"
-
-#define STB_IMAGE_WRITE_STATIC
-#define STB_IMAGE_WRITE_IMPLEMENTATION
-#include <stb/stb_image_write.h>
-#include <stb/stb_easy_font.h>
+#include "tools/chapters/chapter_check.h"
+#include "train/plot.h"
 
 using namespace sg;
 
 namespace {
+
+double max_abs(const Tensor& t) {
+  double m = 0;
+  for (double v : t.to_f64_vector()) m = std::max(m, std::abs(v));
+  return m;
+}
 
 // ---- the data: sequences made of phrases ---------------------------------------------------------------
 // A fixed set of `n_phrases` phrases, each `phrase_len` random tokens of a `vocab`-token vocabulary; a
@@ -113,7 +118,8 @@ struct Adam {
 
 // ---- measuring the indexer against the dense attention -----------------------------------------------------
 struct Eval {
-  double kl_per_query = 0;  // L_I / (B·T)
+  double kl_per_query = 0;  // L_I / (B·T): dsa_train_forward's indexer_loss
+  double recall = 0;        // indexer_recall: |top-k of I ∩ top-k of p_t| / k per query, all queries
   double captured = 0;      // mean over queries with t+1 > k of Σ_{t ∈ S_t} p_t
   double oracle = 0;        // the same for the k largest p_t (the best any selection of k can do)
   double random = 0;        // the same for a uniformly random selection: k / (t+1)
@@ -124,7 +130,9 @@ Eval evaluate(const DSA& dsa, const Tensor& x, const RopeTable& rope) {
   NoGradGuard no_grad;
   Eval e;
   const int64_t B = x.size(0), T = x.size(1), k = dsa.index_topk;
-  e.kl_per_query = indexer_warmup_loss(dsa, x, 0, rope).item() / (double)(B * T);
+  DSATrainStep warm = dsa_train_forward(dsa, x, 0, rope, DSAStage::dense_warmup, /*measure_recall=*/true);
+  e.kl_per_query = warm.indexer_loss.item();
+  e.recall = warm.recall;
   std::vector<double> p = attention_target(mla_attention_probs(dsa.mla, x, 0, rope)).to_f64_vector();  // [B,T,T]
   DSAStep step = dsa.forward_step(x, 0, rope);
   std::vector<int64_t> idx = step.indices.to_i64_vector();
@@ -146,151 +154,72 @@ Eval evaluate(const DSA& dsa, const Tensor& x, const RopeTable& rope) {
   e.captured /= n;
   e.oracle /= n;
   e.random /= n;
-  Tensor dense = dsa.mla.forward(x, 0, rope, nullptr, MLAMode::absorbed);
+  const Tensor& dense = warm.out;  // dense MLA
   e.out_rel_err = std::sqrt(sum(square(sub(step.out, dense))).item() / sum(square(dense)).item());
   return e;
 }
 
-// ---- pictures: a canvas, a colormap, panels, curves ----------------------------------------------------------
-// A colormap written by hand: piecewise-linear through five anchors — black → dark blue → red → orange →
-// pale yellow ("inferno"-like), t in [0, 1]. Dark = little, bright = much.
-void colormap(double t, unsigned char rgb[3]) {
-  static const double anchors[5][3] = {{0, 0, 4}, {60, 15, 110}, {185, 50, 80}, {245, 140, 30}, {252, 250, 165}};
-  t = std::clamp(t, 0.0, 1.0) * 4.0;
-  int i = std::min(3, (int)t);
-  double f = t - i;
-  for (int c = 0; c < 3; c++) rgb[c] = (unsigned char)std::lround(anchors[i][c] * (1 - f) + anchors[i + 1][c] * f);
-}
-
-struct Canvas {
-  int w, h;
-  std::vector<unsigned char> rgb;
-  Canvas(int w_, int h_) : w(w_), h(h_), rgb((size_t)w_ * h_ * 3, 255) {}
-  void rect(int x0, int y0, int x1, int y1, const unsigned char c[3]) {
-    for (int y = std::max(0, y0); y < std::min(h, y1); y++)
-      for (int x = std::max(0, x0); x < std::min(w, x1); x++)
-        for (int k = 0; k < 3; k++) rgb[((size_t)y * w + x) * 3 + k] = c[k];
-  }
-  void text(int x, int y, const std::string& s, const unsigned char c[3]) {
-    static char buf[60000];
-    int quads = stb_easy_font_print((float)x, (float)y, const_cast<char*>(s.c_str()), nullptr, buf, sizeof buf);
-    for (int q = 0; q < quads; q++) {
-      const float* v = reinterpret_cast<const float*>(buf + q * 4 * 16);  // 4 vertices of 16 bytes each
-      rect((int)v[0], (int)v[1], (int)v[8], (int)v[9], c);               // vertices 0 and 2: opposite corners
-    }
-  }
-  void line(double x0, double y0, double x1, double y1, const unsigned char c[3], int thick = 2) {
-    int n = (int)std::max(std::abs(x1 - x0), std::abs(y1 - y0)) + 1;
-    for (int i = 0; i <= n; i++) {
-      int x = (int)std::lround(x0 + (x1 - x0) * i / n), y = (int)std::lround(y0 + (y1 - y0) * i / n);
-      rect(x, y, x + thick, y + thick, c);
-    }
-  }
-  bool save(const std::string& path) const { return stbi_write_png(path.c_str(), w, h, 3, rgb.data(), w * 3) != 0; }
-};
-
-const unsigned char kBlack[3] = {0, 0, 0}, kFuture[3] = {225, 225, 225};
-
-// One T×T panel, row = query, column = key. values[s·T + t] in [0, 1] (already scaled); future keys light grey.
-// keep (optional): cells outside the selection are drawn white, turning cyan with their value — the mass the
-// selection misses.
-void draw_panel(Canvas& cv, int x0, int y0, int cell, const std::vector<double>& values, int64_t T,
-                const std::string& title, const std::string& subtitle, const std::vector<char>* keep = nullptr) {
-  cv.text(x0, y0 - 24, title, kBlack);
-  cv.text(x0, y0 - 12, subtitle, kBlack);
+// ---- pictures (train/plot.h) ---------------------------------------------------------------------------------
+// A T×T panel, row = query, column = key, sqrt scale (weak weights stay visible); future keys NaN (light grey).
+void save_panel(const std::string& path, const std::string& title, const std::vector<double>& values, int64_t T) {
+  std::vector<double> v(T * T, NAN);
   for (int64_t s = 0; s < T; s++)
-    for (int64_t t = 0; t < T; t++) {
-      unsigned char c[3];
-      double v = values[s * T + t];
-      if (t > s) std::copy(kFuture, kFuture + 3, c);
-      else if (keep && !(*keep)[s * T + t]) {
-        c[0] = (unsigned char)std::lround(255 * (1 - std::min(1.0, 1.5 * v)));
-        c[1] = c[2] = 255;
-      } else {
-        colormap(v, c);
-      }
-      cv.rect(x0 + (int)t * cell, y0 + (int)s * cell, x0 + (int)(t + 1) * cell, y0 + (int)(s + 1) * cell, c);
-    }
-  for (int64_t t = 0; t < T; t += 16) cv.text(x0 + (int)t * cell, y0 + (int)T * cell + 3, std::to_string(t), kBlack);
+    for (int64_t t = 0; t <= s; t++) v[s * T + t] = std::sqrt(std::max(0.0, values[s * T + t]));
+  HeatmapOptions opt;
+  opt.title = title;
+  opt.x_label = "key";
+  opt.y_label = "query (sqrt scale)";
+  opt.lo = 0;
+  opt.hi = 1;
+  write_heatmap_png(path, v, (int)T, (int)T, opt);
 }
 
-// Row-wise softmax of I over the causal keys, then sqrt (so weak weights stay visible): [T,T] in [0,1].
+// Row-wise softmax of I over the causal keys: [T,T].
 std::vector<double> softmax_rows(const std::vector<double>& I, int64_t T) {
   std::vector<double> out(T * T, 0.0);
   for (int64_t s = 0; s < T; s++) {
     double mx = -INFINITY, z = 0;
     for (int64_t t = 0; t <= s; t++) mx = std::max(mx, I[s * T + t]);
     for (int64_t t = 0; t <= s; t++) z += std::exp(I[s * T + t] - mx);
-    for (int64_t t = 0; t <= s; t++) out[s * T + t] = std::sqrt(std::exp(I[s * T + t] - mx) / z);
+    for (int64_t t = 0; t <= s; t++) out[s * T + t] = std::exp(I[s * T + t] - mx) / z;
   }
   return out;
 }
 
-void save_heatmap(const std::string& path, int64_t T, int64_t k, const std::vector<double>& p,
-                  const std::vector<double>& I_before, const std::vector<double>& I_after,
-                  const std::vector<int64_t>& sel_after) {
-  const int cell = std::max(2, 384 / (int)T), side = cell * (int)T, pad = 50;
-  Canvas cv(2 * side + 3 * pad, 2 * side + 3 * pad + 10);
-  std::vector<double> sp(T * T);
-  for (int64_t i = 0; i < T * T; i++) sp[i] = std::sqrt(p[i]);
-  std::vector<char> keep(T * T, 0);
+void save_pictures(const std::string& dir, int64_t T, int64_t k, const std::vector<double>& p,
+                   const std::vector<double>& I_before, const std::vector<double>& I_after,
+                   const std::vector<int64_t>& sel_after) {
+  const int64_t kk = std::min(k, T);
+  std::vector<double> kept(T * T, 0.0);  // p_t on the selected keys, 0 on the dropped ones
   for (int64_t s = 0; s < T; s++)
-    for (int64_t j = 0; j < std::min(k, T); j++)
-      if (sel_after[s * std::min(k, T) + j] >= 0) keep[s * T + sel_after[s * std::min(k, T) + j]] = 1;
-  draw_panel(cv, pad, pad, cell, sp, T, "dense attention p_t (sum over heads)", "rows: query, columns: key; sqrt scale");
-  draw_panel(cv, 2 * pad + side, pad, cell, softmax_rows(I_before, T), T, "softmax(I_t), indexer at init",
-             "sqrt scale");
-  draw_panel(cv, pad, 2 * pad + side, cell, softmax_rows(I_after, T), T, "softmax(I_t) after the KL warm-up",
-             "sqrt scale");
-  draw_panel(cv, 2 * pad + side, 2 * pad + side, cell, sp, T,
-             "the indexer's top-" + std::to_string(k) + " after the warm-up, coloured by p_t",
-             "white: not kept (cyan = dense attention mass missed)", &keep);
-  if (!cv.save(path)) throw std::runtime_error("[ch04] cannot write " + path);
+    for (int64_t j = 0; j < kk; j++)
+      if (sel_after[s * kk + j] >= 0) kept[s * T + sel_after[s * kk + j]] = p[s * T + sel_after[s * kk + j]];
+  save_panel(dir + "/attention_dense.png", "dense attention p_t (sum over heads)", p, T);
+  save_panel(dir + "/indexer_before.png", "softmax(I_t), indexer at init", softmax_rows(I_before, T), T);
+  save_panel(dir + "/indexer_after.png", "softmax(I_t) after the KL warm-up", softmax_rows(I_after, T), T);
+  save_panel(dir + "/selection.png", "p_t on the indexer's top-" + std::to_string(k) + " (dropped keys black)", kept, T);
 }
 
-// Two curves over the warm-up: KL per query (left, own scale) and captured mass with oracle/random lines (right).
-void save_curves(const std::string& path, const std::vector<int64_t>& steps, const std::vector<Eval>& evals) {
-  const int W = 980, H = 340, ph = 240, pw = 380, top = 50;
-  Canvas cv(W, H);
-  auto axes = [&](int x0, const std::string& title, double lo, double hi) {
-    cv.text(x0, top - 30, title, kBlack);
-    cv.line(x0, top, x0, top + ph, kBlack, 1);
-    cv.line(x0, top + ph, x0 + pw, top + ph, kBlack, 1);
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.3g", hi);
-    cv.text(x0 - 40, top - 3, buf, kBlack);
-    std::snprintf(buf, sizeof buf, "%.3g", lo);
-    cv.text(x0 - 40, top + ph - 6, buf, kBlack);
-    cv.text(x0, top + ph + 6, "0", kBlack);
-    cv.text(x0 + pw - 20, top + ph + 6, std::to_string(steps.back()), kBlack);
-    cv.text(x0 + pw / 2 - 20, top + ph + 18, "Adam step", kBlack);
-  };
-  auto series = [&](int x0, double lo, double hi, const std::vector<double>& ys, const unsigned char c[3]) {
-    for (size_t i = 1; i < ys.size(); i++) {
-      double xa = x0 + pw * (double)steps[i - 1] / steps.back(), xb = x0 + pw * (double)steps[i] / steps.back();
-      double ya = top + ph * (1 - (ys[i - 1] - lo) / (hi - lo)), yb = top + ph * (1 - (ys[i] - lo) / (hi - lo));
-      cv.line(xa, ya, xb, yb, c);
-    }
-  };
-  std::vector<double> kl, cap, orc, rnd;
+void save_curves(const std::string& dir, const std::vector<int64_t>& steps, const std::vector<Eval>& evals) {
+  std::vector<double> xs(steps.begin(), steps.end());
+  Series kl{"KL per query", xs, {}, colors::blue}, cap{"kept: the indexer's top-k", xs, {}, colors::red};
+  Series orc{"best possible: top-k of p_t", xs, {}, colors::green}, rnd{"random k keys", xs, {}, colors::gray};
+  Series rec{"recall of the dense top-k", xs, {}, colors::purple};
   for (const Eval& e : evals) {
-    kl.push_back(e.kl_per_query);
-    cap.push_back(e.captured);
-    orc.push_back(e.oracle);
-    rnd.push_back(e.random);
+    kl.ys.push_back(e.kl_per_query);
+    cap.ys.push_back(e.captured);
+    orc.ys.push_back(e.oracle);
+    rnd.ys.push_back(e.random);
+    rec.ys.push_back(e.recall);
   }
-  const unsigned char blue[3] = {40, 90, 200}, red[3] = {200, 50, 40}, grey[3] = {150, 150, 150}, green[3] = {40, 150, 60};
-  double kl_hi = *std::max_element(kl.begin(), kl.end()) * 1.05;
-  axes(60, "KL(p_t || softmax(I_t)) per query, held-out", 0.0, kl_hi);
-  series(60, 0.0, kl_hi, kl, blue);
-  axes(W - pw - 40, "share of dense attention mass kept by top-k", 0.0, 1.0);
-  series(W - pw - 40, 0.0, 1.0, orc, green);
-  series(W - pw - 40, 0.0, 1.0, cap, red);
-  series(W - pw - 40, 0.0, 1.0, rnd, grey);
-  cv.text(W - pw - 30, top + 8, "green: best possible (top-k of p_t)", green);
-  cv.text(W - pw - 30, top + 20, "red: the indexer's top-k", red);
-  cv.text(W - pw - 30, top + 32, "grey: random k keys", grey);
-  if (!cv.save(path)) throw std::runtime_error("[ch04] cannot write " + path);
+  LinePlotOptions opt;
+  opt.title = "indexer warm-up: KL(p_t || softmax(I_t)) per query, held-out";
+  opt.x_label = "Adam step";
+  opt.y_label = "nats";
+  write_line_plot_png(dir + "/warmup_kl.png", {kl}, opt);
+  opt.title = "share of the dense attention mass kept by the top-k";
+  opt.y_label = "share";
+  write_line_plot_png(dir + "/warmup_kept.png", {orc, cap, rec, rnd}, opt);
 }
 
 // ---- 3. the cost ----------------------------------------------------------------------------------------------
@@ -309,7 +238,7 @@ template <class F> double median_ms(int reps, F&& f) {
 // H·(2·r_kv + dr) = 16·(256 + 32) = 4608 multiply-adds and its indexer H_I·d_I + H_I = 260, a ratio of 17.7 —
 // V3.2's is 128·(1024 + 64) / (64·128 + 64) = 16.9. (The warm-up layer's ratio is 320 / 132: an indexer that
 // wide would never pay for itself.)
-void cost_table(int64_t k, int64_t max_T, int reps) {
+void cost_table(int64_t k, int64_t max_T, int reps, chapter::Checks& checks) {
   ModelArgs a;
   a.dim = 256;
   a.n_heads = 16;
@@ -329,6 +258,8 @@ void cost_table(int64_t k, int64_t max_T, int reps) {
   NoGradGuard no_grad;
   std::printf("\n== 3. the cost: one prefill forward, batch 1, k = %lld (median of %d, ms) ==\n%s\n", (long long)k, reps,
               dsa.describe().c_str());
+  bool attended_ok = true;
+  double last_ratio = 0;
   std::printf("%6s %10s %10s %10s %10s %10s %14s %14s %8s\n", "T", "dense MLA", "DSA", "indexer", "top-k",
               "sparse attn", "pairs dense", "pairs sparse", "ratio");
   for (int64_t T = 128; T <= max_T; T *= 2) {
@@ -344,7 +275,13 @@ void cost_table(int64_t k, int64_t max_T, int reps) {
     int64_t dense_pairs = T * (T + 1) / 2;
     std::printf("%6lld %10.2f %10.2f %10.2f %10.2f %10.2f %14lld %14lld %7.1fx\n", (long long)T, dense, total, indexer,
                 select, sparse, (long long)dense_pairs, (long long)step.attended, (double)dense_pairs / step.attended);
+    int64_t want = 0;  // Σ_t min(k, t+1)
+    for (int64_t t = 0; t < T; t++) want += std::min(k, t + 1);
+    attended_ok = attended_ok && step.attended == want;
+    if (T * 2 > max_T) last_ratio = (double)dense_pairs / step.attended;
   }
+  checks.that("sparse pairs = sum_t min(k, t+1) at every T", attended_ok);
+  if (max_T == 2048 && k == 64) checks.near("pairs dense / pairs sparse at T = 2048", last_ratio, 16.26, 0.01);
   std::printf("   pairs = (query, key) pairs the main attention scores and mixes: T(T+1)/2 dense, Σ_t min(k, t+1) sparse.\n"
               "   Per pair the main attention costs H·(2·r_kv + dr) = %lld multiply-adds (+ a softmax entry per head), the\n"
               "   indexer H_I·d_I + H_I = %lld (fp32 here; DeepSeek runs it in FP8).\n",
@@ -381,6 +318,10 @@ int main(int argc, char** argv) {
   app.add_option("--seed", seed, "seed of the model, the phrases and the batches");
   app.add_option("--out", out_dir, "where the PNGs go");
   CLI11_PARSE(app, argc, argv);
+  // The numbers ch04_dsa.md promises hold for the default warm-up; other arguments only print.
+  const bool default_warmup = steps == 200 && seq == 128 && topk == 16 && batch == 4 && eval_every == 20 &&
+                              index_heads == 4 && index_dim == 32 && lr == 1e-2 && sharpen == 10.0 && seed == 1;
+  chapter::Checks checks;
   try {
     if (threads > 0) set_num_threads(threads);
     std::filesystem::create_directories(out_dir);
@@ -427,16 +368,16 @@ int main(int argc, char** argv) {
                 (long long)seq, (long long)topk, (long long)batch);
     std::printf("(held-out: 8 sequences; 'kept' = share of the dense attention mass inside the indexer's top-k, over "
                 "queries with t+1 > k)\n");
-    std::printf("%6s %12s %10s %10s %10s %14s %10s\n", "step", "KL/query", "kept", "best", "random", "|DSA-MLA|/|MLA|",
-                "ms/step");
+    std::printf("%6s %12s %10s %10s %10s %10s %14s %10s\n", "step", "KL/query", "kept", "best", "random", "recall",
+                "|DSA-MLA|/|MLA|", "ms/step");
     std::vector<int64_t> eval_steps;
     std::vector<Eval> evals;
     auto report = [&](int64_t step, double ms) {
       Eval e = evaluate(dsa, x_eval, rope);
       eval_steps.push_back(step);
       evals.push_back(e);
-      std::printf("%6lld %12.4f %10.3f %10.3f %10.3f %14.3f %10.1f\n", (long long)step, e.kl_per_query, e.captured,
-                  e.oracle, e.random, e.out_rel_err, ms);
+      std::printf("%6lld %12.4f %10.3f %10.3f %10.3f %10.3f %14.3f %10.1f\n", (long long)step, e.kl_per_query,
+                  e.captured, e.oracle, e.random, e.recall, e.out_rel_err, ms);
       std::fflush(stdout);
     };
     report(0, 0.0);
@@ -446,7 +387,8 @@ int main(int argc, char** argv) {
       auto t0 = std::chrono::steady_clock::now();
       Tensor x = embed_batch(emb, phrases, batch, seq, data_rng);
       opt.zero_grad();
-      Tensor loss = div(indexer_warmup_loss(dsa, x, 0, rope), Tensor::scalar((double)(batch * seq)));
+      // Stage 1 of V3.2: the dense output (unused here: the model is frozen) and the indexer's KL, mean over queries.
+      Tensor loss = dsa_train_forward(dsa, x, 0, rope, DSAStage::dense_warmup, /*measure_recall=*/false).indexer_loss;
       loss.backward();
       opt.step();
       ms_sum += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -466,8 +408,8 @@ int main(int argc, char** argv) {
     std::vector<double> I_after = heat.index_scores.to_f64_vector();
     std::vector<int64_t> sel = heat.indices.to_i64_vector();
     const int64_t kk = heat.indices.size(2);
-    save_heatmap(out_dir + "/indexer_scores.png", Th, topk, p_heat, I_before, I_after, sel);
-    save_curves(out_dir + "/warmup.png", eval_steps, evals);
+    save_pictures(out_dir, Th, topk, p_heat, I_before, I_after, sel);
+    save_curves(out_dir, eval_steps, evals);
     std::printf("\n== 2. which tokens a query keeps (held-out sequence 0, k = %lld) ==\n", (long long)topk);
     std::printf("tokens 0..%lld:", (long long)(Th - 1));
     for (int64_t t = 0; t < Th; t++) std::printf(" %lld", (long long)eval_tokens[0][t]);
@@ -494,13 +436,38 @@ int main(int argc, char** argv) {
       for (int64_t t : best) std::printf(" %lld", (long long)t);
       std::printf("\n");
     }
-    std::printf("wrote %s/indexer_scores.png and %s/warmup.png\n", out_dir.c_str(), out_dir.c_str());
+    std::printf("wrote %s/{attention_dense,indexer_before,indexer_after,selection,warmup_kl,warmup_kept}.png\n",
+                out_dir.c_str());
+
+    // k >= T: the selection is every causal key, and DSA is dense MLA (same weights, same input).
+    const int64_t k_saved = dsa.index_topk;
+    dsa.index_topk = seq;
+    double dense_diff = max_abs(sub(dsa.forward(x_eval, 0, rope), dsa.mla.forward(x_eval, 0, rope)));
+    dsa.index_topk = k_saved;
+
+    std::printf("\n== checks (ch04_dsa.md) ==\n");
+    checks.at_most("DSA with k >= T vs dense MLA, max |diff|", dense_diff, 1e-5);
+    if (default_warmup) {
+      const Eval &first = evals.front(), &last = evals.back();
+      checks.near("random: k/(t+1) averaged", first.random, 0.293, 0.001);
+      checks.near("kept at step 0 (untrained indexer ~ random)", first.captured, 0.283, 0.05);
+      checks.in_range("kept after the warm-up", last.captured, 0.92, 0.96);
+      checks.in_range("best (top-k of p_t)", last.oracle, 0.99, 1.0);
+      checks.in_range("KL/query at step 0", first.kl_per_query, 2.1, 2.35);
+      checks.in_range("KL/query after the warm-up", last.kl_per_query, 0.55, 0.75);
+      checks.in_range("recall of the dense top-k at step 0", first.recall, 0.3, 0.45);
+      checks.in_range("recall of the dense top-k after the warm-up", last.recall, 0.70, 0.85);
+      checks.in_range("|DSA-MLA|/|MLA| at step 0", first.out_rel_err, 0.9, 1.1);
+      checks.in_range("|DSA-MLA|/|MLA| after the warm-up", last.out_rel_err, 0.15, 0.25);
+    } else {
+      std::printf("(the warm-up checks hold for the default arguments only: skipped)\n");
+    }
 
     // ---- 3. cost -------------------------------------------------------------------------------------------------
-    cost_table(cost_topk, max_T, reps);
+    cost_table(cost_topk, max_T, reps, checks);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());
     return 1;
   }
-  return 0;
+  return checks.exit_code();
 }
