@@ -37,7 +37,8 @@ Block::Block(const ModelArgs& args, int64_t layer_id_, bool use_moe, Rng& rng, D
 }
 
 // h ← h + attn(attn_norm(h));  h ← h + ffn(ffn_norm(h))
-Tensor Block::forward(const Tensor& h, int64_t start_pos, const RopeTable& rope, BlockCache* cache, BlockAux* aux) const {
+Tensor Block::forward(const Tensor& h, int64_t start_pos, const RopeTable& rope, BlockCache* cache, BlockAux* aux,
+                      const TrainForward* train) const {
   Tensor x;
   {
     ScopeGuard s("attn_norm");
@@ -45,8 +46,18 @@ Tensor Block::forward(const Tensor& h, int64_t start_pos, const RopeTable& rope,
   }
   {
     ScopeGuard s("attn");
-    x = dsa ? dsa->forward(x, start_pos, rope, cache ? &cache->dsa : nullptr)
-            : attn->forward(x, start_pos, rope, cache ? &cache->attn : nullptr, attn_mode);
+    if (dsa && train && train->dsa) {
+      if (cache) fail("layer " + std::to_string(layer_id) + ": a DSA training forward runs without a KV cache");
+      DSATrainStep st = dsa_train_forward(*dsa, x, start_pos, rope, train->dsa_stage, train->measure_recall);
+      x = st.out;
+      if (aux) {
+        aux->dsa_trained = true;
+        aux->dsa = std::move(st);
+      }
+    } else {
+      x = dsa ? dsa->forward(x, start_pos, rope, cache ? &cache->dsa : nullptr)
+              : attn->forward(x, start_pos, rope, cache ? &cache->attn : nullptr, attn_mode);
+    }
   }
   Tensor h1 = add(h, x);
   {
@@ -93,7 +104,7 @@ MTPModule::MTPModule(const ModelArgs& args, int64_t layer_id, Rng& rng, DType dt
 
 // h' = eh_proj [enorm(Emb(t_{i+k})) ; hnorm(h^{k−1}_i)]  ([embedding ; hidden], as real checkpoints are)
 Tensor MTPModule::forward(const Tensor& emb_next, const Tensor& h_prev, int64_t start_pos, const RopeTable& rope,
-                          BlockCache* cache, BlockAux* aux) const {
+                          BlockCache* cache, BlockAux* aux, const TrainForward* train) const {
   if (emb_next.shape() != h_prev.shape())
     fail("MTP module: Emb(next tokens) " + emb_next.describe() + " and the previous hidden state " + h_prev.describe() +
          " must have the same shape [B, S, dim]");
@@ -111,7 +122,7 @@ Tensor MTPModule::forward(const Tensor& emb_next, const Tensor& h_prev, int64_t 
     ScopeGuard s("eh_proj");
     x = eh_proj.forward(cat({e, h}, -1));  // [B,S,2d] -> [B,S,d]
   }
-  return block.forward(x, start_pos, rope, cache, aux);
+  return block.forward(x, start_pos, rope, cache, aux, train);
 }
 
 void MTPModule::parameters(const std::string& prefix, NamedParameters& out) {
@@ -188,7 +199,7 @@ static void check_input(const Transformer& m, const char* what, const Tensor& to
 }
 
 Tensor Transformer::hidden(const Tensor& tokens, int64_t start_pos, TransformerCache* cache,
-                           std::vector<Tensor>* block_inputs, std::vector<BlockAux>* aux) {
+                           std::vector<Tensor>* block_inputs, std::vector<BlockAux>* aux, const TrainForward* train) {
   check_input(*this, "Transformer::forward", tokens, start_pos, cache);
   Tensor h;
   {
@@ -199,7 +210,7 @@ Tensor Transformer::hidden(const Tensor& tokens, int64_t start_pos, TransformerC
   for (size_t i = 0; i < layers.size(); i++) {
     if (block_inputs) block_inputs->push_back(h);
     ScopeGuard s("layers." + std::to_string(i));
-    h = layers[i]->forward(h, start_pos, rope, cache ? &cache->layers[i] : nullptr, aux ? &(*aux)[i] : nullptr);
+    h = layers[i]->forward(h, start_pos, rope, cache ? &cache->layers[i] : nullptr, aux ? &(*aux)[i] : nullptr, train);
   }
   if (block_inputs) block_inputs->push_back(h);
   if (cache) cache->filled = start_pos + tokens.size(1);
@@ -217,7 +228,7 @@ Tensor Transformer::forward(const Tensor& tokens, int64_t start_pos, Transformer
 }
 
 Tensor Transformer::mtp_forward(int64_t k, const Tensor& next_tokens, const Tensor& h_prev, int64_t start_pos,
-                                TransformerCache* cache, BlockAux* aux) {
+                                TransformerCache* cache, BlockAux* aux, const TrainForward* train) {
   if (k < 0 || k >= (int64_t)mtp.size())
     fail("mtp_forward: module " + std::to_string(k) + " does not exist (the model has " + std::to_string(mtp.size()) +
          " MTP modules)");
@@ -231,7 +242,7 @@ Tensor Transformer::mtp_forward(int64_t k, const Tensor& next_tokens, const Tens
     ScopeGuard se("embed");
     e = embed.forward(next_tokens);
   }
-  return mtp[k]->forward(e, h_prev, start_pos, rope, cache ? &cache->mtp[k] : nullptr, aux);
+  return mtp[k]->forward(e, h_prev, start_pos, rope, cache ? &cache->mtp[k] : nullptr, aux, train);
 }
 
 Tensor Transformer::mtp_logits(int64_t k, const Tensor& h_k) const {
@@ -246,20 +257,32 @@ Tensor Transformer::mtp_logits(int64_t k, const Tensor& h_k) const {
 
 // L = CE(head(norm(h)), targets) + (λ/D) Σ_k L^k + α · mean_MoE-blocks mean_b L_bal(b)
 LossOutput Transformer::loss(const Tensor& tokens, const Tensor& targets, double mtp_lambda, double balance_alpha) {
+  LossOptions o;
+  o.mtp_lambda = mtp_lambda;
+  o.balance_alpha = balance_alpha;
+  return loss(tokens, targets, o);
+}
+
+LossOutput Transformer::loss(const Tensor& tokens, const Tensor& targets, const LossOptions& options) {
+  const double mtp_lambda = options.mtp_lambda, balance_alpha = options.balance_alpha;
+  const TrainForward* train = options.train.dsa ? &options.train : nullptr;
   if (!targets.defined() || targets.shape() != tokens.shape() || targets.dtype() != DType::i64)
     fail("loss: targets " + (targets.defined() ? targets.describe() : std::string("(undefined)")) +
          " must be i64 with the shape of tokens " + tokens.describe());
   const int64_t S = tokens.size(1), D = (int64_t)mtp.size();
   LossOutput out;
   std::vector<BlockAux> aux;
-  Tensor h0 = hidden(tokens, 0, nullptr, nullptr, &aux);  // post-final-norm = h⁰ of the MTP chain
+  Tensor h0 = hidden(tokens, 0, nullptr, nullptr, &aux, train);  // post-final-norm = h⁰ of the MTP chain
   {
     ScopeGuard s("loss");
     out.main_loss = cross_entropy(logits_from_hidden(h0), targets);
   }
   std::vector<MoEOutput> ran;  // the routing of every MoE block that ran in this call, in moe_layer_names() order
-  for (BlockAux& a : aux)
+  std::vector<DSATrainStep> dsa_ran;  // the indexer losses of every DSA block in a training forward
+  for (BlockAux& a : aux) {
     if (a.moe_ran) ran.push_back(std::move(a.moe));
+    if (a.dsa_trained) dsa_ran.push_back(std::move(a.dsa));
+  }
 
   // Depth d = k+1 sees positions i = 0..S−d−1: input Emb(t_{i+d}) = tokens[:, d:], hidden h^{d−1}[:, :S−d],
   // target t_{i+d+1} = targets[:, d:].
@@ -270,7 +293,7 @@ LossOutput Transformer::loss(const Tensor& tokens, const Tensor& targets, double
     Tensor next = contiguous(slice(tokens, 1, d, S));
     Tensor tgt = contiguous(slice(targets, 1, d, S));
     BlockAux mtp_aux;
-    Tensor hk = mtp_forward(k, next, slice(h_prev, 1, 0, L), 0, nullptr, &mtp_aux);
+    Tensor hk = mtp_forward(k, next, slice(h_prev, 1, 0, L), 0, nullptr, &mtp_aux, train);
     Tensor lk;
     {
       ScopeGuard s("mtp." + std::to_string(k) + ".loss");
@@ -279,6 +302,7 @@ LossOutput Transformer::loss(const Tensor& tokens, const Tensor& targets, double
     out.mtp_losses.push_back(lk);
     mtp_total = mtp_total.defined() ? add(mtp_total, lk) : lk;
     if (mtp_aux.moe_ran) ran.push_back(std::move(mtp_aux.moe));
+    if (mtp_aux.dsa_trained) dsa_ran.push_back(std::move(mtp_aux.dsa));
     h_prev = hk;
   }
   Tensor total = out.main_loss;
@@ -296,6 +320,17 @@ LossOutput Transformer::loss(const Tensor& tokens, const Tensor& targets, double
     out.balance_loss = Tensor::scalar(0.0, dtype);
   }
   for (const MoEOutput& m : ran) out.expert_loads.push_back(m.stats.tokens_per_expert);
+  if (!dsa_ran.empty()) {
+    ScopeGuard s("indexer_loss");
+    double recall = 0;
+    int n_recall = 0;
+    for (const DSATrainStep& d : dsa_ran) {
+      out.indexer_loss = out.indexer_loss.defined() ? add(out.indexer_loss, d.indexer_loss) : d.indexer_loss;
+      if (std::isfinite(d.recall)) recall += d.recall, n_recall++;
+    }
+    out.indexer_loss = mul(out.indexer_loss, 1.0 / (double)dsa_ran.size());
+    out.indexer_recall = n_recall ? recall / n_recall : NAN;
+  }
   for (int64_t k = std::max<int64_t>(0, std::min<int64_t>(D, S - 1)); k < D; k++)  // MTP modules too deep for S: no load
     if (mtp[k]->block.moe) out.expert_loads.push_back({});
   out.loss = total;

@@ -55,6 +55,17 @@ struct BlockCache {
 struct BlockAux {
   bool moe_ran = false;
   MoEOutput moe;        // MoE blocks: the routing (gate scores, indices) and the load of this forward
+  bool dsa_trained = false;
+  DSATrainStep dsa;     // DSA blocks in a training forward (TrainForward::dsa): the indexer loss and recall
+};
+
+// What a training forward asks of the blocks beyond the plain forward. DSA blocks (V3.2) run
+// dsa_train_forward (models/dsa.h): dense attention + indexer KL in the warm-up stage, sparse attention +
+// the KL on the selected keys in the sparse stage (models/README.md §14). Plain MLA blocks ignore it.
+struct TrainForward {
+  bool dsa = false;
+  DSAStage dsa_stage = DSAStage::sparse;
+  bool measure_recall = false;  // the indexer's recall of the dense attention's top-k keys (costs a dense pass)
 };
 
 // Pre-norm block: h ← h + attn(attn_norm(h)); h ← h + ffn(ffn_norm(h)).
@@ -73,9 +84,9 @@ struct Block : Module {
   Block(const ModelArgs& args, int64_t layer_id, bool use_moe, Rng& rng, DType dtype = DType::f32);
   bool is_moe() const { return moe != nullptr; }
   // h [B,S,d] -> [B,S,d]; positions start_pos + s. `cache` (may be null) must have been made in attn_mode.
-  // aux (may be null) receives the routing of an MoE block.
+  // aux (may be null) receives the routing of an MoE block (and, with train->dsa, a DSA block's indexer loss).
   Tensor forward(const Tensor& h, int64_t start_pos, const RopeTable& rope, BlockCache* cache = nullptr,
-                 BlockAux* aux = nullptr) const;
+                 BlockAux* aux = nullptr, const TrainForward* train = nullptr) const;
   // attn_norm.weight, attn.*, ffn_norm.weight, ffn.* (dense: ffn.w1/w2/w3; MoE: ffn.gate.*, ffn.experts.E.*,
   // ffn.shared_experts.*).
   void parameters(const std::string& prefix, NamedParameters& out) override;
@@ -93,7 +104,7 @@ struct MTPModule : Module {
   MTPModule(const ModelArgs& args, int64_t layer_id, Rng& rng, DType dtype = DType::f32);
   // emb_next = Emb(t_{i+k}) [B,S,d], h_prev = h^{k−1}_i [B,S,d] -> h^k [B,S,d] (before shared_head.norm).
   Tensor forward(const Tensor& emb_next, const Tensor& h_prev, int64_t start_pos, const RopeTable& rope,
-                 BlockCache* cache = nullptr, BlockAux* aux = nullptr) const;
+                 BlockCache* cache = nullptr, BlockAux* aux = nullptr, const TrainForward* train = nullptr) const;
   void parameters(const std::string& prefix, NamedParameters& out) override;
 };
 
@@ -111,13 +122,25 @@ struct TransformerCache {
   int64_t bytes() const;
 };
 
+// The weights of loss()'s terms and what the training forward does (TrainForward).
+struct LossOptions {
+  double mtp_lambda = 0.0;     // λ of L_MTP
+  double balance_alpha = 0.0;  // α of the sequence-wise balance loss
+  TrainForward train;          // DSA models: which indexer stage, and whether to measure recall
+};
+
 struct LossOutput {
-  Tensor loss;                     // total = main_loss + (λ/D) Σ mtp_losses + balance_loss
+  Tensor loss;                     // total = main_loss + (λ/D) Σ mtp_losses + balance_loss (NOT the indexer loss)
   Tensor main_loss;                // cross entropy, mean over targets != -100
   std::vector<Tensor> mtp_losses;  // L^k, k = 1..D (unweighted)
   Tensor balance_loss;             // α · mean over MoE blocks of mean_b seq_balance_loss (0 without MoE)
   // Tokens per expert of this forward, per MoE block in moe_layer_names() order (main blocks, then MTP).
   std::vector<std::vector<int64_t>> expert_loads;
+  // DSA models with train.dsa: the indexer KL, mean over the DSA blocks that ran (each a mean over queries),
+  // on the tape and reaching only attn.indexer.* — a trainer weighs it and adds it (train/pretrain.h) — and the
+  // mean recall over those blocks (NaN unless measured). Undefined / NaN otherwise.
+  Tensor indexer_loss;
+  double indexer_recall = NAN;
 };
 
 struct Transformer : Module {
@@ -139,20 +162,22 @@ struct Transformer : Module {
   Tensor forward(const Tensor& tokens, int64_t start_pos = 0, TransformerCache* cache = nullptr);
   // The post-final-norm hidden state norm(h) [B,S,d] (= h⁰ of MTP). block_inputs (if given) receives the
   // input of every block, then the last block's output (the reference's hidden.0..n_layers).
-  // aux (if given) receives one BlockAux per main block.
+  // aux (if given) receives one BlockAux per main block; train (may be null): see TrainForward.
   Tensor hidden(const Tensor& tokens, int64_t start_pos = 0, TransformerCache* cache = nullptr,
-                std::vector<Tensor>* block_inputs = nullptr, std::vector<BlockAux>* aux = nullptr);
+                std::vector<Tensor>* block_inputs = nullptr, std::vector<BlockAux>* aux = nullptr,
+                const TrainForward* train = nullptr);
   // head(x) for an already normalised x [..., d] -> [..., V].
   Tensor logits_from_hidden(const Tensor& normed) const;
   // MTP module k (0-based): next_tokens = t_{i+k+1} [B,S], h_prev = h^k (h⁰ for k = 0) [B,S,d]
   // -> h^{k+1} [B,S,d] (feed to the next module's h_prev; logits = logits_from_hidden(mtp_norm(k, ...))).
   Tensor mtp_forward(int64_t k, const Tensor& next_tokens, const Tensor& h_prev, int64_t start_pos = 0,
-                     TransformerCache* cache = nullptr, BlockAux* aux = nullptr);
+                     TransformerCache* cache = nullptr, BlockAux* aux = nullptr, const TrainForward* train = nullptr);
   Tensor mtp_logits(int64_t k, const Tensor& h_k) const;  // head(shared_head.norm_k(h_k))
 
   // tokens, targets [B,S] i64 (targets = next tokens, -100 ignored). MTP depth k predicts
   // targets[:, k:] from tokens[:, k:] and h^{k-1}[:, :S-k]. Differentiable.
   LossOutput loss(const Tensor& tokens, const Tensor& targets, double mtp_lambda, double balance_alpha);
+  LossOutput loss(const Tensor& tokens, const Tensor& targets, const LossOptions& options);
 
   // MoE blocks in order: main layers, then MTP blocks. Names like "layers.1.ffn", "mtp.0.ffn".
   std::vector<std::string> moe_layer_names() const;

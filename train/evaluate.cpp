@@ -68,6 +68,8 @@ EvalResult evaluate_lm(Transformer& model, const std::vector<std::string>& shard
   NoGradGuard no_grad;
   double sum = 0;
   std::vector<double> mtp_sum(model.mtp.size(), 0.0);
+  const bool has_dsa = model.args.index_topk > 0;
+  double recall_sum = 0;
   for (int64_t b = 0; b < n; b++) {
     std::vector<int32_t> batch = loader.next_batch();  // [B*(T+1)]
     std::vector<int64_t> x(B * T), y(B * T);
@@ -76,7 +78,13 @@ EvalResult evaluate_lm(Transformer& model, const std::vector<std::string>& shard
         x[i * T + t] = batch[i * (T + 1) + t];
         y[i * T + t] = batch[i * (T + 1) + t + 1];
       }
-    LossOutput lo = model.loss(Tensor::from_vector(x, {B, T}), Tensor::from_vector(y, {B, T}), 0.0, 0.0);
+    // A DSA model runs its sparse forward as in inference (the same logits), with the recall measured.
+    LossOptions lopt;
+    lopt.train.dsa = has_dsa;
+    lopt.train.dsa_stage = DSAStage::sparse;
+    lopt.train.measure_recall = has_dsa;
+    LossOutput lo = model.loss(Tensor::from_vector(x, {B, T}), Tensor::from_vector(y, {B, T}), lopt);
+    if (has_dsa) recall_sum += lo.indexer_recall;
     sum += lo.main_loss.item();
     for (size_t k = 0; k < lo.mtp_losses.size(); k++) mtp_sum[k] += lo.mtp_losses[k].item();
   }
@@ -85,6 +93,7 @@ EvalResult evaluate_lm(Transformer& model, const std::vector<std::string>& shard
   r.loss = sum / (double)n;
   r.perplexity = std::exp(r.loss);
   for (double s : mtp_sum) r.mtp_losses.push_back(s / (double)n);
+  if (has_dsa) r.indexer_recall = recall_sum / (double)n;
   r.seconds = seconds_since(t0);
   return r;
 }

@@ -5,6 +5,7 @@
 // What this is not: a task-accuracy evaluation (problems with verifiable answers come with the reasoning
 // stages).
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -23,6 +24,8 @@ struct EvalResult {
   double loss = 0;        // mean cross-entropy (nats per token) of the main head
   double perplexity = 0;  // exp(loss)
   std::vector<double> mtp_losses;  // per MTP depth, when the model has MTP modules
+  double indexer_recall = NAN;     // DSA models (index_topk > 0): the indexer's recall of the dense attention's
+                                   // top-k keys (models/dsa.h indexer_recall), mean over the batches; else NaN
   int64_t batches = 0, tokens = 0;
   double seconds = 0;
   std::vector<std::string> shards;

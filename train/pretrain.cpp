@@ -114,25 +114,69 @@ PretrainStage::PretrainStage(Transformer& model, const TrainConfig& tc, const Pr
 
 int64_t PretrainStage::tokens_per_batch() const { return tc_.batch_size * tc_.seq_len; }
 
+bool PretrainStage::has_dsa() const { return model_.args.index_topk > 0; }
+
+DSAStage PretrainStage::dsa_stage(int64_t step) const {
+  return step < tc_.dsa_warmup_steps ? DSAStage::dense_warmup : DSAStage::sparse;
+}
+
+std::vector<std::string> PretrainStage::loss_terms() const {
+  std::vector<std::string> t = {"main", "mtp", "balance"};
+  if (has_dsa()) t.push_back("indexer_kl");
+  return t;
+}
+
+std::vector<std::string> PretrainStage::step_metrics() const {
+  std::vector<std::string> m = {"max_load", "max_over_mean_load"};
+  if (has_dsa()) m.insert(m.end(), {"dsa_stage", "indexer_recall"});
+  return m;
+}
+
+std::vector<std::string> PretrainStage::eval_metrics() const {
+  std::vector<std::string> m = {"val_loss"};
+  if (has_dsa()) m.push_back("val_indexer_recall");
+  return m;
+}
+
 void PretrainStage::make_batch(int64_t step) {
   if (step != loads_step_) {  // a new optimizer step: its load starts at zero
     step_loads_.clear();
     loads_step_ = step;
+    step_recall_ = 0;
+    step_micro_ = 0;
   }
   to_tensors(loader_.next_batch(), tc_.batch_size, tc_.seq_len, tokens_, targets_);
 }
 
 BatchLoss PretrainStage::batch_loss(int64_t step) {
-  (void)step;
-  LossOutput lo = model_.loss(tokens_, targets_, tc_.mtp_lambda, tc_.balance_alpha);
+  LossOptions lopt;
+  lopt.mtp_lambda = tc_.mtp_lambda;
+  lopt.balance_alpha = tc_.balance_alpha;
+  if (has_dsa()) {
+    lopt.train.dsa = true;
+    lopt.train.dsa_stage = dsa_stage(step);
+    lopt.train.measure_recall = true;
+  }
+  LossOutput lo = model_.loss(tokens_, targets_, lopt);
   add_expert_loads(step_loads_, lo.expert_loads);
   double mtp = 0;
   for (auto& l : lo.mtp_losses) mtp += l.item();
   if (!lo.mtp_losses.empty()) mtp /= (double)lo.mtp_losses.size();
-  return {lo.loss, {lo.main_loss.item(), mtp, lo.balance_loss.defined() ? lo.balance_loss.item() : 0.0}};
+  BatchLoss out{lo.loss, {lo.main_loss.item(), mtp, lo.balance_loss.defined() ? lo.balance_loss.item() : 0.0}};
+  if (has_dsa()) {
+    // warm-up: only the indexer trains (the LM terms are logged, not back-propagated: the model is frozen);
+    // sparse: the LM loss trains the model, the indexer KL (detached input) trains the indexer.
+    Tensor indexer = mul(lo.indexer_loss, tc_.indexer_loss_weight);
+    out.total = dsa_stage(step) == DSAStage::dense_warmup ? indexer : add(lo.loss, indexer);
+    out.terms.push_back(lo.indexer_loss.item());
+    step_recall_ += lo.indexer_recall;
+    step_micro_++;
+  }
+  return out;
 }
 
 void PretrainStage::update_biases() {
+  if (has_dsa() && dsa_stage(loads_step_) == DSAStage::dense_warmup) return;  // the model is frozen
   if (tc_.bias_gamma > 0 && !step_loads_.empty()) model_.update_gate_biases(step_loads_, tc_.bias_gamma);
 }
 
@@ -140,7 +184,12 @@ std::vector<double> PretrainStage::step_metric_values() {
   double max_over_mean = NAN, max_load = NAN;
   load_balance(step_loads_, max_over_mean, max_load);
   last_step_loads_ = step_loads_;
-  return {max_load, max_over_mean};
+  std::vector<double> v = {max_load, max_over_mean};
+  if (has_dsa()) {
+    v.push_back(dsa_stage(loads_step_) == DSAStage::dense_warmup ? 0.0 : 1.0);
+    v.push_back(step_micro_ ? step_recall_ / (double)step_micro_ : NAN);
+  }
+  return v;
 }
 
 std::vector<double> PretrainStage::evaluate(int64_t step) {
@@ -150,7 +199,9 @@ std::vector<double> PretrainStage::evaluate(int64_t step) {
   eo.batch_size = tc_.batch_size;
   eo.seq_len = tc_.seq_len;
   eo.seed = kValSeed;
-  return {evaluate_lm(model_, data_.val_shards, eo).loss};
+  EvalResult r = evaluate_lm(model_, data_.val_shards, eo);
+  if (has_dsa()) return {r.loss, r.indexer_recall};
+  return {r.loss};
 }
 
 void PretrainStage::save_state(TrainerState& state) const { state.loader = loader_.state(); }

@@ -62,15 +62,26 @@ struct PretrainResult {
 // step's load); eval val_loss = evaluate_lm over eval_batches validation batches (a fixed seed: the same
 // batches every time). update_biases() is the after_optimizer_step hook: DeepSeek-V3's aux-loss-free bias
 // update once per optimizer step, from the load summed over ALL of its micro-batches.
+//
+// A DSA model (model.index_topk > 0) is trained the way DeepSeek-V3.2 trains it (models/README.md §14):
+//   steps [0, train.dsa_warmup_steps)   dense warm-up: attention dense, the main model FROZEN (only the indexer
+//                                       gets a gradient: loss = λ_I · indexer_kl, the KL between the indexer's
+//                                       distribution and the main attention's, summed over heads, L1-normalised)
+//   the remaining steps                 sparse: top-k selection active; loss = L_main + λ/D Σ L^k + α·L_bal
+//                                       + λ_I · indexer_kl on the selected set (indexer input detached, so the
+//                                       model learns from the LM loss only and the indexer from its KL only)
+// with the term indexer_kl, the step metrics dsa_stage (0 = warm-up, 1 = sparse) and indexer_recall (the
+// indexer's recall of the dense attention's top-k keys, measured on every training batch), and the eval metric
+// val_indexer_recall. λ_I = train.indexer_loss_weight. No bias updates during the warm-up (the model is frozen).
 class PretrainStage : public Stage {
  public:
   PretrainStage(Transformer& model, const TrainConfig& tc, const PreparedData& data);
 
   std::string name() const override { return "pretrain"; }
-  std::vector<std::string> loss_terms() const override { return {"main", "mtp", "balance"}; }
+  std::vector<std::string> loss_terms() const override;       // main, mtp, balance (+ indexer_kl for DSA)
   int64_t tokens_per_batch() const override;
-  std::vector<std::string> step_metrics() const override { return {"max_load", "max_over_mean_load"}; }
-  std::vector<std::string> eval_metrics() const override { return {"val_loss"}; }
+  std::vector<std::string> step_metrics() const override;     // max_load, max_over_mean_load (+ dsa_stage, indexer_recall)
+  std::vector<std::string> eval_metrics() const override;     // val_loss (+ val_indexer_recall)
   void make_batch(int64_t step) override;
   BatchLoss batch_loss(int64_t step) override;
   std::vector<double> step_metric_values() override;
@@ -79,6 +90,9 @@ class PretrainStage : public Stage {
   void load_state(const TrainerState& state) override;
 
   void update_biases();
+  // DSA models: the indexer stage of a 0-based step (dense_warmup for the first train.dsa_warmup_steps).
+  DSAStage dsa_stage(int64_t step) const;
+  bool has_dsa() const;
   // Tokens per expert per MoE block summed over the micro-batches of the step in progress (or just done).
   const std::vector<std::vector<int64_t>>& step_loads() const { return step_loads_; }
   // The same for the last completed step, kept for the expert_load.png of the end of the run.
@@ -94,6 +108,8 @@ class PretrainStage : public Stage {
   Tensor tokens_, targets_;
   std::vector<std::vector<int64_t>> step_loads_, last_step_loads_;
   int64_t loads_step_ = -1;
+  double step_recall_ = 0;  // DSA: Σ over the step's micro-batches of the indexer recall
+  int64_t step_micro_ = 0;
 };
 
 PretrainResult pretrain(const PretrainConfig& config, std::ostream& log, const PretrainOptions& options = {});
