@@ -6,7 +6,7 @@
 
 #include "autograd/node.h"
 #include "ops/cpu/gemm.h"
-#include "ops/cpu/runtime.h"
+#include "autograd/runtime.h"
 #include "ops/dispatch.h"
 #include "ops/reduce.h"
 #include "ops/shape.h"

@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "ops/cpu/runtime.h"
+#include "autograd/runtime.h"
 
 namespace sg {
 

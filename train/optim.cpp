@@ -7,7 +7,7 @@
 #include <set>
 #include <stdexcept>
 
-#include "ops/cpu/runtime.h"
+#include "autograd/runtime.h"
 
 namespace sg {
 

@@ -18,7 +18,7 @@
 #include "data/tokenizer.h"
 #include "models/generate.h"
 #include "models/transformer.h"
-#include "ops/cpu/runtime.h"
+#include "autograd/runtime.h"
 #include "ops/ops.h"
 #include "train/checkpoint.h"
 #include "train/clip.h"

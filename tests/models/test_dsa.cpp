@@ -26,7 +26,7 @@
 #include "models/dsa.h"
 #include "models/layers.h"
 #include "models/mla.h"
-#include "ops/cpu/runtime.h"
+#include "autograd/runtime.h"
 #include "ops/ops.h"
 
 using namespace sg;

@@ -23,6 +23,7 @@
 #include "models/mla.h"
 #include "models/safetensors.h"
 #include "models/weights.h"
+#include "autograd/runtime.h"
 #include "ops/cpu/runtime.h"
 #include "ops/ops.h"
 

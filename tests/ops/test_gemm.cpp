@@ -10,6 +10,7 @@
 
 #include "autograd/rng.h"
 #include "ops/cpu/gemm.h"
+#include "autograd/runtime.h"
 #include "ops/cpu/runtime.h"
 
 using sg::cpu::GemmKernel;

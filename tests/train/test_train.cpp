@@ -15,7 +15,7 @@
 #include <functional>
 
 #include "data/shards.h"
-#include "ops/cpu/runtime.h"
+#include "autograd/runtime.h"
 #include "ops/ops.h"
 #include "tests/data/temp_dir.h"
 #include "train/checkpoint.h"

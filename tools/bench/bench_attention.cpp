@@ -14,7 +14,7 @@
 
 #include "models/attention.h"
 #include "models/layers.h"
-#include "ops/cpu/runtime.h"
+#include "autograd/runtime.h"
 #include "ops/ops.h"
 #if __has_include("models/mla.h")
 #include "models/mla.h"

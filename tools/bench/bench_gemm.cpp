@@ -23,7 +23,7 @@
 
 #include "autograd/rng.h"
 #include "ops/cpu/gemm.h"
-#include "ops/cpu/runtime.h"
+#include "autograd/runtime.h"
 #include "tools/bench/bench.h"
 
 namespace sg::bench {

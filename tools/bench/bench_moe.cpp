@@ -13,7 +13,7 @@
 
 #include "models/layers.h"
 #include "models/moe.h"
-#include "ops/cpu/runtime.h"
+#include "autograd/runtime.h"
 #include "ops/ops.h"
 
 namespace sg::bench {

@@ -12,7 +12,7 @@
 
 #include "autograd/allocator.h"
 #include "models/transformer.h"
-#include "ops/cpu/runtime.h"
+#include "autograd/runtime.h"
 #include "ops/ops.h"
 #include "train/clip.h"
 #include "train/config_yaml.h"

@@ -26,7 +26,7 @@
 
 #include "models/attention.h"
 #include "models/layers.h"
-#include "ops/cpu/runtime.h"
+#include "autograd/runtime.h"
 #include "ops/ops.h"
 
 #define STB_IMAGE_WRITE_STATIC

@@ -22,7 +22,7 @@
 #include "models/mla.h"
 #include "models/safetensors.h"
 #include "models/weights.h"
-#include "ops/cpu/runtime.h"
+#include "autograd/runtime.h"
 #include "ops/ops.h"
 
 namespace {

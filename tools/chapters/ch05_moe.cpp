@@ -29,7 +29,7 @@
 
 #include "models/layers.h"
 #include "models/moe.h"
-#include "ops/cpu/runtime.h"
+#include "autograd/runtime.h"
 #include "ops/ops.h"
 
 #define STB_IMAGE_WRITE_STATIC

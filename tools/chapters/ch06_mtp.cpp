@@ -26,7 +26,7 @@
 #include "data/tokenizer.h"
 #include "models/generate.h"
 #include "models/transformer.h"
-#include "ops/cpu/runtime.h"
+#include "autograd/runtime.h"
 #include "ops/nn.h"
 #include "ops/ops.h"
 #include "train/clip.h"
