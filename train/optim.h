@@ -18,7 +18,8 @@
 // Which parameters are stepped: those with requires_grad() and a defined .grad(); the others are
 // left alone and their step count does not advance (a MoE expert that received no token this step
 // keeps its moments as they were, as in PyTorch). Parameters must be contiguous f32 CPU tensors.
-// The update loops are plain loops over raw float pointers, split over threads by parallel_for.
+// The arithmetic is a kernel like every other: ops/optim.h's adamw_update / sgd_update (one device
+// switch; the CPU loops over raw floats in ops/cpu/optim.cpp); this file keeps the bookkeeping.
 //
 // Checkpoints: state_tensors() lists the state as safetensors tensors with stable names
 // ("exp_avg.<param name>", "exp_avg_sq.<param name>", "step.<param name>", "step"), and
@@ -124,18 +125,5 @@ class SGD : public Optimizer {
   SGDConfig cfg_;
   std::vector<Tensor> buf_;  // parallel to params_
 };
-
-// ---- the update kernels, over raw floats (exposed so a test or a gdb session can call them) -----
-struct AdamWUpdateArgs {
-  float lr, beta1, beta2, eps;
-  float decay_factor;          // 1 − lr·λ (1 when this parameter is not decayed)
-  float step_size;             // lr / (1 − β1^t)
-  float bias_correction2_sqrt; // sqrt(1 − β2^t)
-};
-// p, g, m, v are (n): p and m, v updated in place.
-void adamw_update(float* p, const float* g, float* m, float* v, int64_t n, const AdamWUpdateArgs& a);
-// p, g, buf are (n); first = true sets buf = g.
-void sgd_update(float* p, const float* g, float* buf, int64_t n, float lr, float momentum,
-                      float weight_decay, bool nesterov, bool first);
 
 }  // namespace sg

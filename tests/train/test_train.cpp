@@ -303,6 +303,31 @@ TEST_CASE("clip: global norm computed and scaled exactly") {
   CHECK_FALSE(b.grad().defined());
 }
 
+TEST_CASE("clip: grad_norm is the same number on any thread count") {
+  // Gradients of mixed sizes (a few 64K-element chunks and many small ones), the way a model's are.
+  Rng rng(21);
+  std::vector<Tensor> ps;
+  for (int64_t n : {300000, 7, 65536, 1, 131073, 64, 64, 4096}) {
+    ps.push_back(Tensor::zeros({n}).requires_grad_(true));
+    ps.back().set_grad(Tensor::randn({n}, rng, 0.01));
+  }
+  NamedParameters named;
+  for (size_t i = 0; i < ps.size(); ++i) named.push_back({"p" + std::to_string(i), &ps[i]});
+  long double ref = 0;
+  for (const Tensor& p : ps)
+    for (float g : values(p.grad())) ref += (long double)g * g;
+  const int saved = num_threads();
+  set_num_threads(1);
+  const double one = grad_norm(named);
+  CHECK(std::abs(one - std::sqrt((double)ref)) / std::sqrt((double)ref) < 1e-13);
+  for (int t : {2, 3, 4}) {
+    set_num_threads(t);
+    const double many = grad_norm(named);
+    CHECK_MESSAGE(std::memcmp(&one, &many, sizeof(double)) == 0, t << " threads: " << many << " vs " << one);
+  }
+  set_num_threads(saved);
+}
+
 // ---- checkpoints ------------------------------------------------------------------------------
 
 namespace {
