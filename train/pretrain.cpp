@@ -218,7 +218,7 @@ PretrainResult pretrain(const PretrainConfig& config, std::ostream& log, const P
   const std::string ckpt_dir = (fs::path(tc.out_dir) / "checkpoint").string();
   TrainerState state;
   if (checkpoint_exists(ckpt_dir)) {
-    load_checkpoint(ckpt_dir, params, &optimizer, state);
+    load_checkpoint(ckpt_dir, model, &optimizer, state);
     if (state.loader) loader.restore(*state.loader);
     rng.set_state(state.rng);
     log << "resume: " << ckpt_dir << " at step " << state.step << " (" << state.tokens_seen << " tokens seen)\n";
@@ -231,7 +231,7 @@ PretrainResult pretrain(const PretrainConfig& config, std::ostream& log, const P
     state.rng = rng.state();
     state.loader = loader.state();
     state.config_name = config.name;
-    save_checkpoint(ckpt_dir, params, &optimizer, state);
+    save_checkpoint(ckpt_dir, model, &optimizer, state);
   };
 
   // ---- LOOP ----

@@ -385,7 +385,7 @@ TEST_CASE("transformer: export -> import is exact (MTP + gate bias model, f32 an
     Rng rng(5);
     Transformer m(a, rng, dt);
     // non-trivial norms and biases so every tensor is distinguishable
-    for (auto& [name, t] : m.named_parameters())
+    for (auto& [name, t] : m.named_parameters_and_buffers())
       if (name.find("norm") != std::string::npos || name.find("gate.bias") != std::string::npos) fill_randn(*t, rng, 0.3);
     std::string dir = tmp / (std::string("model_") + dtype_name(dt));
     save_model_dir(m, dir);
@@ -398,14 +398,14 @@ TEST_CASE("transformer: export -> import is exact (MTP + gate bias model, f32 an
                              "model.layers.2.mlp.gate.e_score_correction_bias", "model.layers.3.self_attn.q_a_proj.weight",
                              "model.layers.1.mlp.experts.3.down_proj.weight", "lm_head.weight"})
       CHECK_MESSAGE(f.contains(name), name);
-    CHECK(f.tensors.size() == m.named_parameters().size() + 2 * 2);
+    CHECK(f.tensors.size() == m.named_parameters_and_buffers().size() + 2 * 2);
 
     Transformer back = load_model_dir(dir, dt);
     CHECK(back.args.n_mtp_modules == 2);
     CHECK(back.args.gate_bias);
     CHECK(back.args.score_func == "sigmoid");
     CHECK(back.args.q_lora_rank == 8);
-    NamedParameters p0 = m.named_parameters(), p1 = back.named_parameters();
+    NamedParameters p0 = m.named_parameters_and_buffers(), p1 = back.named_parameters_and_buffers();
     REQUIRE(p0.size() == p1.size());
     for (size_t i = 0; i < p0.size(); i++) {
       CHECK(p0[i].first == p1[i].first);
@@ -444,7 +444,7 @@ TEST_CASE("transformer: parameter names (official) and their HF names") {
   Rng rng(0);
   Transformer m(tiny_args(1), rng);
   std::map<std::string, Shape> shapes;
-  for (auto& [name, t] : m.named_parameters()) shapes[name] = t->shape();
+  for (auto& [name, t] : m.named_parameters_and_buffers()) shapes[name] = t->shape();
   CHECK(shapes.at("embed.weight") == Shape{48, 16});
   CHECK(shapes.at("head.weight") == Shape{48, 16});
   CHECK(shapes.at("layers.0.ffn.w1.weight") == Shape{32, 16});
@@ -458,7 +458,7 @@ TEST_CASE("transformer: parameter names (official) and their HF names") {
   CHECK(hf_to_transformer_param("model.layers.2.self_attn.kv_b_proj.weight", 2) == "mtp.0.attn.wkv_b.weight");
   CHECK(hf_to_transformer_param("model.layers.1.self_attn.kv_b_proj.weight", 2) == "layers.1.attn.wkv_b.weight");
   CHECK(contains(error_of([&] { transformer_param_to_hf("layers.5.attn_norm.weight", 2); }), "layers.5.attn_norm.weight"));
-  for (auto& [name, t] : m.named_parameters())
+  for (auto& [name, t] : m.named_parameters_and_buffers())
     CHECK_MESSAGE(hf_to_transformer_param(transformer_param_to_hf(name, 2), 2) == name, name);
 }
 
@@ -473,7 +473,7 @@ TEST_CASE("transformer: float64 gradcheck of a tiny Transformer with MoE and MTP
   for (uint64_t seed = 1; seed < 50 && !model; seed++) {
     Rng rng(seed);
     holder = std::make_unique<Transformer>(a, rng, DType::f64);
-    for (auto& [name, t] : holder->named_parameters())
+    for (auto& [name, t] : holder->named_buffers())
       if (name.find("gate.bias") != std::string::npos) fill_randn(*t, rng, 0.05);
     tokens = Tensor::randint({2, 6}, rng, 0, a.vocab_size);
     targets = Tensor::randint({2, 6}, rng, 0, a.vocab_size);

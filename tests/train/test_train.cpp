@@ -15,6 +15,7 @@
 #include <functional>
 
 #include "data/shards.h"
+#include "models/transformer.h"
 #include "autograd/runtime.h"
 #include "ops/ops.h"
 #include "tests/data/temp_dir.h"
@@ -332,6 +333,33 @@ TEST_CASE("clip: grad_norm is the same number on any thread count") {
 
 namespace {
 
+// A tiny DeepSeek-V3-shaped Transformer: layer 0 dense, layer 1 MoE with a gate bias, one MTP module
+// (also MoE, so it has a gate bias too).
+ModelArgs tiny_v3_args() {
+  ModelArgs a;
+  a.vocab_size = 32;
+  a.dim = 16;
+  a.inter_dim = 32;
+  a.moe_inter_dim = 8;
+  a.n_layers = 2;
+  a.n_dense_layers = 1;
+  a.n_heads = 2;
+  a.n_routed_experts = 4;
+  a.n_shared_experts = 1;
+  a.n_activated_experts = 2;
+  a.score_func = "sigmoid";
+  a.gate_bias = true;
+  a.q_lora_rank = 8;
+  a.kv_lora_rank = 8;
+  a.qk_nope_head_dim = 8;
+  a.qk_rope_head_dim = 4;
+  a.v_head_dim = 8;
+  a.max_seq_len = 16;
+  a.original_seq_len = 16;
+  a.n_mtp_modules = 1;
+  return a;
+}
+
 struct TinySetup {
   Tensor w, norm;
   NamedParameters params() { return {{"model.layers.0.mlp.up_proj.weight", &w}, {"model.norm.weight", &norm}}; }
@@ -420,6 +448,53 @@ TEST_CASE("checkpoint: round trip of parameters, moments, RNG and loader state")
   load_checkpoint(dir, b.params(), &opt_b, got);
   CHECK(got.step == 4);
   CHECK_FALSE(fs::exists(dir + ".old"));
+}
+
+TEST_CASE("checkpoint: buffers (the MoE gate bias) are saved and loaded, and never reach the optimizer") {
+  Rng rng(3);
+  Transformer m(tiny_v3_args(), rng);
+  NamedParameters params = m.named_parameters(), buffers = m.named_buffers(),
+                  both = m.named_parameters_and_buffers();
+  for (auto& [name, t] : params) CHECK_MESSAGE(name.find("gate.bias") == std::string::npos, name);
+  REQUIRE(buffers.size() == 2);
+  CHECK(buffers[0].first == "layers.1.ffn.gate.bias");
+  CHECK(buffers[0].second == &m.layers[1]->moe->gate.bias);
+  CHECK(buffers[1].first == "mtp.0.ffn.gate.bias");
+  // The file order of the days when the bias was listed as a parameter: right after its gate's weight.
+  REQUIRE(both.size() == params.size() + 2);
+  auto index_of = [&](const std::string& name) {
+    for (size_t i = 0; i < both.size(); ++i)
+      if (both[i].first == name) return (int64_t)i;
+    return (int64_t)-1;
+  };
+  CHECK(index_of("layers.1.ffn.gate.bias") == index_of("layers.1.ffn.gate.weight") + 1);
+  CHECK(index_of("mtp.0.ffn.gate.bias") == index_of("mtp.0.ffn.gate.weight") + 1);
+  AdamW opt(params, AdamWConfig{1e-2});
+  for (auto& [name, t] : opt.params()) CHECK_MESSAGE(name.find("gate.bias") == std::string::npos, name);
+
+  // Round trip through a checkpoint of the model: the biases come back.
+  TempDir tmp("ckpt_buffers");
+  m.layers[1]->moe->gate.bias.set_at({2}, 0.25);
+  m.mtp[0]->block.moe->gate.bias.set_at({0}, -0.5);
+  TrainerState st;
+  st.step = 1;
+  save_checkpoint(tmp.file("ckpt"), m, &opt, st);
+  SafeTensorsFile file = read_safetensors(tmp.file("ckpt") + "/model.safetensors");
+  CHECK(file.tensors.size() == both.size());
+  CHECK(file.contains("layers.1.ffn.gate.bias"));
+  Rng rng2(4);
+  Transformer back(tiny_v3_args(), rng2);
+  AdamW opt2(back.named_parameters(), AdamWConfig{1e-2});
+  TrainerState got;
+  load_checkpoint(tmp.file("ckpt"), back, &opt2, got);
+  CHECK(back.layers[1]->moe->gate.bias.at({2}) == 0.25);
+  CHECK(back.mtp[0]->block.moe->gate.bias.at({0}) == -0.5);
+  CHECK(same_bits(back.embed.weight, m.embed.weight));
+
+  // A checkpoint of the parameters alone is not a checkpoint of this model: the error names the buffer.
+  save_checkpoint(tmp.file("params_only"), params, &opt, st);
+  CHECK(error_of([&] { load_checkpoint(tmp.file("params_only"), back, &opt2, got); })
+            .find("no tensor 'layers.1.ffn.gate.bias'") != std::string::npos);
 }
 
 TEST_CASE("checkpoint: a failed save leaves the previous checkpoint intact") {
