@@ -5,6 +5,8 @@
 // like its struct.
 //
 //   parameter  a tensor the optimizer trains (it gets a gradient): Linear, Embedding and norm weights.
+//              Each is registered with its ParamKind (autograd/tensor.h) — weight, embedding, norm,
+//              bias — which decides, for instance, whether AdamW decays it (train/optim.h).
 //   buffer     state that is saved and loaded with the model but is NOT trained: no gradient, never
 //              handed to an optimizer. The one in DeepSeek-V3: the MoE gate's e_score_correction_bias
 //              (`gate.bias`), which only the aux-loss-free balancing changes (Gate::update_bias).
@@ -14,7 +16,8 @@
 //   named_parameters_and_buffers()  what a checkpoint or a model file holds (the file names and order
 //                                   are those of the days when the gate bias was listed as a parameter)
 //
-// A composite module forwards parameters() to all its children and buffers() to the children that
+// A leaf module registers each tensor with add_parameter(out, name, t, kind) or add_buffer(out, name, t);
+// a composite module forwards parameters() to all its children and buffers() to the children that
 // have buffers (Gate → MoE → Block → MTPModule, Transformer); a leaf module without buffers writes none.
 //
 // What this is not: PyTorch's nn.Module (no hooks, no train/eval flag, no automatic discovery).
@@ -31,6 +34,17 @@ using NamedParameters = std::vector<std::pair<std::string, Tensor*>>;
 
 inline std::string join_name(const std::string& prefix, const std::string& name) {
   return prefix.empty() ? name : prefix + "." + name;
+}
+
+// The two registration calls of every leaf module: they append (name, &t) and mark the tensor with
+// its kind, so whoever holds the list later (the optimizer, a debugger) can ask t.param_kind().
+inline void add_parameter(NamedParameters& out, const std::string& name, Tensor& t, ParamKind kind) {
+  if (t.defined()) t.set_param_kind(kind);
+  out.push_back({name, &t});
+}
+inline void add_buffer(NamedParameters& out, const std::string& name, Tensor& t) {
+  if (t.defined()) t.set_param_kind(ParamKind::buffer);
+  out.push_back({name, &t});
 }
 
 struct Module {

@@ -83,9 +83,11 @@ struct Gate : Module {
   // Aux-loss-free balancing (DEEPSEEK.md §6), after a training step: load[i] = assignments routed to
   // expert i over the step's batch; b_i += gamma · sign(mean(load) − load_i) (overloaded ⇒ decrease).
   void update_bias(const std::vector<int64_t>& load, double gamma);
-  void parameters(const std::string& prefix, NamedParameters& out) override { out.push_back({join_name(prefix, "weight"), &weight}); }
+  void parameters(const std::string& prefix, NamedParameters& out) override {
+    add_parameter(out, join_name(prefix, "weight"), weight, ParamKind::weight);
+  }
   void buffers(const std::string& prefix, NamedParameters& out) override {
-    if (bias.defined()) out.push_back({join_name(prefix, "bias"), &bias});
+    if (bias.defined()) add_buffer(out, join_name(prefix, "bias"), bias);
   }
 };
 

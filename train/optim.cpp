@@ -72,9 +72,7 @@ void check_no_extra(const SafeTensorsFile& file, const std::set<std::string>& kn
 
 }  // namespace
 
-bool decay_matrices_only(const std::string& name, const Tensor& param) {
-  return param.dim() == 2 && name.find("embed") == std::string::npos && name.find("norm") == std::string::npos;
-}
+bool decay_weights_only(const std::string& name, const Tensor& param) { return param.param_kind() == ParamKind::weight; }
 
 Optimizer::Optimizer(NamedParameters params, const char* who) : params_(std::move(params)) {
   std::set<std::string> seen;
@@ -84,6 +82,9 @@ Optimizer::Optimizer(NamedParameters params, const char* who) : params_(std::mov
       throw std::invalid_argument(std::string("[") + who + "] parameter name '" + name + "' appears twice");
     if (!p || !p->defined())
       throw std::invalid_argument(std::string("[") + who + "] parameter '" + name + "' is not a tensor");
+    if (p->param_kind() == ParamKind::buffer)
+      throw std::invalid_argument(std::string("[") + who + "] '" + name +
+                                  "' is a buffer (Module::buffers), not a parameter; pass named_parameters()");
     if (p->dtype() != DType::f32 || p->device() != Device::CPU || !p->is_contiguous())
       throw std::invalid_argument(std::string("[") + who + "] parameter '" + name + "' is " + p->describe() +
                                   " on " + device_name(p->device()) + "; expected a contiguous f32 CPU tensor");
