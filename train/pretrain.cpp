@@ -13,12 +13,12 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "autograd/runtime.h"
 #include "data/generators.h"
 #include "data/shards.h"
 #include "data/tokenizer.h"
 #include "models/generate.h"
 #include "models/transformer.h"
-#include "autograd/runtime.h"
 #include "ops/ops.h"
 #include "train/checkpoint.h"
 #include "train/clip.h"

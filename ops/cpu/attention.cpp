@@ -6,8 +6,8 @@
 #include <limits>
 #include <vector>
 
-#include "ops/cpu/gemm.h"
 #include "autograd/runtime.h"
+#include "ops/cpu/gemm.h"
 #include "ops/cpu/runtime.h"
 #include "ops/cpu/simd.h"  // SG_SIMD_CLONES: per-instruction-set builds of the f32 loops; exp_f32
 

@@ -8,6 +8,7 @@
 
 #include "autograd/runtime.h"
 #include "ops/cpu/runtime.h"
+#include "ops/cpu/simd.h"
 
 namespace sg::cpu {
 
@@ -17,7 +18,27 @@ static constexpr int64_t kGrain = 1 << 14;
 
 // ---- AdamW ------------------------------------------------------------------------------------
 
-static void adamw_range(float* p, const float* g, float* m, float* v, int64_t i0, int64_t i1, const AdamWUpdateArgs& a) {
+// The scalars are copied into locals (here and below): read through a reference they could alias
+// p[i], and the compiler would reload them every element instead of vectorising the loop.
+static void adamw_range(float* p, const float* g, float* m, float* v, int64_t i0, int64_t i1, const AdamWUpdateArgs& args) {
+  const AdamWUpdateArgs a = args;
+  for (int64_t i = i0; i < i1; ++i) {
+    p[i] *= a.decay_factor;
+    m[i] = a.beta1 * m[i] + (1.0f - a.beta1) * g[i];
+    v[i] = a.beta2 * v[i] + (1.0f - a.beta2) * g[i] * g[i];
+    const float denom = std::sqrt(v[i]) / a.bias_correction2_sqrt + a.eps;
+    p[i] -= a.step_size * m[i] / denom;
+  }
+}
+
+// The same body as a vector loop (ops/cpu/simd.h): one clone per instruction set. sqrt and division are
+// correctly rounded in SIMD as in scalar code, and this file is built with -ffp-contract=off (no a·b + c
+// fused into an FMA), so every element gets the bits adamw_range gives it. Vectorising std::sqrt needs
+// -fno-math-errno (also set for this file in CMakeLists.txt; nothing reads errno).
+SG_SIMD_CLONES static void adamw_range_simd(float* p, const float* g, float* m, float* v, int64_t i0, int64_t i1,
+                                            const AdamWUpdateArgs& args) {
+  const AdamWUpdateArgs a = args;
+#pragma omp simd
   for (int64_t i = i0; i < i1; ++i) {
     p[i] *= a.decay_factor;
     m[i] = a.beta1 * m[i] + (1.0f - a.beta1) * g[i];
@@ -31,7 +52,7 @@ void adamw_update_f32_v1_naive(float* p, const float* g, float* m, float* v, int
   adamw_range(p, g, m, v, 0, n, a);
 }
 void adamw_update_f32_v2_parallel(float* p, const float* g, float* m, float* v, int64_t n, const AdamWUpdateArgs& a) {
-  parallel_for(n, kGrain, [&](int64_t i0, int64_t i1) { adamw_range(p, g, m, v, i0, i1, a); });
+  parallel_for(n, kGrain, [&](int64_t i0, int64_t i1) { adamw_range_simd(p, g, m, v, i0, i1, a); });
 }
 void adamw_update_f32(float* p, const float* g, float* m, float* v, int64_t n, const AdamWUpdateArgs& a) {
   if (naive_kernels()) return adamw_update_f32_v1_naive(p, g, m, v, n, a);
@@ -40,7 +61,8 @@ void adamw_update_f32(float* p, const float* g, float* m, float* v, int64_t n, c
 
 // ---- SGD --------------------------------------------------------------------------------------
 
-static void sgd_range(float* p, const float* g, float* buf, int64_t i0, int64_t i1, const SGDUpdateArgs& a) {
+static void sgd_range(float* p, const float* g, float* buf, int64_t i0, int64_t i1, const SGDUpdateArgs& args) {
+  const SGDUpdateArgs a = args;
   for (int64_t i = i0; i < i1; ++i) {
     float d = g[i] + a.weight_decay * p[i];
     if (buf) {
@@ -51,11 +73,27 @@ static void sgd_range(float* p, const float* g, float* buf, int64_t i0, int64_t 
   }
 }
 
+SG_SIMD_CLONES static void sgd_range_simd(float* p, const float* g, float* buf, int64_t i0, int64_t i1,
+                                          const SGDUpdateArgs& args) {
+  const SGDUpdateArgs a = args;
+  if (!buf) {
+#pragma omp simd
+    for (int64_t i = i0; i < i1; ++i) p[i] -= a.lr * (g[i] + a.weight_decay * p[i]);
+    return;
+  }
+#pragma omp simd
+  for (int64_t i = i0; i < i1; ++i) {
+    const float d = g[i] + a.weight_decay * p[i];
+    buf[i] = a.first ? d : a.momentum * buf[i] + d;
+    p[i] -= a.lr * (a.nesterov ? d + a.momentum * buf[i] : buf[i]);
+  }
+}
+
 void sgd_update_f32_v1_naive(float* p, const float* g, float* buf, int64_t n, const SGDUpdateArgs& a) {
   sgd_range(p, g, buf, 0, n, a);
 }
 void sgd_update_f32_v2_parallel(float* p, const float* g, float* buf, int64_t n, const SGDUpdateArgs& a) {
-  parallel_for(n, kGrain, [&](int64_t i0, int64_t i1) { sgd_range(p, g, buf, i0, i1, a); });
+  parallel_for(n, kGrain, [&](int64_t i0, int64_t i1) { sgd_range_simd(p, g, buf, i0, i1, a); });
 }
 void sgd_update_f32(float* p, const float* g, float* buf, int64_t n, const SGDUpdateArgs& a) {
   if (naive_kernels()) return sgd_update_f32_v1_naive(p, g, buf, n, a);
@@ -79,9 +117,23 @@ double sum_squares_f32_v1_naive(const float* const* x, const int64_t* n, int64_t
   return total;
 }
 
+// v2's chunk sum: 8 running sums, lane j taking the elements i ≡ j (mod 8), added in lane order at the
+// end, then the tail. The order is fixed here, not by the vector width of the clone that runs, so every
+// machine gets the same bits; it differs from v1's element order by rounding only (~1e-16 relative).
+SG_SIMD_CLONES static double chunk_sum_squares_lanes(const float* x, int64_t n) {
+  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) acc[j] += (double)x[i + j] * (double)x[i + j];
+  double total = 0.0;
+  for (int j = 0; j < 8; ++j) total += acc[j];
+  for (; i < n; ++i) total += (double)x[i] * (double)x[i];
+  return total;
+}
+
 // The chunks of all buffers are listed first, so many small gradients and a few large ones are split
 // over the threads in one parallel region; each chunk's sum lands in its own slot, and the slots are
-// added in order — the same additions as v1. (Serial, this loop over 10M values cost ~30 ms of a
+// added in chunk order, as in v1. (Serial, this loop over 10M values cost ~30 ms of a
 // bench-small training step.)
 double sum_squares_f32_v2_parallel(const float* const* x, const int64_t* n, int64_t count) {
   struct Chunk {
@@ -93,7 +145,7 @@ double sum_squares_f32_v2_parallel(const float* const* x, const int64_t* n, int6
     for (int64_t j = 0; j < n[i]; j += kSumSquaresChunk) chunks.push_back({x[i] + j, std::min(kSumSquaresChunk, n[i] - j)});
   std::vector<double> partial(chunks.size(), 0.0);
   parallel_for((int64_t)chunks.size(), 4, [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c) partial[c] = chunk_sum_squares(chunks[c].data, chunks[c].n);
+    for (int64_t c = c0; c < c1; ++c) partial[c] = chunk_sum_squares_lanes(chunks[c].data, chunks[c].n);
   });
   double total = 0.0;
   for (double s : partial) total += s;
@@ -107,13 +159,16 @@ double sum_squares_f32(const float* const* x, const int64_t* n, int64_t count) {
 
 // ---- scale ------------------------------------------------------------------------------------
 
-void scale_f32_v1_naive(float* x, int64_t n, float c) {
-  for (int64_t i = 0; i < n; ++i) x[i] *= c;
+static void scale_range(float* x, int64_t i0, int64_t i1, float c) {
+  for (int64_t i = i0; i < i1; ++i) x[i] *= c;
 }
+SG_SIMD_CLONES static void scale_range_simd(float* x, int64_t i0, int64_t i1, float c) {
+#pragma omp simd
+  for (int64_t i = i0; i < i1; ++i) x[i] *= c;
+}
+void scale_f32_v1_naive(float* x, int64_t n, float c) { scale_range(x, 0, n, c); }
 void scale_f32_v2_parallel(float* x, int64_t n, float c) {
-  parallel_for(n, kGrain, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) x[i] *= c;
-  });
+  parallel_for(n, kGrain, [&](int64_t i0, int64_t i1) { scale_range_simd(x, i0, i1, c); });
 }
 void scale_f32(float* x, int64_t n, float c) {
   if (naive_kernels()) return scale_f32_v1_naive(x, n, c);

@@ -5,10 +5,12 @@
 //
 // Every kernel is a plain function over raw, contiguous f32 buffers of n elements, in numbered
 // versions side by side: v1_naive (one plain loop on the calling thread, the reference) and
-// v2_parallel (the same loop body over contiguous chunks on sg::parallel_for). The unnumbered name
-// picks v1 under sg::naive_kernels(), else v2. The element-wise kernels do the same arithmetic in the
-// same order for every element in both versions, so v1 and v2 agree bit for bit; sum_squares fixes
-// its chunking (kSumSquaresChunk) so its result is the same in both versions and on any thread count.
+// v2_parallel (the same formula as a vector loop — ops/cpu/simd.h — over contiguous chunks on
+// sg::parallel_for). The unnumbered name picks v1 under sg::naive_kernels(), else v2. The element-wise
+// kernels do the same arithmetic in the same order for every element in both versions, so v1 and v2
+// agree bit for bit. sum_squares fixes its chunking (kSumSquaresChunk) and, in v2, the order inside a
+// chunk (8 lanes), so its result is the same on any thread count (and any CPU); v1 and v2 differ by
+// rounding only (~1e-16 relative).
 //
 // The math (the PyTorch order, the placement of ε) is written out in train/optim.h.
 //
@@ -48,10 +50,10 @@ void sgd_update_f32_v1_naive(float* p, const float* g, float* buf, int64_t n, co
 void sgd_update_f32_v2_parallel(float* p, const float* g, float* buf, int64_t n, const SGDUpdateArgs& a);
 
 // ---- sum of squares (the global gradient norm is its square root) -------------------------------
-// Elements per chunk. The sum is DEFINED chunk by chunk: every buffer is cut into chunks of
-// kSumSquaresChunk elements (the last one shorter), each chunk is summed in element order in double,
-// and the chunk sums are added in (buffer, chunk) order. Both versions compute exactly that, so the
-// result depends on neither the version nor the thread count.
+// Elements per chunk. The sum is computed chunk by chunk: every buffer is cut into chunks of
+// kSumSquaresChunk elements (the last one shorter), each chunk is summed in double (v1: in element
+// order; v2: in 8 interleaved lanes, added in lane order), and the chunk sums are added in (buffer,
+// chunk) order. So the result does not depend on the thread count.
 constexpr int64_t kSumSquaresChunk = 1 << 16;
 // x[i]: (n[i]) for i < count. Returns Σ_i Σ_j x[i][j]² (double).
 double sum_squares_f32(const float* const* x, const int64_t* n, int64_t count);

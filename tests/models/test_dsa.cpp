@@ -22,11 +22,11 @@
 #include <vector>
 
 #include "autograd/gradcheck.h"
+#include "autograd/runtime.h"
 #include "models/config.h"
 #include "models/dsa.h"
 #include "models/layers.h"
 #include "models/mla.h"
-#include "autograd/runtime.h"
 #include "ops/ops.h"
 
 using namespace sg;

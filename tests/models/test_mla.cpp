@@ -18,12 +18,12 @@
 #include <vector>
 
 #include "autograd/gradcheck.h"
+#include "autograd/runtime.h"
 #include "models/config.h"
 #include "models/layers.h"
 #include "models/mla.h"
 #include "models/safetensors.h"
 #include "models/weights.h"
-#include "autograd/runtime.h"
 #include "ops/cpu/runtime.h"
 #include "ops/ops.h"
 

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "autograd/rng.h"
-#include "ops/cpu/gemm.h"
 #include "autograd/runtime.h"
+#include "ops/cpu/gemm.h"
 #include "ops/cpu/runtime.h"
 
 using sg::cpu::GemmKernel;

@@ -1,9 +1,10 @@
 // tests/ops/test_optim.cpp — the optimizer and clipping kernels (ops/cpu/optim.h) against independent
-// formulas in double on random inputs, v2_parallel against v1_naive bit for bit on several thread
-// counts, sum_squares' fixed chunking (the same number on any thread count), and the ops-level
+// formulas in double on random inputs, v2_parallel (vector loops on threads) against v1_naive bit for
+// bit on several thread counts, sum_squares' fixed order (the same number on any thread count), and the ops-level
 // dispatch (ops/optim.h): it runs the CPU kernel and names the op, the tensor and the device in errors.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -176,12 +177,28 @@ TEST_CASE("optim kernels: sum_squares_f32 against a long double sum; the same bi
   for (auto& b : bufs)
     for (float f : b) ref += (long double)f * f;
   const double v1 = cpu::sum_squares_f32_v1_naive(x.data(), sizes.data(), (int64_t)sizes.size());
-  MESSAGE("sum_squares: " << v1 << ", relative error vs long double " << (double)std::abs((v1 - ref) / ref));
+  const double v2 = cpu::sum_squares_f32_v2_parallel(x.data(), sizes.data(), (int64_t)sizes.size());
+  MESSAGE("sum_squares: " << v1 << ", relative error vs long double: v1 " << (double)std::abs((v1 - ref) / ref)
+                          << ", v2 " << (double)std::abs((v2 - ref) / ref));
   CHECK(std::abs((long double)v1 - ref) / ref < 1e-13);
+  CHECK(std::abs((long double)v2 - ref) / ref < 1e-13);
   for_thread_counts([&](int t) {
-    const double v2 = cpu::sum_squares_f32_v2_parallel(x.data(), sizes.data(), (int64_t)sizes.size());
-    CHECK_MESSAGE(std::memcmp(&v1, &v2, sizeof(double)) == 0, t << " threads: " << v2 << " vs " << v1);
+    const double v2t = cpu::sum_squares_f32_v2_parallel(x.data(), sizes.data(), (int64_t)sizes.size());
+    CHECK_MESSAGE(std::memcmp(&v2, &v2t, sizeof(double)) == 0, t << " threads: " << v2t << " vs " << v2);
   });
+  // The v2 order written out: per chunk, lane j sums x[i] for i ≡ j (mod 8) over the full groups of 8,
+  // lanes added in order, then the tail; chunk sums added in order.
+  double by_hand = 0.0;
+  for (size_t b = 0; b < bufs.size(); ++b)
+    for (int64_t c0 = 0; c0 < sizes[b]; c0 += K) {
+      const int64_t cn = std::min(K, sizes[b] - c0), full = cn / 8 * 8;
+      double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0}, chunk = 0.0;
+      for (int64_t i = 0; i < full; ++i) lane[i % 8] += (double)bufs[b][c0 + i] * (double)bufs[b][c0 + i];
+      for (double l : lane) chunk += l;
+      for (int64_t i = full; i < cn; ++i) chunk += (double)bufs[b][c0 + i] * (double)bufs[b][c0 + i];
+      by_hand += chunk;
+    }
+  CHECK(std::memcmp(&by_hand, &v2, sizeof(double)) == 0);
   CHECK(cpu::sum_squares_f32_v2_parallel(nullptr, nullptr, 0) == 0.0);
 }
 

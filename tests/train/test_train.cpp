@@ -15,10 +15,10 @@
 #include <functional>
 #include <set>
 
+#include "autograd/runtime.h"
 #include "data/shards.h"
 #include "models/dsa.h"
 #include "models/transformer.h"
-#include "autograd/runtime.h"
 #include "ops/ops.h"
 #include "tests/data/temp_dir.h"
 #include "train/checkpoint.h"

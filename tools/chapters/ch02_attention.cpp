@@ -24,9 +24,9 @@
 #include <string>
 #include <vector>
 
+#include "autograd/runtime.h"
 #include "models/attention.h"
 #include "models/layers.h"
-#include "autograd/runtime.h"
 #include "ops/ops.h"
 
 #define STB_IMAGE_WRITE_STATIC

@@ -17,12 +17,12 @@
 #include <string>
 #include <vector>
 
+#include "autograd/runtime.h"
 #include "models/config.h"
 #include "models/layers.h"
 #include "models/mla.h"
 #include "models/safetensors.h"
 #include "models/weights.h"
-#include "autograd/runtime.h"
 #include "ops/ops.h"
 
 namespace {

@@ -24,10 +24,10 @@
 #include <string>
 #include <vector>
 
+#include "autograd/runtime.h"
 #include "models/dsa.h"
 #include "models/layers.h"
 #include "models/mla.h"
-#include "autograd/runtime.h"
 #include "ops/ops.h"
 
 #define STB_IMAGE_WRITE_STATIC

@@ -27,9 +27,9 @@
 #include <string>
 #include <vector>
 
+#include "autograd/runtime.h"
 #include "models/layers.h"
 #include "models/moe.h"
-#include "autograd/runtime.h"
 #include "ops/ops.h"
 
 #define STB_IMAGE_WRITE_STATIC
