@@ -31,6 +31,18 @@ const char* dtype_name(DType dt) {
   return "?";
 }
 
+const char* param_kind_name(ParamKind k) {
+  switch (k) {
+    case ParamKind::none: return "none";
+    case ParamKind::weight: return "weight";
+    case ParamKind::embedding: return "embedding";
+    case ParamKind::norm: return "norm";
+    case ParamKind::bias: return "bias";
+    case ParamKind::buffer: return "buffer";
+  }
+  return "?";
+}
+
 const char* device_name(Device d) {
   switch (d) {
     case Device::CPU: return "cpu";

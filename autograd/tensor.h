@@ -27,6 +27,19 @@ const char* dtype_name(DType dt);
 const char* device_name(Device d);
 inline bool is_floating(DType dt) { return dt == DType::f32 || dt == DType::f64; }
 
+// What a tensor is to the module that registered it (models/module.h sets it through add_parameter /
+// add_buffer; the optimizer's default weight-decay rule reads it: decay iff weight). A tensor nobody
+// registered (an activation, a view, a copy) is `none`.
+enum class ParamKind : uint8_t {
+  none,       // not registered by a module
+  weight,     // a Linear (or gate) matrix: decayed by AdamW's default rule
+  embedding,  // an Embedding table
+  norm,       // an RMSNorm / LayerNorm scale
+  bias,       // an additive bias (LayerNorm's)
+  buffer,     // module state that is not trained (Module::buffers(): the MoE gate's e_score_correction_bias)
+};
+const char* param_kind_name(ParamKind k);
+
 using Shape = std::vector<int64_t>;
 std::string shape_str(const Shape& s);                 // "(2, 3, 4)"
 int64_t shape_numel(const Shape& s);
@@ -56,6 +69,7 @@ struct TensorImpl {
   DType dtype = DType::f32;
   Device device = Device::CPU;
   bool requires_grad = false;
+  ParamKind param_kind = ParamKind::none;  // set when a module registers it (models/module.h)
   std::shared_ptr<TensorImpl> grad;   // accumulated gradient of a leaf (or retained non-leaf)
   std::shared_ptr<Node> grad_fn;      // the op that produced this tensor (null for leaves)
   std::string name;
@@ -123,6 +137,11 @@ class Tensor {
 
   const std::string& name() const { return impl_->name; }
   Tensor& set_name(const std::string& name);
+  ParamKind param_kind() const { return impl_->param_kind; }
+  Tensor& set_param_kind(ParamKind k) {
+    impl_->param_kind = k;
+    return *this;
+  }
 
   TensorImpl* impl() const { return impl_.get(); }
   const std::shared_ptr<TensorImpl>& impl_ptr() const { return impl_; }

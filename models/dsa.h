@@ -60,8 +60,8 @@ struct LayerNorm : Module {
   explicit LayerNorm(int64_t dim, double eps = 1e-6, DType dtype = DType::f32);
   Tensor forward(const Tensor& x) const;
   void parameters(const std::string& prefix, NamedParameters& out) override {
-    out.push_back({join_name(prefix, "weight"), &weight});
-    out.push_back({join_name(prefix, "bias"), &bias});
+    add_parameter(out, join_name(prefix, "weight"), weight, ParamKind::norm);
+    add_parameter(out, join_name(prefix, "bias"), bias, ParamKind::bias);
   }
 };
 

@@ -20,7 +20,9 @@ struct Linear : Module {
   // Weights ~ N(0, init_std²); init_std <= 0 means 1/sqrt(in_features).
   Linear(int64_t in_features, int64_t out_features, Rng& rng, double init_std = 0.0, DType dtype = DType::f32);
   Tensor forward(const Tensor& x) const;
-  void parameters(const std::string& prefix, NamedParameters& out) override { out.push_back({join_name(prefix, "weight"), &weight}); }
+  void parameters(const std::string& prefix, NamedParameters& out) override {
+    add_parameter(out, join_name(prefix, "weight"), weight, ParamKind::weight);
+  }
 };
 
 struct Embedding : Module {
@@ -28,7 +30,9 @@ struct Embedding : Module {
   Embedding() = default;
   Embedding(int64_t vocab_size, int64_t dim, Rng& rng, double init_std = 1.0, DType dtype = DType::f32);
   Tensor forward(const Tensor& ids) const;
-  void parameters(const std::string& prefix, NamedParameters& out) override { out.push_back({join_name(prefix, "weight"), &weight}); }
+  void parameters(const std::string& prefix, NamedParameters& out) override {
+    add_parameter(out, join_name(prefix, "weight"), weight, ParamKind::embedding);
+  }
 };
 
 struct RMSNorm : Module {
@@ -37,7 +41,9 @@ struct RMSNorm : Module {
   RMSNorm() = default;
   explicit RMSNorm(int64_t dim, double eps = 1e-6, DType dtype = DType::f32);
   Tensor forward(const Tensor& x) const;
-  void parameters(const std::string& prefix, NamedParameters& out) override { out.push_back({join_name(prefix, "weight"), &weight}); }
+  void parameters(const std::string& prefix, NamedParameters& out) override {
+    add_parameter(out, join_name(prefix, "weight"), weight, ParamKind::norm);
+  }
 };
 
 // SwiGLU feed-forward; used as the dense FFN, each routed expert and the shared experts.

@@ -22,9 +22,8 @@
 // Official names (DEEPSEEK.md §11): gate.weight, gate.bias (↔ mlp.gate.e_score_correction_bias),
 // experts.E.{w1,w2,w3}.weight, shared_experts.{w1,w2,w3}.weight.
 //
-// The gate bias is a BUFFER, not a trainable parameter: it has requires_grad() == false and is listed in
-// parameters() only so that checkpoints save and load it. Optimizers must skip tensors with
-// requires_grad() == false; only update_bias() changes it.
+// The gate bias is a BUFFER, not a trainable parameter (models/module.h): listed by buffers(), not by
+// parameters(), so checkpoints save and load it and no optimizer ever sees it; only update_bias() changes it.
 //
 // What this is not: expert parallelism (all-to-all, train/parallel/), FP8 experts, a fused grouped GEMM.
 #pragma once
@@ -85,8 +84,10 @@ struct Gate : Module {
   // expert i over the step's batch; b_i += gamma · sign(mean(load) − load_i) (overloaded ⇒ decrease).
   void update_bias(const std::vector<int64_t>& load, double gamma);
   void parameters(const std::string& prefix, NamedParameters& out) override {
-    out.push_back({join_name(prefix, "weight"), &weight});
-    if (bias.defined()) out.push_back({join_name(prefix, "bias"), &bias});  // a buffer: requires_grad false
+    add_parameter(out, join_name(prefix, "weight"), weight, ParamKind::weight);
+  }
+  void buffers(const std::string& prefix, NamedParameters& out) override {
+    if (bias.defined()) add_buffer(out, join_name(prefix, "bias"), bias);
   }
 };
 
@@ -133,6 +134,7 @@ struct MoE : Module {
   // seq_balance_loss of that forward (needs a [B, S, dim] input): [B].
   static Tensor balance_loss(const MoEOutput& out, double alpha);
   void parameters(const std::string& prefix, NamedParameters& out) override;
+  void buffers(const std::string& prefix, NamedParameters& out) override { gate.buffers(join_name(prefix, "gate"), out); }
 };
 
 // ---- the standard MoE baseline (Switch Transformer / GShard) --------------------------------------

@@ -92,6 +92,9 @@ void Block::parameters(const std::string& prefix, NamedParameters& out) {
   else
     dense_ffn->parameters(join_name(prefix, "ffn"), out);
 }
+void Block::buffers(const std::string& prefix, NamedParameters& out) {
+  if (moe) moe->buffers(join_name(prefix, "ffn"), out);
+}
 
 // ---- MTP module --------------------------------------------------------------------------------
 
@@ -132,6 +135,7 @@ void MTPModule::parameters(const std::string& prefix, NamedParameters& out) {
   block.parameters(prefix, out);  // flattened: mtp.k.attn_norm.weight, mtp.k.attn.*, mtp.k.ffn.*
   shared_head_norm.parameters(join_name(prefix, "shared_head.norm"), out);
 }
+void MTPModule::buffers(const std::string& prefix, NamedParameters& out) { block.buffers(prefix, out); }
 
 // ---- cache ------------------------------------------------------------------------------------
 
@@ -413,6 +417,10 @@ void Transformer::parameters(const std::string& prefix, NamedParameters& out) {
   head.parameters(join_name(prefix, "head"), out);
   for (size_t k = 0; k < mtp.size(); k++) mtp[k]->parameters(join_name(prefix, "mtp." + std::to_string(k)), out);
 }
+void Transformer::buffers(const std::string& prefix, NamedParameters& out) {
+  for (size_t i = 0; i < layers.size(); i++) layers[i]->buffers(join_name(prefix, "layers." + std::to_string(i)), out);
+  for (size_t k = 0; k < mtp.size(); k++) mtp[k]->buffers(join_name(prefix, "mtp." + std::to_string(k)), out);
+}
 
 // ---- names ------------------------------------------------------------------------------------
 
@@ -472,8 +480,8 @@ Transformer load_model_dir(const std::string& dir, DType dtype) {
 
   Rng rng(0);
   Transformer model(args, rng, dtype);
-  // The parameters under their on-disk layer names (mtp.k.* -> layers.{n_layers+k}.*).
-  NamedParameters params = model.named_parameters();
+  // The parameters and buffers under their on-disk layer names (mtp.k.* -> layers.{n_layers+k}.*).
+  NamedParameters params = model.named_parameters_and_buffers();
   for (auto& [name, t] : params) {
     int64_t k = 0;
     std::string rest;
@@ -532,7 +540,7 @@ void save_model_dir(Transformer& model, const std::string& dir_in) {
   const std::string tmp = dir + ".tmp", old = dir + ".old";
   const int64_t n_layers = model.args.n_layers;
   std::vector<StTensor> tensors;
-  for (auto& [name, t] : model.named_parameters()) {
+  for (auto& [name, t] : model.named_parameters_and_buffers()) {
     tensors.push_back(st_from_tensor(transformer_param_to_hf(name, n_layers), *t));
     int64_t k = 0;
     std::string rest;

@@ -90,6 +90,7 @@ struct Block : Module {
   // attn_norm.weight, attn.*, ffn_norm.weight, ffn.* (dense: ffn.w1/w2/w3; MoE: ffn.gate.*, ffn.experts.E.*,
   // ffn.shared_experts.*).
   void parameters(const std::string& prefix, NamedParameters& out) override;
+  void buffers(const std::string& prefix, NamedParameters& out) override;
 };
 
 // One MTP module (DEEPSEEK.md §7). The shared embedding and head are the main model's; this module owns
@@ -106,6 +107,7 @@ struct MTPModule : Module {
   Tensor forward(const Tensor& emb_next, const Tensor& h_prev, int64_t start_pos, const RopeTable& rope,
                  BlockCache* cache = nullptr, BlockAux* aux = nullptr, const TrainForward* train = nullptr) const;
   void parameters(const std::string& prefix, NamedParameters& out) override;
+  void buffers(const std::string& prefix, NamedParameters& out) override;
 };
 
 // The KV caches of every block (and of every MTP module, for speculative decoding). Entries are written
@@ -192,6 +194,7 @@ struct Transformer : Module {
   void set_attn_mode(MLAMode mode);  // every block (main and MTP); caches made before no longer fit
 
   void parameters(const std::string& prefix, NamedParameters& out) override;
+  void buffers(const std::string& prefix, NamedParameters& out) override;
 };
 
 // total += loads, element by element (total may start empty); throws if the block/expert counts differ.

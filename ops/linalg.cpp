@@ -5,8 +5,8 @@
 #include "ops/linalg.h"
 
 #include "autograd/node.h"
+#include "autograd/runtime.h"
 #include "ops/cpu/gemm.h"
-#include "ops/cpu/runtime.h"
 #include "ops/dispatch.h"
 #include "ops/reduce.h"
 #include "ops/shape.h"

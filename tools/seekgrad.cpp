@@ -14,7 +14,7 @@
 #include <iostream>
 
 #include "autograd/allocator.h"
-#include "ops/cpu/runtime.h"
+#include "autograd/runtime.h"
 #include "tools/bench/bench.h"
 #include "tools/bench/bench_attention.h"
 #include "tools/bench/bench_moe.h"

@@ -78,6 +78,13 @@ void recover(const fs::path& dir) {
 
 }  // namespace
 
+void save_checkpoint(const std::string& dir, Module& model, const Optimizer* optimizer, const TrainerState& state) {
+  save_checkpoint(dir, model.named_parameters_and_buffers(), optimizer, state);
+}
+void load_checkpoint(const std::string& dir, Module& model, Optimizer* optimizer, TrainerState& state) {
+  load_checkpoint(dir, model.named_parameters_and_buffers(), optimizer, state);
+}
+
 bool checkpoint_exists(const std::string& dir) {
   const fs::path d = checkpoint_dir(dir);
   return fs::exists(d / kStateFile) || fs::exists(old_dir(d) / kStateFile);

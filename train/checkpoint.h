@@ -1,7 +1,8 @@
 // train/checkpoint.h — a training checkpoint is a DIRECTORY:
 //
-//   <dir>/model.safetensors       the parameters, under the names the caller passes (HF or official
-//                                 DeepSeek names), f32 (f64 parameters stay f64)
+//   <dir>/model.safetensors       the parameters AND buffers (models/module.h: the MoE gate bias is a
+//                                 buffer), under the names the caller passes (HF or official DeepSeek
+//                                 names), f32 (f64 tensors stay f64)
 //   <dir>/optimizer.safetensors   Optimizer::state_tensors() (AdamW: exp_avg.<name>, exp_avg_sq.<name>,
 //                                 step.<name>, step), metadata {"optimizer": "adamw"}
 //   <dir>/trainer_state.json      TrainerState (train/trainer_state.h): step, tokens seen, RNG state,
@@ -16,7 +17,7 @@
 // An existing `<dir>` that is not a checkpoint (no trainer_state.json, not empty) is never
 // replaced: the save throws instead.
 //
-// Loading checks everything before it changes anything: every parameter must be in the file with
+// Loading checks everything before it changes anything: every tensor of the list must be in the file with
 // its shape (and no tensor may be left over), the optimizer kind must match, and errors name the
 // file: "[checkpoint] runs/x/model.safetensors: no tensor 'layers.0.attn.wq.weight' ...", or the
 // safetensors reader's own error (truncated file, bad header) after the path.
@@ -32,12 +33,18 @@
 
 namespace sg {
 
-// `optimizer` may be null (no optimizer.safetensors is written). state.optimizer is filled in from it.
-void save_checkpoint(const std::string& dir, const NamedParameters& params, const Optimizer* optimizer,
+// The usual calls: every parameter and buffer of `model` (Module::named_parameters_and_buffers()),
+// the optimizer built over its named_parameters().
+void save_checkpoint(const std::string& dir, Module& model, const Optimizer* optimizer, const TrainerState& state);
+void load_checkpoint(const std::string& dir, Module& model, Optimizer* optimizer, TrainerState& state);
+
+// Over an explicit list of tensors (parameters and buffers alike). `optimizer` may be null (no
+// optimizer.safetensors is written). state.optimizer is filled in from it.
+void save_checkpoint(const std::string& dir, const NamedParameters& tensors, const Optimizer* optimizer,
                      const TrainerState& state);
-// Loads into existing parameters (copied in place: the Tensor handles stay the same) and an
-// optimizer built over the same list; `optimizer` may be null (its file is then not read).
-void load_checkpoint(const std::string& dir, const NamedParameters& params, Optimizer* optimizer,
+// Loads into existing tensors (copied in place: the Tensor handles stay the same) and an optimizer
+// built over (a subset of) the same list; `optimizer` may be null (its file is then not read).
+void load_checkpoint(const std::string& dir, const NamedParameters& tensors, Optimizer* optimizer,
                      TrainerState& state);
 // A directory load_checkpoint() can read (also true for the `<dir>.old` left by a crash mid-rename).
 bool checkpoint_exists(const std::string& dir);

@@ -1,5 +1,5 @@
-// train/optim.cpp — AdamW and SGD: the per-parameter bookkeeping here, the arithmetic in the two
-// raw-float loops adamw_update / sgd_update. The math is written out in optim.h.
+// train/optim.cpp — AdamW and SGD: the per-parameter bookkeeping here, the arithmetic in the
+// kernels adamw_update / sgd_update (ops/optim.h). The math is written out in optim.h.
 #include "train/optim.h"
 
 #include <cmath>
@@ -7,13 +7,11 @@
 #include <set>
 #include <stdexcept>
 
-#include "ops/cpu/runtime.h"
+#include "ops/optim.h"
 
 namespace sg {
 
 namespace {
-
-constexpr int64_t kGrain = 1 << 14;  // elements per thread chunk: the loops are memory bound
 
 // The gradient of a parameter as a contiguous f32 tensor, or an undefined tensor when it has none.
 Tensor usable_grad(const std::string& who, const std::string& name, const Tensor& p) {
@@ -74,9 +72,7 @@ void check_no_extra(const SafeTensorsFile& file, const std::set<std::string>& kn
 
 }  // namespace
 
-bool decay_matrices_only(const std::string& name, const Tensor& param) {
-  return param.dim() == 2 && name.find("embed") == std::string::npos && name.find("norm") == std::string::npos;
-}
+bool decay_weights_only(const std::string& name, const Tensor& param) { return param.param_kind() == ParamKind::weight; }
 
 Optimizer::Optimizer(NamedParameters params, const char* who) : params_(std::move(params)) {
   std::set<std::string> seen;
@@ -86,6 +82,9 @@ Optimizer::Optimizer(NamedParameters params, const char* who) : params_(std::mov
       throw std::invalid_argument(std::string("[") + who + "] parameter name '" + name + "' appears twice");
     if (!p || !p->defined())
       throw std::invalid_argument(std::string("[") + who + "] parameter '" + name + "' is not a tensor");
+    if (p->param_kind() == ParamKind::buffer)
+      throw std::invalid_argument(std::string("[") + who + "] '" + name +
+                                  "' is a buffer (Module::buffers), not a parameter; pass named_parameters()");
     if (p->dtype() != DType::f32 || p->device() != Device::CPU || !p->is_contiguous())
       throw std::invalid_argument(std::string("[") + who + "] parameter '" + name + "' is " + p->describe() +
                                   " on " + device_name(p->device()) + "; expected a contiguous f32 CPU tensor");
@@ -93,18 +92,6 @@ Optimizer::Optimizer(NamedParameters params, const char* who) : params_(std::mov
 }
 
 // ---- AdamW ------------------------------------------------------------------------------------
-
-void adamw_update(float* p, const float* g, float* m, float* v, int64_t n, const AdamWUpdateArgs& a) {
-  parallel_for(n, kGrain, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      p[i] *= a.decay_factor;
-      m[i] = a.beta1 * m[i] + (1.0f - a.beta1) * g[i];
-      v[i] = a.beta2 * v[i] + (1.0f - a.beta2) * g[i] * g[i];
-      const float denom = std::sqrt(v[i]) / a.bias_correction2_sqrt + a.eps;
-      p[i] -= a.step_size * m[i] / denom;
-    }
-  });
-}
 
 AdamW::AdamW(NamedParameters params, AdamWConfig cfg, DecayPredicate decay)
     : Optimizer(std::move(params), "adamw"), cfg_(cfg), state_(params_.size()) {
@@ -149,8 +136,7 @@ void AdamW::step(double lr) {
     a.decay_factor = s.decay ? (float)(1.0 - lr * cfg_.weight_decay) : 1.0f;
     a.step_size = (float)(lr / (1.0 - std::pow(cfg_.beta1, t)));
     a.bias_correction2_sqrt = (float)std::sqrt(1.0 - std::pow(cfg_.beta2, t));
-    adamw_update(p->data<float>(), g.data<float>(), s.exp_avg.data<float>(), s.exp_avg_sq.data<float>(),
-                 p->numel(), a);
+    adamw_update(*p, g, s.exp_avg, s.exp_avg_sq, a);
   }
 }
 
@@ -189,20 +175,6 @@ void AdamW::load_state(const SafeTensorsFile& file) {
 
 // ---- SGD --------------------------------------------------------------------------------------
 
-void sgd_update(float* p, const float* g, float* buf, int64_t n, float lr, float momentum, float weight_decay,
-                bool nesterov, bool first) {
-  parallel_for(n, kGrain, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      float d = g[i] + weight_decay * p[i];
-      if (buf) {
-        buf[i] = first ? d : momentum * buf[i] + d;
-        d = nesterov ? d + momentum * buf[i] : buf[i];
-      }
-      p[i] -= lr * d;
-    }
-  });
-}
-
 SGD::SGD(NamedParameters params, SGDConfig cfg) : Optimizer(std::move(params), "sgd"), cfg_(cfg), buf_(params_.size()) {
   if (!(cfg.momentum >= 0) || !(cfg.weight_decay >= 0))
     throw std::invalid_argument("[sgd] need momentum >= 0 and weight_decay >= 0");
@@ -220,8 +192,13 @@ void SGD::step(double lr) {
       buf_[i] = Tensor::zeros(p->shape());
       first = true;
     }
-    sgd_update(p->data<float>(), g.data<float>(), cfg_.momentum != 0 ? buf_[i].data<float>() : nullptr,
-               p->numel(), (float)lr, (float)cfg_.momentum, (float)cfg_.weight_decay, cfg_.nesterov, first);
+    SGDUpdateArgs a;
+    a.lr = (float)lr;
+    a.momentum = (float)cfg_.momentum;
+    a.weight_decay = (float)cfg_.weight_decay;
+    a.nesterov = cfg_.nesterov ? 1 : 0;
+    a.first = first ? 1 : 0;
+    sgd_update(*p, g, cfg_.momentum != 0 ? buf_[i] : Tensor(), a);
   }
 }
 

@@ -4,6 +4,7 @@
 // AdamW (Loshchilov & Hutter, "Decoupled Weight Decay Regularization", Algorithm 2), per element,
 // at this parameter's step t = 1, 2, ...:
 //   p ← p · (1 − lr·λ)                    decoupled decay; only where decay(name, p) is true
+//                                          (default: p.param_kind() == ParamKind::weight)
 //   m ← β1·m + (1 − β1)·g
 //   v ← β2·v + (1 − β2)·g²
 //   p ← p − (lr / (1 − β1^t)) · m / ( sqrt(v) / sqrt(1 − β2^t) + ε )
@@ -18,7 +19,8 @@
 // Which parameters are stepped: those with requires_grad() and a defined .grad(); the others are
 // left alone and their step count does not advance (a MoE expert that received no token this step
 // keeps its moments as they were, as in PyTorch). Parameters must be contiguous f32 CPU tensors.
-// The update loops are plain loops over raw float pointers, split over threads by parallel_for.
+// The arithmetic is a kernel like every other: ops/optim.h's adamw_update / sgd_update (one device
+// switch; the CPU loops over raw floats in ops/cpu/optim.cpp); this file keeps the bookkeeping.
 //
 // Checkpoints: state_tensors() lists the state as safetensors tensors with stable names
 // ("exp_avg.<param name>", "exp_avg_sq.<param name>", "step.<param name>", "step"), and
@@ -38,10 +40,12 @@
 
 namespace sg {
 
-// Decides which parameters get weight decay. The default (decay_matrices_only): 2-D weights whose
-// name contains neither "embed" nor "norm" — so no decay on embeddings, norms or biases.
+// Decides which parameters get weight decay. The default (decay_weights_only) asks the parameter's
+// KIND, which the module that owns it set when it registered it (models/module.h add_parameter):
+// decay iff param.param_kind() == ParamKind::weight — the Linear (and gate) matrices; no decay on
+// embeddings, norms or biases. A tensor no module registered (kind none) is not decayed.
 using DecayPredicate = std::function<bool(const std::string& name, const Tensor& param)>;
-bool decay_matrices_only(const std::string& name, const Tensor& param);
+bool decay_weights_only(const std::string& name, const Tensor& param);
 
 // The interface a trainer and a checkpoint need from any optimizer.
 class Optimizer {
@@ -57,7 +61,8 @@ class Optimizer {
   virtual void load_state(const SafeTensorsFile& file) = 0;
 
  protected:
-  // Checks the list: non-null, defined, unique non-empty names, contiguous f32 CPU tensors.
+  // Checks the list: non-null, defined, unique non-empty names, contiguous f32 CPU tensors, no
+  // buffers (a tensor registered with add_buffer: the gate bias is changed by its own rule only).
   Optimizer(NamedParameters params, const char* who);
   NamedParameters params_;
   int64_t steps_ = 0;
@@ -70,7 +75,7 @@ struct AdamWConfig {
 
 class AdamW : public Optimizer {
  public:
-  AdamW(NamedParameters params, AdamWConfig cfg, DecayPredicate decay = decay_matrices_only);
+  AdamW(NamedParameters params, AdamWConfig cfg, DecayPredicate decay = decay_weights_only);
 
   const char* kind() const override { return "adamw"; }
   void step() { step(cfg_.lr); }
@@ -124,18 +129,5 @@ class SGD : public Optimizer {
   SGDConfig cfg_;
   std::vector<Tensor> buf_;  // parallel to params_
 };
-
-// ---- the update kernels, over raw floats (exposed so a test or a gdb session can call them) -----
-struct AdamWUpdateArgs {
-  float lr, beta1, beta2, eps;
-  float decay_factor;          // 1 − lr·λ (1 when this parameter is not decayed)
-  float step_size;             // lr / (1 − β1^t)
-  float bias_correction2_sqrt; // sqrt(1 − β2^t)
-};
-// p, g, m, v are (n): p and m, v updated in place.
-void adamw_update(float* p, const float* g, float* m, float* v, int64_t n, const AdamWUpdateArgs& a);
-// p, g, buf are (n); first = true sets buf = g.
-void sgd_update(float* p, const float* g, float* buf, int64_t n, float lr, float momentum,
-                      float weight_decay, bool nesterov, bool first);
 
 }  // namespace sg

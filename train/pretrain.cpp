@@ -18,6 +18,7 @@
 #include "data/tokenizer.h"
 #include "models/generate.h"
 #include "models/transformer.h"
+#include "autograd/runtime.h"
 #include "ops/cpu/runtime.h"
 #include "ops/ops.h"
 #include "train/data_prep.h"

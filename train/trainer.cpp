@@ -31,7 +31,7 @@ Trainer::Trainer(Module& model, Stage& stage, TrainerConfig config, LrSchedule s
   if (config_.grad_accum <= 0) fail("grad_accum must be > 0, got " + std::to_string(config_.grad_accum));
   if (config_.out_dir.empty()) fail("no out_dir");
   params_ = model_.named_parameters();
-  state_tensors_ = params_;
+  state_tensors_ = model_.named_parameters_and_buffers();
   optimizer_ = std::make_unique<AdamW>(params_, config_.adamw);
 }
 

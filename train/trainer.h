@@ -113,7 +113,8 @@ struct TrainerResult {
 
 class Trainer {
  public:
-  // model: its named_parameters() are trained (those that get a gradient), its buffers saved with them.
+  // model: its named_parameters() are trained (those that get a gradient); checkpoints hold its parameters and
+  // buffers (named_parameters_and_buffers(): the MoE gate bias is a buffer).
   // rng: the run's generator (saved and restored with every checkpoint; stages may draw from rng()).
   Trainer(Module& model, Stage& stage, TrainerConfig config, LrSchedule schedule, Rng rng, std::ostream& log);
 

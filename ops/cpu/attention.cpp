@@ -6,6 +6,7 @@
 #include <limits>
 #include <vector>
 
+#include "autograd/runtime.h"
 #include "ops/cpu/gemm.h"
 #include "ops/cpu/runtime.h"
 #include "ops/cpu/simd.h"  // SG_SIMD_CLONES: per-instruction-set builds of the f32 loops; exp_f32

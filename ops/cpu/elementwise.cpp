@@ -5,6 +5,7 @@
 #include <cmath>
 #include <type_traits>
 
+#include "autograd/runtime.h"
 #include "ops/cpu/runtime.h"
 #include "ops/cpu/simd.h"
 #include "ops/scalar_math.h"

@@ -65,6 +65,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "autograd/runtime.h"
 #include "ops/cpu/runtime.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))

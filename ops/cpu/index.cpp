@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "autograd/runtime.h"
 #include "ops/cpu/runtime.h"
 
 namespace sg::cpu {

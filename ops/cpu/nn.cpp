@@ -8,6 +8,7 @@
 #include <numeric>
 #include <vector>
 
+#include "autograd/runtime.h"
 #include "ops/cpu/runtime.h"
 #include "ops/cpu/simd.h"
 

@@ -1,6 +1,7 @@
 // ops/cpu/reduce.cpp — see reduce.h.
 #include "ops/cpu/reduce.h"
 
+#include "autograd/runtime.h"
 #include "ops/cpu/runtime.h"
 
 namespace sg::cpu {

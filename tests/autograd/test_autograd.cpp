@@ -9,18 +9,21 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <limits>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "autograd/allocator.h"
 #include "autograd/gradcheck.h"
 #include "autograd/node.h"
 #include "autograd/rng.h"
+#include "autograd/runtime.h"
 #include "ops/ops.h"
 
 using namespace sg;
@@ -608,6 +611,64 @@ TEST_CASE("a 10k-long chain backprops without stack overflow") {
 }
 
 // ---- caching allocator ----------------------------------------------------------------------------------------
+
+TEST_CASE("ParamKind: none until a module registers the tensor; shared by handles, not by copies or views") {
+  Tensor w = Tensor::zeros({2, 3});
+  CHECK(w.param_kind() == ParamKind::none);
+  Tensor handle = w;
+  w.set_param_kind(ParamKind::weight);
+  CHECK(handle.param_kind() == ParamKind::weight);  // one TensorImpl
+  CHECK(w.clone_data().param_kind() == ParamKind::none);
+  CHECK(w.detach().param_kind() == ParamKind::none);
+  CHECK(reshape(w, {3, 2}).param_kind() == ParamKind::none);
+  CHECK(std::string(param_kind_name(ParamKind::embedding)) == "embedding");
+  CHECK(std::string(param_kind_name(ParamKind::buffer)) == "buffer");
+}
+
+TEST_CASE("parallel_for: disjoint ranges cover [0, n) exactly once, at least `grain` long, on any thread count") {
+  const int saved = num_threads();
+  for (int threads : {1, 2, 3, 4}) {
+    set_num_threads(threads);
+    for (int64_t n : {0, 1, 7, 100, 1000, 100003}) {
+      for (int64_t grain : {1, 16, 4096}) {
+        CAPTURE(threads);
+        CAPTURE(n);
+        CAPTURE(grain);
+        std::vector<int> hits(n, 0);
+        std::vector<std::pair<int64_t, int64_t>> ranges(64, {-1, -1});
+        std::atomic<int> calls{0};
+        parallel_for(n, grain, [&](int64_t b, int64_t e) {
+          int c = calls.fetch_add(1);
+          if (c < 64) ranges[c] = {b, e};
+          for (int64_t i = b; i < e; i++) hits[i]++;
+        });
+        CHECK(std::all_of(hits.begin(), hits.end(), [](int h) { return h == 1; }));
+        CHECK(calls.load() <= threads);
+        if (n < 2 * grain || threads == 1) CHECK(calls.load() <= 1);  // serial: fn(0, n) on the caller
+        for (int c = 0; c < std::min(calls.load(), 64); c++)
+          if (calls.load() > 1) CHECK(ranges[c].second - ranges[c].first >= grain);
+      }
+    }
+  }
+  set_num_threads(saved);
+}
+
+TEST_CASE("parallel_for: a parallel_for inside a parallel_for runs serially on the calling worker") {
+  const int saved = num_threads();
+  set_num_threads(4);
+  std::atomic<int> inner_calls{0}, wrong_thread{0};
+  parallel_for(8, 1, [&](int64_t b, int64_t e) {
+    const std::thread::id outer = std::this_thread::get_id();
+    parallel_for(1000, 1, [&](int64_t ib, int64_t ie) {
+      inner_calls++;
+      if (std::this_thread::get_id() != outer || ib != 0 || ie != 1000) wrong_thread++;
+    });
+  });
+  CHECK(inner_calls.load() >= 1);
+  CHECK(inner_calls.load() <= 4);  // one inner call per outer chunk
+  CHECK(wrong_thread.load() == 0);
+  set_num_threads(saved);
+}
 
 TEST_CASE("allocator: size classes round up by at most 25% to multiples of 64") {
   CHECK(cpu_allocator_size_class(0) == 64);

@@ -27,11 +27,11 @@
 
 #include "autograd/allocator.h"
 #include "autograd/gradcheck.h"
+#include "autograd/runtime.h"
 #include "models/config.h"
 #include "models/dsa.h"
 #include "models/layers.h"
 #include "models/mla.h"
-#include "ops/cpu/runtime.h"
 #include "ops/ops.h"
 
 using namespace sg;

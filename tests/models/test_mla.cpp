@@ -22,6 +22,7 @@
 
 #include "autograd/allocator.h"
 #include "autograd/gradcheck.h"
+#include "autograd/runtime.h"
 #include "models/config.h"
 #include "models/layers.h"
 #include "models/mla.h"

@@ -401,11 +401,17 @@ TEST_CASE("moe: the bias update rule b_i += gamma · sign(mean load - load_i)") 
   CHECK(contains(error_of([&] { g.update_bias({1, 2}, 0.1); }), "[Gate::update_bias]"));
   Gate nb(tiny_args("sigmoid", false, 1), rng);
   CHECK(contains(error_of([&] { nb.update_bias({1, 2, 3, 4}, 0.1); }), "no bias"));
-  // The bias is a buffer: listed for checkpoints, no gradient.
-  NamedParameters p = g.named_parameters("gate");
-  REQUIRE(p.size() == 2);
-  CHECK(p[1].first == "gate.bias");
-  CHECK(!p[1].second->requires_grad());
+  // The bias is a buffer: not a parameter (no optimizer sees it), listed with the buffers for checkpoints.
+  NamedParameters p = g.named_parameters("gate"), b = g.named_buffers("gate");
+  REQUIRE(p.size() == 1);
+  CHECK(p[0].first == "gate.weight");
+  REQUIRE(b.size() == 1);
+  CHECK(b[0].first == "gate.bias");
+  CHECK(b[0].second == &g.bias);
+  CHECK(!b[0].second->requires_grad());
+  NamedParameters both = g.named_parameters_and_buffers("gate");
+  REQUIRE(both.size() == 2);
+  CHECK(both[1].first == "gate.bias");
 }
 
 TEST_CASE("moe: sequence-wise balance loss and Switch aux loss equal their direct formulas") {

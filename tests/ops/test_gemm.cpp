@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "autograd/runtime.h"
+#include "ops/cpu/runtime.h"
 #include "tests/ops/gemm_check.h"
 
 using sg::cpu::GemmKernel;

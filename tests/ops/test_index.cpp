@@ -11,6 +11,7 @@
 
 #include "autograd/gradcheck.h"
 #include "autograd/node.h"
+#include "autograd/runtime.h"
 #include "ops/cpu/runtime.h"
 #include "ops/index.h"
 #include "ops/shape.h"

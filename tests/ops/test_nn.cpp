@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "autograd/node.h"
+#include "autograd/runtime.h"
 #include "ops/cpu/runtime.h"
 #include "ops/ops.h"
 

@@ -13,9 +13,12 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <set>
 
+#include "autograd/runtime.h"
 #include "data/shards.h"
-#include "ops/cpu/runtime.h"
+#include "models/dsa.h"
+#include "models/transformer.h"
 #include "ops/ops.h"
 #include "tests/data/temp_dir.h"
 #include "train/checkpoint.h"
@@ -80,7 +83,7 @@ struct RefAdam {
 TEST_CASE("adamw: one step by hand") {
   // p = 1, g = 0.5, lr 0.1, λ 0.1: p ← 1·(1 − 0.01) = 0.99; m = 0.05, v = 0.0125;
   // m̂ = 0.05/0.1 = 0.5, v̂ = 0.0125/0.05 = 0.25; p ← 0.99 − 0.1·0.5/(0.5 + 1e-8) = 0.89.
-  Tensor w = param({1.0f, -2.0f, 0.5f, 3.0f}, {2, 2});
+  Tensor w = param({1.0f, -2.0f, 0.5f, 3.0f}, {2, 2}).set_param_kind(ParamKind::weight);  // decayed
   set_grad(w, {0.5f, 0.25f, -1.0f, 0.0f});
   AdamW opt({{"layers.0.ffn.w1.weight", &w}}, AdamWConfig{0.1, 0.9, 0.95, 1e-8, 0.1});
   opt.step();
@@ -99,7 +102,7 @@ TEST_CASE("adamw: one step by hand") {
 
 TEST_CASE("adamw: bias correction at steps 1 and 2 against the formula in double") {
   const double lr = 0.01, b1 = 0.9, b2 = 0.95, eps = 1e-8, wd = 0.1;
-  Tensor w = param({0.7f, -1.3f}, {1, 2});
+  Tensor w = param({0.7f, -1.3f}, {1, 2}).set_param_kind(ParamKind::weight);
   AdamW opt({{"w.weight", &w}}, AdamWConfig{lr, b1, b2, eps, wd});
   RefAdam r0{0.7}, r1{-1.3};
   const float g1[2] = {0.3f, -2.0f}, g2[2] = {-0.1f, 0.5f};
@@ -118,28 +121,30 @@ TEST_CASE("adamw: bias correction at steps 1 and 2 against the formula in double
   CHECK(values(w)[1] == doctest::Approx(r1.step(g2[1], lr, b1, b2, eps, wd)).epsilon(1e-6));
 }
 
-TEST_CASE("adamw: weight decay only on 2-D weights that are not embeddings or norms") {
-  Tensor wq = param({1, 1, 1, 1}, {2, 2});
-  Tensor embed = param({1, 1, 1, 1}, {2, 2});
-  Tensor norm = param({1, 1}, {2});
-  Tensor bias = param({1, 1}, {2});
-  Tensor gate = param({1, 1, 1, 1}, {2, 2});  // 2-D but named *norm*: no decay
-  NamedParameters ps = {{"layers.0.attn.wq.weight", &wq},
-                        {"embed.weight", &embed},
-                        {"layers.0.attn_norm.weight", &norm},
-                        {"layers.0.ffn.w1.bias", &bias},
-                        {"layers.0.kv_norm_proj.weight", &gate}};
+TEST_CASE("adamw: weight decay by the parameter's kind, not its name") {
+  // Names chosen to mislead a substring rule: the kind alone decides.
+  Tensor wq = param({1, 1, 1, 1}, {2, 2}).set_param_kind(ParamKind::weight);
+  Tensor proj = param({1, 1, 1, 1}, {2, 2}).set_param_kind(ParamKind::weight);  // named *norm*, still a matrix
+  Tensor embed = param({1, 1, 1, 1}, {2, 2}).set_param_kind(ParamKind::embedding);
+  Tensor norm = param({1, 1}, {2}).set_param_kind(ParamKind::norm);
+  Tensor bias = param({1, 1}, {2}).set_param_kind(ParamKind::bias);
+  Tensor loose = param({1, 1, 1, 1}, {2, 2});  // registered by no module: kind none, not decayed
+  NamedParameters ps = {{"layers.0.attn.wq.weight", &wq},     {"layers.0.kv_norm_proj.weight", &proj},
+                        {"tok.weight", &embed},               {"layers.0.attn_norm.weight", &norm},
+                        {"layers.0.k_norm.bias", &bias},      {"loose", &loose}};
   AdamW opt(ps, AdamWConfig{0.1, 0.9, 0.95, 1e-8, 0.5});
   CHECK(opt.decays("layers.0.attn.wq.weight"));
-  CHECK_FALSE(opt.decays("embed.weight"));
+  CHECK(opt.decays("layers.0.kv_norm_proj.weight"));
+  CHECK_FALSE(opt.decays("tok.weight"));
   CHECK_FALSE(opt.decays("layers.0.attn_norm.weight"));
-  CHECK_FALSE(opt.decays("layers.0.ffn.w1.bias"));
-  CHECK_FALSE(opt.decays("layers.0.kv_norm_proj.weight"));
+  CHECK_FALSE(opt.decays("layers.0.k_norm.bias"));
+  CHECK_FALSE(opt.decays("loose"));
   // Zero gradients: Adam's own update is 0/(0 + ε) = 0, so only the decay moves a parameter.
   for (auto& [n, p] : ps) p->set_grad(Tensor::zeros(p->shape()));
   opt.step();
-  for (float v : values(wq)) CHECK(v == doctest::Approx(1 - 0.1 * 0.5).epsilon(1e-7));
-  for (Tensor* t : {&embed, &norm, &bias, &gate})
+  for (Tensor* t : {&wq, &proj})
+    for (float v : values(*t)) CHECK(v == doctest::Approx(1 - 0.1 * 0.5).epsilon(1e-7));
+  for (Tensor* t : {&embed, &norm, &bias, &loose})
     for (float v : values(*t)) CHECK(v == 1.0f);
 
   // A custom predicate: decay everything.
@@ -149,6 +154,11 @@ TEST_CASE("adamw: weight decay only on 2-D weights that are not embeddings or no
             [](const std::string&, const Tensor&) { return true; });
   all.step();
   CHECK(values(n2)[0] == doctest::Approx(2 * 0.95).epsilon(1e-7));
+
+  // A buffer is refused: only its own rule changes it (the gate bias: Gate::update_bias).
+  Tensor buf = Tensor::zeros({4}).set_param_kind(ParamKind::buffer);
+  CHECK(error_of([&] { AdamW({{"layers.1.ffn.gate.bias", &buf}}, AdamWConfig{}); }) ==
+        "[adamw] 'layers.1.ffn.gate.bias' is a buffer (Module::buffers), not a parameter; pass named_parameters()");
 }
 
 TEST_CASE("adamw: parameters without a gradient or with requires_grad false are left alone") {
@@ -189,6 +199,8 @@ TEST_CASE("adamw: the threaded update equals the one-thread update bit for bit")
   Tensor g = Tensor::randn({400, 500}, rng);
   Tensor init = Tensor::randn({400, 500}, rng);
   Tensor a = init.clone_data().requires_grad_(true), b = init.clone_data().requires_grad_(true);
+  a.set_param_kind(ParamKind::weight);
+  b.set_param_kind(ParamKind::weight);
   AdamW oa({{"w.weight", &a}}, AdamWConfig{1e-2}), ob({{"w.weight", &b}}, AdamWConfig{1e-2});
   const int threads = num_threads();
   for (int s = 0; s < 3; ++s) {
@@ -303,9 +315,61 @@ TEST_CASE("clip: global norm computed and scaled exactly") {
   CHECK_FALSE(b.grad().defined());
 }
 
+TEST_CASE("clip: grad_norm is the same number on any thread count") {
+  // Gradients of mixed sizes (a few 64K-element chunks and many small ones), the way a model's are.
+  Rng rng(21);
+  std::vector<Tensor> ps;
+  for (int64_t n : {300000, 7, 65536, 1, 131073, 64, 64, 4096}) {
+    ps.push_back(Tensor::zeros({n}).requires_grad_(true));
+    ps.back().set_grad(Tensor::randn({n}, rng, 0.01));
+  }
+  NamedParameters named;
+  for (size_t i = 0; i < ps.size(); ++i) named.push_back({"p" + std::to_string(i), &ps[i]});
+  long double ref = 0;
+  for (const Tensor& p : ps)
+    for (float g : values(p.grad())) ref += (long double)g * g;
+  const int saved = num_threads();
+  set_num_threads(1);
+  const double one = grad_norm(named);
+  CHECK(std::abs(one - std::sqrt((double)ref)) / std::sqrt((double)ref) < 1e-13);
+  for (int t : {2, 3, 4}) {
+    set_num_threads(t);
+    const double many = grad_norm(named);
+    CHECK_MESSAGE(std::memcmp(&one, &many, sizeof(double)) == 0, t << " threads: " << many << " vs " << one);
+  }
+  set_num_threads(saved);
+}
+
 // ---- checkpoints ------------------------------------------------------------------------------
 
 namespace {
+
+// A tiny DeepSeek-V3-shaped Transformer: layer 0 dense, layer 1 MoE with a gate bias, one MTP module
+// (also MoE, so it has a gate bias too).
+ModelArgs tiny_v3_args() {
+  ModelArgs a;
+  a.vocab_size = 32;
+  a.dim = 16;
+  a.inter_dim = 32;
+  a.moe_inter_dim = 8;
+  a.n_layers = 2;
+  a.n_dense_layers = 1;
+  a.n_heads = 2;
+  a.n_routed_experts = 4;
+  a.n_shared_experts = 1;
+  a.n_activated_experts = 2;
+  a.score_func = "sigmoid";
+  a.gate_bias = true;
+  a.q_lora_rank = 8;
+  a.kv_lora_rank = 8;
+  a.qk_nope_head_dim = 8;
+  a.qk_rope_head_dim = 4;
+  a.v_head_dim = 8;
+  a.max_seq_len = 16;
+  a.original_seq_len = 16;
+  a.n_mtp_modules = 1;
+  return a;
+}
 
 struct TinySetup {
   Tensor w, norm;
@@ -395,6 +459,93 @@ TEST_CASE("checkpoint: round trip of parameters, moments, RNG and loader state")
   load_checkpoint(dir, b.params(), &opt_b, got);
   CHECK(got.step == 4);
   CHECK_FALSE(fs::exists(dir + ".old"));
+}
+
+TEST_CASE("checkpoint: buffers (the MoE gate bias) are saved and loaded, and never reach the optimizer") {
+  Rng rng(3);
+  Transformer m(tiny_v3_args(), rng);
+  NamedParameters params = m.named_parameters(), buffers = m.named_buffers(),
+                  both = m.named_parameters_and_buffers();
+  for (auto& [name, t] : params) CHECK_MESSAGE(name.find("gate.bias") == std::string::npos, name);
+  REQUIRE(buffers.size() == 2);
+  CHECK(buffers[0].first == "layers.1.ffn.gate.bias");
+  CHECK(buffers[0].second == &m.layers[1]->moe->gate.bias);
+  CHECK(buffers[1].first == "mtp.0.ffn.gate.bias");
+  // The file order of the days when the bias was listed as a parameter: right after its gate's weight.
+  REQUIRE(both.size() == params.size() + 2);
+  auto index_of = [&](const std::string& name) {
+    for (size_t i = 0; i < both.size(); ++i)
+      if (both[i].first == name) return (int64_t)i;
+    return (int64_t)-1;
+  };
+  CHECK(index_of("layers.1.ffn.gate.bias") == index_of("layers.1.ffn.gate.weight") + 1);
+  CHECK(index_of("mtp.0.ffn.gate.bias") == index_of("mtp.0.ffn.gate.weight") + 1);
+  AdamW opt(params, AdamWConfig{1e-2});
+  for (auto& [name, t] : opt.params()) CHECK_MESSAGE(name.find("gate.bias") == std::string::npos, name);
+
+  // Round trip through a checkpoint of the model: the biases come back.
+  TempDir tmp("ckpt_buffers");
+  m.layers[1]->moe->gate.bias.set_at({2}, 0.25);
+  m.mtp[0]->block.moe->gate.bias.set_at({0}, -0.5);
+  TrainerState st;
+  st.step = 1;
+  save_checkpoint(tmp.file("ckpt"), m, &opt, st);
+  SafeTensorsFile file = read_safetensors(tmp.file("ckpt") + "/model.safetensors");
+  CHECK(file.tensors.size() == both.size());
+  CHECK(file.contains("layers.1.ffn.gate.bias"));
+  Rng rng2(4);
+  Transformer back(tiny_v3_args(), rng2);
+  AdamW opt2(back.named_parameters(), AdamWConfig{1e-2});
+  TrainerState got;
+  load_checkpoint(tmp.file("ckpt"), back, &opt2, got);
+  CHECK(back.layers[1]->moe->gate.bias.at({2}) == 0.25);
+  CHECK(back.mtp[0]->block.moe->gate.bias.at({0}) == -0.5);
+  CHECK(same_bits(back.embed.weight, m.embed.weight));
+
+  // A checkpoint of the parameters alone is not a checkpoint of this model: the error names the buffer.
+  save_checkpoint(tmp.file("params_only"), params, &opt, st);
+  CHECK(error_of([&] { load_checkpoint(tmp.file("params_only"), back, &opt2, got); })
+            .find("no tensor 'layers.1.ffn.gate.bias'") != std::string::npos);
+}
+
+TEST_CASE("adamw: a tiny Transformer's decay set is exactly its Linear and gate matrices") {
+  Rng rng(5);
+  Transformer m(tiny_v3_args(), rng);
+  AdamW opt(m.named_parameters(), AdamWConfig{});
+  // The expected set, written out from the architecture (models/transformer.h): MLA projections,
+  // SwiGLU matrices (dense FFN, routed and shared experts), the MoE gate, the head, MTP's eh_proj.
+  std::set<std::string> expect = {"head.weight", "mtp.0.eh_proj.weight"};
+  for (const std::string L : {"layers.0.", "layers.1.", "mtp.0."})
+    for (const char* w : {"wq_a", "wq_b", "wkv_a", "wkv_b", "wo"}) expect.insert(L + "attn." + w + ".weight");
+  for (const char* w : {"w1", "w2", "w3"}) expect.insert(std::string("layers.0.ffn.") + w + ".weight");
+  for (const std::string L : {"layers.1.", "mtp.0."}) {
+    expect.insert(L + "ffn.gate.weight");
+    for (const char* w : {"w1", "w2", "w3"}) {
+      for (int e = 0; e < 4; ++e) expect.insert(L + "ffn.experts." + std::to_string(e) + "." + w + ".weight");
+      expect.insert(L + "ffn.shared_experts." + w + ".weight");
+    }
+  }
+  std::set<std::string> decayed, kept;
+  for (size_t i = 0; i < opt.params().size(); ++i) (opt.decays(i) ? decayed : kept).insert(opt.params()[i].first);
+  CHECK(decayed == expect);
+  // Not decayed: the embedding and every norm scale (kinds embedding and norm); the gate biases are
+  // buffers and not in the list at all.
+  CHECK(kept == std::set<std::string>{"embed.weight", "norm.weight", "layers.0.attn_norm.weight",
+                                      "layers.0.ffn_norm.weight", "layers.0.attn.q_norm.weight",
+                                      "layers.0.attn.kv_norm.weight", "layers.1.attn_norm.weight",
+                                      "layers.1.ffn_norm.weight", "layers.1.attn.q_norm.weight",
+                                      "layers.1.attn.kv_norm.weight", "mtp.0.enorm.weight", "mtp.0.hnorm.weight",
+                                      "mtp.0.attn_norm.weight", "mtp.0.ffn_norm.weight", "mtp.0.attn.q_norm.weight",
+                                      "mtp.0.attn.kv_norm.weight", "mtp.0.shared_head.norm.weight"});
+  CHECK(m.embed.weight.param_kind() == ParamKind::embedding);
+  for (auto& [name, t] : m.named_buffers()) CHECK_MESSAGE(t->param_kind() == ParamKind::buffer, name);
+  // DSA's LayerNorm (the indexer's k_norm): a norm scale and a bias, neither decayed.
+  LayerNorm ln(4);
+  NamedParameters lp = ln.named_parameters("k_norm");
+  REQUIRE(lp.size() == 2);
+  CHECK(lp[0].second->param_kind() == ParamKind::norm);
+  CHECK(lp[1].second->param_kind() == ParamKind::bias);
+  CHECK_FALSE(decay_weights_only(lp[1].first, *lp[1].second));
 }
 
 TEST_CASE("checkpoint: a failed save leaves the previous checkpoint intact") {

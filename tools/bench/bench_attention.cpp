@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
+#include "autograd/runtime.h"
 #include "models/attention.h"
 #include "models/layers.h"
-#include "ops/cpu/runtime.h"
 #include "ops/ops.h"
 #if __has_include("models/mla.h")
 #include "models/mla.h"

@@ -22,8 +22,8 @@
 #include <vector>
 
 #include "autograd/rng.h"
+#include "autograd/runtime.h"
 #include "ops/cpu/gemm.h"
-#include "ops/cpu/runtime.h"
 #include "tools/bench/bench.h"
 
 namespace sg::bench {

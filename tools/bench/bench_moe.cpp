@@ -11,9 +11,9 @@
 #include <functional>
 #include <vector>
 
+#include "autograd/runtime.h"
 #include "models/layers.h"
 #include "models/moe.h"
-#include "ops/cpu/runtime.h"
 #include "ops/ops.h"
 
 namespace sg::bench {

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "autograd/allocator.h"
-#include "ops/cpu/runtime.h"
+#include "autograd/runtime.h"
 #include "ops/ops.h"
 #include "tools/bench/bench_ops.h"
 

@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "autograd/allocator.h"
+#include "autograd/runtime.h"
 #include "models/transformer.h"
-#include "ops/cpu/runtime.h"
 #include "ops/ops.h"
 #include "train/clip.h"
 #include "train/config_yaml.h"

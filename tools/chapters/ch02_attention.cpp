@@ -26,9 +26,9 @@
 #include <string>
 #include <vector>
 
+#include "autograd/runtime.h"
 #include "models/attention.h"
 #include "models/layers.h"
-#include "ops/cpu/runtime.h"
 #include "ops/ops.h"
 #include "tools/chapters/chapter_check.h"
 #include "train/plot.h"

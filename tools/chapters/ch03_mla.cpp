@@ -18,12 +18,12 @@
 #include <string>
 #include <vector>
 
+#include "autograd/runtime.h"
 #include "models/config.h"
 #include "models/layers.h"
 #include "models/mla.h"
 #include "models/safetensors.h"
 #include "models/weights.h"
-#include "ops/cpu/runtime.h"
 #include "ops/ops.h"
 #include "tools/chapters/chapter_check.h"
 

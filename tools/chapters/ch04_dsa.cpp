@@ -26,10 +26,10 @@
 #include <string>
 #include <vector>
 
+#include "autograd/runtime.h"
 #include "models/dsa.h"
 #include "models/layers.h"
 #include "models/mla.h"
-#include "ops/cpu/runtime.h"
 #include "ops/ops.h"
 #include "tools/chapters/chapter_check.h"
 #include "train/plot.h"

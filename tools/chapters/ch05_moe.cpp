@@ -28,9 +28,9 @@
 #include <string>
 #include <vector>
 
+#include "autograd/runtime.h"
 #include "models/layers.h"
 #include "models/moe.h"
-#include "ops/cpu/runtime.h"
 #include "ops/ops.h"
 #include "tools/chapters/chapter_check.h"
 #include "train/plot.h"

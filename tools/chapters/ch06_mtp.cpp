@@ -23,11 +23,11 @@
 #include <vector>
 
 #include "autograd/node.h"
+#include "autograd/runtime.h"
 #include "data/generators.h"
 #include "data/tokenizer.h"
 #include "models/generate.h"
 #include "models/transformer.h"
-#include "ops/cpu/runtime.h"
 #include "ops/nn.h"
 #include "ops/ops.h"
 #include "train/clip.h"

@@ -283,9 +283,9 @@ void check_replaceable(const std::string& dir, const char* who) {
   fail(who, dir + ": exists and is not a model directory (no config.json); refusing to replace it");
 }
 
-// Every parameter of b equals a's, bit for bit.
+// Every parameter and buffer of b equals a's, bit for bit.
 void check_same_parameters(Transformer& a, Transformer& b, const char* who, const std::string& dir) {
-  NamedParameters pa = a.named_parameters(), pb = b.named_parameters();
+  NamedParameters pa = a.named_parameters_and_buffers(), pb = b.named_parameters_and_buffers();
   if (pa.size() != pb.size()) fail(who, dir + ": reloaded model has " + std::to_string(pb.size()) + " parameters, expected " + std::to_string(pa.size()));
   for (size_t i = 0; i < pa.size(); i++) {
     if (pa[i].first != pb[i].first || pa[i].second->shape() != pb[i].second->shape())
@@ -449,7 +449,7 @@ ExportResult export_hf_model(const std::string& model_dir, const std::string& ou
   Transformer back = load_model_dir(out_dir);
   check_same_parameters(model, back, "export", out_dir);
   ExportResult r;
-  r.n_tensors = (int64_t)model.named_parameters().size() + 2 * (int64_t)model.mtp.size();
+  r.n_tensors = (int64_t)model.named_parameters_and_buffers().size() + 2 * (int64_t)model.mtp.size();
   r.n_parameters = model.num_parameters();
   r.bytes = (int64_t)fs::file_size(fs::path(out_dir) / "model.safetensors");
   if (log) *log << "  reloaded " << out_dir << ": identical\n";
