@@ -2,7 +2,7 @@
 //
 // Why: freeing a multi-megabyte buffer returns it to the OS (munmap) and the next allocation of the
 // same size page-faults every page again. A training step allocates the same sizes every step, so
-// we keep freed blocks in per-size free lists and hand them back out (DESIGN.md §3: this cost
+// we keep freed blocks in per-size free lists and hand them back out (README.md, Design §3: this cost
 // PyTorch 1.4–1.7x on this machine). Sizes are rounded up to a size class (powers of two split in
 // 4 steps), blocks are 64-byte aligned (one cache line, enough for AVX-512 loads).
 //

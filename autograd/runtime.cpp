@@ -33,7 +33,7 @@ void set_num_threads(int n) { thread_setting() = std::max(1, n); }
 // One pool for the whole process, created on first use with num_threads() - 1 workers (the caller
 // is the last worker). Workers wait PASSIVELY on a condition variable after a short spin: on a
 // 2-core machine a spinning runtime (OpenMP's default) steals the core another job needs — measured
-// here as a 20x slowdown of small kernels when two processes share the machine (DESIGN.md §3).
+// here as a 20x slowdown of small kernels when two processes share the machine (README.md, Design §3).
 // Chunks are claimed, not assigned (run() says why). Measured on the bench-small training step, 2
 // threads, quiet machine: claiming + the 50 µs spin took the step from ~370 to ~300 ms; with another
 // process busy on the second core, 2 threads went from ~1.4x slower than 1 thread to about equal.

@@ -1,4 +1,4 @@
-// data/generators.h — synthetic training data, deterministic from a seed (DESIGN.md §4): a children's
+// data/generators.h — synthetic training data, deterministic from a seed (README.md, Design §4): a children's
 // story corpus from a small probabilistic grammar, and arithmetic problems with verifiable answers.
 //
 // Same seed => same text on every machine: every random choice goes through sg::Rng (autograd/rng.h),

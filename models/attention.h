@@ -15,7 +15,7 @@
 // RoPE: HALF-SPLIT layout (the Llama / GPT-NeoX convention as HF's Llama code applies it): every q and k
 // head's hd dims are rotated in pairs (x[i], x[i + hd/2]), i < hd/2, by the angle of position
 // start_pos + s, from a RopeTable of width hd (RopeTable(args, head_dim)). (MLA rotates interleaved
-// pairs (x[2i], x[2i+1]) instead — DEEPSEEK.md §3; the two differ only by a fixed permutation of the
+// pairs (x[2i], x[2i+1]) instead — models/README.md §3; the two differ only by a fixed permutation of the
 // rows of wq and wk.)
 //
 // KV cache: preallocated k, v [max_batch_size, max_seq_len, Hkv, hd], written under NoGradGuard at

@@ -293,7 +293,7 @@ ModelArgs model_args_from_official_json(const Json& c, const std::string& src) {
     if (!f || !f->official) config_error(src, key, "is not a known ModelArgs field");
     read_field(a, *f, v, src, key, false);
   }
-  // The official code creates the gate bias only for dim == 7168 (DEEPSEEK.md §1).
+  // The official code creates the gate bias only for dim == 7168 (models/README.md §1).
   a.gate_bias = a.dim == 7168;
   a.validate(src);
   return a;

@@ -1,7 +1,7 @@
 // models/config.h — ModelArgs: the model's hyper-parameters under the official DeepSeek names
-// (inference/model.py), with the official defaults (DEEPSEEK.md §1).
+// (inference/model.py), with the official defaults (models/README.md §1).
 //
-// Sources: an HF `config.json` (DeepSeek-V3 / V3.2 model directory; keys mapped per DEEPSEEK.md §11),
+// Sources: an HF `config.json` (DeepSeek-V3 / V3.2 model directory; keys mapped per models/README.md §11),
 // the official `ModelArgs` JSON, or the project's YAML (train/, via yaml-cpp, which fills the same
 // struct). Unknown keys and bad values are errors naming the file and the key.
 //
@@ -62,7 +62,7 @@ struct ModelArgs {
 
   int64_t qk_head_dim() const { return qk_nope_head_dim + qk_rope_head_dim; }
   bool yarn_active() const { return max_seq_len > original_seq_len; }
-  // (dn + dr)^-1/2, times m² with m = 0.1·mscale·ln(rope_factor) + 1 when YaRN is active (DEEPSEEK.md §3).
+  // (dn + dr)^-1/2, times m² with m = 0.1·mscale·ln(rope_factor) + 1 when YaRN is active (models/README.md §3).
   double softmax_scale() const;
   // Throws "[config] <source>: <key> ..." on inconsistent values (e.g. n_routed_experts % n_expert_groups).
   void validate(const std::string& source) const;

@@ -1,4 +1,4 @@
-// models/dsa.h — DeepSeek Sparse Attention (V3.2-Exp, DEEPSEEK.md §9): the lightning indexer, per-query
+// models/dsa.h — DeepSeek Sparse Attention (V3.2-Exp, models/README.md §9): the lightning indexer, per-query
 // top-k token selection, MLA restricted to the selected tokens, and the indexer's training losses.
 //
 // Indexer (official names, under attn.indexer.*; HF self_attn.indexer.*), with H_I = index_n_heads,
@@ -155,7 +155,7 @@ Tensor mla_attention_probs(const MLA& mla, const Tensor& x, int64_t start_pos, c
 // p_t = Σ_h probs[b,h,s,:] L1-normalised: [B,H,S,T] -> [B,S,T], no history.
 Tensor attention_target(const Tensor& probs_bhst);
 
-// ---- the indexer's losses (DEEPSEEK.md §9); summed over every query of every sequence ---------------
+// ---- the indexer's losses (models/README.md §9); summed over every query of every sequence ---------------
 // Σ_{b,s} KL(target[b,s,:] ‖ softmax(scores[b,s,:])) with entries where scores = −inf left out of both
 // (target must be 0 there). scores [B,S,N] on the tape, target [B,S,N] a constant whose rows sum to 1.
 Tensor indexer_kl_loss(const Tensor& scores, const Tensor& target);
@@ -169,7 +169,7 @@ Tensor indexer_sparse_kl(const Tensor& index_scores, const Tensor& indices, cons
 // step.out, the indexer from this.
 Tensor indexer_sparse_loss(const DSAStep& step);
 
-// ---- the two training stages of V3.2 (DEEPSEEK.md §9), one DSA block at a time -------------------------------
+// ---- the two training stages of V3.2 (models/README.md §9), one DSA block at a time -------------------------------
 //   dense_warmup  (stage 1) out = DENSE MLA attention (on the tape as usual: the trainer freezes the main model by
 //                 not stepping it); indexer_loss = KL(p_t ‖ softmax(I_t)), p_t = the dense probabilities of this
 //                 same forward summed over heads and L1-normalised (a detached target), I from x.detach(),

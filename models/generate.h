@@ -1,5 +1,5 @@
 // models/generate.h — text generation with the Transformer: sampling through the MLA latent KV cache,
-// and MTP speculative decoding (DEEPSEEK.md §7, "at inference MTP is ... used for speculative decoding").
+// and MTP speculative decoding (models/README.md §7, "at inference MTP is ... used for speculative decoding").
 //
 //   sampling_probs      logits -> the distribution actually sampled from:
 //                       p = softmax(logits / temperature); keep the top_k most likely tokens (0 = all);

@@ -1,4 +1,4 @@
-// models/layers.h — the building blocks every DeepSeek module is made of (DEEPSEEK.md §2–§3):
+// models/layers.h — the building blocks every DeepSeek module is made of (models/README.md §2–§3):
 //   Linear      y = x Wᵀ, W [out, in], no bias (DeepSeek has none)
 //   Embedding   row lookup, E [vocab, dim]
 //   RMSNorm     y = w ⊙ x / sqrt(mean(x²) + eps), eps 1e-6, w initialised to 1
@@ -60,7 +60,7 @@ struct MLP : Module {
 };
 
 // Angles φ(p, i) = p · f_i for p < max_seq_len, i < dr/2, with YaRN blending of f_i when
-// args.yarn_active() (DEEPSEEK.md §3). cos/sin are f32 tensors [max_seq_len, dr/2], computed in
+// args.yarn_active() (models/README.md §3). cos/sin are f32 tensors [max_seq_len, dr/2], computed in
 // float32 as the official code does.
 struct RopeTable {
   Tensor cos, sin;

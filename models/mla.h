@@ -1,4 +1,4 @@
-// models/mla.h — Multi-head Latent Attention (DEEPSEEK.md §4), the attention of DeepSeek-V2/V3, with
+// models/mla.h — Multi-head Latent Attention (models/README.md §4), the attention of DeepSeek-V2/V3, with
 // both of its equivalent computations and their KV caches.
 //
 // Parameters (official names; HF names in weights.h):

@@ -1,4 +1,4 @@
-// models/moe.cpp — see moe.h. The gate follows DEEPSEEK.md §5 step by step (the step numbers below are
+// models/moe.cpp — see moe.h. The gate follows models/README.md §5 step by step (the step numbers below are
 // the spec's); the dispatch is a counting sort plus one expert call per expert that has tokens.
 #include "models/moe.h"
 
@@ -117,7 +117,7 @@ GateOutput Gate::forward(const Tensor& x) const {
   return {w, idx, s};
 }
 
-// b_i ← b_i + γ · sign(load̄ − load_i)   (DEEPSEEK.md §6; sign(0) = 0)
+// b_i ← b_i + γ · sign(load̄ − load_i)   (models/README.md §6; sign(0) = 0)
 void Gate::update_bias(const std::vector<int64_t>& load, double gamma) {
   if (!bias.defined()) moe_error("Gate::update_bias", "this gate has no bias (ModelArgs.gate_bias is false)");
   if ((int64_t)load.size() != n_experts())
@@ -224,7 +224,7 @@ MoE::MoE(const ModelArgs& args, Rng& rng, DType dtype)
   if (has_shared) shared_experts = MLP(args.dim, args.n_shared_experts * args.moe_inter_dim, rng, dtype);
 }
 
-// y = Σ_k w_k · Expert_{idx_k}(x) + Shared(x)   (DEEPSEEK.md §5 step 6)
+// y = Σ_k w_k · Expert_{idx_k}(x) + Shared(x)   (models/README.md §5 step 6)
 MoEOutput MoE::forward_routed(const Tensor& x) const {
   if (x.dim() < 2 || x.size(-1) != dim)
     moe_error("MoE", "x " + shape_str(x.shape()) + " must be [..., " + std::to_string(dim) + "]");

@@ -1,4 +1,4 @@
-// models/moe.h — Mixture of Experts: DeepSeekMoE (DEEPSEEK.md §5–§6) and a standard Switch/GShard MoE
+// models/moe.h — Mixture of Experts: DeepSeekMoE (models/README.md §5–§6) and a standard Switch/GShard MoE
 // to compare it with.
 //
 //   Gate             s = sigmoid(x W_gᵀ) (V3) or softmax (V2) = the "original scores" [N, N_r];
@@ -19,7 +19,7 @@
 //                    expert's capacity
 //   RoutingStats     tokens per expert, max/mean, coefficient of variation, dropped assignments
 //
-// Official names (DEEPSEEK.md §11): gate.weight, gate.bias (↔ mlp.gate.e_score_correction_bias),
+// Official names (models/README.md §11): gate.weight, gate.bias (↔ mlp.gate.e_score_correction_bias),
 // experts.E.{w1,w2,w3}.weight, shared_experts.{w1,w2,w3}.weight.
 //
 // The gate bias is a BUFFER, not a trainable parameter (models/module.h): listed by buffers(), not by
@@ -49,7 +49,7 @@ struct RoutingStats {
 std::vector<int64_t> expert_load(const Tensor& indices, int64_t n_experts);
 RoutingStats routing_stats(const std::vector<int64_t>& load, int64_t dropped = 0);
 
-// ---- the gate, step by step (DEEPSEEK.md §5) -------------------------------------------------------
+// ---- the gate, step by step (models/README.md §5) -------------------------------------------------------
 // scores [N, N_r] original scores; bias [N_r] or undefined. Returns indices [N, topk] i64, sorted by
 // selection score (largest first). Group-limited when n_groups > 1: group score = sum of the top-2
 // member selection scores when a bias exists, else the max member; experts of all but the
@@ -80,7 +80,7 @@ struct Gate : Module {
   int64_t n_experts() const { return weight.size(0); }
   // x [N, dim] -> weights, indices, scores.
   GateOutput forward(const Tensor& x) const;
-  // Aux-loss-free balancing (DEEPSEEK.md §6), after a training step: load[i] = assignments routed to
+  // Aux-loss-free balancing (models/README.md §6), after a training step: load[i] = assignments routed to
   // expert i over the step's batch; b_i += gamma · sign(mean(load) − load_i) (overloaded ⇒ decrease).
   void update_bias(const std::vector<int64_t>& load, double gamma);
   void parameters(const std::string& prefix, NamedParameters& out) override {
@@ -91,7 +91,7 @@ struct Gate : Module {
   }
 };
 
-// Sequence-wise balance loss (DEEPSEEK.md §6), per sequence b of seq_len tokens:
+// Sequence-wise balance loss (models/README.md §6), per sequence b of seq_len tokens:
 //   f_i = N_r/(K·T) · Σ_t 1[i ∈ indices_t],  s'_{i,t} = s_{i,t} / Σ_j s_{j,t},  P_i = (1/T) Σ_t s'_{i,t},
 //   L_b = alpha · Σ_i f_i P_i.
 // scores [batch·seq_len, N_r] (token t of sequence b is row b·seq_len + t), indices [batch·seq_len, K].

@@ -1,4 +1,4 @@
-// models/transformer.cpp — see transformer.h. The forward is written the way DEEPSEEK.md §2 and §7 read:
+// models/transformer.cpp — see transformer.h. The forward is written the way models/README.md §2 and §7 read:
 // embedding, blocks, final norm, head; the MTP chain after it; every step under a name scope
 // ("layers.2.attn", "mtp.0.ffn") so the tape and the anomaly messages say where a number came from.
 #include "models/transformer.h"

@@ -1,4 +1,4 @@
-// models/transformer.h — the whole DeepSeek language model (DEEPSEEK.md §2, §7, §11): embedding, the
+// models/transformer.h — the whole DeepSeek language model (models/README.md §2, §7, §11): embedding, the
 // stack of pre-norm blocks (MLA + dense SwiGLU for the first n_dense_layers, MLA + DeepSeekMoE after),
 // the final RMSNorm, the untied head, and the D Multi-Token-Prediction modules used in training (and for
 // speculative decoding, models/generate.h). Plus whole-model import/export in HuggingFace layout.
@@ -7,7 +7,7 @@
 //   h ← h + MLA(attn_norm(h));  h ← h + FFN(ffn_norm(h))  per block (FFN = MLP or MoE)
 //   logits = head(norm(h))                              [B,S,V], every position (training needs all)
 //
-// MTP (DEEPSEEK.md §7), module k = 1..D, sharing embed and head with the main model:
+// MTP (models/README.md §7), module k = 1..D, sharing embed and head with the main model:
 //   h'^k_i = eh_proj_k [ enorm_k(Emb(t_{i+k})) ; hnorm_k(h^{k−1}_i) ]      ([embedding ; hidden] order)
 //   h^k_{0:T−k} = TRM_k(h'^k_{0:T−k})   (one causal block, RoPE positions i = 0..T−k−1)
 //   P^k_{i+k+1} = softmax(head(shared_head.norm_k(h^k_i)))
@@ -93,7 +93,7 @@ struct Block : Module {
   void buffers(const std::string& prefix, NamedParameters& out) override;
 };
 
-// One MTP module (DEEPSEEK.md §7). The shared embedding and head are the main model's; this module owns
+// One MTP module (models/README.md §7). The shared embedding and head are the main model's; this module owns
 // its norms, the projection and its block.
 struct MTPModule : Module {
   RMSNorm enorm, hnorm;
@@ -183,7 +183,7 @@ struct Transformer : Module {
 
   // MoE blocks in order: main layers, then MTP blocks. Names like "layers.1.ffn", "mtp.0.ffn".
   std::vector<std::string> moe_layer_names() const;
-  // Aux-loss-free step (DEEPSEEK.md §6) on every MoE gate that has a bias. loads: tokens per expert per MoE
+  // Aux-loss-free step (models/README.md §6) on every MoE gate that has a bias. loads: tokens per expert per MoE
   // block (moe_layer_names() order) over the whole optimizer step — every micro-batch's LossOutput::expert_loads
   // summed (add_expert_loads) — as DeepSeek-V3 updates the bias at the end of each step.
   void update_gate_biases(const std::vector<std::vector<int64_t>>& loads, double gamma);

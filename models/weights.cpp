@@ -100,7 +100,7 @@ const std::vector<NameRule>& name_rules() {
     const std::string L = "layers.#.", HL = "model.layers.#.";
     add(L + "attn_norm.weight", HL + "input_layernorm.weight");
     add(L + "ffn_norm.weight", HL + "post_attention_layernorm.weight");
-    // MLA (DEEPSEEK.md §4)
+    // MLA (models/README.md §4)
     linear(L + "attn.wq", HL + "self_attn.q_proj");
     linear(L + "attn.wq_a", HL + "self_attn.q_a_proj");
     add(L + "attn.q_norm.weight", HL + "self_attn.q_a_layernorm.weight");
@@ -109,7 +109,7 @@ const std::vector<NameRule>& name_rules() {
     add(L + "attn.kv_norm.weight", HL + "self_attn.kv_a_layernorm.weight");
     linear(L + "attn.wkv_b", HL + "self_attn.kv_b_proj");
     linear(L + "attn.wo", HL + "self_attn.o_proj");
-    // V3.2 DSA indexer (DEEPSEEK.md §9, §11): same sub-names on both sides
+    // V3.2 DSA indexer (models/README.md §9, §11): same sub-names on both sides
     linear(L + "attn.indexer.wq_b", HL + "self_attn.indexer.wq_b");
     linear(L + "attn.indexer.wk", HL + "self_attn.indexer.wk");
     add(L + "attn.indexer.k_norm.weight", HL + "self_attn.indexer.k_norm.weight");

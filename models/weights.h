@@ -2,7 +2,7 @@
 //
 //   tensor_from_st / st_from_tensor   StTensor (raw little-endian bytes) <-> Tensor (f32/f64 numbers)
 //   hf_to_official_name / official_to_hf_name
-//                                     the two naming schemes of DEEPSEEK.md §11: the official inference
+//                                     the two naming schemes of models/README.md §11: the official inference
 //                                     code's (`layers.0.attn.wkv_a.weight`), which every Module's
 //                                     parameters() uses, and HuggingFace's
 //                                     (`model.layers.0.self_attn.kv_a_proj_with_mqa.weight`), which
@@ -19,7 +19,7 @@
 //   layers.N.attn.indexer.{wq_b, wk, k_norm, weights_proj} ↔ ….self_attn.indexer.{same}   (V3.2 DSA; k_norm has a bias)
 //   layers.N.ffn.{w1, w3, w2} ↔ ….mlp.{gate_proj, up_proj, down_proj}, also under experts.E. and shared_experts.
 //   layers.N.ffn.gate.weight ↔ ….mlp.gate.weight     layers.N.ffn.gate.bias ↔ ….mlp.gate.e_score_correction_bias
-//   MTP modules (stored as extra layers, DEEPSEEK.md §11): layers.N.{enorm, hnorm, eh_proj, shared_head.norm,
+//   MTP modules (stored as extra layers, models/README.md §11): layers.N.{enorm, hnorm, eh_proj, shared_head.norm,
 //     shared_head.head} keep their names; layers.N.embed ↔ model.layers.N.embed_tokens (the converter's rule)
 //   on any linear layer: .scale ↔ .weight_scale_inv (FP8 block scales)
 //
@@ -43,7 +43,7 @@ Tensor tensor_from_st(const StTensor& st, DType dtype = DType::f32);
 // F64 for f64, I64 / I32 for integer tensors; F16/BF16 round to nearest even).
 StTensor st_from_tensor(const std::string& name, const Tensor& t, std::optional<StDType> st_dtype = std::nullopt);
 
-// DEEPSEEK.md §11. Unknown names throw "[weights] unknown HF parameter name '<name>' (<why>)".
+// models/README.md §11. Unknown names throw "[weights] unknown HF parameter name '<name>' (<why>)".
 std::string hf_to_official_name(const std::string& hf);
 std::string official_to_hf_name(const std::string& official);
 

@@ -19,7 +19,7 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
 
 // Rotary embedding of the last dim (dr) of x, from a table of angles.
 //   x: [B, S, H, dr] or [B, S, dr];  cos, sin: [S, dr/2] (row s = position of x's s-th token).
-//   interleaved: pairs (x[2i], x[2i+1]) -> (x0 cos - x1 sin, x0 sin + x1 cos)  (MLA, DEEPSEEK.md §3)
+//   interleaved: pairs (x[2i], x[2i+1]) -> (x0 cos - x1 sin, x0 sin + x1 cos)  (MLA, models/README.md §3)
 //   half_split:  pairs (x[i], x[i+dr/2]), same rotation                     (DSA indexer, NeoX style)
 // Backward is the rotation by -angle.
 enum class RopeLayout { interleaved, half_split };

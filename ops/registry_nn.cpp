@@ -87,7 +87,7 @@ Tensor ref_layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, double 
   });
 }
 
-// Each output element from its pair partner, with the rotation written out (DEEPSEEK.md §3):
+// Each output element from its pair partner, with the rotation written out (models/README.md §3):
 //   interleaved: y[2i] = x[2i] c − x[2i+1] s,  y[2i+1] = x[2i] s + x[2i+1] c
 //   half_split:  y[i]  = x[i] c − x[i+h] s,    y[i+h]  = x[i] s + x[i+h] c   (h = dr/2)
 Tensor ref_rope(const Tensor& x, const Tensor& cos, const Tensor& sin, RopeLayout layout) {

@@ -1,5 +1,5 @@
 // ops/scalar_math.h — scalar math shared by every backend, written once so CPU, CUDA and Metal
-// agree bit for bit by construction (DESIGN.md §3). Each function's forward and derivative sit
+// agree bit for bit by construction (README.md, Design §3). Each function's forward and derivative sit
 // side by side. Compiles as C++ and as CUDA (SG_HOST_DEVICE); the Metal shim includes it too.
 //
 // Conventions: `x` is the input, `y` the forward output (some derivatives are cheaper from y),

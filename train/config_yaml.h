@@ -48,7 +48,7 @@ struct TrainConfig {
   int64_t warmup_steps = 20;
   double weight_decay = 0.1, grad_clip = 1.0;
   int64_t grad_accum = 1;            // micro-batches per optimizer step
-  double mtp_lambda = 0.3;           // λ of L_MTP (DEEPSEEK.md §7)
+  double mtp_lambda = 0.3;           // λ of L_MTP (models/README.md §7)
   double balance_alpha = 1e-4;       // α of the sequence-wise balance loss (§6)
   double bias_gamma = 1e-3;          // γ of the aux-loss-free gate-bias update (§6)
   // DSA (V3.2) models only (model.index_topk > 0): the indexer's two training stages (models/README.md §9).

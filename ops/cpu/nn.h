@@ -68,7 +68,7 @@ void layer_norm_backward(const T* x, const T* weight, const T* mean, const T* rs
                          T* dbias, int64_t rows, int64_t D);
 
 // ---- rope ---------------------------------------------------------------------------------------
-// The rotation of one pair by angle φ (DEEPSEEK.md §3):  (a, b) -> (a cos φ − b sin φ, a sin φ + b cos φ).
+// The rotation of one pair by angle φ (models/README.md §3):  (a, b) -> (a cos φ − b sin φ, a sin φ + b cos φ).
 // The backward is the rotation by −φ, i.e. the same function with −sin.
 template <class T> inline void rope_rotate(T a, T b, T c, T s, T& out_a, T& out_b) {
   out_a = a * c - b * s;

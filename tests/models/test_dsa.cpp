@@ -1,5 +1,5 @@
 // tests/models/test_dsa.cpp — models/dsa (DeepSeek Sparse Attention: lightning indexer + top-k + MLA over
-// the selected tokens, DEEPSEEK.md §9):
+// the selected tokens, models/README.md §9):
 //   * the indexer scores against a naive loop written from the formulas (LayerNorm, half-split RoPE on the
 //     FIRST dr dims, w·H_I^-1/2·d_I^-1/2, ReLU), and the selections compared as SETS (ties at the k-th score
 //     may go either way);
@@ -102,7 +102,7 @@ void randomise_norms(DSA& m, Rng& rng) {
   fill(m.indexer.k_norm.bias, -0.5, 0.5);
 }
 
-// ---- a naive indexer, plain loops over the weights (DEEPSEEK.md §3, §9) ---------------------------------
+// ---- a naive indexer, plain loops over the weights (models/README.md §3, §9) ---------------------------------
 // I[b][s][t] for keys t at positions start_pos + t (no cache), −inf for future keys.
 std::vector<double> naive_index_scores(const DSA& m, const ModelArgs& a, const Tensor& x_t, int64_t start_pos,
                                        const RopeTable& rope) {

@@ -474,7 +474,7 @@ TEST_CASE("mla: errors name the module and the shapes") {
 
 // ---- models/weights ------------------------------------------------------------------------------
 
-TEST_CASE("weights: HF <-> official names (DEEPSEEK.md §11)") {
+TEST_CASE("weights: HF <-> official names (models/README.md §11)") {
   const std::vector<std::pair<std::string, std::string>> pairs = {
       {"model.embed_tokens.weight", "embed.weight"},
       {"model.norm.weight", "norm.weight"},

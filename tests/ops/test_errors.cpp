@@ -1,5 +1,5 @@
 // tests/ops/test_errors.cpp — shape errors are exceptions that start with "[op]" and name the
-// tensors and their shapes (STYLE.md habit 11). Each check states the whole message a student
+// tensors and their shapes (README.md, Design §2). Each check states the whole message a student
 // would read, then asserts the parts that matter.
 #include <doctest/doctest.h>
 

@@ -1,4 +1,4 @@
-// tools/chapters/ch03_mla.cpp — Chapter 3: Multi-head Latent Attention (models/mla.h, DEEPSEEK.md §4).
+// tools/chapters/ch03_mla.cpp — Chapter 3: Multi-head Latent Attention (models/mla.h, models/README.md §4).
 // Prints, with measured numbers: the KV-cache size per token of MHA / GQA / MQA / MLA for the tiny and
 // the 671B configs, max |naive − absorbed| (and, when the fixture is there, both paths against the
 // official DeepSeek code), decode speed of the two paths as the context grows, and why RoPE is
@@ -46,7 +46,7 @@ std::string human_bytes(double b) {
   return buf;
 }
 
-// DEEPSEEK.md §1: the 671B (V3/R1) attention.
+// models/README.md §1: the 671B (V3/R1) attention.
 ModelArgs v3_671b() {
   ModelArgs a;
   a.dim = 7168;
@@ -60,7 +60,7 @@ ModelArgs v3_671b() {
   return a;
 }
 
-// DEEPSEEK.md §1 "tiny_v3".
+// models/README.md §1 "tiny_v3".
 ModelArgs tiny_v3() {
   ModelArgs a;
   a.vocab_size = 512;
@@ -290,7 +290,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (threads > 0) sg::set_num_threads(threads);
   try {
-    std::printf("Chapter 3 - Multi-head Latent Attention (DEEPSEEK.md section 4), %d CPU thread(s)\n\n",
+    std::printf("Chapter 3 - Multi-head Latent Attention (models/README.md section 4), %d CPU thread(s)\n\n",
                 sg::num_threads());
     sg::chapter::Checks checks;
     section_cache_sizes(checks);
