@@ -879,3 +879,56 @@ TEST_CASE("transformer: DSA (index_topk > 0) blocks: decode == full forward, exp
   CHECK(max_abs_diff(back.forward(tokens), m.forward(tokens)) == 0.0);
   CHECK(generate_speculative(m, {1, 2, 3}, 10) == generate(m, {1, 2, 3}, 10));
 }
+
+// A DSA (V3.2) Transformer's training forward: loss(LossOptions{train.dsa}) returns the indexer KL (mean over
+// the DSA blocks, main and MTP) apart from the LM total, and each stage's gradients land where V3.2 says.
+TEST_CASE("transformer: DSA training forward — indexer loss apart, gradients by stage, sparse == inference") {
+  ModelArgs a = tiny_args(1);
+  a.index_n_heads = 2;
+  a.index_head_dim = 8;
+  a.index_topk = 3;  // < S: a real selection
+  Rng rng(5);
+  Transformer m(a, rng);
+  const int64_t B = 2, S = 8;
+  Tensor tokens = Tensor::randint({B, S}, rng, 0, a.vocab_size), targets = Tensor::randint({B, S}, rng, 0, a.vocab_size);
+  auto grads_of = [&](bool indexer_part) {
+    int64_t with = 0, without = 0;
+    for (auto& [name, t] : m.named_parameters())
+      if ((name.find(".indexer.") != std::string::npos) == indexer_part) (t->grad().defined() ? with : without)++;
+    return std::pair<int64_t, int64_t>{with, without};
+  };
+  for (DSAStage stage : {DSAStage::dense_warmup, DSAStage::sparse}) {
+    CAPTURE(dsa_stage_name(stage));
+    LossOptions o;
+    o.mtp_lambda = 0.3;
+    o.train.dsa = true;
+    o.train.dsa_stage = stage;
+    o.train.measure_recall = true;
+    for (auto& [name, t] : m.named_parameters()) t->zero_grad();
+    LossOutput lo = m.loss(tokens, targets, o);
+    REQUIRE(lo.indexer_loss.defined());
+    CHECK(std::isfinite(lo.indexer_loss.item()));
+    CHECK(lo.indexer_loss.item() >= 0);  // a KL
+    CHECK(lo.indexer_recall >= 0);
+    CHECK(lo.indexer_recall <= 1);
+    // the indexer KL reaches the indexers (main blocks and MTP) and nothing else
+    lo.indexer_loss.backward();
+    auto [idx_with, idx_without] = grads_of(true);
+    auto [main_with, main_without] = grads_of(false);
+    CHECK(idx_without == 0);
+    CHECK(idx_with == 3 * 5);  // wq_b, wk, k_norm.{weight,bias}, weights_proj in each of 3 DSA blocks (2 main + MTP)
+    CHECK(main_with == 0);
+    // and the LM total never reaches an indexer (its input is the selection, a constant)
+    for (auto& [name, t] : m.named_parameters()) t->zero_grad();
+    m.loss(tokens, targets, o).loss.backward();
+    CHECK(grads_of(true).first == 0);
+    CHECK(grads_of(false).first > 0);
+  }
+  // the sparse training forward computes the inference logits: the same main loss as the plain forward
+  NoGradGuard ng;
+  LossOptions o;
+  o.train.dsa = true;
+  double train_ce = m.loss(tokens, targets, o).main_loss.item();
+  double infer_ce = cross_entropy(m.forward(tokens), targets).item();
+  CHECK(train_ce == doctest::Approx(infer_ce).epsilon(1e-6));
+}
