@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tools/run.sh — THE main job (README): install what is missing, build Release, run the pipeline.
-# Today the pipeline is chapter 1 (the autograd engine on a 2-layer MLP) plus a short training demo.
+# Today the pipeline is DATA_PREP + PRETRAIN of configs/tiny.yaml (train/pretrain.h) on the Trainer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/install_deps.sh
