@@ -203,7 +203,7 @@ static void check_input(const Transformer& m, const char* what, const Tensor& to
 }
 
 Tensor Transformer::hidden(const Tensor& tokens, int64_t start_pos, TransformerCache* cache,
-                           std::vector<Tensor>* block_inputs, std::vector<BlockAux>* aux, const TrainForward* train) {
+                           std::vector<Tensor>* block_inputs, std::vector<BlockAux>* aux, const TrainForward* train) const {
   check_input(*this, "Transformer::forward", tokens, start_pos, cache);
   Tensor h;
   {
@@ -227,12 +227,12 @@ Tensor Transformer::logits_from_hidden(const Tensor& normed) const {
   return head.forward(normed);
 }
 
-Tensor Transformer::forward(const Tensor& tokens, int64_t start_pos, TransformerCache* cache) {
+Tensor Transformer::forward(const Tensor& tokens, int64_t start_pos, TransformerCache* cache) const {
   return logits_from_hidden(hidden(tokens, start_pos, cache));
 }
 
 Tensor Transformer::mtp_forward(int64_t k, const Tensor& next_tokens, const Tensor& h_prev, int64_t start_pos,
-                                TransformerCache* cache, BlockAux* aux, const TrainForward* train) {
+                                TransformerCache* cache, BlockAux* aux, const TrainForward* train) const {
   if (k < 0 || k >= (int64_t)mtp.size())
     fail("mtp_forward: module " + std::to_string(k) + " does not exist (the model has " + std::to_string(mtp.size()) +
          " MTP modules)");
@@ -260,14 +260,14 @@ Tensor Transformer::mtp_logits(int64_t k, const Tensor& h_k) const {
 }
 
 // L = CE(head(norm(h)), targets) + (λ/D) Σ_k L^k + α · mean_MoE-blocks mean_b L_bal(b)
-LossOutput Transformer::loss(const Tensor& tokens, const Tensor& targets, double mtp_lambda, double balance_alpha) {
+LossOutput Transformer::loss(const Tensor& tokens, const Tensor& targets, double mtp_lambda, double balance_alpha) const {
   LossOptions o;
   o.mtp_lambda = mtp_lambda;
   o.balance_alpha = balance_alpha;
   return loss(tokens, targets, o);
 }
 
-LossOutput Transformer::loss(const Tensor& tokens, const Tensor& targets, const LossOptions& options) {
+LossOutput Transformer::loss(const Tensor& tokens, const Tensor& targets, const LossOptions& options) const {
   const double mtp_lambda = options.mtp_lambda, balance_alpha = options.balance_alpha;
   const TrainForward* train = options.train.dsa ? &options.train : nullptr;
   if (!targets.defined() || targets.shape() != tokens.shape() || targets.dtype() != DType::i64)

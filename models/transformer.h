@@ -161,25 +161,25 @@ struct Transformer : Module {
   // tokens [B,S] i64 -> logits [B,S,V] at every position. With a cache: the tokens sit at positions
   // [start_pos, start_pos+S), keys are written there and attention covers [0, start_pos+S); start_pos
   // must be <= cache->length() (no holes); afterwards cache->length() = start_pos + S.
-  Tensor forward(const Tensor& tokens, int64_t start_pos = 0, TransformerCache* cache = nullptr);
+  Tensor forward(const Tensor& tokens, int64_t start_pos = 0, TransformerCache* cache = nullptr) const;
   // The post-final-norm hidden state norm(h) [B,S,d] (= h⁰ of MTP). block_inputs (if given) receives the
   // input of every block, then the last block's output (the reference's hidden.0..n_layers).
   // aux (if given) receives one BlockAux per main block; train (may be null): see TrainForward.
   Tensor hidden(const Tensor& tokens, int64_t start_pos = 0, TransformerCache* cache = nullptr,
                 std::vector<Tensor>* block_inputs = nullptr, std::vector<BlockAux>* aux = nullptr,
-                const TrainForward* train = nullptr);
+                const TrainForward* train = nullptr) const;
   // head(x) for an already normalised x [..., d] -> [..., V].
   Tensor logits_from_hidden(const Tensor& normed) const;
   // MTP module k (0-based): next_tokens = t_{i+k+1} [B,S], h_prev = h^k (h⁰ for k = 0) [B,S,d]
   // -> h^{k+1} [B,S,d] (feed to the next module's h_prev; logits = logits_from_hidden(mtp_norm(k, ...))).
   Tensor mtp_forward(int64_t k, const Tensor& next_tokens, const Tensor& h_prev, int64_t start_pos = 0,
-                     TransformerCache* cache = nullptr, BlockAux* aux = nullptr, const TrainForward* train = nullptr);
+                     TransformerCache* cache = nullptr, BlockAux* aux = nullptr, const TrainForward* train = nullptr) const;
   Tensor mtp_logits(int64_t k, const Tensor& h_k) const;  // head(shared_head.norm_k(h_k))
 
   // tokens, targets [B,S] i64 (targets = next tokens, -100 ignored). MTP depth k predicts
   // targets[:, k:] from tokens[:, k:] and h^{k-1}[:, :S-k]. Differentiable.
-  LossOutput loss(const Tensor& tokens, const Tensor& targets, double mtp_lambda, double balance_alpha);
-  LossOutput loss(const Tensor& tokens, const Tensor& targets, const LossOptions& options);
+  LossOutput loss(const Tensor& tokens, const Tensor& targets, double mtp_lambda, double balance_alpha) const;
+  LossOutput loss(const Tensor& tokens, const Tensor& targets, const LossOptions& options) const;
 
   // MoE blocks in order: main layers, then MTP blocks. Names like "layers.1.ffn", "mtp.0.ffn".
   std::vector<std::string> moe_layer_names() const;
