@@ -13,6 +13,9 @@
 //     lr: 3.0e-3                 # peak learning rate; cosine decays to min_lr after warmup_steps
 //     ...
 //     data: {source: generated, n_stories: 4000, vocab_size: 1024}   # or source: text, text_path: F
+//                                 # or dir: D — a `seekgrad prepare --out D` directory (train/data_prep.h)
+//     dsa_warmup_steps: 100      # DSA models: dense warm-up steps before sparse training (train/pretrain.h)
+//     indexer_loss_weight: 1.0   # DSA models: λ_I of the indexer KL
 //
 // Every key must be known and every value well-formed; errors name the file and the dotted key:
 //   [config] configs/x.yaml: key 'model.dimm' is not a known key

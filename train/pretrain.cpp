@@ -284,7 +284,7 @@ PretrainResult pretrain(const PretrainConfig& config, std::ostream& log, const P
       for (double v : l0) mean += v / (double)l0.size();
       BarChartOptions bo;
       bo.title = "tokens per expert, " + model.moe_layer_names()[0] + ", step " + std::to_string(res.steps_done) +
-                 " (all " + std::to_string(tc.grad_accum) + " micro-batch" + (tc.grad_accum > 1 ? "es" : "") + ")";
+                 (tc.grad_accum > 1 ? " (all " + std::to_string(tc.grad_accum) + " micro-batches)" : std::string(" (its batch)"));
       bo.x_label = "expert";
       bo.y_label = "tokens";
       bo.reference = ReferenceLine{mean, "mean"};

@@ -465,6 +465,7 @@ DataModelCommands::DataModelCommands(CLI::App& app) {
       "Writes OUT/tokenizer.bpe, OUT/train/shard_*.bin, OUT/val/shard_*.bin and OUT/prepare.json.\n"
       "Files are joined with <|endoftext|> between them; the tokenizer is trained on the train part only;\n"
       "the val part is the end of the corpus, cut at a document boundary.\n"
+      "Train any number of configs on it with `train: {data: {dir: OUT}}` in their YAML (seekgrad train).\n"
       "Example: seekgrad prepare --text ../shared/data/tinystories_train_sample.txt.zst --out data/ts --vocab 4096");
   prepare_->add_option("--text", prepare_opt_.text_paths, "input text file (repeatable; zstd-compressed files are read too)");
   prepare_->add_option("--generated-stories", prepare_opt_.generated_stories,
