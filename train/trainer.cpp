@@ -9,6 +9,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "autograd/node.h"
 #include "ops/ops.h"
 #include "train/checkpoint.h"
 #include "train/clip.h"
@@ -68,6 +69,9 @@ void Trainer::save() {
 }
 
 StepInfo Trainer::train_step() {
+  if (!grad_enabled())
+    fail(stage_.name() + ": gradients are off (a NoGradGuard is active around the training loop), so nothing "
+         "would train; end the NoGradGuard's scope before Trainer::run");
   const int64_t step = state_.step;  // 0-based index of the step in progress
   StepInfo info;
   info.step = step + 1;

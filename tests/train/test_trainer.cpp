@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "autograd/node.h"
 #include "models/module.h"
 #include "ops/ops.h"
 #include "tests/data/temp_dir.h"
@@ -205,4 +206,20 @@ TEST_CASE("trainer: a non-finite loss stops the run naming the stage and the ste
   }
   CHECK(err.find("[regression] step ") == 0);
   CHECK(err.find("non-finite") != std::string::npos);
+}
+
+TEST_CASE("trainer: a run under a NoGradGuard is an error, not a silent run that trains nothing") {
+  TempDir dir("nograd");
+  std::ostringstream log;
+  Linear4 m;
+  RegressionStage stage(m, 8);
+  Trainer t(m, stage, small_config(dir.file("run"), 3), LrSchedule::constant(0.05), Rng(1), log);
+  NoGradGuard no_grad;
+  std::string err;
+  try {
+    t.run();
+  } catch (const std::exception& e) {
+    err = e.what();
+  }
+  CHECK(err.find("[trainer] regression: gradients are off") == 0);
 }

@@ -15,6 +15,12 @@ int run_train(const std::string& config_path, int steps_override) {
     if (steps_override > 0) {
       cfg.train.steps = steps_override;
       if (cfg.train.warmup_steps >= steps_override) cfg.train.warmup_steps = steps_override / 10;
+      if (cfg.train.dsa_warmup_steps >= steps_override) {  // keep a sparse stage: the same share as the lr warm-up
+        const int64_t was = cfg.train.dsa_warmup_steps;
+        cfg.train.dsa_warmup_steps = steps_override / 10;
+        std::cout << "--steps " << steps_override << ": train.dsa_warmup_steps " << was << " -> "
+                  << cfg.train.dsa_warmup_steps << " (the dense warm-up must end before the run does)\n";
+      }
     }
     std::cout << "seekgrad train: " << config_path << " -> " << cfg.train.out_dir << "\n";
     PretrainResult r = pretrain(cfg, std::cout);
