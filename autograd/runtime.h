@@ -8,10 +8,13 @@
 // kernels (ops/cpu/), the optimizer kernels, the trainer's thread setting. The CPU backend's own
 // switches (SEEKGRAD_NAIVE, the CPU's SIMD features) are in ops/cpu/runtime.h.
 //
-// Determinism: parallel_for cuts [0, n) into the same contiguous chunks whatever thread runs them,
-// and a kernel that reduces across chunks adds the partial results in chunk order; kernels that
-// must give the same numbers on any thread count (grad norm) fix their chunking themselves instead
-// of deriving it from num_threads().
+// Determinism (same inputs => same bits on any thread count): which thread runs a chunk never matters,
+// but HOW MANY chunks [0, n) is cut into does — it follows num_threads(). So a kernel must not let a
+// chunk boundary change its arithmetic: each output is computed whole inside one chunk (rows, columns,
+// elements: every kernel in ops/cpu/), or, when a sum must be split (the grad norm, a GEMM cut along K),
+// the kernel fixes the pieces from the problem size alone and adds them in a fixed order; the threads
+// only decide who computes which piece. Never cut a sum at n·t/num_threads().
+// tests/ops/test_thread_determinism.cpp and tests/train/test_thread_determinism.cpp check 1..4 threads.
 //
 // What this is not: a scheduler. Work is split into contiguous static chunks, which is what
 // kernels over dense buffers want and what a debugger can follow.

@@ -33,7 +33,7 @@
 //
 // ---- 3. Cache blocking (sizes for Zen 5: 48 KiB L1d, 1 MiB L2 per core, 32 MiB shared L3) --------
 //   for jc in N by NC:                  B block  [KC, NC] packed -> lives in L3 (KC·NC·4 = 4 MiB)
-//     for pc in K by KC:
+//     for pc in K by KC:                (K in blocks of at most KC, all of one depth: k_blocks)
 //       pack B[pc:pc+KC, jc:jc+NC]
 //       for ic in M by MC:              A block  [MC, KC] packed -> lives in L2 (MC·KC·4 = 336 KiB)
 //         pack A[ic:ic+MC, pc:pc+KC]
@@ -44,14 +44,19 @@
 // FMAs (14 cycles), which Zen 5's L2 (64 bytes/cycle to L1) supplies easily, so block sizes matter
 // little here: a sweep of MC 84..336 × KC 256..512 stayed within ~5% (KC = 512 best: C is read and
 // written once per K block, so fewer K blocks mean less C traffic). The first K block applies beta;
-// later ones accumulate (beta = 1). The kernels prefetch their C tile before the k loop.
+// later ones accumulate (beta = 1). The kernels prefetch their C tile before the k loop. The K blocks are
+// cut from K alone (k_blocks: an even number of equal blocks), never from the thread count: they fix the
+// order of C's sums (section 4).
 //
 // ---- 4. Threads ----------------------------------------------------------------------------------
 // The problem is cut into contiguous pieces, one per thread (sg::parallel_for); each thread runs the
 // loops above on its piece with its own packing buffers: nothing shared, nothing synchronised. The cut
 // is along M (rows of C), N (columns) or K (depth), whichever adds the least work (choose_split):
 // cutting M makes every thread pack all of B, cutting K needs a final sum of partial C's. Small
-// problems (under ~1 MFLOP per thread) stay on one thread.
+// problems (under ~1 MFLOP per thread) stay on one thread. Every cut gives C bit for bit as one thread
+// does: rows and columns cut at whole register tiles, and depth cuts at the K blocks one thread runs
+// and adds the blocks' products into C in the same order (gemm_split_depth). Same inputs, same C, on
+// any number of threads.
 //
 // ---- What to expect (`seekgrad bench gemm`, 2 Zen 5 cores, FMA peak ~225 GFLOP/s per core) -------
 // 1024³: naive ~2 GFLOP/s; scalar kernel ~35; avx2 ~100; avx512 ~200 on 1 thread (~88% of peak) and
@@ -394,9 +399,27 @@ const float* element(bool trans, const float* X, int64_t ld, int64_t row, int64_
 
 // ================================ v2: the blocked loops (one thread) ===============================
 
-// The five loops of section 3, for the whole of the (sub)problem this thread was given.
-void gemm_blocked(const MicroKernel& uk, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
-                  const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+// The K blocks of a GEMM: `count` blocks of equal depth (to within 1), each at most kc, block b covering
+// k in [begin(b), begin(b + 1)). They depend on K and the micro-kernel only. The count is even (when over
+// 1) so that two threads splitting along K get the same work (gemm_split_depth); K = 600 with kc = 512 is
+// two blocks of 300, not 512 + 88.
+struct KBlocks {
+  int64_t K, count;
+  int64_t begin(int64_t b) const { return K * b / count; }
+};
+
+KBlocks k_blocks(const MicroKernel& uk, int64_t K) {
+  int64_t count = std::max<int64_t>(1, (K + uk.kc - 1) / uk.kc);
+  if (count > 1 && count % 2 == 1) count++;
+  return {K, count};
+}
+
+// The five loops of section 3, for the whole of the (sub)problem this thread was given: rows and columns
+// of C as passed, K blocks [b0, b1) of kb (A and B point at k = 0). Block b0 applies beta, the later ones
+// add to C, one rounding each: C = round(C + op(A)_b·op(B)_b) when alpha == 1.
+void gemm_blocked(const MicroKernel& uk, bool trans_a, bool trans_b, int64_t M, int64_t N, const KBlocks& kb,
+                  int64_t b0, int64_t b1, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
+                  float beta, float* C, int64_t ldc) {
   static thread_local PackBuffer a_buffer, b_buffer;
   const int mr = uk.mr, nr = uk.nr;
   float* Ap = a_buffer.get(uk.mc * uk.kc);                       // [mc/mr][kc][mr]
@@ -405,9 +428,9 @@ void gemm_blocked(const MicroKernel& uk, bool trans_a, bool trans_b, int64_t M, 
 
   for (int64_t jc = 0; jc < N; jc += uk.nc) {
     const int64_t nc = std::min(uk.nc, N - jc);
-    for (int64_t pc = 0; pc < K; pc += uk.kc) {
-      const int64_t kc = std::min(uk.kc, K - pc);
-      const float beta_block = pc == 0 ? beta : 1.0f;  // later K blocks add to what the first wrote
+    for (int64_t b = b0; b < b1; b++) {
+      const int64_t pc = kb.begin(b), kc = kb.begin(b + 1) - pc;
+      const float beta_block = b == b0 ? beta : 1.0f;  // later K blocks add to what the first wrote
       pack_b(trans_b, kc, nc, element(trans_b, B, ldb, pc, jc), ldb, nr, Bp);
       for (int64_t ic = 0; ic < M; ic += uk.mc) {
         const int64_t mc = std::min(uk.mc, M - ic);
@@ -438,54 +461,68 @@ void gemm_blocked(const MicroKernel& uk, bool trans_a, bool trans_b, int64_t M, 
 
 // Below this many flops per thread, a second thread costs more (waking it, splitting) than it saves.
 constexpr double kMinFlopsPerThread = 1e6;
-// A thread given a slice of K gets at least this much of it.
-constexpr int64_t kMinDepthPerThread = 128;
 
 // How a GEMM is cut across threads. Each way adds work that one thread alone would not do:
 //   rows    (M): every thread packs all of op(B)              (threads-1)·K·N floats
 //   columns (N): every thread packs all of op(A)              (threads-1)·M·K floats
-//   depth   (K): the threads' partial C's are added at the end (threads-1)·M·N floats, read twice
+//   depth   (K): the K blocks that thread 0 does not run go   ~(1-1/threads)·blocks·M·N floats,
+//                through partial C's, added at the end        written and read
 // The cheapest wins. Depth wins for weight gradients dW = dYᵀ·X (M, N = model dims, K = tokens).
+// None of the three changes a single bit of C (gemm_split_depth says why depth does not): the split is
+// free to depend on the number of threads.
 enum class Split { rows, cols, depth };
 
-Split choose_split(int threads, int64_t M, int64_t N, int64_t K) {
-  const double rows = (double)K * N, cols = (double)M * K, depth = 2.0 * M * N;
-  if (depth < std::min(rows, cols) && K >= threads * kMinDepthPerThread) return Split::depth;
+// Depth needs alpha == 1 (gemm_split_depth says why) and K blocks that share out evenly: a multiple of
+// the thread count, or enough of them (3 per thread) that the last uneven share costs little.
+Split choose_split(const MicroKernel& uk, int threads, int64_t M, int64_t N, int64_t K, float alpha) {
+  const int64_t blocks = k_blocks(uk, K).count;
+  const double rows = (double)K * N, cols = (double)M * K;
+  const double depth = 2.0 * (blocks - blocks / threads) * M * N;
+  const bool even_shares = blocks % threads == 0 || blocks >= 3 * threads;
+  if (alpha == 1.0f && even_shares && depth < std::min(rows, cols)) return Split::depth;
   return rows <= cols ? Split::rows : Split::cols;
 }
 
-// dst[0:n] += alpha * src[0:n]
-void add_scaled(float* dst, const float* src, int64_t n, float alpha) {
+// dst[0:n] += src[0:n]: one rounding per element, round(dst + src), as in the micro-kernels' C update
+void add_to(float* dst, const float* src, int64_t n) {
   int64_t j = 0;
 #if defined(__SSE__)
-  const __m128 alpha4 = _mm_set1_ps(alpha);
-  for (; j + 4 <= n; j += 4)
-    _mm_storeu_ps(dst + j, _mm_add_ps(_mm_loadu_ps(dst + j), _mm_mul_ps(alpha4, _mm_loadu_ps(src + j))));
+  for (; j + 4 <= n; j += 4) _mm_storeu_ps(dst + j, _mm_add_ps(_mm_loadu_ps(dst + j), _mm_loadu_ps(src + j)));
 #endif
-  for (; j < n; j++) dst[j] += alpha * src[j];
+  for (; j < n; j++) dst[j] += src[j];
 }
 
-// Split::depth. Thread t multiplies the K-slice [k0, k1): thread 0 straight into C (with alpha, beta),
-// the others into partial products P_t [M,N]; then C += alpha * sum_t P_t.
+// Split::depth, with the same numbers as one thread. One thread (gemm_blocked) runs K in blocks (k_blocks)
+// and updates C after each: C = A_0·B_0 + beta·C, then C = round(C + A_b·B_b) for b = 1, 2, ... in order
+// (alpha == 1, so a micro-kernel's update is one rounding). The threads split those same blocks: thread t
+// takes a contiguous run of them. Thread 0's run starts at block 0, so it goes straight into C. Every
+// other block b goes into its own partial product P_b = A_b·B_b (beta = 0: stored as computed), and the
+// end adds P_b into C in block order: round(C + P_b), the very sum one thread does. So the result does
+// not depend on the number of threads — only on K, kc and the micro-kernel (alpha != 1 is never split
+// this way: the micro-kernels' alpha·acc + C is not the same rounding as a separate multiply and add).
 void gemm_split_depth(const MicroKernel& uk, int threads, bool trans_a, bool trans_b, int64_t M, int64_t N,
-                      int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
-                      float* C, int64_t ldc) {
+                      int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                      int64_t ldc) {
   static thread_local PackBuffer partial_buffer;
-  float* partial = partial_buffer.get((threads - 1) * M * N);  // [threads-1][M][N]
+  const KBlocks kb = k_blocks(uk, K);
+  const int64_t blocks = kb.count;
+  const int64_t direct = blocks / threads;  // thread 0's run: blocks [0, direct) straight into C
+  float* partial = partial_buffer.get((blocks - direct) * M * N);  // P_b at partial + (b - direct)·M·N
   parallel_for(threads, 1, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; t++) {
-      const int64_t k0 = K * t / threads, k1 = K * (t + 1) / threads;
-      const float* a = element(trans_a, A, lda, 0, k0);  // op(A)[:, k0:k1]
-      const float* b = element(trans_b, B, ldb, k0, 0);  // op(B)[k0:k1, :]
-      if (t == 0)
-        gemm_blocked(uk, trans_a, trans_b, M, N, k1 - k0, alpha, a, lda, b, ldb, beta, C, ldc);
-      else
-        gemm_blocked(uk, trans_a, trans_b, M, N, k1 - k0, 1.0f, a, lda, b, ldb, 0.0f, partial + (t - 1) * M * N, N);
+      const int64_t b0 = blocks * t / threads, b1 = blocks * (t + 1) / threads;
+      if (t == 0) {
+        gemm_blocked(uk, trans_a, trans_b, M, N, kb, 0, b1, 1.0f, A, lda, B, ldb, beta, C, ldc);
+        continue;
+      }
+      for (int64_t b = b0; b < b1; b++)
+        gemm_blocked(uk, trans_a, trans_b, M, N, kb, b, b + 1, 1.0f, A, lda, B, ldb, 0.0f,
+                     partial + (b - direct) * M * N, N);
     }
   });
   parallel_for(M, std::max<int64_t>(1, 16384 / N), [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; i++)
-      for (int t = 1; t < threads; t++) add_scaled(C + i * ldc, partial + (t - 1) * M * N + i * N, N, alpha);
+      for (int64_t b = direct; b < blocks; b++) add_to(C + i * ldc, partial + (b - direct) * M * N + i * N, N);
   });
 }
 
@@ -522,10 +559,10 @@ void gemm_f32_with(GemmKernel kernel, bool trans_a, bool trans_b, int64_t M, int
   if (K == 0 || alpha == 0.0f) return scale_c(M, N, beta, C, ldc);  // op(A)·op(B) contributes nothing
 
   const int threads = (int)std::clamp(2.0 * M * N * K / kMinFlopsPerThread, 1.0, (double)num_threads());
-  const Split split = choose_split(threads, M, N, K);
-  if (threads == 1) return gemm_blocked(uk, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-  if (split == Split::depth)
-    return gemm_split_depth(uk, threads, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  const KBlocks kb = k_blocks(uk, K);
+  if (threads == 1) return gemm_blocked(uk, trans_a, trans_b, M, N, kb, 0, kb.count, alpha, A, lda, B, ldb, beta, C, ldc);
+  const Split split = choose_split(uk, threads, M, N, K, alpha);
+  if (split == Split::depth) return gemm_split_depth(uk, threads, trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc);
 
   // Split::rows or Split::cols: whole register tiles, a contiguous run of them per thread.
   const bool rows = split == Split::rows;
@@ -534,11 +571,11 @@ void gemm_f32_with(GemmKernel kernel, bool trans_a, bool trans_b, int64_t M, int
   parallel_for(n_tiles, std::max<int64_t>(1, n_tiles / threads), [&](int64_t t0, int64_t t1) {
     if (rows) {  // rows [r0, r1) of C and op(A)
       const int64_t r0 = t0 * tile, r1 = std::min(M, t1 * tile);
-      gemm_blocked(uk, trans_a, trans_b, r1 - r0, N, K, alpha, element(trans_a, A, lda, r0, 0), lda, B, ldb, beta,
+      gemm_blocked(uk, trans_a, trans_b, r1 - r0, N, kb, 0, kb.count, alpha, element(trans_a, A, lda, r0, 0), lda, B, ldb, beta,
                    C + r0 * ldc, ldc);
     } else {  // columns [c0, c1) of C and op(B)
       const int64_t c0 = t0 * tile, c1 = std::min(N, t1 * tile);
-      gemm_blocked(uk, trans_a, trans_b, M, c1 - c0, K, alpha, A, lda, element(trans_b, B, ldb, 0, c0), ldb, beta,
+      gemm_blocked(uk, trans_a, trans_b, M, c1 - c0, kb, 0, kb.count, alpha, A, lda, element(trans_b, B, ldb, 0, c0), ldb, beta,
                    C + c0, ldc);
     }
   });
