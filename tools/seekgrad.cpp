@@ -33,8 +33,8 @@ int main(int argc, char** argv) {
 
   // ---- pipeline ----
   auto* pipeline = app.add_subcommand("pipeline",
-      "Run the main job: chapter 1 (autograd check on a 2-layer MLP), then pretrain the tiny DeepSeek config "
-      "(MLA + DeepSeekMoE + MTP) on the generated story corpus, print samples, write plots under runs/");
+      "Run the main job: chapter 1's autograd check, then DATA_PREP -> PRETRAIN (stories + arithmetic) -> SFT -> "
+      "GRPO -> EXPORT of the tiny DeepSeek config, ending with the held-out accuracy of each stage");
   std::string pipeline_config = "configs/tiny.yaml";
   pipeline->add_option("--config", pipeline_config, "pipeline config (YAML)");
 

@@ -128,6 +128,98 @@ KeyTable data_keys(const Reader& rd, DataConfig& d) {
     if (d.vocab_size < 256 + 16) fail(rd.src, k + " must be at least 272 (256 bytes + special tokens + merges), got " + std::to_string(d.vocab_size));
   };
   t["max_text_bytes"] = [&rd, &d](const YAML::Node& n, const std::string& k) { d.max_text_bytes = rd.integer(n, k, Range::nonnegative); };
+  t["arithmetic_problems"] = [&rd, &d](const YAML::Node& n, const std::string& k) { d.arithmetic_problems = rd.integer(n, k, Range::nonnegative); };
+  t["arithmetic_level"] = [&rd, &d](const YAML::Node& n, const std::string& k) {
+    d.arithmetic_level = rd.integer(n, k, Range::positive);
+    if (d.arithmetic_level > 3) fail(rd.src, k + " must be 1, 2 or 3, got " + std::to_string(d.arithmetic_level));
+  };
+  return t;
+}
+
+// Small helpers shared by the post-training sections: one line per key.
+struct KeyAdder {
+  const Reader& rd;
+  KeyTable& t;
+  void i64(const char* name, int64_t& field, Range r) {
+    t[name] = [&rd = rd, &field, r](const YAML::Node& n, const std::string& k) { field = rd.integer(n, k, r); };
+  }
+  void f64(const char* name, double& field, Range r) {
+    t[name] = [&rd = rd, &field, r](const YAML::Node& n, const std::string& k) { field = rd.number(n, k, r); };
+  }
+  void str(const char* name, std::string& field, std::vector<std::string> choices = {}) {
+    t[name] = [&rd = rd, &field, choices](const YAML::Node& n, const std::string& k) {
+      field = rd.string(n, k);
+      if (!choices.empty() && std::find(choices.begin(), choices.end(), field) == choices.end()) {
+        std::string allowed;
+        for (size_t i = 0; i < choices.size(); i++) allowed += (i ? " or '" : "'") + choices[i] + "'";
+        fail(rd.src, k + " must be " + allowed + ", got '" + field + "'");
+      }
+    };
+  }
+};
+
+KeyTable reasoning_keys(const Reader& rd, ReasoningConfig& c) {
+  KeyTable t;
+  KeyAdder a{rd, t};
+  t["level"] = [&rd, &c](const YAML::Node& n, const std::string& k) {
+    c.level = rd.integer(n, k, Range::positive);
+    if (c.level > 3) fail(rd.src, k + " must be 1, 2 or 3, got " + std::to_string(c.level));
+  };
+  a.i64("eval_problems", c.eval_problems, Range::positive);
+  a.i64("eval_samples", c.eval_samples, Range::positive);
+  a.f64("eval_temperature", c.eval_temperature, Range::nonnegative);
+  a.i64("max_new_tokens", c.max_new_tokens, Range::positive);
+  t["seed"] = [&rd, &c](const YAML::Node& n, const std::string& k) { c.seed = (uint64_t)rd.integer(n, k, Range::nonnegative); };
+  return t;
+}
+
+KeyTable sft_keys(const Reader& rd, SftConfig& c) {
+  KeyTable t;
+  KeyAdder a{rd, t};
+  a.i64("n_problems", c.n_problems, Range::positive);
+  a.i64("steps", c.steps, Range::positive);
+  a.i64("batch_size", c.batch_size, Range::positive);
+  a.i64("seq_len", c.seq_len, Range::positive);
+  a.i64("grad_accum", c.grad_accum, Range::positive);
+  a.f64("lr", c.lr, Range::positive);
+  a.f64("min_lr", c.min_lr, Range::nonnegative);
+  a.i64("warmup_steps", c.warmup_steps, Range::nonnegative);
+  a.f64("weight_decay", c.weight_decay, Range::nonnegative);
+  a.f64("grad_clip", c.grad_clip, Range::nonnegative);
+  a.f64("mtp_lambda", c.mtp_lambda, Range::nonnegative);
+  a.f64("balance_alpha", c.balance_alpha, Range::nonnegative);
+  a.f64("bias_gamma", c.bias_gamma, Range::nonnegative);
+  a.i64("eval_every", c.eval_every, Range::nonnegative);
+  a.i64("eval_problems", c.eval_problems, Range::positive);
+  a.i64("checkpoint_every", c.checkpoint_every, Range::nonnegative);
+  a.str("out_dir", c.out_dir);
+  return t;
+}
+
+KeyTable grpo_keys(const Reader& rd, GrpoConfig& c) {
+  KeyTable t;
+  KeyAdder a{rd, t};
+  a.str("init", c.init, {"sft", "pretrain"});
+  a.i64("steps", c.steps, Range::positive);
+  a.i64("prompts_per_step", c.prompts_per_step, Range::positive);
+  a.i64("group_size", c.group_size, Range::positive);
+  a.i64("inner_iterations", c.inner_iterations, Range::positive);
+  a.f64("clip_eps", c.clip_eps, Range::positive);
+  a.f64("kl_beta", c.kl_beta, Range::nonnegative);
+  a.str("norm", c.norm, {"sequence", "token"});
+  a.f64("temperature", c.temperature, Range::positive);
+  a.f64("top_p", c.top_p, Range::unit);
+  a.f64("accuracy_weight", c.accuracy_weight, Range::nonnegative);
+  a.f64("format_weight", c.format_weight, Range::nonnegative);
+  a.f64("lr", c.lr, Range::positive);
+  a.f64("min_lr", c.min_lr, Range::nonnegative);
+  a.i64("warmup_steps", c.warmup_steps, Range::nonnegative);
+  a.f64("weight_decay", c.weight_decay, Range::nonnegative);
+  a.f64("grad_clip", c.grad_clip, Range::nonnegative);
+  a.i64("eval_every", c.eval_every, Range::nonnegative);
+  a.i64("eval_problems", c.eval_problems, Range::positive);
+  a.i64("checkpoint_every", c.checkpoint_every, Range::nonnegative);
+  a.str("out_dir", c.out_dir);
   return t;
 }
 
@@ -187,8 +279,16 @@ PretrainConfig parse_pretrain_config(const std::string& yaml_text, const std::st
       has_model = true;
     } else if (k == "train") {
       read_section(rd, it->second, "train", train_keys(rd, cfg.train));
+    } else if (k == "reasoning") {
+      read_section(rd, it->second, "reasoning", reasoning_keys(rd, cfg.reasoning));
+    } else if (k == "sft") {
+      read_section(rd, it->second, "sft", sft_keys(rd, cfg.sft));
+      cfg.sft.enabled = true;
+    } else if (k == "grpo") {
+      read_section(rd, it->second, "grpo", grpo_keys(rd, cfg.grpo));
+      cfg.grpo.enabled = true;
     } else {
-      fail(source, "key '" + k + "' is not a known key (the sections are 'model' and 'train')");
+      fail(source, "key '" + k + "' is not a known key (the sections are 'model', 'train', 'reasoning', 'sft' and 'grpo')");
     }
   }
   if (!has_model) fail(source, "no 'model' section");
@@ -203,6 +303,22 @@ PretrainConfig parse_pretrain_config(const std::string& yaml_text, const std::st
   if (t.data.dir.empty() && t.data.source == "text" && t.data.text_path.empty()) fail(source, "train.data.text_path is required when train.data.source is 'text'");
   if (t.seq_len > cfg.model.max_seq_len)
     fail(source, "train.seq_len (" + std::to_string(t.seq_len) + ") must be <= model.max_seq_len (" + std::to_string(cfg.model.max_seq_len) + ")");
+  const SftConfig& sf = cfg.sft;
+  if (sf.enabled) {
+    if (sf.min_lr > sf.lr) fail(source, "sft.min_lr must be <= sft.lr");
+    if (sf.warmup_steps > sf.steps) fail(source, "sft.warmup_steps (" + std::to_string(sf.warmup_steps) + ") must be <= sft.steps (" + std::to_string(sf.steps) + ")");
+    if (sf.seq_len > cfg.model.max_seq_len)
+      fail(source, "sft.seq_len (" + std::to_string(sf.seq_len) + ") must be <= model.max_seq_len (" + std::to_string(cfg.model.max_seq_len) + ")");
+  }
+  const GrpoConfig& g = cfg.grpo;
+  if (g.enabled) {
+    if (g.min_lr > g.lr) fail(source, "grpo.min_lr must be <= grpo.lr");
+    if (g.warmup_steps > g.steps) fail(source, "grpo.warmup_steps (" + std::to_string(g.warmup_steps) + ") must be <= grpo.steps (" + std::to_string(g.steps) + ")");
+    if (g.group_size < 2) fail(source, "grpo.group_size must be >= 2 (advantages are relative to the group), got " + std::to_string(g.group_size));
+    if (g.clip_eps >= 1) fail(source, "grpo.clip_eps must be in (0, 1), got " + std::to_string(g.clip_eps));
+    if (g.top_p <= 0) fail(source, "grpo.top_p must be in (0, 1], got " + std::to_string(g.top_p));
+    if (g.init == "sft" && !sf.enabled) fail(source, "grpo.init is 'sft' but the config has no 'sft' section (use init: pretrain for R1-Zero)");
+  }
   // The model's vocabulary comes from the tokenizer; validate with the target so the check is meaningful.
   ModelArgs probe = cfg.model;
   probe.vocab_size = t.data.vocab_size;

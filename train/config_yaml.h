@@ -16,6 +16,9 @@
 //                                 # or dir: D — a `seekgrad prepare --out D` directory (train/data_prep.h)
 //     dsa_warmup_steps: 100      # DSA models: dense warm-up steps before sparse training (train/pretrain.h)
 //     indexer_loss_weight: 1.0   # DSA models: λ_I of the indexer KL
+//   reasoning: {level: 1, eval_problems: 200, ...}   # the task of the post-training stages (ReasoningConfig)
+//   sft: {steps: 200, ...}       # optional: the SFT stage (SftConfig); its absence = no SFT in the pipeline
+//   grpo: {steps: 100, ...}      # optional: the GRPO stage (GrpoConfig)
 //
 // Every key must be known and every value well-formed; errors name the file and the dotted key:
 //   [config] configs/x.yaml: key 'model.dimm' is not a known key
@@ -42,6 +45,10 @@ struct DataConfig {
   int64_t n_stories = 4000;          // source: generated
   int64_t vocab_size = 1024;         // BPE target vocabulary (256 bytes + merges + special tokens)
   int64_t max_text_bytes = 0;        // source: text — use only the first N bytes (0 = all)
+  // Worked arithmetic solutions mixed into the pretraining text (train split only, data/reasoning.h), so the base
+  // model has seen arithmetic before SFT: "What is 37 + 48 * 2?\n48 * 2 = 96\n37 + 96 = 133\nThe answer is 133."
+  int64_t arithmetic_problems = 0;   // 0 = none
+  int64_t arithmetic_level = 1;      // 1..3
 };
 
 struct TrainConfig {
@@ -65,11 +72,58 @@ struct TrainConfig {
   DataConfig data;
 };
 
+// The reasoning task every post-training stage shares (data/reasoning.h, data/chat.h) and how the pipeline
+// measures it: accuracy on held-out TEST-split problems (never trained on), sampled at eval_temperature.
+struct ReasoningConfig {
+  int64_t level = 1;                 // problem level 1..3
+  int64_t eval_problems = 200;       // test-split problems in the pipeline's accuracy table
+  int64_t eval_samples = 4;          // completions per problem (accuracy = mean over all; pass@k with k = this)
+  double eval_temperature = 0.6;     // 0 = greedy
+  int64_t max_new_tokens = 40;       // completion budget (eval and GRPO rollouts)
+  uint64_t seed = 7;                 // which problems (reasoning_split's seed) and the eval's sampling seed
+};
+
+// SFT (train/sft.h): the cold start on worked solutions, loss on assistant tokens only, packed rows.
+struct SftConfig {
+  bool enabled = false;              // the config has an `sft:` section
+  int64_t n_problems = 4000;         // distinct train-split problems (the examples)
+  int64_t steps = 200, batch_size = 8, seq_len = 128, grad_accum = 1;
+  double lr = 1e-3, min_lr = 1e-4;
+  int64_t warmup_steps = 10;
+  double weight_decay = 0.0, grad_clip = 1.0;
+  double mtp_lambda = 0.3, balance_alpha = 1e-4, bias_gamma = 1e-3;
+  int64_t eval_every = 50, eval_problems = 64;   // val-split problems, greedy, during training
+  int64_t checkpoint_every = 100;
+  std::string out_dir;               // default: train.out_dir + "/sft"
+};
+
+// GRPO (train/grpo.h): the RL stage. init "sft" starts from the SFT model (R1); "pretrain" from the base (R1-Zero).
+struct GrpoConfig {
+  bool enabled = false;              // the config has a `grpo:` section
+  std::string init = "sft";          // "sft" | "pretrain"
+  int64_t steps = 100;               // optimizer steps (= rollouts × inner_iterations)
+  int64_t prompts_per_step = 8, group_size = 8;  // P prompts × G completions per rollout
+  int64_t inner_iterations = 1;      // μ: optimizer steps on each rollout (π_old fixed meanwhile)
+  double clip_eps = 0.2, kl_beta = 0.04;
+  std::string norm = "sequence";     // "sequence" (DeepSeekMath 1/|o_i|) | "token"
+  double temperature = 1.0, top_p = 1.0;
+  double accuracy_weight = 1.0, format_weight = 0.1;
+  double lr = 3e-4, min_lr = 3e-5;
+  int64_t warmup_steps = 0;
+  double weight_decay = 0.0, grad_clip = 1.0;
+  int64_t eval_every = 25, eval_problems = 64;   // val-split problems, greedy, during training
+  int64_t checkpoint_every = 50;
+  std::string out_dir;               // default: train.out_dir + "/grpo"
+};
+
 struct PretrainConfig {
   std::string name;    // the file's stem ("tiny"), written into checkpoints
   std::string source;  // the file it came from (for messages)
   ModelArgs model;
   TrainConfig train;
+  ReasoningConfig reasoning;
+  SftConfig sft;
+  GrpoConfig grpo;
 };
 
 // Parses YAML text; `source` names it in errors.

@@ -1,6 +1,8 @@
 // train/data_prep.cpp — see data_prep.h.
 #include "train/data_prep.h"
 
+#include "data/reasoning.h"
+
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -73,11 +75,45 @@ size_t document_boundary(const std::string& s, size_t at) {
   return at;
 }
 
+// The worked solutions as plain-text documents of 16 problems each (PrepareOptions::arithmetic_problems).
+std::vector<std::string> arithmetic_documents(uint64_t seed, int64_t n, int level) {
+  std::vector<data::ReasoningProblem> problems = data::reasoning_split(data::Split::train, seed, (int)n, level);
+  std::vector<std::string> docs;
+  for (size_t i = 0; i < problems.size(); i++) {
+    if (i % 16 == 0) docs.emplace_back();
+    const data::ReasoningProblem& p = problems[i];
+    docs.back() += p.question + "\n" + p.think + "\nThe answer is " + std::to_string(p.answer) + ".\n";
+  }
+  return docs;
+}
+
+// The documents of `text` (split after each <|endoftext|>) with `extra` spread evenly between them.
+std::string interleave_documents(const std::string& text, const std::vector<std::string>& extra) {
+  std::vector<std::string> docs;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t e = text.find(kEot, start);
+    size_t end = e == std::string::npos ? text.size() : e + kEot.size();
+    while (end < text.size() && text[end] == '\n') end++;
+    docs.push_back(text.substr(start, end - start));
+    start = end;
+  }
+  std::string out;
+  const size_t total = docs.size() + extra.size();
+  size_t di = 0, xi = 0;
+  for (size_t k = 0; k < total; k++) {
+    // take an extra document whenever it is behind its even share of the positions so far
+    bool take_extra = xi < extra.size() && (di >= docs.size() || (xi + 1) * total <= (k + 1) * extra.size());
+    append_document(out, take_extra ? extra[xi++] : docs[di++]);
+  }
+  return out;
+}
+
 }  // namespace
 
 PrepareResult prepare_data(const PrepareOptions& opt, std::ostream* log) {
   const auto t0 = Clock::now();
-  if (opt.text_paths.empty() && opt.generated_stories <= 0)
+  if (opt.text_paths.empty() && opt.generated_stories <= 0 && opt.arithmetic_problems <= 0)
     fail("prepare", "nothing to read: give --text FILE (one or more) or --generated-stories N");
   if (opt.out_dir.empty()) fail("prepare", "no output directory (--out DIR)");
   if (!(opt.val_fraction >= 0.0 && opt.val_fraction < 1.0))
@@ -101,6 +137,14 @@ PrepareResult prepare_data(const PrepareOptions& opt, std::ostream* log) {
     if (log) *log << "  generated " << opt.generated_stories << " stories (seed " << opt.seed << "): "
                   << human_bytes((double)stories.size()) << "\n";
     append_document(corpus, stories);
+  }
+  if (opt.arithmetic_problems > 0) {
+    std::vector<std::string> docs = arithmetic_documents(opt.seed, opt.arithmetic_problems, opt.arithmetic_level);
+    size_t bytes = 0;
+    for (auto& d : docs) bytes += d.size();
+    if (log) *log << "  generated " << opt.arithmetic_problems << " worked arithmetic solutions (level " << opt.arithmetic_level
+                  << ", train split): " << human_bytes((double)bytes) << ", interleaved\n";
+    corpus = interleave_documents(corpus, docs);
   }
   if (opt.max_bytes > 0 && (int64_t)corpus.size() > opt.max_bytes) {
     size_t nl = corpus.rfind('\n', (size_t)opt.max_bytes - 1);
@@ -166,6 +210,9 @@ PrepareResult prepare_data(const PrepareOptions& opt, std::ostream* log) {
   Json sources = Json::array();
   for (const std::string& p : opt.text_paths) sources.push_back(Json(p));
   if (opt.generated_stories > 0) sources.push_back(Json("generated:" + std::to_string(opt.generated_stories) + " stories, seed " + std::to_string(opt.seed)));
+  if (opt.arithmetic_problems > 0)
+    sources.push_back(Json("generated:" + std::to_string(opt.arithmetic_problems) + " arithmetic solutions, level " +
+                           std::to_string(opt.arithmetic_level) + ", seed " + std::to_string(opt.seed)));
   Json meta = Json::object();
   meta.set("sources", sources);
   meta.set("bytes", r.n_bytes);
@@ -186,7 +233,9 @@ std::string prepare_signature(const PrepareOptions& opt) {
   std::ostringstream s;
   s << "texts=[";
   for (size_t i = 0; i < opt.text_paths.size(); i++) s << (i ? "," : "") << opt.text_paths[i];
-  s << "] generated_stories=" << opt.generated_stories << " seed=" << opt.seed << " vocab_size=" << opt.vocab_size
+  s << "] generated_stories=" << opt.generated_stories << " seed=" << opt.seed;
+  if (opt.arithmetic_problems > 0) s << " arithmetic=" << opt.arithmetic_problems << "@" << opt.arithmetic_level;
+  s << " vocab_size=" << opt.vocab_size
     << " tokenizer=" << opt.tokenizer_path << " val_fraction=" << opt.val_fraction << " max_bytes=" << opt.max_bytes
     << " shard_tokens=" << opt.shard_tokens;
   return s.str();

@@ -24,7 +24,13 @@ namespace sg {
 struct PrepareOptions {
   std::vector<std::string> text_paths;  // any text files; zstd-compressed ones are decompressed
   int64_t generated_stories = 0;        // > 0: also this many stories of data::generate_story_corpus
-  uint64_t seed = 1;                    // for the generated stories
+  uint64_t seed = 1;                    // for the generated stories and arithmetic
+  // > 0: also this many worked arithmetic solutions of arithmetic_level, all from the TRAIN split of
+  // data/reasoning.h (so no held-out problem is ever pretrained on), as plain text — not the chat template:
+  //   "What is 37 + 48 * 2?\n48 * 2 = 96\n37 + 96 = 133\nThe answer is 133.\n"
+  // in documents of 16 problems, interleaved evenly with the stories (so the validation part has both).
+  int64_t arithmetic_problems = 0;
+  int arithmetic_level = 1;
   std::string out_dir;
   int vocab_size = 4096;                // BPE target: 256 bytes + merges + special tokens
   std::string tokenizer_path;           // non-empty: encode with this tokenizer instead of training one

@@ -46,6 +46,9 @@ PrepareOptions prepare_options(const TrainConfig& tc) {
   } else {
     o.text_paths = {tc.data.text_path};
   }
+  o.arithmetic_problems = tc.data.arithmetic_problems;
+  o.arithmetic_level = (int)tc.data.arithmetic_level;
+  o.seed = tc.seed;
   o.vocab_size = (int)tc.data.vocab_size;
   o.max_bytes = tc.data.max_text_bytes;
   o.val_fraction = 0.05;

@@ -6,6 +6,7 @@
 
 #include "train/config_yaml.h"
 #include "train/pretrain.h"
+#include "tools/cli/pipeline.h"
 
 namespace sg {
 
@@ -36,8 +37,8 @@ int run_train(const std::string& config_path, int steps_override) {
 
 int run_pipeline(const std::string& config_path) {
   const std::string path = config_path.empty() ? "configs/tiny.yaml" : config_path;
-  std::cout << "seekgrad pipeline: " << path << "\n\n== stage 1/1: PRETRAIN (data prep, BPE, MLA + DeepSeekMoE + MTP) ==\n";
-  return run_train(path, 0);
+  std::cout << "seekgrad pipeline: " << path << "\n";
+  return run_reasoning_pipeline(path, std::cout);
 }
 
 }  // namespace sg

@@ -9,7 +9,8 @@ namespace sg {
 
 // steps_override > 0 replaces train.steps (and the cosine schedule's length with it).
 int run_train(const std::string& config_path, int steps_override = 0);
-// The main job: the pipeline's stages with `config_path` ("" = configs/tiny.yaml). Today: PRETRAIN.
+// The main job (tools/cli/pipeline.h): DATA_PREP → PRETRAIN → SFT → GRPO → EXPORT with `config_path`
+// ("" = configs/tiny.yaml), ending with the held-out accuracy table.
 int run_pipeline(const std::string& config_path = "");
 
 }  // namespace sg

@@ -1,0 +1,227 @@
+// tools/cli/pipeline.cpp — see pipeline.h. The stages run top to bottom in run_reasoning_pipeline.
+#include "tools/cli/pipeline.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+#include <vector>
+
+#include "autograd/runtime.h"
+#include "data/reasoning.h"
+#include "models/json.h"
+#include "tools/cli/commands.h"
+#include "train/config_yaml.h"
+#include "train/grpo.h"
+#include "train/pretrain.h"
+#include "train/reasoning_eval.h"
+#include "train/sft.h"
+
+namespace sg {
+namespace fs = std::filesystem;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// DIR/stage.json: written last by a finished stage (tmp + rename), read to skip it on a rerun.
+void write_stage_done(const std::string& dir, const Json& summary) {
+  const fs::path tmp = fs::path(dir) / "stage.json.tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    f << summary.dump(2) << "\n";
+    if (!f) throw std::runtime_error("[pipeline] " + tmp.string() + ": write failed");
+  }
+  fs::rename(tmp, fs::path(dir) / "stage.json");
+}
+std::optional<Json> read_stage_done(const std::string& dir) {
+  const fs::path p = fs::path(dir) / "stage.json";
+  if (!fs::is_regular_file(p) || !fs::is_regular_file(fs::path(dir) / "model" / "model.safetensors")) return std::nullopt;
+  std::ifstream f(p, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return Json::parse(ss.str(), p.string());
+}
+
+struct StageRow {
+  std::string stage, model_dir;
+  double train_seconds = NAN;  // NaN: skipped (done before)
+  ProblemEvalResult eval;
+  double eval_seconds = 0;
+};
+
+std::vector<double> per_problem_accuracy(const ProblemEvalResult& r) {
+  std::vector<double> a;
+  for (const ProblemResult& p : r.problems) a.push_back((double)p.n_correct / (double)std::max<int64_t>(1, r.samples));
+  return a;
+}
+
+// Paired difference of two evaluations of the same problems: mean and standard error of d_i = b_i − a_i.
+void paired_difference(const ProblemEvalResult& a, const ProblemEvalResult& b, double& mean, double& stderr_) {
+  std::vector<double> x = per_problem_accuracy(a), y = per_problem_accuracy(b);
+  const size_t n = std::min(x.size(), y.size());
+  mean = 0;
+  for (size_t i = 0; i < n; i++) mean += (y[i] - x[i]) / (double)n;
+  double var = 0;
+  for (size_t i = 0; i < n; i++) var += (y[i] - x[i] - mean) * (y[i] - x[i] - mean) / (double)std::max<size_t>(1, n - 1);
+  stderr_ = std::sqrt(var / (double)std::max<size_t>(1, n));
+}
+
+}  // namespace
+
+int run_reasoning_pipeline(const std::string& config_path, std::ostream& out) {
+  try {
+    const auto t_all = Clock::now();
+    PretrainConfig cfg = load_pretrain_config(config_path);
+    const std::string root = cfg.train.out_dir;
+    const ReasoningConfig& rc = cfg.reasoning;
+    const int n_stages = 2 + (cfg.sft.enabled ? 1 : 0) + (cfg.grpo.enabled ? 1 : 0);
+    int stage_no = 0;
+    auto banner = [&](const std::string& what) { out << "\n== stage " << ++stage_no << "/" << n_stages << ": " << what << " ==\n"; };
+    std::vector<StageRow> rows;
+
+    // The held-out problems every stage is measured on: TEST split, never trained on.
+    const std::vector<data::ReasoningProblem> test =
+        data::reasoning_split(data::Split::test, rc.seed, (int)rc.eval_problems, (int)rc.level);
+    ProblemEvalOptions eo;
+    eo.samples = rc.eval_samples;
+    eo.temperature = rc.eval_temperature;
+    eo.max_new_tokens = rc.max_new_tokens;
+    eo.seed = rc.seed;
+    auto evaluate_stage = [&](StageRow& row) {
+      const auto t = Clock::now();
+      data::Tokenizer tok = data::Tokenizer::load((fs::path(root) / "data" / "tokenizer.bpe").string());
+      Transformer model = load_model_dir(row.model_dir);
+      row.eval = evaluate_problems(model, tok, test, eo);
+      row.eval_seconds = seconds_since(t);
+      const std::string path = (fs::path(root) / ("eval_" + row.stage + ".jsonl")).string();
+      write_problem_results_jsonl(row.eval, path);
+      out << std::fixed << std::setprecision(1) << "eval (" << row.stage << "): accuracy " << 100 * row.eval.accuracy << "% ± "
+          << 100 * row.eval.stderr_accuracy << " on " << test.size() << " test problems x " << eo.samples << " samples (T = "
+          << eo.temperature << "), format " << 100 * row.eval.format_rate << "%, mean length " << row.eval.mean_length
+          << " tokens, " << std::setprecision(0) << row.eval.rollout_tokens_per_s << " tokens/s -> " << path << "\n"
+          << std::defaultfloat;
+    };
+    const std::string tokenizer_path = (fs::path(root) / "data" / "tokenizer.bpe").string();
+
+    // ---- DATA_PREP + PRETRAIN ----
+    banner("DATA_PREP + PRETRAIN (stories + worked arithmetic; MLA + DeepSeekMoE + MTP)");
+    StageRow pre{"pretrain", (fs::path(root) / "model").string()};
+    if (auto done = read_stage_done(root)) {
+      out << "done before (" << root << "/stage.json): skipped\n";
+    } else {
+      const auto t = Clock::now();
+      PretrainResult r = pretrain(cfg, out);
+      if (r.steps_done < cfg.train.steps) throw std::runtime_error("[pipeline] pretraining stopped at step " + std::to_string(r.steps_done));
+      pre.train_seconds = seconds_since(t);
+      Json s = Json::object();
+      s.set("stage", "pretrain");
+      s.set("steps", r.steps_done);
+      s.set("final_val_loss", r.final_val_loss);
+      s.set("seconds", pre.train_seconds);
+      copy_tokenizer_into(tokenizer_path, pre.model_dir);
+      write_stage_done(root, s);
+    }
+    evaluate_stage(pre);
+    rows.push_back(pre);
+
+    // ---- SFT ----
+    std::string last_model = pre.model_dir;
+    if (cfg.sft.enabled) {
+      banner("SFT (cold start: worked solutions in the chat template, loss on the assistant's tokens)");
+      const std::string dir = cfg.sft.out_dir.empty() ? (fs::path(root) / "sft").string() : cfg.sft.out_dir;
+      StageRow row{"sft", (fs::path(dir) / "model").string()};
+      if (read_stage_done(dir)) {
+        out << "done before (" << dir << "/stage.json): skipped\n";
+      } else {
+        const auto t = Clock::now();
+        SftResult r = run_sft(cfg, pre.model_dir, tokenizer_path, out);
+        if (r.steps_done < cfg.sft.steps) throw std::runtime_error("[pipeline] SFT stopped at step " + std::to_string(r.steps_done));
+        row.train_seconds = seconds_since(t);
+        Json s = Json::object();
+        s.set("stage", "sft");
+        s.set("steps", r.steps_done);
+        s.set("final_val_loss", r.final_val_loss);
+        s.set("final_val_accuracy", r.final_val_accuracy);
+        s.set("seconds", row.train_seconds);
+        write_stage_done(dir, s);
+      }
+      evaluate_stage(row);
+      rows.push_back(row);
+      last_model = row.model_dir;
+    }
+
+    // ---- GRPO ----
+    if (cfg.grpo.enabled) {
+      banner(cfg.grpo.init == "pretrain" ? "GRPO from the base model (R1-Zero)" : "GRPO (R1: accuracy + format rewards)");
+      const std::string dir = cfg.grpo.out_dir.empty() ? (fs::path(root) / "grpo").string() : cfg.grpo.out_dir;
+      const std::string init = cfg.grpo.init == "pretrain" ? pre.model_dir : last_model;
+      StageRow row{"grpo", (fs::path(dir) / "model").string()};
+      if (read_stage_done(dir)) {
+        out << "done before (" << dir << "/stage.json): skipped\n";
+      } else {
+        const auto t = Clock::now();
+        GrpoResult r = run_grpo(cfg, init, tokenizer_path, out);
+        if (r.steps_done < cfg.grpo.steps) throw std::runtime_error("[pipeline] GRPO stopped at step " + std::to_string(r.steps_done));
+        row.train_seconds = seconds_since(t);
+        Json s = Json::object();
+        s.set("stage", "grpo");
+        s.set("steps", r.steps_done);
+        s.set("first_reward", r.first_reward);
+        s.set("final_reward", r.final_reward);
+        s.set("final_val_accuracy", r.final_val_accuracy);
+        s.set("rollout_tokens_per_s", r.mean_rollout_tokens_per_s);
+        s.set("seconds", row.train_seconds);
+        write_stage_done(dir, s);
+        out << std::fixed << std::setprecision(3) << "grpo: rollout reward " << r.first_reward << " -> " << r.final_reward
+            << ", batched sampling " << std::setprecision(0) << r.mean_rollout_tokens_per_s << " new tokens/s\n" << std::defaultfloat;
+      }
+      evaluate_stage(row);
+      rows.push_back(row);
+      last_model = row.model_dir;
+    }
+
+    // ---- EXPORT ----
+    banner("EXPORT (HuggingFace layout)");
+    const std::string hf = (fs::path(root) / "export").string();
+    cli::ExportResult ex = cli::export_hf_model(last_model, hf, tokenizer_path, nullptr);
+    out << "exported " << last_model << " -> " << hf << " (" << ex.n_parameters << " parameters, " << ex.bytes << " bytes)\n";
+
+    // ---- the table ----
+    out << "\n== held-out accuracy (" << test.size() << " test-split problems of level " << rc.level << ", " << eo.samples
+        << " samples each at T = " << eo.temperature << ", never seen in training) ==\n";
+    out << "stage      accuracy          pass@" << eo.samples << "   format   mean length   train time   model\n";
+    for (const StageRow& r : rows) {
+      std::ostringstream acc, tt;
+      acc << std::fixed << std::setprecision(1) << 100 * r.eval.accuracy << "% ± " << 100 * r.eval.stderr_accuracy;
+      if (std::isnan(r.train_seconds)) tt << "(done before)";
+      else tt << std::fixed << std::setprecision(0) << r.train_seconds << " s";
+      out << std::left << std::setw(11) << r.stage << std::setw(18) << acc.str() << std::right << std::fixed << std::setprecision(1)
+          << std::setw(6) << 100 * r.eval.pass_at_k << "%" << std::setw(8) << 100 * r.eval.format_rate << "%" << std::setw(14)
+          << r.eval.mean_length << std::setw(13) << tt.str() << "   " << r.model_dir << "\n";
+    }
+    out << std::defaultfloat;
+    for (size_t i = 1; i < rows.size(); i++) {
+      double d = 0, se = 0;
+      paired_difference(rows[i - 1].eval, rows[i].eval, d, se);
+      const double z = se > 0 ? d / se : (d == 0 ? 0 : INFINITY);
+      out << std::fixed << std::setprecision(1) << rows[i].stage << " - " << rows[i - 1].stage << ": " << std::showpos << 100 * d
+          << std::noshowpos << " points, paired std error " << 100 * se << ", z = " << std::setprecision(2) << z
+          << (std::fabs(z) > 2 ? "  (beyond the noise)" : "  (within the noise)") << "\n" << std::defaultfloat;
+    }
+    out << "files: " << root << "/{metrics.csv, loss.png, model/, eval_*.jsonl, export/}"
+        << (cfg.sft.enabled ? ", " + root + "/sft/{metrics.csv, loss.png, model/}" : "")
+        << (cfg.grpo.enabled ? ", " + root + "/grpo/{metrics.csv, reward.png, length.png, model/}" : "") << "\n"
+        << std::fixed << std::setprecision(1) << "pipeline wall time " << seconds_since(t_all) << " s\n" << std::defaultfloat;
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace sg
