@@ -2,7 +2,8 @@
 // wrapper over a library function, so everything it does can also be stepped through in a test.
 //
 //   seekgrad pipeline            the main job (README): chapter 1 + a training demo, for now
-//   seekgrad bench gemm|ops      benchmarks: tables, or one JSON object per result with --json
+//   seekgrad bench gemm|ops|moe|attention|train|rollout
+//                                benchmarks: tables, or one JSON object per result with --json
 //   seekgrad trace ch01          the backward sweep of chapter 1, node by node (--dot FILE: the tape)
 //   seekgrad prepare|generate|eval|import|export
 //                                data -> shards, text from a model, perplexity, HF model dirs in and out
@@ -19,6 +20,7 @@
 #include "tools/bench/bench_attention.h"
 #include "tools/bench/bench_moe.h"
 #include "tools/bench/bench_ops.h"
+#include "tools/bench/bench_rollout.h"
 #include "tools/bench/bench_train.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/logits.h"
@@ -67,6 +69,13 @@ int main(int argc, char** argv) {
   bench_attn->add_flag("--json", attn_json, "one JSON object per result");
   bench_attn->add_flag("--quick", attn_quick, "T up to 1024");
 
+  auto* bench_roll = bench->add_subcommand("rollout",
+      "RL rollout sampling: batched KV-cache decoding (generate_batch) vs generate() row by row, G = 8 x 64 tokens");
+  std::string rollout_config = "configs/tiny.yaml";
+  bool rollout_json = false;
+  bench_roll->add_option("--config", rollout_config, "model shape (YAML model: section; random init)")->capture_default_str();
+  bench_roll->add_flag("--json", rollout_json, "one JSON object per result");
+
   // ---- logits ----
   auto* logits = app.add_subcommand("logits", "Run a model directory (config.json + model.safetensors) on token ids; write every position's logits");
   std::string model_dir, tokens_path, out_path;
@@ -112,6 +121,7 @@ int main(int argc, char** argv) {
     if (bench_ops->parsed()) return sg::bench::bench_ops(ops_opt);
     if (bench_moe->parsed()) return sg::bench::bench_moe(moe_json);
     if (bench_attn->parsed()) return sg::bench::bench_attention(attn_json, attn_quick);
+    if (bench_roll->parsed()) return sg::bench::bench_rollout(rollout_config, rollout_json);
     if (logits->parsed()) return sg::run_logits(model_dir, tokens_path, out_path, decode);
     if (auto rc = data_model_commands.run(std::cout)) return *rc;
     if (trace->parsed()) {
