@@ -4,7 +4,9 @@
 //   seekgrad pipeline            the main job (README): chapter 1 + a training demo, for now
 //   seekgrad bench gemm|ops|moe|attention|train|rollout
 //                                benchmarks: tables, or one JSON object per result with --json
-//   seekgrad trace ch01          the backward sweep of chapter 1, node by node (--dot FILE: the tape)
+//   seekgrad trace --config F --stage pretrain --to PARAM
+//                                one training step: the gradient's path from the loss to PARAM, node by node
+//   seekgrad trace [ch01]        the backward sweep of chapter 1, node by node (--dot FILE: the tape)
 //   seekgrad prepare|generate|eval|import|export
 //                                data -> shards, text from a model, perplexity, HF model dirs in and out
 //                                (tools/cli/commands.h)
@@ -25,6 +27,7 @@
 #include "tools/cli/commands.h"
 #include "tools/cli/logits.h"
 #include "tools/cli/mlp_demo.h"
+#include "tools/cli/trace_cli.h"
 #include "tools/cli/train_cli.h"
 
 int main(int argc, char** argv) {
@@ -94,10 +97,18 @@ int main(int argc, char** argv) {
   bench_tr->add_option("--steps", bench_steps, "timed steps (after 2 warm-up steps)");
 
   // ---- trace ----
-  auto* trace = app.add_subcommand("trace", "Print a chapter's backward sweep node by node");
-  std::string chapter = "ch01", dot;
-  trace->add_option("chapter", chapter, "which chapter's model (ch01)")->check(CLI::IsMember({"ch01"}));
-  trace->add_option("--dot", dot, "also write the tape as Graphviz DOT to this file");
+  auto* trace = app.add_subcommand("trace",
+      "One training step's gradient path from the loss to a parameter (--config, --to), or chapter 1's backward "
+      "sweep node by node (no --config)");
+  sg::TraceCommand trace_cmd;
+  trace->add_option("chapter", trace_cmd.chapter, "without --config: which chapter's model (ch01, the default)")
+      ->check(CLI::IsMember({"ch01"}));
+  trace->add_option("--config", trace_cmd.config, "YAML config of the run (model: + train:), as for `seekgrad train`");
+  trace->add_option("--stage", trace_cmd.stage, "the training stage whose loss is traced (pretrain)");
+  trace->add_option("--to", trace_cmd.to, "the parameter, e.g. layers.0.attn.wkv_a.weight");
+  trace->add_flag("--checkpoint", trace_cmd.from_checkpoint,
+                  "trace the model and data position of <out_dir>/checkpoint (the run's next step) instead of step 0");
+  trace->add_option("--dot", trace_cmd.dot, "also write the tape as Graphviz DOT to this file (the path in red)");
 
   // ---- prepare / generate / eval / import / export ----
   sg::cli::DataModelCommands data_model_commands(app);
@@ -124,9 +135,7 @@ int main(int argc, char** argv) {
     if (bench_roll->parsed()) return sg::bench::bench_rollout(rollout_config, rollout_json);
     if (logits->parsed()) return sg::run_logits(model_dir, tokens_path, out_path, decode);
     if (auto rc = data_model_commands.run(std::cout)) return *rc;
-    if (trace->parsed()) {
-      return sg::demo::run_chapter1(1, dot, std::cout);
-    }
+    if (trace->parsed()) return sg::run_trace_command(trace_cmd, std::cout);
   } catch (const std::exception& e) {
     std::cerr << "seekgrad: error: " << e.what() << "\n";
     return 1;

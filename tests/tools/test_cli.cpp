@@ -517,6 +517,46 @@ TEST_CASE("seekgrad binary: --help of each subcommand; prepare + export + genera
   CHECK(out.find("nowhere") != std::string::npos);
 }
 
+// ---- trace ------------------------------------------------------------------------------------------------
+
+// `seekgrad trace --config F --stage pretrain --to P`: one step's gradient path (train/trace.h, checked by value in
+// tests/train/test_trace.cpp); `seekgrad trace` alone is still chapter 1's traced sweep; wrong uses are errors.
+TEST_CASE("seekgrad trace: the gradient path of a pretrain step to a parameter; chapter 1 without --config") {
+  const std::string bin = binary();
+  REQUIRE_MESSAGE(!bin.empty(), "bin/seekgrad is not built (the build makes it with test_tools)");
+  TempDir tmp("trace");
+  const std::string cfg = tmp.file("micro.yaml");
+  std::ofstream(cfg) << "model:\n  dim: 32\n  n_layers: 2\n  n_dense_layers: 1\n  inter_dim: 64\n  n_heads: 2\n"
+                        "  q_lora_rank: 16\n  kv_lora_rank: 16\n  qk_nope_head_dim: 8\n  qk_rope_head_dim: 8\n"
+                        "  v_head_dim: 8\n  n_routed_experts: 4\n  n_shared_experts: 1\n  n_activated_experts: 2\n"
+                        "  moe_inter_dim: 32\n  n_mtp_modules: 1\n  max_batch_size: 2\n  max_seq_len: 16\n"
+                        "  original_seq_len: 16\n"
+                        "train:\n  batch_size: 2\n  seq_len: 16\n  steps: 4\n  warmup_steps: 1\n  threads: 1\n"
+                        "  out_dir: " << tmp.file("run") << "\n  data: {source: generated, n_stories: 40, vocab_size: 300}\n";
+  auto [rc, out] = run_cmd(bin + " trace --config " + cfg + " --stage pretrain --to layers.0.attn.wkv_a.weight --dot " +
+                           tmp.file("t.dot"));
+  CHECK_MESSAGE(rc == 0, out);
+  CHECK_MESSAGE(out.find("trace: stage pretrain, step 0") != std::string::npos, out);
+  CHECK(out.find("-> layers.0.attn.wkv_a.weight (24, 32)") != std::string::npos);
+  CHECK(out.find("parameter layers.0.attn.wkv_a.weight: grad (24, 32), norm ") != std::string::npos);
+  CHECK(fs::exists(tmp.file("t.dot")));
+
+  std::tie(rc, out) = run_cmd(bin + " trace --config " + cfg + " --stage grpo --to layers.0.attn.wkv_a.weight");
+  CHECK(rc == 1);
+  CHECK_MESSAGE(out.find("[trace] unknown stage 'grpo' (known: pretrain)") != std::string::npos, out);
+  std::tie(rc, out) = run_cmd(bin + " trace --config " + cfg + " --to layers.9.attn.wkv_a.weight");
+  CHECK(rc == 1);
+  CHECK_MESSAGE(out.find("no parameter 'layers.9.attn.wkv_a.weight'") != std::string::npos, out);
+  std::tie(rc, out) = run_cmd(bin + " trace --config " + cfg);
+  CHECK(rc == 1);
+  CHECK(out.find("--config needs --to PARAM") != std::string::npos);
+
+  std::tie(rc, out) = run_cmd(bin + " trace");
+  CHECK_MESSAGE(rc == 0, out);
+  CHECK(out.find("backward sweep: 8 nodes from loss/cross_entropy") != std::string::npos);
+  CHECK(out.find("  %7 ") != std::string::npos);  // the sweep numbers nodes like the tape listing
+}
+
 // ---- generate --speculative: fewer main forwards than tokens -------------------------------------------
 
 namespace {
