@@ -138,11 +138,12 @@ static std::string grad_label(const Node& n) {
   return n.out_name.empty() ? "grad(" + n.label() + ")" : "grad(" + n.out_name + ")";
 }
 
-static void trace_line(std::ostream& os, const Node& n, const Tensor& g) {
+// number: the node's index in topological_order(root), the "%N" tape_to_text prints for it.
+static void trace_line(std::ostream& os, size_t number, const Node& n, const Tensor& g) {
   GradStats s = stats_of(g);
   char buf[512];
-  std::snprintf(buf, sizeof buf, "  #%-4llu %-44s %-18s norm %-11.4e min %-11.4e max %-11.4e  %s\n",
-                (unsigned long long)n.sequence, n.label().c_str(), shape_str(g.shape()).c_str(), s.norm, s.min,
+  std::snprintf(buf, sizeof buf, "  %%%-5zu %-44s %-18s norm %-11.4e min %-11.4e max %-11.4e  %s\n",
+                number, n.label().c_str(), shape_str(g.shape()).c_str(), s.norm, s.min,
                 s.max, grad_label(n).c_str());
   os << buf;
 }
@@ -189,8 +190,8 @@ void backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
   grads[root.grad_fn().get()] = seed.impl_ptr();
   if (trace) out << "backward sweep: " << order.size() << " nodes from " << root.grad_fn()->label() << "\n";
 
-  for (auto it = order.rbegin(); it != order.rend(); ++it) {
-    Node* node = it->get();
+  for (size_t k = order.size(); k-- > 0;) {
+    Node* node = order[k].get();
     auto found = grads.find(node);
     if (found == grads.end()) continue;  // no gradient reached this node
     Tensor g(found->second);
@@ -198,7 +199,7 @@ void backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
     for (auto& hook : node->hooks) hook(g);
     if (node->retain_grad)
       if (auto o = node->output.lock()) o->grad = g.impl_ptr();
-    if (trace) trace_line(out, *node, g);
+    if (trace) trace_line(out, k, *node, g);
     check_grad("backward", *node, (size_t)-1, g);
     if (!node->backward)
       throw std::runtime_error("[backward] the graph through " + node->label() +

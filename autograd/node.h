@@ -12,7 +12,10 @@
 //   scopes         the ScopeGuard stack, joined with '.' into Node::scope.
 //   anomaly        check every op's output in forward and every gradient in backward for NaN/Inf
 //                  and throw naming the first op (scope, op, shapes).
-//   trace          print the backward sweep node by node (scope, op, grad shape, norm, min, max).
+//   trace          print the backward sweep node by node (number, scope, op, grad shape, norm, min, max).
+//
+// Numbering: a node's number is its index in topological_order(root) — "%N" in tape_to_text, "nN" in
+// tape_to_dot, "%N" in the backward trace and in gradient_path (autograd/trace_path.h), one numbering.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -114,7 +117,7 @@ std::vector<std::shared_ptr<Node>> topological_order(const Tensor& root);
 
 // The tape as Graphviz DOT: one box per op (scope/op, output shape), one ellipse per leaf.
 std::string tape_to_dot(const Tensor& root);
-// The tape as text, one node per line in topological order.
+// The tape as text, one node per line in topological order: "%N = scope/op(inputs) -> shape dtype".
 std::string tape_to_text(const Tensor& root);
 
 // True if the environment asks for a trace (SEEKGRAD_TRACE=1).

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
+#include <map>
 #include <numeric>
 #include <stdexcept>
 
@@ -110,6 +112,142 @@ std::vector<int64_t> generate(Transformer& model, const std::vector<int64_t>& pr
     if (next == stop_token || (int64_t)out.size() == max_new) return out;
     logits = last_logits(model.forward(row_tokens({next}), P + (int64_t)out.size() - 1, cache.get()));
   }
+}
+
+// ---- batched decoding ----------------------------------------------------------------------------
+//
+// One chunk = up to max_batch_size rows whose prompts have the same length P. Its cache holds B rows;
+// the rows still decoding always sit in cache slots [0, n) (a forward with n < B tokens rows reads and
+// writes exactly those slots). When rows finish, the survivors' cache rows are moved down over them
+// (compact_cache) so the next forwards run on n rows, not B.
+//
+// Why a row's logits carry the same bits at batch n as at batch 1 (tests/models/test_generate_batch.cpp
+// checks it bit for bit, prefill and decode, MLA + MoE and DSA): the GEMM (ops/cpu/gemm.cpp) sums each
+// output element over K in an order fixed by K, kc and the micro-kernel alone — a row in an edge tile goes
+// through the same micro-kernel into scratch, and the thread splits give the one-thread bits; the
+// attention kernel works per (sequence, head); MoE routes each token by itself, runs each expert's GEMM on
+// gathered rows and adds a token's expert outputs in expert order; norms and softmaxes are per row. So the
+// batched path needed no numerical change; nothing here relies on luck in ties.
+
+[[noreturn]] static void fail_batch(const std::string& message) {
+  throw std::runtime_error("[generate_batch] " + message);
+}
+
+// Moves cache row from[j] to row j, positions [0, len), for j = 0.. in order (from is increasing and
+// from[j] >= j, so a row is read before anything is written over it). buf: [max_batch, max_seq, ...].
+static void compact_rows(const Tensor& buf, const std::vector<int64_t>& from, int64_t len) {
+  if (!buf.defined()) return;
+  const int64_t per_pos = buf.numel() / (buf.size(0) * buf.size(1));
+  const size_t bytes = (size_t)(len * per_pos) * dtype_size(buf.dtype());
+  const size_t row_stride = (size_t)(buf.size(1) * per_pos) * dtype_size(buf.dtype());
+  char* base = static_cast<char*>(buf.raw_data());
+  for (size_t j = 0; j < from.size(); j++)
+    if (from[j] != (int64_t)j) std::memmove(base + j * row_stride, base + (size_t)from[j] * row_stride, bytes);
+}
+
+static void compact_cache(TransformerCache& cache, const std::vector<int64_t>& from) {
+  const int64_t len = cache.length();
+  for (BlockCache& c : cache.layers) {
+    compact_rows(c.attn.k_cache, from, len);
+    compact_rows(c.attn.v_cache, from, len);
+    compact_rows(c.attn.kv, from, len);
+    compact_rows(c.dsa.mla.kv, from, len);
+    compact_rows(c.dsa.indexer.k_cache, from, len);
+  }
+  // cache.mtp is not used by plain decoding
+}
+
+// Decodes rows (indices into prompts, all of one length) together; writes out[row] for each.
+static void decode_chunk(Transformer& model, const std::vector<int64_t>& rows,
+                         const std::vector<std::vector<int64_t>>& prompts, int64_t max_new, const SamplingConfig& config,
+                         const std::vector<uint64_t>& seeds, int64_t stop_token,
+                         std::vector<std::vector<int64_t>>& out, BatchGenerateStats& st) {
+  const int64_t B = (int64_t)rows.size(), P = (int64_t)prompts[rows[0]].size(), V = model.args.vocab_size;
+  auto cache = model.make_cache(B, P + max_new);
+  std::vector<int64_t> ids;
+  for (int64_t r : rows) ids.insert(ids.end(), prompts[r].begin(), prompts[r].end());
+  // Prefill; the head runs on the last position only (its GEMM rows are independent: same numbers).
+  Tensor h = model.hidden(Tensor::from_vector(ids, {B, P}), 0, cache.get());
+  Tensor logits = model.logits_from_hidden(narrow(h, 1, P - 1, 1));  // [B,1,V]
+  st.forwards++;
+  std::vector<Rng> rng;
+  for (int64_t r : rows) rng.emplace_back(seeds[r]);
+  std::vector<int64_t> live(B);  // live[slot] = index into rows of the row in cache slot `slot`
+  std::iota(live.begin(), live.end(), 0);
+  for (int64_t step = 0;; step++) {
+    const std::vector<float> all = logits.to_f32_vector();  // [n, V]
+    std::vector<int64_t> keep_slots, keep_live, feed;
+    for (size_t slot = 0; slot < live.size(); slot++) {
+      const int64_t i = live[slot];
+      std::vector<float> row(all.begin() + (int64_t)slot * V, all.begin() + ((int64_t)slot + 1) * V);
+      const int64_t next = sample_token(row, config, rng[i]);
+      std::vector<int64_t>& o = out[rows[i]];
+      o.push_back(next);
+      if (next == stop_token || (int64_t)o.size() == max_new) continue;  // this row is done
+      keep_slots.push_back((int64_t)slot);
+      keep_live.push_back(i);
+      feed.push_back(next);
+    }
+    if (keep_live.empty()) return;
+    if (keep_live.size() < live.size()) compact_cache(*cache, keep_slots);
+    live = keep_live;
+    logits = model.forward(Tensor::from_vector(feed, {(int64_t)feed.size(), 1}), P + step, cache.get());
+    st.forwards++;
+  }
+}
+
+std::vector<std::vector<int64_t>> generate_batch(Transformer& model, const std::vector<std::vector<int64_t>>& prompts,
+                                                 int64_t max_new, const SamplingConfig& config,
+                                                 const std::vector<uint64_t>& seeds, int64_t stop_token,
+                                                 BatchGenerateStats* stats) {
+  auto t0 = std::chrono::steady_clock::now();
+  const int64_t n = (int64_t)prompts.size(), V = model.args.vocab_size;
+  if ((int64_t)seeds.size() != n)
+    fail_batch("seeds has " + std::to_string(seeds.size()) + " entries but there are " + std::to_string(n) +
+               " prompts (one seed per row)");
+  if (max_new < 0) fail_batch("max_new_tokens " + std::to_string(max_new) + " is negative");
+  if (stop_token >= V)
+    fail_batch("stop_token " + std::to_string(stop_token) + " is outside [0, vocab_size = " + std::to_string(V) +
+               ") (use -1 for none)");
+  if (config.top_k < 0) fail_batch("top_k " + std::to_string(config.top_k) + " is negative (0 = no top-k filter)");
+  if (!(config.top_p > 0.0 && config.top_p <= 1.0))
+    fail_batch("top_p " + std::to_string(config.top_p) + " must be in (0, 1]");
+  for (int64_t r = 0; r < n; r++) {
+    const std::vector<int64_t>& p = prompts[r];
+    const std::string row = "row " + std::to_string(r) + ": ";
+    if (p.empty()) fail_batch(row + "the prompt is empty");
+    if ((int64_t)p.size() + max_new > model.args.max_seq_len)
+      fail_batch(row + "prompt (" + std::to_string(p.size()) + " tokens) + max_new_tokens " + std::to_string(max_new) +
+                 " exceed max_seq_len " + std::to_string(model.args.max_seq_len));
+    for (size_t i = 0; i < p.size(); i++)
+      if (p[i] < 0 || p[i] >= V)
+        fail_batch(row + "token id " + std::to_string(p[i]) + " at position " + std::to_string(i) +
+                   " is outside [0, vocab_size = " + std::to_string(V) + ")");
+  }
+  const int64_t cap = model.args.max_batch_size;
+  if (cap <= 0) fail_batch("model.args.max_batch_size is " + std::to_string(cap) + " (must be > 0)");
+
+  BatchGenerateStats st;
+  st.rows = n;
+  std::vector<std::vector<int64_t>> out(n);
+  if (max_new > 0) {
+    NoGradGuard no_grad;
+    std::map<int64_t, std::vector<int64_t>> by_length;  // prompt length -> rows, in input order
+    for (int64_t r = 0; r < n; r++) by_length[(int64_t)prompts[r].size()].push_back(r);
+    for (const auto& [len, group] : by_length)
+      for (size_t c = 0; c < group.size(); c += (size_t)cap) {
+        std::vector<int64_t> chunk(group.begin() + c, group.begin() + std::min(group.size(), c + (size_t)cap));
+        decode_chunk(model, chunk, prompts, max_new, config, seeds, stop_token, out, st);
+      }
+  }
+  for (int64_t r = 0; r < n; r++) {
+    st.prompt_tokens += (int64_t)prompts[r].size();
+    st.new_tokens += (int64_t)out[r].size();
+  }
+  st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  st.new_tokens_per_s = st.seconds > 0 ? (double)st.new_tokens / st.seconds : 0.0;
+  if (stats) *stats = st;
+  return out;
 }
 
 // ---- speculative decoding with the MTP modules ----------------------------------------------------

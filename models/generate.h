@@ -7,13 +7,24 @@
 //                       always ≥ 1 token); renormalise. temperature <= 0 = greedy (one-hot argmax).
 //   sample_token        one draw from it with the project's seeded Rng (same seed, same tokens)
 //   generate            prefill the prompt through the cache, then one token per forward
+//   generate_batch      many prompts at once through ONE KV cache with batch > 1: rows of equal prompt
+//                       length share a batched prefill and a batched decode loop (chunks of at most
+//                       args.max_batch_size rows); each row samples with its own seeded Rng, and a row
+//                       that produced the stop token leaves the batch (its cache rows are compacted away)
+//                       while the others go on. Row r's tokens are exactly generate(prompts[r], ...,
+//                       seed = seeds[r]): every op a row goes through computes that row's numbers alone
+//                       (GEMM rows, attention per (sequence, head), per-token MoE routing, per-row
+//                       norms), in an order that does not depend on how many rows share the batch.
 //   generate_speculative  greedy only. Each step: the D MTP modules draft D tokens from the last
 //                       hidden state, the main model checks them all in ONE forward over
 //                       [last token, drafts], the longest prefix that matches the main model's own
 //                       argmax is accepted plus the main model's next token. Output == plain greedy.
 //
-// Sequences are single (batch 1); ids are int64. What this is not: beam search, batched decoding,
-// sampling-mode speculative decoding (rejection sampling), a tokenizer (data/ has one).
+// generate and generate_speculative decode one sequence (batch 1); generate_batch decodes many. Ids are
+// int64. What this is not: beam search, padding / ragged batches (rows of different prompt lengths run in
+// separate groups, not left-padded into one), continuous batching (a finished row's slot is not refilled
+// with a new prompt), batched speculative decoding, sampling-mode speculative decoding (rejection
+// sampling), a tokenizer (data/ has one).
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -40,6 +51,28 @@ int64_t sample_token(const std::vector<float>& logits, const SamplingConfig& con
 // stop_token < 0: none. prompt length + max_new_tokens must fit max_seq_len.
 std::vector<int64_t> generate(Transformer& model, const std::vector<int64_t>& prompt_ids, int64_t max_new_tokens,
                               const SamplingConfig& config = {}, int64_t stop_token = -1);
+
+struct BatchGenerateStats {
+  int64_t rows = 0;           // prompts decoded
+  int64_t forwards = 0;       // batched model forwards (one prefill per chunk + one per decode step)
+  int64_t prompt_tokens = 0;  // sum of the prompt lengths
+  int64_t new_tokens = 0;     // sum of the returned tokens
+  double seconds = 0;         // wall clock of generate_batch
+  double new_tokens_per_s = 0;  // new_tokens / seconds
+};
+
+// Row r continues prompts[r] with at most max_new_tokens tokens, sampled with `config` but seeded by
+// seeds[r] (config.seed is not used): row r's tokens are exactly generate(model, prompts[r], max_new_tokens,
+// config with seed = seeds[r], stop_token). Rows with the same prompt length are decoded together (one
+// batched prefill, then one batched forward per step), at most model.args.max_batch_size rows per chunk.
+// A row that produced stop_token stops (its tokens end with it) while the others continue; a chunk ends
+// when all its rows stopped or reached max_new_tokens. Runs under NoGradGuard. Throws "[generate_batch]
+// ..." naming the row for an empty prompt, a prompt + max_new_tokens past max_seq_len, a token id outside
+// [0, vocab_size); and for seeds.size() != prompts.size(), a stop_token >= vocab_size, a bad top_k / top_p.
+std::vector<std::vector<int64_t>> generate_batch(Transformer& model, const std::vector<std::vector<int64_t>>& prompts,
+                                                 int64_t max_new_tokens, const SamplingConfig& config,
+                                                 const std::vector<uint64_t>& seeds, int64_t stop_token = -1,
+                                                 BatchGenerateStats* stats = nullptr);
 
 struct SpeculativeStats {
   int64_t main_forwards = 0;   // main-model forwards, prefill included

@@ -2,8 +2,11 @@
 // wrapper over a library function, so everything it does can also be stepped through in a test.
 //
 //   seekgrad pipeline            the main job (README): chapter 1 + a training demo, for now
-//   seekgrad bench gemm|ops      benchmarks: tables, or one JSON object per result with --json
-//   seekgrad trace ch01          the backward sweep of chapter 1, node by node (--dot FILE: the tape)
+//   seekgrad bench gemm|ops|moe|attention|train|rollout
+//                                benchmarks: tables, or one JSON object per result with --json
+//   seekgrad trace --config F --stage pretrain --to PARAM
+//                                one training step: the gradient's path from the loss to PARAM, node by node
+//   seekgrad trace [ch01]        the backward sweep of chapter 1, node by node (--dot FILE: the tape)
 //   seekgrad prepare|generate|eval|import|export
 //                                data -> shards, text from a model, perplexity, HF model dirs in and out
 //                                (tools/cli/commands.h)
@@ -19,10 +22,12 @@
 #include "tools/bench/bench_attention.h"
 #include "tools/bench/bench_moe.h"
 #include "tools/bench/bench_ops.h"
+#include "tools/bench/bench_rollout.h"
 #include "tools/bench/bench_train.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/logits.h"
 #include "tools/cli/mlp_demo.h"
+#include "tools/cli/trace_cli.h"
 #include "tools/cli/train_cli.h"
 
 int main(int argc, char** argv) {
@@ -67,6 +72,13 @@ int main(int argc, char** argv) {
   bench_attn->add_flag("--json", attn_json, "one JSON object per result");
   bench_attn->add_flag("--quick", attn_quick, "T up to 1024");
 
+  auto* bench_roll = bench->add_subcommand("rollout",
+      "RL rollout sampling: batched KV-cache decoding (generate_batch) vs generate() row by row, G = 8 x 64 tokens");
+  std::string rollout_config = "configs/tiny.yaml";
+  bool rollout_json = false;
+  bench_roll->add_option("--config", rollout_config, "model shape (YAML model: section; random init)")->capture_default_str();
+  bench_roll->add_flag("--json", rollout_json, "one JSON object per result");
+
   // ---- logits ----
   auto* logits = app.add_subcommand("logits", "Run a model directory (config.json + model.safetensors) on token ids; write every position's logits");
   std::string model_dir, tokens_path, out_path;
@@ -85,10 +97,18 @@ int main(int argc, char** argv) {
   bench_tr->add_option("--steps", bench_steps, "timed steps (after 2 warm-up steps)");
 
   // ---- trace ----
-  auto* trace = app.add_subcommand("trace", "Print a chapter's backward sweep node by node");
-  std::string chapter = "ch01", dot;
-  trace->add_option("chapter", chapter, "which chapter's model (ch01)")->check(CLI::IsMember({"ch01"}));
-  trace->add_option("--dot", dot, "also write the tape as Graphviz DOT to this file");
+  auto* trace = app.add_subcommand("trace",
+      "One training step's gradient path from the loss to a parameter (--config, --to), or chapter 1's backward "
+      "sweep node by node (no --config)");
+  sg::TraceCommand trace_cmd;
+  trace->add_option("chapter", trace_cmd.chapter, "without --config: which chapter's model (ch01, the default)")
+      ->check(CLI::IsMember({"ch01"}));
+  trace->add_option("--config", trace_cmd.config, "YAML config of the run (model: + train:), as for `seekgrad train`");
+  trace->add_option("--stage", trace_cmd.stage, "the training stage whose loss is traced (pretrain)");
+  trace->add_option("--to", trace_cmd.to, "the parameter, e.g. layers.0.attn.wkv_a.weight");
+  trace->add_flag("--checkpoint", trace_cmd.from_checkpoint,
+                  "trace the model and data position of <out_dir>/checkpoint (the run's next step) instead of step 0");
+  trace->add_option("--dot", trace_cmd.dot, "also write the tape as Graphviz DOT to this file (the path in red)");
 
   // ---- prepare / generate / eval / import / export ----
   sg::cli::DataModelCommands data_model_commands(app);
@@ -112,11 +132,10 @@ int main(int argc, char** argv) {
     if (bench_ops->parsed()) return sg::bench::bench_ops(ops_opt);
     if (bench_moe->parsed()) return sg::bench::bench_moe(moe_json);
     if (bench_attn->parsed()) return sg::bench::bench_attention(attn_json, attn_quick);
+    if (bench_roll->parsed()) return sg::bench::bench_rollout(rollout_config, rollout_json);
     if (logits->parsed()) return sg::run_logits(model_dir, tokens_path, out_path, decode);
     if (auto rc = data_model_commands.run(std::cout)) return *rc;
-    if (trace->parsed()) {
-      return sg::demo::run_chapter1(1, dot, std::cout);
-    }
+    if (trace->parsed()) return sg::run_trace_command(trace_cmd, std::cout);
   } catch (const std::exception& e) {
     std::cerr << "seekgrad: error: " << e.what() << "\n";
     return 1;

@@ -2,8 +2,7 @@
 // MTP depth) over windows of token shards, with no tape. `seekgrad eval` and the trainer's evaluation
 // points (train/pretrain.h) both call evaluate_lm().
 //
-// What this is not: a task-accuracy evaluation (problems with verifiable answers come with the reasoning
-// stages).
+// What this is not: a task-accuracy evaluation (problems with verifiable answers: train/reasoning_eval.h).
 #pragma once
 #include <cmath>
 #include <cstdint>

@@ -56,30 +56,6 @@ PrepareOptions prepare_options(const TrainConfig& tc) {
   return o;
 }
 
-// DATA_PREP: train.data.dir when given (a `seekgrad prepare` output), else out_dir/data — reused when its
-// prepare.json says it was made with the same options, (re)made otherwise.
-PreparedData prepare_or_open(const TrainConfig& tc, std::ostream& log) {
-  if (!tc.data.dir.empty()) {
-    PreparedData d = open_prepared(tc.data.dir);
-    log << "data: " << tc.data.dir << " (" << d.train_tokens << " train + " << d.val_tokens << " val tokens, vocab "
-        << d.tokenizer.vocab_size() << ")\n";
-    return d;
-  }
-  PrepareOptions o = prepare_options(tc);
-  if (prepared_matches(o.out_dir, prepare_signature(o))) {
-    PreparedData d = open_prepared(o.out_dir);
-    log << "data: reusing " << o.out_dir << " (" << d.train_tokens << " train + " << d.val_tokens << " val tokens, vocab "
-        << d.tokenizer.vocab_size() << ")\n";
-    return d;
-  }
-  log << "data: preparing " << o.out_dir << "\n";
-  PrepareResult r = prepare_data(o, &log);
-  log << "data: " << r.n_train_tokens << " train + " << r.n_val_tokens << " val tokens, vocab " << r.vocab_size << " ("
-      << std::fixed << std::setprecision(2) << r.bytes_per_token << " bytes/token) in " << std::setprecision(1) << r.seconds
-      << " s\n" << std::defaultfloat;
-  return open_prepared(o.out_dir);
-}
-
 // A loader batch [B*(T+1)] -> tokens [B,T] and targets [B,T] (the next tokens), i64.
 void to_tensors(const std::vector<int32_t>& batch, int64_t B, int64_t T, Tensor& tokens, Tensor& targets) {
   std::vector<int64_t> x((size_t)(B * T)), y((size_t)(B * T));
@@ -110,6 +86,37 @@ void load_balance(const std::vector<std::vector<int64_t>>& loads, double& max_ov
 
 }  // namespace
 
+
+// DATA_PREP: train.data.dir when given (a `seekgrad prepare` output), else out_dir/data — reused when its
+// prepare.json says it was made with the same options, (re)made otherwise.
+PreparedData prepare_or_open(const TrainConfig& tc, std::ostream& log) {
+  if (!tc.data.dir.empty()) {
+    PreparedData d = open_prepared(tc.data.dir);
+    log << "data: " << tc.data.dir << " (" << d.train_tokens << " train + " << d.val_tokens << " val tokens, vocab "
+        << d.tokenizer.vocab_size() << ")\n";
+    return d;
+  }
+  PrepareOptions o = prepare_options(tc);
+  if (prepared_matches(o.out_dir, prepare_signature(o))) {
+    PreparedData d = open_prepared(o.out_dir);
+    log << "data: reusing " << o.out_dir << " (" << d.train_tokens << " train + " << d.val_tokens << " val tokens, vocab "
+        << d.tokenizer.vocab_size() << ")\n";
+    return d;
+  }
+  log << "data: preparing " << o.out_dir << "\n";
+  PrepareResult r = prepare_data(o, &log);
+  log << "data: " << r.n_train_tokens << " train + " << r.n_val_tokens << " val tokens, vocab " << r.vocab_size << " ("
+      << std::fixed << std::setprecision(2) << r.bytes_per_token << " bytes/token) in " << std::setprecision(1) << r.seconds
+      << " s\n" << std::defaultfloat;
+  return open_prepared(o.out_dir);
+}
+
+ModelArgs pretrain_model_args(const PretrainConfig& config, const PreparedData& data) {
+  ModelArgs args = config.model;
+  args.vocab_size = data.tokenizer.vocab_size();
+  args.validate(config.source);
+  return args;
+}
 
 // ---- PretrainStage ----------------------------------------------------------------------------------
 
@@ -227,9 +234,7 @@ PretrainResult pretrain(const PretrainConfig& config, std::ostream& log, const P
   res.val_tokens = data.val_tokens;
 
   // ---- MODEL ----
-  ModelArgs args = config.model;
-  args.vocab_size = data.tokenizer.vocab_size();
-  args.validate(config.source);
+  ModelArgs args = pretrain_model_args(config, data);
   Rng rng(tc.seed);
   Transformer model(args, rng);
   res.vocab_size = args.vocab_size;

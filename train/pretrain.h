@@ -114,4 +114,12 @@ class PretrainStage : public Stage {
 
 PretrainResult pretrain(const PretrainConfig& config, std::ostream& log, const PretrainOptions& options = {});
 
+// The pieces of pretrain() that other commands (`seekgrad trace`, train/trace.h) build a run from, so they prepare
+// and initialise exactly as training does:
+// DATA_PREP — train.data.dir when given (a `seekgrad prepare` output), else out_dir/data, reused when its
+// prepare.json says it was made with the same options, (re)made otherwise. `log` gets what was done.
+PreparedData prepare_or_open(const TrainConfig& tc, std::ostream& log);
+// MODEL — config.model with vocab_size = the tokenizer's vocabulary, validated (errors name config.source).
+ModelArgs pretrain_model_args(const PretrainConfig& config, const PreparedData& data);
+
 }  // namespace sg

@@ -9,7 +9,9 @@
 //     block scales, and errors naming the file and the key (missing file, bad config key, bad index);
 //   * generate: deterministic by seed; speculative == greedy; eval: finite loss near ln(V);
 //   * generate --speculative on a model whose MTP modules agree with it by construction: the same text
-//     as greedy in fewer main-model forwards than tokens; --check-greedy.
+//     as greedy in fewer main-model forwards than tokens; --check-greedy;
+//   * eval --problems: the printed accuracy is the results file's, the results read back, the problems file
+//     is never the output (however spelled), a missing tokenizer says what to do; the binary's flags.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -17,13 +19,16 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iomanip>
 #include <set>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "autograd/node.h"
+#include "data/chat.h"
 #include "data/generators.h"
+#include "data/reasoning.h"
 #include "data/shards.h"
 #include "data/tokenizer.h"
 #include "models/json.h"
@@ -31,6 +36,8 @@
 #include "models/transformer.h"
 #include "tests/data/temp_dir.h"
 #include "tools/cli/commands.h"
+#include "train/problems.h"
+#include "train/reasoning_eval.h"
 
 #ifndef SEEKGRAD_SOURCE_DIR
 #define SEEKGRAD_SOURCE_DIR "."
@@ -510,6 +517,46 @@ TEST_CASE("seekgrad binary: --help of each subcommand; prepare + export + genera
   CHECK(out.find("nowhere") != std::string::npos);
 }
 
+// ---- trace ------------------------------------------------------------------------------------------------
+
+// `seekgrad trace --config F --stage pretrain --to P`: one step's gradient path (train/trace.h, checked by value in
+// tests/train/test_trace.cpp); `seekgrad trace` alone is still chapter 1's traced sweep; wrong uses are errors.
+TEST_CASE("seekgrad trace: the gradient path of a pretrain step to a parameter; chapter 1 without --config") {
+  const std::string bin = binary();
+  REQUIRE_MESSAGE(!bin.empty(), "bin/seekgrad is not built (the build makes it with test_tools)");
+  TempDir tmp("trace");
+  const std::string cfg = tmp.file("micro.yaml");
+  std::ofstream(cfg) << "model:\n  dim: 32\n  n_layers: 2\n  n_dense_layers: 1\n  inter_dim: 64\n  n_heads: 2\n"
+                        "  q_lora_rank: 16\n  kv_lora_rank: 16\n  qk_nope_head_dim: 8\n  qk_rope_head_dim: 8\n"
+                        "  v_head_dim: 8\n  n_routed_experts: 4\n  n_shared_experts: 1\n  n_activated_experts: 2\n"
+                        "  moe_inter_dim: 32\n  n_mtp_modules: 1\n  max_batch_size: 2\n  max_seq_len: 16\n"
+                        "  original_seq_len: 16\n"
+                        "train:\n  batch_size: 2\n  seq_len: 16\n  steps: 4\n  warmup_steps: 1\n  threads: 1\n"
+                        "  out_dir: " << tmp.file("run") << "\n  data: {source: generated, n_stories: 40, vocab_size: 300}\n";
+  auto [rc, out] = run_cmd(bin + " trace --config " + cfg + " --stage pretrain --to layers.0.attn.wkv_a.weight --dot " +
+                           tmp.file("t.dot"));
+  CHECK_MESSAGE(rc == 0, out);
+  CHECK_MESSAGE(out.find("trace: stage pretrain, step 0") != std::string::npos, out);
+  CHECK(out.find("-> layers.0.attn.wkv_a.weight (24, 32)") != std::string::npos);
+  CHECK(out.find("parameter layers.0.attn.wkv_a.weight: grad (24, 32), norm ") != std::string::npos);
+  CHECK(fs::exists(tmp.file("t.dot")));
+
+  std::tie(rc, out) = run_cmd(bin + " trace --config " + cfg + " --stage grpo --to layers.0.attn.wkv_a.weight");
+  CHECK(rc == 1);
+  CHECK_MESSAGE(out.find("[trace] unknown stage 'grpo' (known: pretrain)") != std::string::npos, out);
+  std::tie(rc, out) = run_cmd(bin + " trace --config " + cfg + " --to layers.9.attn.wkv_a.weight");
+  CHECK(rc == 1);
+  CHECK_MESSAGE(out.find("no parameter 'layers.9.attn.wkv_a.weight'") != std::string::npos, out);
+  std::tie(rc, out) = run_cmd(bin + " trace --config " + cfg);
+  CHECK(rc == 1);
+  CHECK(out.find("--config needs --to PARAM") != std::string::npos);
+
+  std::tie(rc, out) = run_cmd(bin + " trace");
+  CHECK_MESSAGE(rc == 0, out);
+  CHECK(out.find("backward sweep: 8 nodes from loss/cross_entropy") != std::string::npos);
+  CHECK(out.find("  %7 ") != std::string::npos);  // the sweep numbers nodes like the tape listing
+}
+
 // ---- generate --speculative: fewer main forwards than tokens -------------------------------------------
 
 namespace {
@@ -606,4 +653,103 @@ TEST_CASE("generate --speculative: same text as greedy, fewer main-model forward
                               " --prompt 'Once' --check-greedy");
   CHECK(rc != 0);
   CHECK_MESSAGE(out.find("--speculative") != std::string::npos, out);
+}
+
+// ---- eval --problems -----------------------------------------------------------------------------------
+
+namespace {
+
+// A random model whose vocabulary is a reasoning tokenizer's, saved with that tokenizer beside it
+// (DIR/tokenizer.bpe, where `export --tokenizer` puts it), and a problems file.
+void make_reasoning_model(const std::string& dir, const std::string& problems_path) {
+  std::vector<std::string> corpus;
+  for (const data::ReasoningProblem& p : data::reasoning_split(data::Split::train, 2, 40, 1))
+    corpus.push_back(data::render_sft_example(p).text);
+  data::Tokenizer tok = data::Tokenizer::train(corpus, 300);
+  ModelArgs a;
+  a.vocab_size = tok.vocab_size();
+  a.dim = 16;
+  a.inter_dim = 32;
+  a.n_layers = 1;
+  a.n_dense_layers = 1;
+  a.n_heads = 2;
+  a.kv_lora_rank = 8;
+  a.qk_nope_head_dim = 8;
+  a.qk_rope_head_dim = 4;
+  a.v_head_dim = 8;
+  a.max_seq_len = 256;
+  a.original_seq_len = 256;
+  Rng rng(5);
+  Transformer m(a, rng);
+  save_model_dir(m, dir);
+  tok.save((fs::path(dir) / "tokenizer.bpe").string());
+  write_problems_jsonl(problems_path, data::reasoning_split(data::Split::test, 1, 3, 1));
+}
+
+}  // namespace
+
+TEST_CASE("eval --problems: summary, per-problem JSON lines, never the input file") {
+  CHECK(cli::default_results_path("data/test.jsonl") == "test.results.jsonl");
+  CHECK(cli::default_results_path("problems") == "problems.results.jsonl");
+  TempDir tmp("eval_problems");
+  make_reasoning_model(tmp.file("model"), tmp.file("problems.jsonl"));
+  const std::string input = slurp(tmp.file("problems.jsonl"));
+
+  cli::ProblemEvalCliOptions opt;
+  opt.model_dir = tmp.file("model");
+  opt.problems_path = tmp.file("problems.jsonl");
+  opt.out_path = tmp.file("results.jsonl");
+  opt.eval.samples = 2;
+  opt.eval.temperature = 1.0;
+  opt.eval.max_new_tokens = 8;
+  std::ostringstream out;
+  CHECK(cli::run_problem_eval(opt, out) == 0);
+  const std::string text = out.str();
+  MESSAGE(text);
+  std::vector<ProblemResult> back = read_problem_results_jsonl(tmp.file("results.jsonl"));
+  REQUIRE(back.size() == 3);
+  double correct = 0;
+  for (const ProblemResult& p : back) {
+    CHECK(p.completions.size() == 2);
+    correct += (double)p.n_correct;
+  }
+  std::ostringstream acc;
+  acc << std::fixed << std::setprecision(4) << "accuracy     " << correct / 6 << " ± ";
+  CHECK_MESSAGE(text.find(acc.str()) != std::string::npos, acc.str());
+  for (const char* part : {"3 problem(s)", "2 sample(s) each", "pass@2", "format rate", "mean length", "tokens/s",
+                           "model/tokenizer.bpe", "wrote "})
+    CHECK_MESSAGE(text.find(part) != std::string::npos, part);
+
+  // The output must not be the problems file, however it is spelled; the input stays as it was.
+  for (const std::string& same : {tmp.file("problems.jsonl"), tmp.file("model/../problems.jsonl")}) {
+    opt.out_path = same;
+    std::ostringstream o2;
+    CHECK(error_of([&] { cli::run_problem_eval(opt, o2); }).find("refusing to overwrite") != std::string::npos);
+  }
+  CHECK(slurp(tmp.file("problems.jsonl")) == input);
+  // No tokenizer beside the model and none given: an error that says what to do.
+  opt.out_path = tmp.file("r2.jsonl");
+  fs::remove(tmp.file("model/tokenizer.bpe"));
+  CHECK(error_of([&] { cli::run_problem_eval(opt, out); }).find("give --tokenizer FILE") != std::string::npos);
+
+  const std::string bin = binary();
+  if (bin.empty()) {
+    MESSAGE("bin/seekgrad is not built: the binary runs are skipped");
+    return;
+  }
+  make_reasoning_model(tmp.file("model"), tmp.file("problems.jsonl"));
+  const std::string base = bin + " eval --model " + tmp.file("model") + " --problems " + tmp.file("problems.jsonl");
+  auto [rc, o] = run_cmd(base + " --samples 2 --temperature 1 --max-new 6 --seed 3 --out " + tmp.file("b.jsonl"));
+  CHECK_MESSAGE(rc == 0, o);
+  CHECK_MESSAGE(o.find("pass@2") != std::string::npos, o);
+  CHECK(read_problem_results_jsonl(tmp.file("b.jsonl")).size() == 3);
+  std::tie(rc, o) = run_cmd(base + " --out " + tmp.file("problems.jsonl"));
+  CHECK(rc == 1);
+  CHECK_MESSAGE(o.find("refusing to overwrite") != std::string::npos, o);
+  std::tie(rc, o) = run_cmd(base + " --batches 3");  // a --data option
+  CHECK(rc != 0);
+  std::tie(rc, o) = run_cmd(bin + " eval --model " + tmp.file("model"));
+  CHECK(rc == 1);
+  CHECK_MESSAGE(o.find("--problems") != std::string::npos, o);
+  CHECK(slurp(tmp.file("problems.jsonl")) == input);
 }

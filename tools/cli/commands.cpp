@@ -23,6 +23,7 @@
 #include "models/json.h"
 #include "models/transformer.h"
 #include "models/weights.h"
+#include "train/problems.h"
 
 namespace fs = std::filesystem;
 
@@ -125,9 +126,20 @@ GenerateResult generate_text(Transformer& model, const data::Tokenizer& tokenize
   return r;
 }
 
+std::string tokenizer_for_model(const std::string& model_dir, const std::string& tokenizer_path, const char* who) {
+  if (!tokenizer_path.empty()) {
+    if (!fs::is_regular_file(tokenizer_path)) fail(who, tokenizer_path + ": no such tokenizer file");
+    return tokenizer_path;
+  }
+  const std::string beside = (fs::path(model_dir) / "tokenizer.bpe").string();
+  if (!fs::is_regular_file(beside))
+    fail(who, "no tokenizer: " + beside + " does not exist; give --tokenizer FILE (the tokenizer.bpe of `seekgrad prepare`)");
+  return beside;
+}
+
 int run_generate(const GenerateOptions& opt, std::ostream& out) {
-  if (!fs::is_regular_file(opt.tokenizer_path)) fail("generate", opt.tokenizer_path + ": no such tokenizer file");
-  data::Tokenizer tok = data::Tokenizer::load(opt.tokenizer_path);
+  if (opt.tokenizer_path.empty()) fail("generate", "no tokenizer file (--tokenizer)");
+  data::Tokenizer tok = data::Tokenizer::load(tokenizer_for_model(opt.model_dir, opt.tokenizer_path, "generate"));
   Transformer model = load_model_dir(opt.model_dir);
   if (tok.vocab_size() > model.args.vocab_size)
     fail("generate", opt.tokenizer_path + " has " + std::to_string(tok.vocab_size()) + " ids but " + opt.model_dir +
@@ -174,6 +186,55 @@ int run_eval(const EvalOptions& opt, std::ostream& out) {
   out << std::setprecision(2) << "  " << r.seconds << " s, " << std::setprecision(0) << (double)r.tokens / r.seconds
       << " tokens/s\n"
       << std::defaultfloat;
+  return 0;
+}
+
+// ---- eval --problems --------------------------------------------------------------------------------
+
+std::string default_results_path(const std::string& problems_path) {
+  return fs::path(problems_path).stem().string() + ".results.jsonl";
+}
+
+namespace {
+
+// Whether two paths name the same file (also when the second does not exist yet).
+bool same_file(const std::string& a, const std::string& b) {
+  std::error_code ec;
+  if (fs::exists(a) && fs::exists(b)) return fs::equivalent(a, b, ec);
+  return fs::weakly_canonical(fs::absolute(a), ec) == fs::weakly_canonical(fs::absolute(b), ec);
+}
+
+}  // namespace
+
+int run_problem_eval(const ProblemEvalCliOptions& opt, std::ostream& out) {
+  if (opt.problems_path.empty()) fail("eval", "no problems file (--problems FILE.jsonl)");
+  const std::string out_path = opt.out_path.empty() ? default_results_path(opt.problems_path) : opt.out_path;
+  if (same_file(out_path, opt.problems_path))
+    fail("eval", "--out " + out_path + " is the problems file itself: refusing to overwrite the input (give another --out)");
+  if (!fs::is_regular_file(opt.problems_path)) fail("eval", opt.problems_path + ": no such problems file");
+  const std::vector<data::ReasoningProblem> problems = read_problems_jsonl(opt.problems_path);
+  if (problems.empty()) fail("eval", opt.problems_path + ": holds no problems");
+  const std::string tok_path = tokenizer_for_model(opt.model_dir, opt.tokenizer_path, "eval");
+  data::Tokenizer tok = data::Tokenizer::load(tok_path);
+  Transformer model = load_model_dir(opt.model_dir);
+  const ProblemEvalOptions& e = opt.eval;
+  ProblemEvalResult r = evaluate_problems(model, tok, problems, e);
+  write_problem_results_jsonl(r, out_path);
+  int64_t new_tokens = 0;
+  for (const ProblemResult& p : r.problems)
+    for (int64_t l : p.lengths) new_tokens += l;
+  out << "eval " << opt.model_dir << " on " << r.n_problems << " problem(s) of " << opt.problems_path << " (tokenizer "
+      << tok_path << "): " << r.samples << " sample(s) each, temperature " << e.temperature << ", top-p " << e.top_p
+      << ", max-new " << e.max_new_tokens << ", seed " << e.seed << "\n";
+  out << std::fixed << std::setprecision(4);
+  out << "  accuracy     " << r.accuracy << " ± " << r.stderr_accuracy << "  (binomial stderr over "
+      << r.n_problems * r.samples << " completions)\n";
+  out << "  pass@" << r.samples << "       " << r.pass_at_k << "  (problems with at least one correct sample)\n";
+  out << "  format rate  " << r.format_rate << "  (<think> ... </think> then a non-empty answer)\n";
+  out << std::setprecision(1) << "  mean length  " << r.mean_length << " new tokens\n";
+  out << "  rollout      " << std::setprecision(0) << r.rollout_tokens_per_s << " tokens/s (" << new_tokens
+      << " new tokens, batched KV-cache sampling); " << std::setprecision(2) << r.seconds << " s in all\n";
+  out << "  wrote " << out_path << " (one JSON object per problem)\n" << std::defaultfloat;
   return 0;
 }
 
@@ -511,14 +572,35 @@ DataModelCommands::DataModelCommands(CLI::App& app) {
   generate_->add_flag("!--no-stop", generate_opt_.stop_at_eos, "do not stop at <|endoftext|>");
 
   // eval
-  eval_ = app.add_subcommand("eval", "Mean cross-entropy and perplexity of a model on token shards");
-  eval_->footer("Example: seekgrad eval --model runs/pretrain/model --data data/ts/val --batches 20");
+  eval_ = app.add_subcommand("eval", "Cross-entropy and perplexity on token shards (--data), or accuracy on reasoning problems (--problems)");
+  eval_->footer(
+      "Example: seekgrad eval --model runs/pretrain/model --data data/ts/val --batches 20\n"
+      "         seekgrad eval --model runs/sft/model --problems test.jsonl --samples 8 --temperature 1 --out test.results.jsonl\n"
+      "--problems: K completions per problem (one batched KV-cache sampling call), scored by the rule-based rewards;\n"
+      "prints accuracy ± binomial stderr, pass@K, format rate, mean length and rollout tokens/s, and writes one JSON\n"
+      "object per problem to --out (default: the problems file's stem + .results.jsonl in the current directory;\n"
+      "never the problems file itself).");
   eval_->add_option("--model", eval_opt_.model_dir, "model directory (config.json + model.safetensors)")->required();
-  eval_->add_option("--data", eval_opt_.data_dir, "folder of shard_*.bin (a `prepare` output dir: its val/)")->required();
-  eval_->add_option("--batches", eval_opt_.batches, "batches at most (fewer if the shards hold fewer)")->capture_default_str()->check(CLI::PositiveNumber);
-  eval_->add_option("--seq-len", eval_opt_.seq_len, "tokens per row")->capture_default_str()->check(CLI::PositiveNumber);
-  eval_->add_option("--batch-size", eval_opt_.batch_size, "rows per batch")->capture_default_str()->check(CLI::PositiveNumber);
-  eval_->add_option("--seed", eval_opt_.seed, "which windows (the loader's shuffle seed)")->capture_default_str();
+  eval_data_ = eval_->add_option("--data", eval_opt_.data_dir, "folder of shard_*.bin (a `prepare` output dir: its val/)");
+  eval_problems_ = eval_->add_option("--problems", problem_opt_.problems_path,
+                                     "reasoning problems as JSON lines (train/problems.h): score sampled completions instead");
+  eval_problems_->excludes(eval_data_);
+  eval_->add_option("--batches", eval_opt_.batches, "--data: batches at most (fewer if the shards hold fewer)")
+      ->capture_default_str()->check(CLI::PositiveNumber)->excludes(eval_problems_);
+  eval_->add_option("--seq-len", eval_opt_.seq_len, "--data: tokens per row")->capture_default_str()->check(CLI::PositiveNumber)->excludes(eval_problems_);
+  eval_->add_option("--batch-size", eval_opt_.batch_size, "--data: rows per batch")->capture_default_str()->check(CLI::PositiveNumber)->excludes(eval_problems_);
+  eval_->add_option("--seed", eval_opt_.seed, "--data: which windows (the loader's shuffle seed); --problems: the sampling seed")->capture_default_str();
+  eval_->add_option("--samples", problem_opt_.eval.samples, "--problems: completions per problem (K of pass@K)")
+      ->capture_default_str()->check(CLI::PositiveNumber)->needs(eval_problems_);
+  eval_->add_option("--temperature", problem_opt_.eval.temperature, "--problems: sampling temperature (0 = greedy)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber)->needs(eval_problems_);
+  eval_->add_option("--top-p", problem_opt_.eval.top_p, "--problems: nucleus sampling mass")
+      ->capture_default_str()->check(CLI::Range(1e-9, 1.0))->needs(eval_problems_);
+  eval_->add_option("--max-new", problem_opt_.eval.max_new_tokens, "--problems: new tokens per completion at most")
+      ->capture_default_str()->check(CLI::PositiveNumber)->needs(eval_problems_);
+  eval_->add_option("--out", problem_opt_.out_path, "--problems: per-problem results (JSON lines)")->needs(eval_problems_);
+  eval_->add_option("--tokenizer", problem_opt_.tokenizer_path, "--problems: tokenizer file (default: MODEL/tokenizer.bpe)")
+      ->needs(eval_problems_);
 
   // import / export
   import_ = app.add_subcommand("import", "DeepSeek-V3 / V3.2 HuggingFace model dir -> this project's model dir");
@@ -555,7 +637,17 @@ std::optional<int> DataModelCommands::run(std::ostream& out) {
     return 0;
   }
   if (generate_->parsed()) return run_generate(generate_opt_, out);
-  if (eval_->parsed()) return run_eval(eval_opt_, out);
+  if (eval_->parsed()) {
+    if (eval_problems_->count() > 0) {
+      ProblemEvalCliOptions p = problem_opt_;
+      p.model_dir = eval_opt_.model_dir;
+      p.eval.seed = eval_opt_.seed;
+      return run_problem_eval(p, out);
+    }
+    if (eval_data_->count() == 0)
+      fail("eval", "give --data DIR (cross-entropy on token shards) or --problems FILE.jsonl (accuracy on reasoning problems)");
+    return run_eval(eval_opt_, out);
+  }
   if (import_->parsed()) {
     out << "seekgrad import " << import_from_ << " -> " << import_out_ << "\n";
     ImportResult r = import_hf_model(import_from_, import_out_, &out);

@@ -4,7 +4,10 @@
 //   seekgrad prepare   text files (plain or zstd) or generated stories -> byte-level BPE -> token shards
 //                        DIR/tokenizer.bpe, DIR/train/shard_*.bin, DIR/val/shard_*.bin, DIR/prepare.json
 //   seekgrad generate  model dir + tokenizer + prompt -> text (KV-cache sampling, or MTP speculative)
-//   seekgrad eval      model dir + shards -> mean cross-entropy and perplexity (no tape)
+//   seekgrad eval      model dir + shards -> mean cross-entropy and perplexity (no tape); or with
+//                        --problems FILE.jsonl: K sampled completions per reasoning problem, scored by the
+//                        rule-based rewards -> accuracy ± stderr, pass@K, format rate, mean length, rollout
+//                        tokens/s, and per-problem results as JSON lines (train/reasoning_eval.h)
 //   seekgrad import    DeepSeek-V3 / V3.2 HF dir (one model.safetensors, or model.safetensors.index.json
 //                        + several files; BF16/F16/F32, FP8 E4M3 with weight_scale_inv blocks dequantized)
 //                        -> the project's model dir (config.json + one F32 model.safetensors), checked by
@@ -31,9 +34,11 @@
 #include "models/safetensors.h"
 #include "train/data_prep.h"
 #include "train/evaluate.h"
+#include "train/reasoning_eval.h"
 
 namespace CLI {
 class App;
+class Option;
 }
 
 namespace sg {
@@ -78,6 +83,22 @@ int run_generate(const GenerateOptions& opt, std::ostream& out);
 
 // evaluate_lm and its options: train/evaluate.h
 int run_eval(const EvalOptions& opt, std::ostream& out);
+
+// eval --problems: evaluate_problems (train/reasoning_eval.h) on a problems file (train/problems.h).
+struct ProblemEvalCliOptions {
+  std::string model_dir, problems_path;
+  std::string tokenizer_path;  // "": MODEL_DIR/tokenizer.bpe (where `seekgrad export --tokenizer` puts it)
+  std::string out_path;        // "": default_results_path(problems_path)
+  ProblemEvalOptions eval;
+};
+// FILE stem + ".results.jsonl", in the current directory ("data/test.jsonl" -> "test.results.jsonl").
+std::string default_results_path(const std::string& problems_path);
+// The tokenizer file to use: `tokenizer_path` when given, else MODEL_DIR/tokenizer.bpe; throws
+// "[<who>] ..." when that file does not exist.
+std::string tokenizer_for_model(const std::string& model_dir, const std::string& tokenizer_path, const char* who);
+// Loads the model and tokenizer, evaluates, prints the summary, writes the results. Throws "[eval] ..." when
+// the output path is the problems file itself (never overwritten).
+int run_problem_eval(const ProblemEvalCliOptions& opt, std::ostream& out);
 
 // ---- import / export -------------------------------------------------------------------------------
 
@@ -130,6 +151,8 @@ class DataModelCommands {
   PrepareOptions prepare_opt_;
   GenerateOptions generate_opt_;
   EvalOptions eval_opt_;
+  ProblemEvalCliOptions problem_opt_;
+  CLI::Option *eval_data_ = nullptr, *eval_problems_ = nullptr;
   std::string import_from_, import_out_, export_model_, export_out_, export_tokenizer_;
 };
 

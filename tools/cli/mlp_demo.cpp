@@ -98,17 +98,12 @@ TrainResult train_mlp(Mlp& m, const SpiralData& data, int steps, double lr, int 
   return result;
 }
 
-int run_chapter1(int steps, const std::string& dot_path, std::ostream& out, Chapter1Numbers* numbers) {
-  out << "== Chapter 1: the autograd engine ==\n\n";
-  SpiralData data = make_spirals(100, 3, /*seed=*/7);
-  Mlp m = make_mlp(/*hidden=*/32, /*classes=*/3, /*seed=*/1);
-  out << "Task: classify 300 points on 3 spiral arms with a 2-layer MLP (2 -> 32 -> 3, GELU).\n"
-      << "Chance accuracy is 1/3; chance loss is ln 3 = " << std::setprecision(4) << std::log(3.0) << ".\n\n";
-
+Chapter1Trace trace_mlp(const Mlp& m, const SpiralData& data, const std::string& dot_path, std::ostream& out) {
   // 1. The tape: what the forward pass recorded.
   Tensor loss = mlp_loss(m, data.x, data.labels);
-  const int64_t tape_nodes = (int64_t)topological_order(loss).size();
-  out << "1. The tape of one forward pass (" << tape_nodes << " nodes):\n" << tape_to_text(loss) << "\n";
+  Chapter1Trace t;
+  t.tape_nodes = (int64_t)topological_order(loss).size();
+  out << "1. The tape of one forward pass (" << t.tape_nodes << " nodes):\n" << tape_to_text(loss) << "\n";
   if (!dot_path.empty()) {
     std::ofstream(dot_path) << tape_to_dot(loss);
     out << "   (Graphviz: dot -Tpng " << dot_path << " -o tape.png)\n\n";
@@ -122,7 +117,26 @@ int run_chapter1(int steps, const std::string& dot_path, std::ostream& out, Chap
     loss.backward();
   }
   out << "\n";
-  const double loss_grad = loss.grad().item();
+  t.loss_grad = loss.grad().item();
+  return t;
+}
+
+int trace_chapter1(const std::string& dot_path, std::ostream& out) {
+  out << "== Chapter 1: the tape and one traced backward sweep ==\n\n";
+  Chapter1Trace t = trace_mlp(make_mlp(/*hidden=*/32, /*classes=*/3, /*seed=*/1), make_spirals(100, 3, /*seed=*/7),
+                              dot_path, out);
+  return t.loss_grad == 1.0 ? 0 : 1;
+}
+
+int run_chapter1(int steps, const std::string& dot_path, std::ostream& out, Chapter1Numbers* numbers) {
+  out << "== Chapter 1: the autograd engine ==\n\n";
+  SpiralData data = make_spirals(100, 3, /*seed=*/7);
+  Mlp m = make_mlp(/*hidden=*/32, /*classes=*/3, /*seed=*/1);
+  out << "Task: classify 300 points on 3 spiral arms with a 2-layer MLP (2 -> 32 -> 3, GELU).\n"
+      << "Chance accuracy is 1/3; chance loss is ln 3 = " << std::setprecision(4) << std::log(3.0) << ".\n\n";
+  const Chapter1Trace traced = trace_mlp(m, data, dot_path, out);  // 1. the tape, 2. the traced sweep
+  const int64_t tape_nodes = traced.tape_nodes;
+  const double loss_grad = traced.loss_grad;
 
   // 3. Gradcheck the same network in float64 on a few points.
   Mlp m64 = make_mlp(8, 3, 3, DType::f64);

@@ -45,6 +45,17 @@ struct Chapter1Numbers {
   double initial_accuracy = 0, final_accuracy = 0;
 };
 
+// Parts 1 and 2 of the chapter: one forward pass's tape (tape_to_text; dot_path non-empty: also tape_to_dot there)
+// and one backward sweep with the trace on, printed to `out`. Leaves the gradients in m.
+struct Chapter1Trace {
+  int64_t tape_nodes = 0;
+  double loss_grad = 0;  // d loss / d loss, the sweep's first gradient (1)
+};
+Chapter1Trace trace_mlp(const Mlp& m, const SpiralData& data, const std::string& dot_path, std::ostream& out);
+// `seekgrad trace ch01`: parts 1 and 2 on the chapter's data and untrained model. Returns 0 (1 if the sweep's first
+// gradient is not 1).
+int trace_chapter1(const std::string& dot_path, std::ostream& out);
+
 // The whole chapter-1 demo: tape, traced backward, gradcheck, training. Returns 0 on success, 1 if
 // the gradcheck fails or the loss did not fall below half its starting value. `numbers`, when given,
 // receives what was measured.
