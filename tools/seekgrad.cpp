@@ -104,7 +104,7 @@ int main(int argc, char** argv) {
   trace->add_option("chapter", trace_cmd.chapter, "without --config: which chapter's model (ch01, the default)")
       ->check(CLI::IsMember({"ch01"}));
   trace->add_option("--config", trace_cmd.config, "YAML config of the run (model: + train:), as for `seekgrad train`");
-  trace->add_option("--stage", trace_cmd.stage, "the training stage whose loss is traced (pretrain)");
+  trace->add_option("--stage", trace_cmd.stage, "the training stage whose loss is traced (pretrain, sft, grpo: sft and grpo start from the pipeline's previous stage when it exists)");
   trace->add_option("--to", trace_cmd.to, "the parameter, e.g. layers.0.attn.wkv_a.weight");
   trace->add_flag("--checkpoint", trace_cmd.from_checkpoint,
                   "trace the model and data position of <out_dir>/checkpoint (the run's next step) instead of step 0");

@@ -2,7 +2,7 @@
 // gradient takes from the loss to one named parameter (autograd/trace_path.h), printed node by node.
 //
 //   run_trace            stage-agnostic: make_batch(step), batch_loss(step).total, gradient_path, print
-//   make_stage_for_trace the stages it knows by name — "pretrain" today; "sft" and "grpo" go next to it
+//   make_stage_for_trace the stages it knows by name — "pretrain", "sft", "grpo" (the pipeline's stages)
 //   TraceRun             everything a stage needs, built from a YAML config the way `seekgrad train` builds it
 //                        (train/pretrain.h: the same data preparation into out_dir/data, the same model init)
 //
@@ -35,16 +35,19 @@ int run_trace(Module& model, Stage& stage, const std::string& param_name, std::o
 struct TraceRun {
   PretrainConfig config;
   std::unique_ptr<PreparedData> data;   // the config's data, prepared (or reused) as training does
-  std::unique_ptr<Transformer> model;   // initialised as training initialises it (train.seed)
+  std::unique_ptr<Transformer> model;   // pretrain: initialised as training does (train.seed); sft / grpo: the model
+                                        // the stage starts from when it exists (out_dir/model, out_dir/sft/model)
+  std::unique_ptr<Transformer> reference;  // grpo: the frozen π_ref (a copy of model)
   std::unique_ptr<Stage> stage;
   int64_t step = 0;                     // the step to trace (a restored checkpoint's step, else 0)
 };
 
-// The stages make_stage_for_trace knows: {"pretrain"}.
+// The stages make_stage_for_trace knows: {"pretrain", "sft", "grpo"}.
 const std::vector<std::string>& trace_stage_names();
 // The stage called `stage` over model/config/data. Throws "[trace] unknown stage 'x' (known: pretrain)".
+// reference: GRPO's frozen π_ref (required for "grpo", unused otherwise).
 std::unique_ptr<Stage> make_stage_for_trace(const std::string& stage, Transformer& model, const PretrainConfig& config,
-                                            const PreparedData& data);
+                                            const PreparedData& data, const Transformer* reference = nullptr);
 
 // Loads config_path, prepares its data (log: what train prints about it), builds the model and the stage.
 // from_checkpoint: load out_dir/checkpoint's parameters, buffers and the stage's data position first, so the

@@ -541,9 +541,9 @@ TEST_CASE("seekgrad trace: the gradient path of a pretrain step to a parameter; 
   CHECK(out.find("parameter layers.0.attn.wkv_a.weight: grad (24, 32), norm ") != std::string::npos);
   CHECK(fs::exists(tmp.file("t.dot")));
 
-  std::tie(rc, out) = run_cmd(bin + " trace --config " + cfg + " --stage grpo --to layers.0.attn.wkv_a.weight");
+  std::tie(rc, out) = run_cmd(bin + " trace --config " + cfg + " --stage dpo --to layers.0.attn.wkv_a.weight");
   CHECK(rc == 1);
-  CHECK_MESSAGE(out.find("[trace] unknown stage 'grpo' (known: pretrain)") != std::string::npos, out);
+  CHECK_MESSAGE(out.find("[trace] unknown stage 'dpo' (known: pretrain, sft, grpo)") != std::string::npos, out);
   std::tie(rc, out) = run_cmd(bin + " trace --config " + cfg + " --to layers.9.attn.wkv_a.weight");
   CHECK(rc == 1);
   CHECK_MESSAGE(out.find("no parameter 'layers.9.attn.wkv_a.weight'") != std::string::npos, out);

@@ -230,10 +230,10 @@ TEST_CASE("prepare_trace: an unknown stage is an error listing the known ones, b
   const std::string cfg = dir.file("micro.yaml");
   spit(cfg, micro_yaml(dir.file("run")));
   std::ostringstream log;
-  CHECK_THROWS_WITH_AS(prepare_trace(cfg, "sft", log), "[trace] unknown stage 'sft' (known: pretrain)",
+  CHECK_THROWS_WITH_AS(prepare_trace(cfg, "dpo", log), "[trace] unknown stage 'dpo' (known: pretrain, sft, grpo)",
                        std::runtime_error);
   CHECK_FALSE(std::filesystem::exists(dir.file("run/data")));
-  CHECK(trace_stage_names() == std::vector<std::string>{"pretrain"});
+  CHECK(trace_stage_names() == std::vector<std::string>{"pretrain", "sft", "grpo"});
 }
 
 // --checkpoint: the parameters and the data position of out_dir/checkpoint, so the traced step is the run's next.
