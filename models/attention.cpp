@@ -83,18 +83,26 @@ static Tensor repeat_kv_heads(const Tensor& x, int64_t H) {
   int64_t B = x.size(0), T = x.size(1), Hkv = x.size(2), hd = x.size(3);
   return permute(reshape(expand(unsqueeze(x, 3), {B, T, Hkv, H / Hkv, hd}), {B, T, H, hd}), {0, 2, 1, 3});
 }
-static Tensor composite_probabilities(const Tensor& q, const Tensor& keys, double scale) {
-  int64_t S = q.size(1), H = q.size(2), T = keys.size(1);
+static Tensor composite_probabilities(const Tensor& q, const Tensor& keys, double scale, const Tensor& seg = Tensor()) {
+  int64_t B = q.size(0), S = q.size(1), H = q.size(2), T = keys.size(1);
   Tensor scores = mul(matmul(permute(q, {0, 2, 1, 3}), transpose(repeat_kv_heads(keys, H), -2, -1)), scale);
-  // −∞ where key t lies after query s's position (T − S) + s
-  Tensor mask = Tensor::zeros({S, T}, q.dtype());
-  for (int64_t s = 0; s < S; s++)
-    for (int64_t t = T - S + s + 1; t < T; t++) mask.set_at({s, t}, -INFINITY);
+  // −∞ where key t lies after query s's position (T − S) + s; with segment ids seg [B, T] ([B, 1, S, T] mask)
+  // also where key t's segment is not query s's
+  Tensor mask = seg.defined() ? Tensor::zeros({B, 1, S, T}, q.dtype()) : Tensor::zeros({S, T}, q.dtype());
+  for (int64_t b = 0; b < (seg.defined() ? B : 1); b++)
+    for (int64_t s = 0; s < S; s++)
+      for (int64_t t = 0; t < T; t++) {
+        bool hidden = t > T - S + s || (seg.defined() && seg.at({b, t}) != seg.at({b, T - S + s}));
+        if (!hidden) continue;
+        if (seg.defined()) mask.set_at({b, 0, s, t}, -INFINITY);
+        else mask.set_at({s, t}, -INFINITY);
+      }
   return softmax(add(scores, mask), -1);
 }
 //   values [B,T,Hkv,hd] -> o [B,H,S,hd]
-static Tensor composite_attention(const Tensor& q, const Tensor& keys, const Tensor& values, double scale) {
-  return matmul(composite_probabilities(q, keys, scale), repeat_kv_heads(values, q.size(2)));
+static Tensor composite_attention(const Tensor& q, const Tensor& keys, const Tensor& values, double scale,
+                                  const Tensor& seg) {
+  return matmul(composite_probabilities(q, keys, scale, seg), repeat_kv_heads(values, q.size(2)));
 }
 
 void Attention::check_input(const Tensor& x, int64_t start_pos, const RopeTable& rope_table) const {
@@ -128,9 +136,16 @@ Tensor Attention::probabilities(const Tensor& x, int64_t start_pos, const RopeTa
   return composite_probabilities(q, k, softmax_scale);
 }
 
-Tensor Attention::forward(const Tensor& x, int64_t start_pos, const RopeTable& rope_table, KVCache* cache) const {
+Tensor Attention::forward(const Tensor& x, int64_t start_pos, const RopeTable& rope_table, KVCache* cache,
+                          const Tensor& segment_ids) const {
   check_input(x, start_pos, rope_table);
   const int64_t B = x.size(0), S = x.size(1), H = n_heads, Hkv = n_kv_heads, hd = head_dim;
+  if (segment_ids.defined()) {
+    const int64_t T = cache ? start_pos + S : S;
+    if (segment_ids.dtype() != DType::i64 || segment_ids.shape() != Shape{B, T})
+      fail("segment_ids " + segment_ids.describe() + " must be an i64 tensor [B, T] = " + shape_str({B, T}) +
+           ", one segment id per key (" + (cache ? "T = start_pos + S: the cached keys and this step's" : "T = S") + ")");
+  }
 
   // project, split heads, rotate q and k (half-split pairs)
   Tensor q, k;
@@ -162,9 +177,9 @@ Tensor Attention::forward(const Tensor& x, int64_t start_pos, const RopeTable& r
   if (impl == AttentionImpl::fused) {
     int64_t T = keys.size(1);
     o = scaled_dot_product_attention(permute(q, {0, 2, 1, 3}), permute(keys, {0, 2, 1, 3}), permute(values, {0, 2, 1, 3}),
-                                     softmax_scale, /*causal=*/true, T - S);
+                                     softmax_scale, /*causal=*/true, T - S, segment_ids);
   } else {
-    o = composite_attention(q, keys, values, softmax_scale);
+    o = composite_attention(q, keys, values, softmax_scale, segment_ids);
   }
   // merge heads and project out
   return wo.forward(reshape(permute(o, {0, 2, 1, 3}), {B, S, H * hd}));

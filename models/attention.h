@@ -68,7 +68,11 @@ struct Attention : Module {
   // x [B,S,dim] -> [B,S,dim]; query s at position start_pos + s. `cache` may be null (attend over the
   // S tokens of x, causally); when given, this step's k/v are written at [start_pos, start_pos + S)
   // first and the queries attend over [0, start_pos + S).
-  Tensor forward(const Tensor& x, int64_t start_pos, const RopeTable& rope, KVCache* cache = nullptr) const;
+  // segment_ids (packed sequences; undefined = one sequence per row): [B, T] i64, one id per key (T = S
+  // without a cache, start_pos + S with one); query s (position T − S + s) then sees only the keys of its
+  // own segment (ops/attention.h: each id one contiguous run). RoPE is relative, so no position reset.
+  Tensor forward(const Tensor& x, int64_t start_pos, const RopeTable& rope, KVCache* cache = nullptr,
+                 const Tensor& segment_ids = Tensor()) const;
 
   // The attention probabilities softmax(q kᵀ · scale + causal mask) of every head, [B, H, S, S], for x
   // without a cache — computed the composite way, because the fused kernel never forms them. For plots

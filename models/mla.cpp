@@ -5,6 +5,7 @@
 
 #include <limits>
 #include <stdexcept>
+#include <vector>
 
 #include "autograd/node.h"
 #include "ops/attention.h"
@@ -54,16 +55,31 @@ Tensor MLAProjection::latent_rows() const { return cat({c, k_pe}, -1); }
 
 int64_t MLACache::bytes() const { return bytes_per_token() * max_batch_size * max_seq_len; }
 
-// Additive causal mask [S, T]: −inf where key position key_start + t > query position start_pos + s.
-static Tensor causal_mask(int64_t S, int64_t T, int64_t key_start, int64_t start_pos, DType dtype) {
-  Tensor mask = Tensor::zeros({S, T}, dtype);
+// Additive attention mask of the composite paths: −inf where key position key_start + t > query position
+// start_pos + s. Without segment ids: [S, T]. With segment ids seg [B, T] (one per key; the query at
+// position p has seg[b, p − key_start]): [B, 1, S, T], also −inf where the two ids differ.
+static Tensor attention_mask(int64_t S, int64_t T, int64_t key_start, int64_t start_pos, const Tensor& seg, DType dtype) {
+  const int64_t B = seg.defined() ? seg.size(0) : 1;
+  Tensor mask = seg.defined() ? Tensor::zeros({B, 1, S, T}, dtype) : Tensor::zeros({S, T}, dtype);
+  const std::vector<int64_t> ids = seg.defined() ? seg.to_i64_vector() : std::vector<int64_t>();
   dispatch_float(dtype, "mla", [&]<class T_>() {
     T_* m = mask.data<T_>();
-    for (int64_t s = 0; s < S; s++)
-      for (int64_t t = 0; t < T; t++)
-        if (key_start + t > start_pos + s) m[s * T + t] = -std::numeric_limits<T_>::infinity();
+    for (int64_t b = 0; b < B; b++)
+      for (int64_t s = 0; s < S; s++)
+        for (int64_t t = 0; t < T; t++) {
+          bool hidden = key_start + t > start_pos + s;
+          if (seg.defined()) hidden = hidden || ids[b * T + t] != ids[b * T + start_pos - key_start + s];
+          if (hidden) m[(b * S + s) * T + t] = -std::numeric_limits<T_>::infinity();
+        }
   });
   return mask;
+}
+
+void MLA::check_segment_ids(const Tensor& segment_ids, int64_t B, int64_t T, const std::string& keys) const {
+  if (!segment_ids.defined()) return;
+  if (segment_ids.dtype() != DType::i64 || segment_ids.shape() != Shape{B, T})
+    fail("segment_ids " + segment_ids.describe() + " must be an i64 tensor [B, T] = " + shape_str({B, T}) +
+         ", one segment id per key (" + keys + ")");
 }
 
 // ---- the module --------------------------------------------------------------------------------
@@ -192,9 +208,12 @@ MLAProjection MLA::project(const Tensor& x, int64_t start_pos, const RopeTable& 
   return P;
 }
 
-Tensor MLA::forward(const Tensor& x, int64_t start_pos, const RopeTable& rope_table, MLACache* cache, MLAMode mode) const {
+Tensor MLA::forward(const Tensor& x, int64_t start_pos, const RopeTable& rope_table, MLACache* cache, MLAMode mode,
+                    const Tensor& segment_ids) const {
   MLAProjection P = project(x, start_pos, rope_table);
   const int64_t B = x.size(0), S = x.size(1), H = n_heads;
+  check_segment_ids(segment_ids, B, cache ? start_pos + S : S,
+                    cache ? "T = start_pos + S: the cached keys and this step's" : "T = S: this step's tokens");
   const int64_t dn = qk_nope_head_dim, dr = qk_rope_head_dim, r = kv_lora_rank;
   if (cache) {
     if (cache->mode != mode)
@@ -225,7 +244,7 @@ Tensor MLA::forward(const Tensor& x, int64_t start_pos, const RopeTable& rope_ta
            " run past the cache's max_seq_len " + std::to_string(cache->max_seq_len));
   }
   if (mode == MLAMode::naive) {
-    Tensor o = forward_naive(P, start_pos, cache);
+    Tensor o = forward_naive(P, start_pos, cache, segment_ids);
     ScopeGuard s("wo");
     return wo.forward(o);
   }
@@ -238,14 +257,14 @@ Tensor MLA::forward(const Tensor& x, int64_t start_pos, const RopeTable& rope_ta
     keys = read_cache_rows(cache->kv, rows, start_pos);
     key_start = 0;
   }
-  return absorbed_attention(P, keys, key_start, start_pos).out;
+  return absorbed_attention(P, keys, key_start, start_pos, Tensor(), false, segment_ids).out;
 }
 
 // Naive ("MHA mode"): materialise every head's key and value from the latent, attend as ordinary MHA.
 //   [k_nope | v] = wkv_b(c) [B,S,H,dn+dv];  k = [k_nope ; k_pe broadcast over heads] [B,S,H,dn+dr]
 //   scores[b,h,s,t] = (q_h,s · k_h,t)·scale + mask;  o_h,s = Σ_t p[b,h,s,t] v_h,t
 // Returns o [B,S,H·dv].
-Tensor MLA::forward_naive(const MLAProjection& P, int64_t start_pos, MLACache* cache) const {
+Tensor MLA::forward_naive(const MLAProjection& P, int64_t start_pos, MLACache* cache, const Tensor& segment_ids) const {
   const int64_t B = P.c.size(0), S = P.c.size(1), H = n_heads, dn = qk_nope_head_dim, dr = qk_rope_head_dim,
                 dv = v_head_dim;
   Tensor kv;
@@ -271,16 +290,18 @@ Tensor MLA::forward_naive(const MLAProjection& P, int64_t start_pos, MLACache* c
   if (naive_kernels()) {
     // The composite, every step on the tape: [B,H,S,dn+dr] · [B,H,dn+dr,T] -> scores [B,H,S,T]
     Tensor scores = mul(matmul(permute(q, {0, 2, 1, 3}), permute(keys, {0, 2, 3, 1})), softmax_scale);
-    if (S > 1) scores = add(scores, causal_mask(S, T, key_start, start_pos, scores.dtype()));
+    if (S > 1 || segment_ids.defined())
+      scores = add(scores, attention_mask(S, T, key_start, start_pos, segment_ids, scores.dtype()));
     Tensor p = softmax(scores, -1);
     o = matmul(p, permute(values, {0, 2, 1, 3}));
   } else {
     // The same numbers from the fused kernel (ops/attention.h): MHA with D = dn+dr, Dv = dv. The queries
     // are the last S of the T keys, which is the fused op's default start_pos (T − S); with S = 1 the mask
     // hides nothing, as above. It reads the permuted views in place, never builds [B,H,S,T] and skips the
-    // key blocks above the diagonal.
+    // key blocks above the diagonal. Segment ids [B, T] are the op's own (one per key; query s has key T − S + s's).
     o = scaled_dot_product_attention(permute(q, {0, 2, 1, 3}), permute(keys, {0, 2, 1, 3}),
-                                     permute(values, {0, 2, 1, 3}), softmax_scale, /*causal=*/true);
+                                     permute(values, {0, 2, 1, 3}), softmax_scale, /*causal=*/true,
+                                     /*start_pos=*/std::nullopt, segment_ids);
   }
   return reshape(permute(o, {0, 2, 1, 3}), {B, S, H * dv});
 }
@@ -292,7 +313,7 @@ Tensor MLA::forward_naive(const MLAProjection& P, int64_t start_pos, MLACache* c
 //   o_h = W_UV,h ō_h                           [B,H,S,dv]  (W_UV,h = W[h, dn:dn+dv, :])
 // Same numbers as the naive path: q_nope·(W_UK c) = (W_UKᵀ q_nope)·c and Σ p (W_UV c) = W_UV Σ p c.
 MLAAttention MLA::absorbed_attention(const MLAProjection& P, const Tensor& keys, int64_t key_start, int64_t start_pos,
-                                     const Tensor& slot_mask, bool keep_probs) const {
+                                     const Tensor& slot_mask, bool keep_probs, const Tensor& segment_ids) const {
   const int64_t B = P.q_nope.size(0), S = P.q_nope.size(1), H = n_heads, dn = qk_nope_head_dim,
                 dr = qk_rope_head_dim, dv = v_head_dim, r = kv_lora_rank;
   const bool shared = keys.defined() && keys.dim() == 3;  // [B,T,r+dr]: every query reads the same keys
@@ -306,6 +327,10 @@ MLAAttention MLA::absorbed_attention(const MLAProjection& P, const Tensor& keys,
     fail("absorbed_attention: per-query keys " + keys.describe() + " need a slot_mask [B, S, 1, N] = " +
          shape_str({B, S, 1, keys.size(2)}) + ", got " + (slot_mask.defined() ? slot_mask.describe() : "(undefined)"));
   const int64_t N = shared ? keys.size(1) : keys.size(2);  // keys per query
+  if (!shared && segment_ids.defined())
+    fail("absorbed_attention: segment_ids " + segment_ids.describe() + " go with shared keys [B, T, r_kv + dr], not "
+         "per-query keys " + keys.describe());
+  if (shared) check_segment_ids(segment_ids, B, N, "T = keys " + keys.describe());
   Tensor W = reshape(wkv_b.weight, {H, dn + dv, r});
   Tensor W_UK = slice(W, 1, 0, dn);       // [H, dn, r]
   Tensor W_UV = slice(W, 1, dn, dn + dv);  // [H, dv, r]
@@ -332,13 +357,14 @@ MLAAttention MLA::absorbed_attention(const MLAProjection& P, const Tensor& keys,
     Tensor q_full = cat({q_abs, permute(P.q_pe, {0, 2, 1, 3})}, -1);
     // Query s sits start_pos − key_start + s keys in: the kernel's causal start_pos.
     o_latent = scaled_dot_product_attention(q_full, unsqueeze(keys, 1), unsqueeze(latents, 1), softmax_scale,
-                                            /*causal=*/true, start_pos - key_start);
+                                            /*causal=*/true, start_pos - key_start, segment_ids);
   } else if (shared) {
     // The composite: [B,H,S,r]·[B,1,r,T] (+ the rope part) -> scores [B,H,S,T], every head against the shared keys.
     Tensor scores = add(matmul(q_abs, unsqueeze(transpose(latents, 1, 2), 1)),
                         matmul(permute(P.q_pe, {0, 2, 1, 3}), unsqueeze(transpose(rope_keys, 1, 2), 1)));
     scores = mul(scores, softmax_scale);
-    if (S > 1) scores = add(scores, causal_mask(S, N, key_start, start_pos, scores.dtype()));
+    if (S > 1 || segment_ids.defined())
+      scores = add(scores, attention_mask(S, N, key_start, start_pos, segment_ids, scores.dtype()));
     Tensor p = softmax(scores, -1);
     o_latent = matmul(p, unsqueeze(latents, 1));  // [B,H,S,T]·[B,1,T,r]
     if (keep_probs) result.probs = permute(p, {0, 2, 1, 3});

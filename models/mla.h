@@ -18,6 +18,12 @@
 //                      (normalised latent, then the rotated rope key): r_kv + dr values per token per layer.
 // RoPE (interleaved pairs) rotates the last dr dims of every q head and k_pe, at positions start_pos + s.
 // Causal mask: −inf where key position > query position, only when S > 1. Softmax in x's dtype (fp32).
+// Packed sequences (segment_ids, optional, [B, T] i64 with one id per KEY: T = S without a cache,
+// start_pos + S with one): query p also sees only the keys of its own segment (ops/attention.h — each id
+// one contiguous run of positions). Both modes: the fused kernel takes the ids, the composite adds them to
+// its additive mask. RoPE stays at the absolute positions start_pos + s: being relative, it gives a
+// sequence packed at [a, a + L) the same attention as alone at [0, L), so no position reset is needed (up to
+// the float32 rounding of the rope table's angles p·f_i: ~1e-7 relative; tests/models/test_mla.cpp).
 // The attention core (scores, mask, softmax, weighted sum) runs in the fused kernel of ops/attention.h,
 // which never builds scores/probs: naive mode as MHA (D = dn+dr, Dv = dv), absorbed mode as MQA (one kv
 // head: k = [c ; k_pe], v = c). With SEEKGRAD_NAIVE=1 it runs the composite written out in mla.cpp
@@ -106,8 +112,9 @@ struct MLA : Module {
   // x [B,S,dim] -> [B,S,dim]. Positions start_pos + s. `cache` may be null (full-sequence forward);
   // when given, it must have been made for `mode`, and this step's keys are written at
   // [start_pos, start_pos + S) before attending over [0, start_pos + S).
+  // segment_ids (may be undefined: one sequence per row): [B, T] i64, see above.
   Tensor forward(const Tensor& x, int64_t start_pos, const RopeTable& rope, MLACache* cache = nullptr,
-                 MLAMode mode = MLAMode::absorbed) const;
+                 MLAMode mode = MLAMode::absorbed, const Tensor& segment_ids = Tensor()) const;
 
   // Step 1 of forward: the queries and this step's latent / rope key. Checks x, the weights and the rope
   // table ("[mla] ..." errors).
@@ -122,15 +129,21 @@ struct MLA : Module {
   //                    −inf = unused) decides, key_start / start_pos are not used. Composite ops.
   //   q̃ = W_UKᵀ q_nope;  scores = (q̃·c + q_pe·k_pe)·softmax_scale + mask;  p = softmax;  ō = Σ p c;
   //   out = wo(W_UV ō).   keep_probs: also return p (forces the composite path in the first form).
+  //   segment_ids [B, T] i64 (first form only; undefined = one sequence): key t's segment; query s has the
+  //   segment of key start_pos − key_start + s and sees only keys of that segment.
   MLAAttention absorbed_attention(const MLAProjection& p, const Tensor& keys, int64_t key_start, int64_t start_pos,
-                                  const Tensor& slot_mask = Tensor(), bool keep_probs = false) const;
+                                  const Tensor& slot_mask = Tensor(), bool keep_probs = false,
+                                  const Tensor& segment_ids = Tensor()) const;
 
   void parameters(const std::string& prefix, NamedParameters& out) override;
   // "MLA(dim 128, n_heads 4, q_lora_rank 0, kv_lora_rank 32, dn 32, dr 16, dv 32)" — used in errors.
   std::string describe() const;
 
  private:
-  Tensor forward_naive(const MLAProjection& p, int64_t start_pos, MLACache* cache) const;  // o [B,S,H·dv]
+  Tensor forward_naive(const MLAProjection& p, int64_t start_pos, MLACache* cache,
+                       const Tensor& segment_ids) const;  // o [B,S,H·dv]
+  // "[mla] ... segment_ids ... must be an i64 tensor [B, T] = ..." unless undefined or [B, T] i64.
+  void check_segment_ids(const Tensor& segment_ids, int64_t B, int64_t T, const std::string& keys) const;
   void check_weights() const;
   [[noreturn]] void fail(const std::string& message) const;
 };

@@ -38,7 +38,10 @@ Block::Block(const ModelArgs& args, int64_t layer_id_, bool use_moe, Rng& rng, D
 
 // h ← h + attn(attn_norm(h));  h ← h + ffn(ffn_norm(h))
 Tensor Block::forward(const Tensor& h, int64_t start_pos, const RopeTable& rope, BlockCache* cache, BlockAux* aux,
-                      const TrainForward* train) const {
+                      const TrainForward* train, const Tensor& segment_ids) const {
+  if (dsa && segment_ids.defined())  // the indexer's scores and top-k, and its losses, know no segments
+    throw std::runtime_error("[dsa] segment_ids (packed sequences) are not supported for DSA blocks (layer " +
+                             std::to_string(layer_id) + ")");
   Tensor x;
   {
     ScopeGuard s("attn_norm");
@@ -56,7 +59,7 @@ Tensor Block::forward(const Tensor& h, int64_t start_pos, const RopeTable& rope,
       }
     } else {
       x = dsa ? dsa->forward(x, start_pos, rope, cache ? &cache->dsa : nullptr)
-              : attn->forward(x, start_pos, rope, cache ? &cache->attn : nullptr, attn_mode);
+              : attn->forward(x, start_pos, rope, cache ? &cache->attn : nullptr, attn_mode, segment_ids);
     }
   }
   Tensor h1 = add(h, x);
@@ -107,7 +110,7 @@ MTPModule::MTPModule(const ModelArgs& args, int64_t layer_id, Rng& rng, DType dt
 
 // h' = eh_proj [enorm(Emb(t_{i+k})) ; hnorm(h^{k−1}_i)]  ([embedding ; hidden], as real checkpoints are)
 Tensor MTPModule::forward(const Tensor& emb_next, const Tensor& h_prev, int64_t start_pos, const RopeTable& rope,
-                          BlockCache* cache, BlockAux* aux, const TrainForward* train) const {
+                          BlockCache* cache, BlockAux* aux, const TrainForward* train, const Tensor& segment_ids) const {
   if (emb_next.shape() != h_prev.shape())
     fail("MTP module: Emb(next tokens) " + emb_next.describe() + " and the previous hidden state " + h_prev.describe() +
          " must have the same shape [B, S, dim]");
@@ -125,7 +128,7 @@ Tensor MTPModule::forward(const Tensor& emb_next, const Tensor& h_prev, int64_t 
     ScopeGuard s("eh_proj");
     x = eh_proj.forward(cat({e, h}, -1));  // [B,S,2d] -> [B,S,d]
   }
-  return block.forward(x, start_pos, rope, cache, aux, train);
+  return block.forward(x, start_pos, rope, cache, aux, train, segment_ids);
 }
 
 void MTPModule::parameters(const std::string& prefix, NamedParameters& out) {
@@ -202,9 +205,23 @@ static void check_input(const Transformer& m, const char* what, const Tensor& to
          " layers, " + std::to_string(cache->mtp.size()) + " MTP modules)");
 }
 
+// segment_ids (packed sequences) of a forward over tokens [B,S]: undefined, or [B,S] i64 without a cache.
+static void check_segment_ids(const char* what, const Tensor& segment_ids, const Tensor& tokens,
+                              const TransformerCache* cache) {
+  if (!segment_ids.defined()) return;
+  if (segment_ids.dtype() != DType::i64 || segment_ids.shape() != tokens.shape())
+    fail(std::string(what) + ": segment_ids " + segment_ids.describe() + " must be an i64 tensor [B, S] = " +
+         shape_str(tokens.shape()) + ", the shape of tokens " + tokens.describe());
+  if (cache)
+    fail(std::string(what) + ": segment_ids " + segment_ids.describe() +
+         " (packed sequences) go with a forward without a KV cache");
+}
+
 Tensor Transformer::hidden(const Tensor& tokens, int64_t start_pos, TransformerCache* cache,
-                           std::vector<Tensor>* block_inputs, std::vector<BlockAux>* aux, const TrainForward* train) const {
+                           std::vector<Tensor>* block_inputs, std::vector<BlockAux>* aux, const TrainForward* train,
+                           const Tensor& segment_ids) const {
   check_input(*this, "Transformer::forward", tokens, start_pos, cache);
+  check_segment_ids("Transformer::forward", segment_ids, tokens, cache);
   Tensor h;
   {
     ScopeGuard s("embed");
@@ -214,7 +231,8 @@ Tensor Transformer::hidden(const Tensor& tokens, int64_t start_pos, TransformerC
   for (size_t i = 0; i < layers.size(); i++) {
     if (block_inputs) block_inputs->push_back(h);
     ScopeGuard s("layers." + std::to_string(i));
-    h = layers[i]->forward(h, start_pos, rope, cache ? &cache->layers[i] : nullptr, aux ? &(*aux)[i] : nullptr, train);
+    h = layers[i]->forward(h, start_pos, rope, cache ? &cache->layers[i] : nullptr, aux ? &(*aux)[i] : nullptr, train,
+                           segment_ids);
   }
   if (block_inputs) block_inputs->push_back(h);
   if (cache) cache->filled = start_pos + tokens.size(1);
@@ -227,12 +245,14 @@ Tensor Transformer::logits_from_hidden(const Tensor& normed) const {
   return head.forward(normed);
 }
 
-Tensor Transformer::forward(const Tensor& tokens, int64_t start_pos, TransformerCache* cache) const {
-  return logits_from_hidden(hidden(tokens, start_pos, cache));
+Tensor Transformer::forward(const Tensor& tokens, int64_t start_pos, TransformerCache* cache,
+                            const Tensor& segment_ids) const {
+  return logits_from_hidden(hidden(tokens, start_pos, cache, nullptr, nullptr, nullptr, segment_ids));
 }
 
 Tensor Transformer::mtp_forward(int64_t k, const Tensor& next_tokens, const Tensor& h_prev, int64_t start_pos,
-                                TransformerCache* cache, BlockAux* aux, const TrainForward* train) const {
+                                TransformerCache* cache, BlockAux* aux, const TrainForward* train,
+                                const Tensor& segment_ids) const {
   if (k < 0 || k >= (int64_t)mtp.size())
     fail("mtp_forward: module " + std::to_string(k) + " does not exist (the model has " + std::to_string(mtp.size()) +
          " MTP modules)");
@@ -240,13 +260,14 @@ Tensor Transformer::mtp_forward(int64_t k, const Tensor& next_tokens, const Tens
     fail("mtp_forward: the cache does not fit module " + std::to_string(k) + " at positions [" +
          std::to_string(start_pos) + ", " + std::to_string(start_pos + next_tokens.size(1)) + ")");
   check_input(*this, "Transformer::mtp_forward", next_tokens, start_pos, nullptr);
+  check_segment_ids("Transformer::mtp_forward", segment_ids, next_tokens, cache);
   ScopeGuard s("mtp." + std::to_string(k));
   Tensor e;
   {
     ScopeGuard se("embed");
     e = embed.forward(next_tokens);
   }
-  return mtp[k]->forward(e, h_prev, start_pos, rope, cache ? &cache->mtp[k] : nullptr, aux, train);
+  return mtp[k]->forward(e, h_prev, start_pos, rope, cache ? &cache->mtp[k] : nullptr, aux, train, segment_ids);
 }
 
 Tensor Transformer::mtp_logits(int64_t k, const Tensor& h_k) const {
@@ -273,10 +294,12 @@ LossOutput Transformer::loss(const Tensor& tokens, const Tensor& targets, const 
   if (!targets.defined() || targets.shape() != tokens.shape() || targets.dtype() != DType::i64)
     fail("loss: targets " + (targets.defined() ? targets.describe() : std::string("(undefined)")) +
          " must be i64 with the shape of tokens " + tokens.describe());
+  const Tensor& seg = options.segment_ids;
+  check_segment_ids("loss", seg, tokens, nullptr);
   const int64_t S = tokens.size(1), D = (int64_t)mtp.size();
   LossOutput out;
   std::vector<BlockAux> aux;
-  Tensor h0 = hidden(tokens, 0, nullptr, nullptr, &aux, train);  // post-final-norm = h⁰ of the MTP chain
+  Tensor h0 = hidden(tokens, 0, nullptr, nullptr, &aux, train, seg);  // post-final-norm = h⁰ of the MTP chain
   {
     ScopeGuard s("loss");
     out.main_loss = cross_entropy(logits_from_hidden(h0), targets);
@@ -290,14 +313,28 @@ LossOutput Transformer::loss(const Tensor& tokens, const Tensor& targets, const 
 
   // Depth d = k+1 sees positions i = 0..S−d−1: input Emb(t_{i+d}) = tokens[:, d:], hidden h^{d−1}[:, :S−d],
   // target t_{i+d+1} = targets[:, d:].
+  // Packed sequences: position i keeps the segment of its hidden state, seg[:, :S−d], so the module's block
+  // attends inside each sequence as the main blocks do. The last d positions of a sequence would pair its
+  // hidden state with the NEXT sequence's tokens (seg[i] != seg[i+d]): their targets are ignored (-100),
+  // so each sequence's MTP loss terms are exactly those it has alone.
   Tensor h_prev = h0;
   Tensor mtp_total;
   for (int64_t k = 0; k < D && k + 1 < S; k++) {
     const int64_t d = k + 1, L = S - d;
     Tensor next = contiguous(slice(tokens, 1, d, S));
     Tensor tgt = contiguous(slice(targets, 1, d, S));
+    Tensor seg_k;
+    if (seg.defined()) {
+      seg_k = contiguous(slice(seg, 1, 0, L));
+      const std::vector<int64_t> ids = seg.to_i64_vector();
+      std::vector<int64_t> t = tgt.to_i64_vector();
+      for (int64_t b = 0; b < tokens.size(0); b++)
+        for (int64_t i = 0; i < L; i++)
+          if (ids[b * S + i] != ids[b * S + i + d]) t[b * L + i] = -100;
+      tgt = Tensor::from_vector(t, tgt.shape());
+    }
     BlockAux mtp_aux;
-    Tensor hk = mtp_forward(k, next, slice(h_prev, 1, 0, L), 0, nullptr, &mtp_aux, train);
+    Tensor hk = mtp_forward(k, next, slice(h_prev, 1, 0, L), 0, nullptr, &mtp_aux, train, seg_k);
     Tensor lk;
     {
       ScopeGuard s("mtp." + std::to_string(k) + ".loss");

@@ -85,8 +85,11 @@ struct Block : Module {
   bool is_moe() const { return moe != nullptr; }
   // h [B,S,d] -> [B,S,d]; positions start_pos + s. `cache` (may be null) must have been made in attn_mode.
   // aux (may be null) receives the routing of an MoE block (and, with train->dsa, a DSA block's indexer loss).
+  // segment_ids [B,S] i64 (packed sequences, undefined = one per row) go to the MLA (see mla.h); a DSA block
+  // throws "[dsa] segment_ids (packed sequences) are not supported for DSA blocks".
   Tensor forward(const Tensor& h, int64_t start_pos, const RopeTable& rope, BlockCache* cache = nullptr,
-                 BlockAux* aux = nullptr, const TrainForward* train = nullptr) const;
+                 BlockAux* aux = nullptr, const TrainForward* train = nullptr,
+                 const Tensor& segment_ids = Tensor()) const;
   // attn_norm.weight, attn.*, ffn_norm.weight, ffn.* (dense: ffn.w1/w2/w3; MoE: ffn.gate.*, ffn.experts.E.*,
   // ffn.shared_experts.*).
   void parameters(const std::string& prefix, NamedParameters& out) override;
@@ -105,7 +108,8 @@ struct MTPModule : Module {
   MTPModule(const ModelArgs& args, int64_t layer_id, Rng& rng, DType dtype = DType::f32);
   // emb_next = Emb(t_{i+k}) [B,S,d], h_prev = h^{k−1}_i [B,S,d] -> h^k [B,S,d] (before shared_head.norm).
   Tensor forward(const Tensor& emb_next, const Tensor& h_prev, int64_t start_pos, const RopeTable& rope,
-                 BlockCache* cache = nullptr, BlockAux* aux = nullptr, const TrainForward* train = nullptr) const;
+                 BlockCache* cache = nullptr, BlockAux* aux = nullptr, const TrainForward* train = nullptr,
+                 const Tensor& segment_ids = Tensor()) const;
   void parameters(const std::string& prefix, NamedParameters& out) override;
   void buffers(const std::string& prefix, NamedParameters& out) override;
 };
@@ -129,6 +133,7 @@ struct LossOptions {
   double mtp_lambda = 0.0;     // λ of L_MTP
   double balance_alpha = 0.0;  // α of the sequence-wise balance loss
   TrainForward train;          // DSA models: which indexer stage, and whether to measure recall
+  Tensor segment_ids;  // [B,S] i64, undefined = one sequence per row (packed sequences: see Transformer)
 };
 
 struct LossOutput {
@@ -161,23 +166,37 @@ struct Transformer : Module {
   // tokens [B,S] i64 -> logits [B,S,V] at every position. With a cache: the tokens sit at positions
   // [start_pos, start_pos+S), keys are written there and attention covers [0, start_pos+S); start_pos
   // must be <= cache->length() (no holes); afterwards cache->length() = start_pos + S.
-  Tensor forward(const Tensor& tokens, int64_t start_pos = 0, TransformerCache* cache = nullptr) const;
+  // segment_ids (packed sequences, e.g. SFT): [B,S] i64, one id per token, each id one contiguous run of its
+  // row (0 0 0 1 1 2 ...); token i then attends token j iff j ≤ i and both have the same id, in every block,
+  // so each sequence gets the logits it would get alone (RoPE is relative: no position reset is needed; the
+  // float32 rope table rounds the angles of later positions, so "the same" is to ~1e-7 relative, not bitwise).
+  // Undefined = one sequence per row. Only without a cache; DSA models reject them.
+  Tensor forward(const Tensor& tokens, int64_t start_pos = 0, TransformerCache* cache = nullptr,
+                 const Tensor& segment_ids = Tensor()) const;
   // The post-final-norm hidden state norm(h) [B,S,d] (= h⁰ of MTP). block_inputs (if given) receives the
   // input of every block, then the last block's output (the reference's hidden.0..n_layers).
   // aux (if given) receives one BlockAux per main block; train (may be null): see TrainForward.
+  // segment_ids: as forward.
   Tensor hidden(const Tensor& tokens, int64_t start_pos = 0, TransformerCache* cache = nullptr,
                 std::vector<Tensor>* block_inputs = nullptr, std::vector<BlockAux>* aux = nullptr,
-                const TrainForward* train = nullptr) const;
+                const TrainForward* train = nullptr, const Tensor& segment_ids = Tensor()) const;
   // head(x) for an already normalised x [..., d] -> [..., V].
   Tensor logits_from_hidden(const Tensor& normed) const;
   // MTP module k (0-based): next_tokens = t_{i+k+1} [B,S], h_prev = h^k (h⁰ for k = 0) [B,S,d]
   // -> h^{k+1} [B,S,d] (feed to the next module's h_prev; logits = logits_from_hidden(mtp_norm(k, ...))).
+  // segment_ids [B,S] (S of next_tokens): the segment of each position's h_prev (loss() passes seg[:, :S−k−1]).
   Tensor mtp_forward(int64_t k, const Tensor& next_tokens, const Tensor& h_prev, int64_t start_pos = 0,
-                     TransformerCache* cache = nullptr, BlockAux* aux = nullptr, const TrainForward* train = nullptr) const;
+                     TransformerCache* cache = nullptr, BlockAux* aux = nullptr, const TrainForward* train = nullptr,
+                     const Tensor& segment_ids = Tensor()) const;
   Tensor mtp_logits(int64_t k, const Tensor& h_k) const;  // head(shared_head.norm_k(h_k))
 
   // tokens, targets [B,S] i64 (targets = next tokens, -100 ignored). MTP depth k predicts
   // targets[:, k:] from tokens[:, k:] and h^{k-1}[:, :S-k]. Differentiable.
+  // Packed rows (options.segment_ids, as forward): the caller sets -100 at the last position of every
+  // sequence (its "next token" belongs to the next one); MTP depth k additionally ignores its positions i
+  // with seg[i] != seg[i+k] (hidden state of one sequence, input token of the next). Then the main and
+  // MTP cross entropies are token-weighted means of the sequences' own ones (each sequence's sum of terms is
+  // its sum alone). The sequence-wise balance loss still treats each packed ROW as one sequence.
   LossOutput loss(const Tensor& tokens, const Tensor& targets, double mtp_lambda, double balance_alpha) const;
   LossOutput loss(const Tensor& tokens, const Tensor& targets, const LossOptions& options) const;
 

@@ -7,9 +7,12 @@
 // Backward (kernel recomputes P_st = exp(S_st − lse_s)):
 //   dV = Pᵀ dO,  dP = dO Vᵀ,  dS = P ⊙ (dP − rowsum(dO ⊙ O)),  dQ = dS K · scale,  dK = dSᵀ Q · scale,
 //   with dK, dV summed over the query heads that share a kv head.
+// Packed sequences: segment_ids [B, T] become first_key [B, S] — the first position of the run (segment)
+// that holds each query row's position — and both kernels skip the keys before it (S_st = −∞, P_st = 0).
 #include "ops/attention.h"
 
 #include <algorithm>
+#include <map>
 
 #include "autograd/node.h"
 #include "ops/cpu/attention.h"
@@ -39,8 +42,42 @@ static Tensor contiguous_data(const Tensor& x) {
   return contiguous(x.detach());
 }
 
+// first_key [B, S] i64 for the kernel (ops/cpu/attention.h): for query row s (position p = sp + s) of row b,
+// the first position of the run of segment_ids[b, :] that holds p. Checks segment_ids: an i64 [B, T] CPU
+// tensor in which every id is one contiguous run per row.
+static Tensor segment_first_keys(const Tensor& segment_ids, int64_t B, int64_t S, int64_t T, int64_t sp,
+                                 const std::string& shapes) {
+  check_cpu(kOp, segment_ids);
+  if (segment_ids.dtype() != DType::i64 || segment_ids.shape() != Shape{B, T})
+    op_error(kOp, "segment_ids " + segment_ids.describe() + " must be an i64 tensor [B, T] = " + shape_str({B, T}) +
+                      ", one segment id per key position" + shapes);
+  const std::vector<int64_t> seg = segment_ids.to_i64_vector();
+  Tensor first = Tensor::empty({B, S}, DType::i64);
+  int64_t* f = first.data<int64_t>();
+  std::vector<int64_t> run_start(T);
+  for (int64_t b = 0; b < B; b++) {
+    const int64_t* row = seg.data() + b * T;
+    std::map<int64_t, int64_t> run_of;  // id -> where its run starts
+    for (int64_t t = 0; t < T; t++) {
+      if (t > 0 && row[t] == row[t - 1]) {
+        run_start[t] = run_start[t - 1];
+        continue;
+      }
+      auto [it, fresh] = run_of.emplace(row[t], t);
+      if (!fresh)
+        op_error(kOp, "segment_ids " + segment_ids.describe() + ": row " + std::to_string(b) + " has segment id " +
+                          std::to_string(row[t]) + " at positions " + std::to_string(it->second) + " and " +
+                          std::to_string(t) + " with another segment between; each segment must be one " +
+                          "contiguous run of positions" + shapes);
+      run_start[t] = t;
+    }
+    for (int64_t s = 0; s < S; s++) f[b * S + s] = run_start[sp + s];
+  }
+  return first;
+}
+
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale, bool causal,
-                                    std::optional<int64_t> start_pos) {
+                                    std::optional<int64_t> start_pos, const Tensor& segment_ids) {
   for (auto [t, what] : {std::pair{q, "q"}, std::pair{k, "k"}, std::pair{v, "v"}}) {
     check_defined(kOp, t, what);
     check_floating(kOp, t);
@@ -64,6 +101,11 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
     op_error(kOp, "start_pos " + std::to_string(sp) + " with S = " + std::to_string(S) + " query rows needs 0 <= start_pos <= T - S = " +
                       std::to_string(T - S) + shapes());
   if (causal && T == 0 && S > 0) op_error(kOp, "causal attention with no keys" + shapes());
+  Tensor first_key;  // [B, S] i64: packed sequences only
+  if (segment_ids.defined()) {
+    if (!causal) op_error(kOp, "segment_ids " + segment_ids.describe() + " need causal attention" + shapes());
+    first_key = segment_first_keys(segment_ids, B, S, T, sp, shapes());
+  }
 
   Tensor qc = kernel_operand(q), kc = kernel_operand(k), vc = kernel_operand(v);
   cpu::AttentionArgs a;
@@ -72,6 +114,7 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   a.k_sb = kc.strides()[0], a.k_sh = kc.strides()[1], a.k_ss = row_stride(kc);
   a.v_sb = vc.strides()[0], a.v_sh = vc.strides()[1], a.v_ss = row_stride(vc);
   a.scale = scale, a.causal = causal, a.start_pos = causal ? sp : 0;
+  a.first_key = first_key.defined() ? first_key.data<int64_t>() : nullptr;
 
   Tensor out = Tensor::empty({B, H, S, Dv}, q.dtype());
   Tensor lse = Tensor::empty({B, H, S}, q.dtype());
@@ -85,7 +128,8 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
 
   if (needs_grad({q, k, v})) {
     Tensor os = out.detach();
-    record(kOp, out, {q, k, v}, [a, qc, kc, vc, os, lse](const Tensor& dout) {
+    // (first_key is captured so that the array a.first_key points into lives as long as the backward)
+    record(kOp, out, {q, k, v}, [a, qc, kc, vc, os, lse, first_key](const Tensor& dout) {
       Tensor dq = Tensor::empty({a.B, a.H, a.S, a.D}, qc.dtype());
       Tensor dk = Tensor::empty({a.B, a.Hkv, a.T, a.D}, qc.dtype());  // the kernels overwrite all three
       Tensor dv = Tensor::empty({a.B, a.Hkv, a.T, a.Dv}, qc.dtype());

@@ -1,7 +1,8 @@
 // ops/registry_attention.cpp — registry cases of the fused attention op (ops/attention.h):
 // MHA / GQA / MQA, prefill, decode (S = 1 at start_pos = T − 1), a chunk at start_pos > 0, an
 // explicit start_pos, non-causal cross-attention, Dv ≠ D, strided (permuted / expanded) inputs, and
-// sizes that cross the kernel's blocks (cpu::kAttnBlockQ rows × cpu::kAttnBlockK keys).
+// sizes that cross the kernel's blocks (cpu::kAttnBlockQ rows × cpu::kAttnBlockK keys), and packed
+// sequences (segment_ids: a prefill and a chunk crossing a segment boundary).
 //
 // The reference is an independent plain loop over Tensor::at in double — it never calls ops/.
 #include <algorithm>
@@ -19,9 +20,10 @@ namespace {
 
 using Inputs = std::vector<Tensor>;
 
-// o[b,h,s,:] = Σ_t softmax_t(scale · q[b,h,s]·k[b,g,t]) v[b,g,t,:],  g = h / (H/Hkv), t ≤ sp + s if causal.
+// o[b,h,s,:] = Σ_t softmax_t(scale · q[b,h,s]·k[b,g,t]) v[b,g,t,:],  g = h / (H/Hkv), t ≤ sp + s if causal,
+// and, with segment ids seg [B, T], only the keys t with seg[b, t] == seg[b, sp + s].
 Tensor ref_attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale, bool causal,
-                     std::optional<int64_t> start_pos) {
+                     std::optional<int64_t> start_pos, const Tensor& seg = Tensor()) {
   int64_t B = q.shape()[0], H = q.shape()[1], S = q.shape()[2], D = q.shape()[3];
   int64_t Hkv = k.shape()[1], T = k.shape()[2], Dv = v.shape()[3];
   int64_t sp = start_pos.value_or(T - S);
@@ -30,9 +32,10 @@ Tensor ref_attention(const Tensor& q, const Tensor& k, const Tensor& v, double s
     for (int64_t h = 0; h < H; h++)
       for (int64_t s = 0; s < S; s++) {
         int64_t g = h / (H / Hkv), n = causal ? std::min(T, sp + s + 1) : T;
-        std::vector<double> score(n);
+        std::vector<double> score(n, -INFINITY);
         double m = -INFINITY, l = 0;
         for (int64_t t = 0; t < n; t++) {
+          if (seg.defined() && seg.at({b, t}) != seg.at({b, sp + s})) continue;  // another sequence: exp(−∞) = 0
           double d = 0;
           for (int64_t c = 0; c < D; c++) d += q.at({b, h, s, c}) * k.at({b, g, t, c});
           score[t] = d * scale;
@@ -79,6 +82,18 @@ void register_attention_cases(std::vector<OpCase>& cases) {
   // one more query row than a query block and one more key than a key block of v2_flash
   int64_t n = std::max(cpu::kAttnBlockQ, cpu::kAttnBlockK) + 1;
   cases.push_back(attention_case("blocks_crossed", {1, 2, 1, n, n, 2, 2}, true));
+
+  // Packed sequences: row 0 holds segments 3 | 2 | 4 positions long, row 1 one of 5 then one of 4.
+  auto packed_case = [](const std::string& variant, Sizes z) {
+    OpCase c = attention_case(variant, z, true);
+    Tensor seg = Tensor::from_vector(std::vector<int64_t>{0, 0, 0, 1, 1, 2, 2, 2, 2, 5, 5, 5, 5, 5, 3, 3, 3, 3}, {2, 9});
+    double scale = 1.0 / std::sqrt((double)z.D);
+    c.fn = [=](const Inputs& in) { return scaled_dot_product_attention(in[0], in[1], in[2], scale, true, std::nullopt, seg); };
+    c.reference = [=](const Inputs& in) { return ref_attention(in[0], in[1], in[2], scale, true, std::nullopt, seg); };
+    return c;
+  };
+  cases.push_back(packed_case("packed_gqa_prefill", {2, 4, 2, 9, 9, 3, 4}));
+  cases.push_back(packed_case("packed_mqa_chunk", {2, 2, 1, 4, 9, 4, 3}));  // queries 5..8: across a boundary in row 1
 
   // q arrives as a permuted [B, S, H, D] view, k as a permuted [B, T, Hkv, D] view (a KV cache's
   // layout), v with its kv heads expanded from one stored head (stride 0).

@@ -64,10 +64,10 @@ void attention_forward_v1_naive(const AttentionArgs& a, const T* q, const T* k, 
       for (int64_t s = 0; s < a.S; s++) {
         const T* qs = hv.q + s * a.q_ss;
         T* os = o + ((b * a.H + h) * a.S + s) * a.Dv;
-        int64_t n = a.visible_keys(s);
+        int64_t lo = a.first_visible_key(b, s), n = a.visible_keys(s);  // keys [lo, n)
         // pass 1: scores S_t = scale · q_s · k_t, and their max m
         double m = -std::numeric_limits<double>::infinity();
-        for (int64_t t = 0; t < n; t++) {
+        for (int64_t t = lo; t < n; t++) {
           const T* kt = hv.k + t * a.k_ss;
           double d = 0;
           for (int64_t c = 0; c < a.D; c++) d += (double)qs[c] * kt[c];
@@ -76,13 +76,13 @@ void attention_forward_v1_naive(const AttentionArgs& a, const T* q, const T* k, 
         }
         // pass 2: p_t = exp(S_t − m), l = Σ p_t
         double l = 0;
-        for (int64_t t = 0; t < n; t++) {
+        for (int64_t t = lo; t < n; t++) {
           p[t] = std::exp(p[t] - m);
           l += p[t];
         }
         // pass 3: o_s = Σ_t p_t v_t / l
         std::fill(acc.begin(), acc.end(), 0.0);
-        for (int64_t t = 0; t < n; t++) {
+        for (int64_t t = lo; t < n; t++) {
           const T* vt = hv.v + t * a.v_ss;
           for (int64_t c = 0; c < a.Dv; c++) acc[c] += p[t] * vt[c];
         }
@@ -112,9 +112,9 @@ void attention_backward_v1_naive(const AttentionArgs& a, const T* q, const T* k,
         const T* os = o + row * a.Dv;
         const T* dos = do_ + row * a.Dv;
         T* dqr = dq + row * a.D;
-        int64_t n = a.visible_keys(s);
+        int64_t lo = a.first_visible_key(b, s), n = a.visible_keys(s);  // keys [lo, n)
         // P_st = exp(scale · q_s·k_t − lse_s)  (recomputed, never stored)
-        for (int64_t t = 0; t < n; t++) {
+        for (int64_t t = lo; t < n; t++) {
           const T* kt = hv.k + t * a.k_ss;
           double d = 0;
           for (int64_t c = 0; c < a.D; c++) d += (double)qs[c] * kt[c];
@@ -124,7 +124,7 @@ void attention_backward_v1_naive(const AttentionArgs& a, const T* q, const T* k,
         double delta = 0;
         for (int64_t c = 0; c < a.Dv; c++) delta += (double)dos[c] * os[c];
         // dP_st = do_s · v_t;  dS_st = P_st (dP_st − Δ_s);  dV_t += P_st do_s
-        for (int64_t t = 0; t < n; t++) {
+        for (int64_t t = lo; t < n; t++) {
           const T* vt = hv.v + t * a.v_ss;
           double dp = 0;
           for (int64_t c = 0; c < a.Dv; c++) dp += (double)dos[c] * vt[c];
@@ -133,7 +133,7 @@ void attention_backward_v1_naive(const AttentionArgs& a, const T* q, const T* k,
         }
         // dq_s = scale Σ_t dS_st k_t;  dK_t += scale dS_st q_s
         std::fill(dqs.begin(), dqs.end(), 0.0);
-        for (int64_t t = 0; t < n; t++) {
+        for (int64_t t = lo; t < n; t++) {
           const T* kt = hv.k + t * a.k_ss;
           for (int64_t c = 0; c < a.D; c++) {
             dqs[c] += ds[t] * kt[c];
@@ -242,16 +242,18 @@ void attention_forward_v2_flash(const AttentionArgs& a, const T* q, const T* k, 
     std::vector<T> sc(BQ * BK), acc(BQ * a.Dv), m(BQ), l(BQ);
     std::vector<int64_t> row_end(BQ);
     for (int64_t bh = bh0; bh < bh1; bh++) {
-      HeadView<T> hv(a, q, k, v, bh / a.H, bh % a.H);
+      const int64_t b = bh / a.H;
+      HeadView<T> hv(a, q, k, v, b, bh % a.H);
       for (int64_t i0 = 0; i0 < a.S; i0 += BQ) {
         int64_t nq = std::min(BQ, a.S - i0);
         const T* q_blk = hv.q + i0 * a.q_ss;
         std::fill(m.begin(), m.end(), -std::numeric_limits<T>::infinity());
         std::fill(l.begin(), l.end(), T(0));
         std::fill(acc.begin(), acc.end(), T(0));
-        // Keys past the last row's horizon are masked for the whole block: those blocks are skipped.
-        int64_t kend = a.visible_keys(i0 + nq - 1);
-        for (int64_t j0 = 0; j0 < kend; j0 += BK) {
+        // Keys past the last row's horizon are masked for the whole block: those blocks are skipped; so are
+        // the keys before the first row's segment (packed sequences; first_visible_key is 0 without them).
+        int64_t kbeg = a.first_visible_key(b, i0), kend = a.visible_keys(i0 + nq - 1);
+        for (int64_t j0 = kbeg; j0 < kend; j0 += BK) {
           int64_t nk = std::min(BK, kend - j0);
           const T* k_blk = hv.k + j0 * a.k_ss;
           const T* v_blk = hv.v + j0 * a.v_ss;
@@ -265,13 +267,16 @@ void attention_forward_v2_flash(const AttentionArgs& a, const T* q, const T* k, 
           // m' = max(m_i, m_b): old terms are rescaled by α = exp(m_i − m'), new ones enter as exp(S − m').
           for (int64_t i = 0; i < nq; i++) {
             T* si = sc.data() + i * BK;
-            int64_t n = std::clamp<int64_t>(a.visible_keys(i0 + i) - j0, 0, nk);  // keys of the block row i sees
-            std::fill(si + n, si + nk, T(0));                                    // masked: P = 0
-            if (n == 0) continue;
-            T m_block = row_max(si, n);
+            // keys [lo, n) of the block are the ones row i sees (lo > 0 only before its segment's start)
+            int64_t n = std::clamp<int64_t>(a.visible_keys(i0 + i) - j0, 0, nk);
+            int64_t lo = a.first_key ? std::clamp<int64_t>(a.first_visible_key(b, i0 + i) - j0, 0, n) : 0;
+            std::fill(si + n, si + nk, T(0));  // masked: P = 0
+            std::fill(si, si + lo, T(0));
+            if (n == lo) continue;
+            T m_block = row_max(si + lo, n - lo);
             T m_new = std::max(m[i], m_block);
             T alpha = std::exp(m[i] - m_new);  // 0 on the row's first block (m = −∞)
-            l[i] = l[i] * alpha + exp_shifted_sum(si, n, m_new);
+            l[i] = l[i] * alpha + exp_shifted_sum(si + lo, n - lo, m_new);
             m[i] = m_new;
             T* ai = acc.data() + i * a.Dv;
 #pragma omp simd
@@ -332,8 +337,16 @@ void attention_backward_v2_flash(const AttentionArgs& a, const T* q, const T* k,
           const T* k_blk = hv.k + j0 * a.k_ss;
           const T* v_blk = hv.v + j0 * a.v_ss;
           int64_t s_first = a.causal ? std::max<int64_t>(0, j0 - a.start_pos) : 0;
-          for (int64_t i0 = s_first; i0 < a.S; i0 += BQ) {
-            int64_t nq = std::min(BQ, a.S - i0);
+          // Packed sequences: rows whose segment starts at or after the block's end see none of its keys;
+          // first_key is non-decreasing, so they are the rows from the first such one on.
+          int64_t s_end = a.S;
+          if (a.first_key) {
+            const int64_t* fk = a.first_key + b * a.S;
+            s_end = std::max(s_first, (int64_t)(std::partition_point(fk + s_first, fk + a.S,
+                                                                     [&](int64_t f) { return f < j0 + nk; }) - fk));
+          }
+          for (int64_t i0 = s_first; i0 < s_end; i0 += BQ) {
+            int64_t nq = std::min(BQ, s_end - i0);
             const T* q_blk = hv.q + i0 * a.q_ss;
             const T* do_blk = do_h + i0 * a.Dv;
             // P = exp(scale · Q Kᵀ − lse), 0 where masked   [nq, nk]
@@ -341,7 +354,9 @@ void attention_backward_v2_flash(const AttentionArgs& a, const T* q, const T* k,
             for (int64_t i = 0; i < nq; i++) {
               T* pi = p.data() + i * BK;
               int64_t n = std::clamp<int64_t>(a.visible_keys(i0 + i) - j0, 0, nk);
-              exp_shifted_sum(pi, n, lse[bh * a.S + i0 + i]);
+              int64_t lo = a.first_key ? std::clamp<int64_t>(a.first_visible_key(b, i0 + i) - j0, 0, n) : 0;
+              exp_shifted_sum(pi + lo, n - lo, lse[bh * a.S + i0 + i]);
+              std::fill(pi, pi + lo, T(0));
               std::fill(pi + n, pi + nk, T(0));
             }
             // dV_blk += Pᵀ dO   [nk, Dv]

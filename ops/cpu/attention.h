@@ -6,9 +6,9 @@
 //             of V); one thread. The reference the fast version is tested against. SEEKGRAD_NAIVE=1.
 //   v2_flash  FlashAttention-style: a block of query rows at a time, key blocks streamed through an
 //             ONLINE softmax (running max m, running sum l, accumulator rescaled by exp(m_old − m_new)),
-//             key blocks wholly above the causal diagonal skipped; threads over (b, h). The block
-//             products S = Q Kᵀ and O += P V are calls to the project's GEMM (ops/cpu/gemm.h); a block of
-//             one query row (decoding) uses dot products and axpys instead.
+//             key blocks wholly above the causal diagonal (or, packed, before the rows' segments) skipped;
+//             threads over (b, h). The block products S = Q Kᵀ and O += P V are calls to the project's
+//             GEMM (ops/cpu/gemm.h); a block of one query row (decoding) uses dot products and axpys instead.
 // Both save lse = m + log l per query row, so the backward recomputes P = exp(S − lse) block by
 // block instead of storing the [S, T] probability matrix (memory O(S) instead of O(S·T)).
 //
@@ -21,6 +21,11 @@
 //   lse  [B, H,   S]      contiguous (out)
 // GQA: query head h reads kv head g = h / (H / Hkv)   (H = Hkv: MHA; Hkv = 1: MQA).
 // Causal: query row s sits at absolute position start_pos + s and sees keys t ≤ start_pos + s.
+// Packed sequences (optional, causal only): first_key[b·S + s] is the first key row s of batch b sees (the
+// start of its segment), so it sees keys [first_key, start_pos + s] — a band. The caller (ops/attention.cpp)
+// guarantees first_key ≤ start_pos + s (a row always sees its own key: no fully masked row) and that
+// first_key is non-decreasing in s (segments are contiguous runs). nullptr: every row starts at key 0, and
+// the kernels do exactly what they do without segments (no per-element work is added).
 //
 // Precision: T is float or double. v1 accumulates in double with std::exp; v2 accumulates in T (float
 // for f32; the running max is subtracted, which keeps every exponential in (0, 1]) and, for float, takes
@@ -41,6 +46,7 @@ struct AttentionArgs {
   double scale = 1.0;                    // softmax_scale, usually D^−1/2
   bool causal = true;
   int64_t start_pos = 0;                 // absolute position of query row 0 (causal only)
+  const int64_t* first_key = nullptr;    // [B, S] contiguous, or nullptr (see above)
 
   int64_t group() const { return H / Hkv; }                        // query heads per kv head
   // Keys [0, visible_keys(s)) are seen by query row s.
@@ -49,6 +55,8 @@ struct AttentionArgs {
     int64_t n = start_pos + s + 1;
     return n < T ? n : T;
   }
+  // Keys before first_visible_key(b, s) belong to earlier segments of row b: masked (0 without segments).
+  int64_t first_visible_key(int64_t b, int64_t s) const { return first_key ? first_key[b * S + s] : 0; }
 };
 
 // The block sizes of v2_flash: a block of query rows × a block of keys. 112 = 8 register tiles of the
@@ -59,7 +67,7 @@ constexpr int64_t kAttnBlockQ = 112;
 constexpr int64_t kAttnBlockK = 128;
 
 // ---- forward ------------------------------------------------------------------------------------
-// For every (b, h, s):  S_t = scale · q_s · k_t   (t < visible_keys(s)),
+// For every (b, h, s):  S_t = scale · q_s · k_t   (first_visible_key(b, s) ≤ t < visible_keys(s)),
 //   lse_s = log Σ_t exp(S_t),   o_s = Σ_t exp(S_t − lse_s) v_t.
 template <class T> void attention_forward(const AttentionArgs& a, const T* q, const T* k, const T* v, T* o, T* lse);
 template <class T> void attention_forward_v1_naive(const AttentionArgs& a, const T* q, const T* k, const T* v, T* o, T* lse);

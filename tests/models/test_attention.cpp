@@ -3,7 +3,8 @@
 //   * incremental decoding through the KV cache == the full forward, token by token and in chunks;
 //   * the fused attention op == the composite path (expanded kv heads, softmax) inside the module,
 //     values and gradients, with and without the cache;
-//   * KV-cache bytes per token, parameter names and counts, errors that name the shapes.
+//   * KV-cache bytes per token, parameter names and counts, errors that name the shapes;
+//   * packed sequences (segment_ids): == each sequence alone (values, x's gradient), fused == composite.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -277,4 +278,49 @@ TEST_CASE("attention module: errors name the shapes") {
   KVCache wrong(1, 8, 4, 4);
   e = error_of([&] { attn.forward(Tensor::ones({1, 1, 16}), 0, rope, &wrong); });
   CHECK(e.find("needs k and v of shape (1, 8, 2, 4)") != std::string::npos);
+}
+
+TEST_CASE("attention module: packed sequences (segment_ids) == each sequence alone; fused == composite") {
+  // Row 0 = [4 | 5] tokens, row 1 = [2 | 3 | 4]. Alone, a sequence starts at position 0; RoPE is relative, so
+  // its attention is the same up to the float32 rounding of the rope table's angles.
+  const int64_t B = 2, S = 9;
+  const std::vector<std::vector<int64_t>> runs = {{4, 5}, {2, 3, 4}};
+  Tensor seg = Tensor::from_vector(std::vector<int64_t>{0, 0, 0, 0, 1, 1, 1, 1, 1, 6, 6, 2, 2, 2, 3, 3, 3, 3}, {B, S});
+  for (const Kind& kind : kKinds)
+    for (AttentionImpl impl : {AttentionImpl::fused, AttentionImpl::composite}) {
+      INFO(kind.name << (impl == AttentionImpl::fused ? " fused" : " composite"));
+      ModelArgs args = tiny_args(kind.n_kv_heads, 32, 4);
+      Rng rng(12);
+      Attention attn(args, rng, DType::f64);
+      attn.impl = impl;
+      RopeTable rope(args, attn.head_dim);
+      Tensor x = Tensor::randn({B, S, 32}, rng, 1.0, DType::f64).requires_grad_();
+      Tensor y = attn.forward(x, 0, rope, nullptr, seg);
+      Rng r2(3);
+      Tensor dy = Tensor::randn(y.shape(), r2, 1.0, DType::f64);
+      y.backward(dy);
+      for (int64_t b = 0; b < B; b++) {
+        int64_t start = 0;
+        for (int64_t len : runs[b]) {
+          Tensor xa = contiguous(narrow(narrow(x.detach(), 0, b, 1), 1, start, len)).requires_grad_();
+          Tensor ya = attn.forward(xa, 0, rope);
+          ya.backward(contiguous(narrow(narrow(dy, 0, b, 1), 1, start, len)));
+          CHECK(max_error(narrow(narrow(y, 0, b, 1), 1, start, len), ya) <= 1e-6);
+          CHECK(max_error(narrow(narrow(x.grad(), 0, b, 1), 1, start, len), xa.grad()) <= 1e-6);
+          start += len;
+        }
+      }
+      // the two implementations agree to f64 rounding with the ids (same positions, same rope)
+      Attention other = attn;
+      other.impl = impl == AttentionImpl::fused ? AttentionImpl::composite : AttentionImpl::fused;
+      NoGradGuard no_grad;
+      CHECK(max_error(other.forward(x.detach(), 0, rope, nullptr, seg), y) <= 1e-12);
+    }
+  ModelArgs args = tiny_args(2, 16, 4);
+  Rng rng(7);
+  Attention attn(args, rng);
+  RopeTable rope(args, attn.head_dim);
+  std::string e = error_of([&] { attn.forward(Tensor::ones({2, 5, 16}), 0, rope, nullptr, Tensor::zeros({2, 4}, DType::i64)); });
+  CHECK(e.find("[attention] GQA(dim 16") == 0);
+  CHECK(e.find("segment_ids tensor (2, 4) i64 must be an i64 tensor [B, T] = (2, 5), one segment id per key (T = S)") != std::string::npos);
 }

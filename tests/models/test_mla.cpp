@@ -8,7 +8,9 @@
 //   * an absorbed decode step writes its row into the ONE kv buffer in place (same storage, every other row
 //     bit-for-bit untouched) and allocates far less than the cached prefix (no copy of the cache);
 //   * float64 gradcheck of both paths w.r.t. x and every weight;
-//   * cache bytes per token; errors naming the module and the shapes.
+//   * cache bytes per token; errors naming the module and the shapes;
+//   * packed sequences (segment_ids): == each sequence alone (values, gradients), both modes, fused and
+//     composite, and through the cache.
 #include <doctest/doctest.h>
 
 #include "tests/test_util.h"
@@ -470,6 +472,99 @@ TEST_CASE("mla: errors name the module and the shapes") {
 
   e = error_of([&] { attn.forward(to_dtype(x, DType::f64), 0, rope); });
   CHECK(contains(e, "f64 but the weights are f32"));
+}
+
+// ---- packed sequences (segment_ids) ----------------------------------------------------------------
+
+TEST_CASE("mla: packed sequences (segment_ids) == each sequence alone, both modes, fused and composite") {
+  // Row 0 = [a (5) | b (6)], row 1 = [c (3) | d (4) | e (4)]. Each sequence alone starts at position 0; in the
+  // row it sits further on, and RoPE being relative makes its attention the same. Values, x's gradient and
+  // the weights' gradients (the packed ones = the sum over the sequences alone), in f64.
+  // Twice: with a rope table that rotates by nothing (cos 1, sin 0), where packed == alone is exact up to
+  // f64 summation order — the mask alone is tested — and with the real table, whose angles p·f_i are
+  // rounded in float32 (as the official code builds them), so a sequence moved by a positions differs
+  // at the float32 level of the angles (~1e-7 relative), not beyond.
+  ModelArgs args = small_args(24);
+  Rng rng(5);
+  MLA attn(args, rng, DType::f64);
+  randomise_norms(attn, rng);
+  RopeTable real_rope(args), no_rotation = real_rope;
+  no_rotation.cos = Tensor::zeros(real_rope.cos.shape()), no_rotation.sin = Tensor::zeros(real_rope.sin.shape());
+  no_rotation.cos = add(no_rotation.cos, 1.0);
+  const int64_t B = 2, S = 11;
+  const std::vector<std::vector<int64_t>> runs = {{5, 6}, {3, 4, 4}};
+  Tensor seg = Tensor::from_vector(std::vector<int64_t>{4, 4, 4, 4, 4, 1, 1, 1, 1, 1, 1, 0, 0, 0, 2, 2, 2, 2, 7, 7, 7, 7}, {B, S});
+  Tensor x = Tensor::randn({B, S, args.dim}, rng, 1.0, DType::f64);
+  Tensor w = Tensor::randn({B, S, args.dim}, rng, 1.0, DType::f64);  // loss = Σ w ⊙ y
+  NamedParameters params = attn.named_parameters();
+  const bool was_naive = naive_kernels();
+  for (bool rotate : {false, true})
+  for (MLAMode mode : {MLAMode::naive, MLAMode::absorbed})
+    for (bool composite : {false, true}) {
+      CAPTURE(rotate);
+      CAPTURE(mla_mode_name(mode));
+      CAPTURE(composite);
+      set_naive_kernels(composite);
+      const RopeTable& rope = rotate ? real_rope : no_rotation;
+      const double tol = rotate ? 1e-6 : 1e-12;
+      for (auto& [name, t] : params) t->zero_grad();
+      Tensor xp = x.clone_data().requires_grad_();
+      Tensor y = attn.forward(xp, 0, rope, nullptr, mode, seg);
+      sum(mul(y, w)).backward();
+      std::vector<Tensor> packed_grads;
+      for (auto& [name, t] : params) packed_grads.push_back(t->grad().clone_data()), t->zero_grad();
+      for (int64_t b = 0; b < B; b++) {
+        int64_t start = 0;
+        for (int64_t len : runs[b]) {
+          CAPTURE(b);
+          CAPTURE(start);
+          Tensor xa = contiguous(narrow(narrow(x, 0, b, 1), 1, start, len)).requires_grad_();
+          Tensor ya = attn.forward(xa, 0, rope, nullptr, mode);
+          sum(mul(ya, narrow(narrow(w, 0, b, 1), 1, start, len))).backward();
+          CHECK(max_abs_diff(ya, narrow(narrow(y, 0, b, 1), 1, start, len)) <= tol);
+          CHECK(max_abs_diff(xa.grad(), narrow(narrow(xp.grad(), 0, b, 1), 1, start, len)) <= tol);
+          start += len;
+        }
+      }
+      for (size_t i = 0; i < params.size(); i++) {  // accumulated over the five sequences alone
+        CAPTURE(params[i].first);
+        CHECK(max_abs_diff(params[i].second->grad(), packed_grads[i]) <= 10 * tol);
+      }
+    }
+  set_naive_kernels(was_naive);
+}
+
+TEST_CASE("mla: packed sequences through the cache: prefill + decode with segment_ids [B, start_pos + S]") {
+  ModelArgs args = small_args(0);
+  Rng rng(6);
+  MLA attn(args, rng, DType::f64);
+  randomise_norms(attn, rng);
+  RopeTable rope(args);
+  const int64_t B = 2, S = 10;
+  Tensor seg = Tensor::from_vector(std::vector<int64_t>{0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 3, 3, 3}, {B, S});
+  Tensor x = Tensor::randn({B, S, args.dim}, rng, 1.0, DType::f64);
+  NoGradGuard no_grad;
+  const bool was_naive = naive_kernels();
+  for (MLAMode mode : {MLAMode::naive, MLAMode::absorbed})
+    for (bool composite : {false, true}) {
+      CAPTURE(mla_mode_name(mode));
+      CAPTURE(composite);
+      set_naive_kernels(composite);
+      Tensor full = attn.forward(x, 0, rope, nullptr, mode, seg);
+      MLACache cache(args, mode, B, S, DType::f64);
+      std::vector<Tensor> outs = {attn.forward(narrow(x, 1, 0, 6), 0, rope, &cache, mode, narrow(seg, 1, 0, 6))};
+      for (int64_t p = 6; p < S; p++)
+        outs.push_back(attn.forward(narrow(x, 1, p, 1), p, rope, &cache, mode, narrow(seg, 1, 0, p + 1)));
+      CHECK(max_abs_diff(cat(outs, 1), full) <= 1e-12);
+    }
+  set_naive_kernels(was_naive);
+  // the ids are per KEY: with a cache, [B, start_pos + S]
+  MLACache cache(args, MLAMode::absorbed, B, S, DType::f64);
+  std::string e = error_of([&] { attn.forward(narrow(x, 1, 0, 3), 2, rope, &cache, MLAMode::absorbed, narrow(seg, 1, 0, 3)); });
+  CHECK(contains(e, "[mla] MLA(dim 64"));
+  CHECK(contains(e, "segment_ids tensor (2, 3) i64 must be an i64 tensor [B, T] = (2, 5), one segment id per key (T = start_pos + S"));
+  e = error_of([&] { attn.forward(x, 0, rope, nullptr, MLAMode::naive, to_dtype(seg, DType::i32)); });
+  CHECK(contains(e, "segment_ids tensor (2, 10) i32 must be an i64 tensor [B, T] = (2, 10), one segment id per key (T = S"));
 }
 
 // ---- models/weights ------------------------------------------------------------------------------

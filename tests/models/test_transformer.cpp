@@ -9,7 +9,9 @@
 //   * the MTP loss against a direct formula (D = 1), and the total loss's composition;
 //   * greedy decoding with the cache == argmax of the full forward, token by token;
 //   * speculative decoding == plain greedy; acceptance after a little training on a predictable sequence;
-//   * sampling: deterministic by seed, top-k / top-p filters on a hand-made distribution.
+//   * sampling: deterministic by seed, top-k / top-p filters on a hand-made distribution;
+//   * packed rows (segment_ids): logits, CE sums and their gradients == the sequences alone (MoE + MTP),
+//     float64 gradcheck of the loss with segments in both MLA modes, errors; DSA blocks refuse them.
 #include <doctest/doctest.h>
 
 #include "tests/test_util.h"
@@ -931,4 +933,218 @@ TEST_CASE("transformer: DSA training forward — indexer loss apart, gradients b
   double train_ce = m.loss(tokens, targets, o).main_loss.item();
   double infer_ce = cross_entropy(m.forward(tokens), targets).item();
   CHECK(train_ce == doctest::Approx(infer_ce).epsilon(1e-6));
+}
+
+// ---- packed sequences (segment_ids) ------------------------------------------------------------------
+
+namespace {
+
+// Packed rows of whole sequences for the tests below: row b holds the sequences runs[b] (lengths) one after
+// another; sequence e has random tokens and targets = its next tokens, -100 at its last position (the next
+// token belongs to the next sequence) and at one "prompt" position when it is long enough.
+struct Packed {
+  Tensor tokens, targets, segment_ids;  // [B, S]
+  std::vector<Tensor> tokens_alone, targets_alone;  // [1, L_e] each, in row order
+  std::vector<std::pair<int64_t, int64_t>> where;   // (row, start) of sequence e
+};
+
+Packed make_packed(const std::vector<std::vector<int64_t>>& runs, int64_t vocab, Rng& rng) {
+  Packed p;
+  const int64_t B = (int64_t)runs.size();
+  std::vector<int64_t> tok, tgt, seg;
+  for (int64_t b = 0; b < B; b++) {
+    int64_t start = 0, id = 10 * b;
+    for (int64_t L : runs[b]) {
+      std::vector<int64_t> t(L + 1);
+      for (int64_t& v : t) v = rng.randint(vocab);
+      std::vector<int64_t> x(t.begin(), t.begin() + L), y(t.begin() + 1, t.end());
+      y[L - 1] = -100;
+      if (L >= 4) y[1] = -100;
+      tok.insert(tok.end(), x.begin(), x.end());
+      tgt.insert(tgt.end(), y.begin(), y.end());
+      seg.insert(seg.end(), L, id++);
+      p.tokens_alone.push_back(Tensor::from_vector(x, {1, L}));
+      p.targets_alone.push_back(Tensor::from_vector(y, {1, L}));
+      p.where.push_back({b, start});
+      start += L;
+    }
+  }
+  const int64_t S = (int64_t)tok.size() / B;
+  p.tokens = Tensor::from_vector(tok, {B, S});
+  p.targets = Tensor::from_vector(tgt, {B, S});
+  p.segment_ids = Tensor::from_vector(seg, {B, S});
+  return p;
+}
+
+int64_t count_targets(const Tensor& targets, int64_t from) {  // targets[:, from:] != -100
+  int64_t n = 0;
+  for (int64_t b = 0; b < targets.size(0); b++)
+    for (int64_t i = from; i < targets.size(1); i++) n += targets.at({b, i}) != -100;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("transformer: packed rows (segment_ids) == each sequence alone: logits, CE sums, gradients (MoE + MTP 1)") {
+  // Main CE is a mean over the non-ignored targets, so the packed loss times its count must equal the sum over
+  // the sequences of (loss alone × count alone) — for the main head and for MTP depth 1 (whose positions that
+  // pair one sequence's hidden state with the next one's token are ignored by loss()). The same holds for the
+  // gradients of those sums. Tolerances: the rope table's angles are float32 (as the official code's), so a
+  // sequence moved to a later position differs from itself alone at that level; everything else is f64.
+  ModelArgs a = tiny_args(1);
+  Rng rng(21);
+  Transformer m(a, rng, DType::f64);
+  for (auto& [name, t] : m.named_parameters_and_buffers())
+    if (name.find("gate.bias") != std::string::npos) fill_randn(*t, rng, 0.05);
+  Packed p = make_packed({{6, 7}, {4, 5, 4}}, a.vocab_size, rng);
+  const int64_t n_seq = (int64_t)p.tokens_alone.size();
+
+  // logits at every position
+  {
+    NoGradGuard ng;
+    Tensor logits = m.forward(p.tokens, 0, nullptr, p.segment_ids);
+    double worst = 0;
+    for (int64_t e = 0; e < n_seq; e++) {
+      auto [b, start] = p.where[e];
+      Tensor alone = m.forward(p.tokens_alone[e]);
+      worst = std::max(worst, max_abs_diff(narrow(narrow(logits, 0, b, 1), 1, start, alone.size(1)), alone));
+    }
+    MESSAGE("packed vs alone logits: max |Δ| = " << worst);
+    CHECK(worst <= 1e-5);
+    // without the ids the later sequences see the earlier ones: the ids matter
+    Tensor plain = m.forward(p.tokens);
+    CHECK(max_abs_diff(plain, logits) > 1e-3);
+  }
+
+  // the CE sums and their gradients
+  LossOptions opt;
+  opt.mtp_lambda = 0.3;
+  auto ce_sum = [&](const Tensor& tokens, const Tensor& targets, const Tensor& seg, int64_t* n_main, int64_t* n_mtp) {
+    LossOptions o = opt;
+    o.segment_ids = seg;
+    LossOutput lo = m.loss(tokens, targets, o);
+    REQUIRE(lo.mtp_losses.size() == 1);
+    return std::pair{mul(lo.main_loss, (double)*n_main), mul(lo.mtp_losses[0], (double)*n_mtp)};
+  };
+  NamedParameters params = m.named_parameters();
+  auto grads = [&](const Tensor& loss) {
+    for (auto& [name, t] : params) t->zero_grad();
+    loss.backward();
+    std::vector<Tensor> g;
+    for (auto& [name, t] : params) g.push_back(t->grad().defined() ? t->grad().clone_data() : Tensor::zeros(t->shape(), DType::f64));
+    return g;
+  };
+  // expected counts: each sequence's own
+  int64_t main_total = 0, mtp_total = 0;
+  std::vector<int64_t> n_main(n_seq), n_mtp(n_seq);
+  for (int64_t e = 0; e < n_seq; e++) {
+    n_main[e] = count_targets(p.targets_alone[e], 0);
+    n_mtp[e] = count_targets(p.targets_alone[e], 1);
+    main_total += n_main[e], mtp_total += n_mtp[e];
+  }
+  // (two forwards each: the two sums share one graph, and each gets its own backward)
+  Tensor main_packed = ce_sum(p.tokens, p.targets, p.segment_ids, &main_total, &mtp_total).first;
+  Tensor mtp_packed = ce_sum(p.tokens, p.targets, p.segment_ids, &main_total, &mtp_total).second;
+  std::vector<Tensor> g_main_packed = grads(main_packed), g_mtp_packed = grads(mtp_packed);
+  double main_alone = 0, mtp_alone = 0;
+  std::vector<Tensor> g_main_alone, g_mtp_alone;
+  for (int64_t e = 0; e < n_seq; e++) {
+    Tensor mn = ce_sum(p.tokens_alone[e], p.targets_alone[e], Tensor(), &n_main[e], &n_mtp[e]).first;
+    Tensor mt = ce_sum(p.tokens_alone[e], p.targets_alone[e], Tensor(), &n_main[e], &n_mtp[e]).second;
+    main_alone += mn.item(), mtp_alone += mt.item();
+    std::vector<Tensor> gm = grads(mn), gt = grads(mt);
+    for (size_t i = 0; i < params.size(); i++) {
+      g_main_alone.resize(params.size()), g_mtp_alone.resize(params.size());
+      g_main_alone[i] = g_main_alone[i].defined() ? add(g_main_alone[i], gm[i]) : gm[i];
+      g_mtp_alone[i] = g_mtp_alone[i].defined() ? add(g_mtp_alone[i], gt[i]) : gt[i];
+    }
+  }
+  MESSAGE("CE sums packed vs alone: main " << main_packed.item() << " vs " << main_alone << ", MTP " << mtp_packed.item()
+                                            << " vs " << mtp_alone << " (" << main_total << " and " << mtp_total << " targets)");
+  CHECK(std::abs(main_packed.item() - main_alone) <= 1e-5);
+  CHECK(std::abs(mtp_packed.item() - mtp_alone) <= 1e-5);
+  double worst_main = 0, worst_mtp = 0;
+  for (size_t i = 0; i < params.size(); i++) {
+    worst_main = std::max(worst_main, max_abs_diff(g_main_packed[i], g_main_alone[i]));
+    worst_mtp = std::max(worst_mtp, max_abs_diff(g_mtp_packed[i], g_mtp_alone[i]));
+  }
+  MESSAGE("gradients of the CE sums, packed vs Σ alone, over " << params.size() << " parameters: max |Δ| main "
+                                                                << worst_main << ", MTP " << worst_mtp);
+  CHECK(worst_main <= 1e-5);
+  CHECK(worst_mtp <= 1e-5);
+  // the MTP module saw the same segments: every parameter of mtp.0 got a gradient from the MTP sum
+  for (size_t i = 0; i < params.size(); i++)
+    if (params[i].first.rfind("mtp.0.attn.", 0) == 0) CHECK(max_abs_diff(g_mtp_packed[i], Tensor::zeros(params[i].second->shape(), DType::f64)) > 0);
+}
+
+TEST_CASE("transformer: float64 gradcheck of the loss with segment_ids (MLA both modes, MoE, MTP)") {
+  ModelArgs a = tiny_args(1);
+  a.vocab_size = 16;
+  a.dim = 8;
+  a.inter_dim = 16;
+  a.moe_inter_dim = 8;
+  a.q_lora_rank = 8;
+  a.kv_lora_rank = 8;
+  a.qk_nope_head_dim = 4;
+  a.qk_rope_head_dim = 4;
+  a.v_head_dim = 4;
+  Rng rng(5);
+  Transformer m(a, rng, DType::f64);
+  Packed p = make_packed({{3, 4}, {2, 5}}, a.vocab_size, rng);
+  LossOptions opt;
+  opt.mtp_lambda = 0.5;
+  opt.balance_alpha = 0.1;
+  opt.segment_ids = p.segment_ids;
+  std::vector<Tensor> inputs;
+  for (auto& [name, t] : m.named_parameters())
+    for (const char* want : {"layers.0.attn.wkv_a.weight", "layers.1.attn.wq_b.weight", "layers.1.attn.wkv_b.weight",
+                             "mtp.0.attn.wkv_a.weight", "mtp.0.eh_proj.weight"})
+      if (name == want) inputs.push_back(*t);
+  REQUIRE(inputs.size() == 5);
+  for (MLAMode mode : {MLAMode::absorbed, MLAMode::naive}) {
+    const std::string mode_name = mla_mode_name(mode);
+    CAPTURE(mode_name);
+    m.set_attn_mode(mode);
+    {  // the ids change the loss (the later sequences no longer see the earlier ones)
+      NoGradGuard ng;
+      LossOptions plain = opt;
+      plain.segment_ids = Tensor();
+      CHECK(std::abs(m.loss(p.tokens, p.targets, opt).loss.item() - m.loss(p.tokens, p.targets, plain).loss.item()) > 1e-4);
+    }
+    GradcheckOptions go;
+    go.max_elements_per_input = 64;
+    GradcheckResult r = gradcheck([&](const std::vector<Tensor>&) { return m.loss(p.tokens, p.targets, opt).loss; }, inputs, go);
+    MESSAGE(mode_name << ": gradcheck max abs error " << r.max_abs_error);
+    CHECK_MESSAGE(r.ok, r.message);
+  }
+}
+
+TEST_CASE("transformer: segment_ids errors name the call and the shapes; DSA blocks refuse them") {
+  ModelArgs a = tiny_args(1);
+  Rng rng(2);
+  Transformer m(a, rng);
+  Tensor tokens = Tensor::randint({2, 6}, rng, 0, a.vocab_size);
+  NoGradGuard ng;
+  std::string e = error_of([&] { m.forward(tokens, 0, nullptr, Tensor::zeros({2, 5}, DType::i64)); });
+  CHECK(contains(e, "[transformer] Transformer::forward: segment_ids tensor (2, 5) i64 must be an i64 tensor [B, S] = (2, 6)"));
+  e = error_of([&] { m.forward(tokens, 0, nullptr, Tensor::zeros({2, 6}, DType::i32)); });
+  CHECK(contains(e, "segment_ids tensor (2, 6) i32 must be an i64 tensor"));
+  LossOptions o;
+  o.segment_ids = Tensor::zeros({1, 6}, DType::i64);
+  e = error_of([&] { m.loss(tokens, tokens, o); });
+  CHECK(contains(e, "[transformer] loss: segment_ids tensor (1, 6) i64 must be an i64 tensor [B, S] = (2, 6)"));
+  auto cache = m.make_cache(2, 8);
+  e = error_of([&] { m.forward(tokens, 0, cache.get(), Tensor::zeros({2, 6}, DType::i64)); });
+  CHECK(contains(e, "(packed sequences) go with a forward without a KV cache"));
+  e = error_of([&] { m.forward(tokens, 0, nullptr, Tensor::from_vector(std::vector<int64_t>{0, 1, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2}, {2, 6})); });
+  CHECK(contains(e, "[scaled_dot_product_attention] segment_ids"));
+  CHECK(contains(e, "row 0 has segment id 0 at positions 0 and 2 with another segment between"));
+
+  ModelArgs d = a;
+  d.index_n_heads = 2;
+  d.index_head_dim = 8;
+  d.index_topk = 3;
+  Transformer dsa(d, rng);
+  e = error_of([&] { dsa.forward(tokens, 0, nullptr, Tensor::zeros({2, 6}, DType::i64)); });
+  CHECK(e == "[dsa] segment_ids (packed sequences) are not supported for DSA blocks (layer 0)");
 }

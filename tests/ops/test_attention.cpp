@@ -3,6 +3,8 @@
 // expanded to the query heads — values AND gradients, f64 and f32, for MHA / GQA / MQA, prefill,
 // decode (S = 1 with T keys), chunks at start_pos > 0, sizes that are not multiples of the kernel's
 // blocks; both kernel versions (v1_naive, v2_flash) and their agreement; strided inputs; errors.
+// Packed sequences (segment_ids): against the twin with an explicit additive mask (values, gradients),
+// one segment == the plain op bit for bit, two packed sequences == each alone, float64 gradcheck, errors.
 //
 // (ops/registry_attention.cpp adds a plain-loop reference and a finite-difference gradcheck.)
 #include <doctest/doctest.h>
@@ -266,4 +268,179 @@ TEST_CASE("attention: errors name the op and the shapes") {
   CHECK(e.find("q is an undefined tensor") != std::string::npos);
   // non-causal ignores start_pos; any S, T
   CHECK_NOTHROW(scaled_dot_product_attention(q, narrow(k2, 2, 0, 2), narrow(v2, 2, 0, 2), 1.0, false));
+}
+
+// ---- packed sequences (segment_ids) -----------------------------------------------------------------
+
+namespace {
+
+// segment_ids [B, T] i64 from run lengths per row; run r of every row gets the id 7·r + 3·b + 2 (not
+// sorted by row, not consecutive: only equality matters).
+Tensor segments_from_runs(const std::vector<std::vector<int64_t>>& runs, int64_t T) {
+  const int64_t B = (int64_t)runs.size();
+  std::vector<int64_t> ids;
+  for (int64_t b = 0; b < B; b++) {
+    int64_t n = 0;
+    for (size_t r = 0; r < runs[b].size(); r++)
+      for (int64_t i = 0; i < runs[b][r]; i++, n++) ids.push_back(int64_t(7 * ((r * 5) % 11) + 3 * b + 2));
+    REQUIRE(n == T);
+  }
+  return Tensor::from_vector(ids, {B, T});
+}
+
+// The composite twin with the mask written as an explicit additive tensor [B, 1, S, T]: 0 where query row s
+// (position p = sp + s) may see key t — t ≤ p and seg[b, t] == seg[b, p] — and −∞ elsewhere.
+Tensor attention_twin_segments(const Tensor& q, const Tensor& k, const Tensor& v, double scale,
+                               std::optional<int64_t> start_pos, const Tensor& seg) {
+  int64_t B = q.size(0), H = q.size(1), S = q.size(2), Hkv = k.size(1), T = k.size(2);
+  int64_t group = H / Hkv, sp = start_pos.value_or(T - S);
+  auto repeat_kv = [&](const Tensor& x) {
+    return reshape(expand(unsqueeze(x, 2), {B, Hkv, group, T, x.size(3)}), {B, H, T, x.size(3)});
+  };
+  Tensor mask = Tensor::zeros({B, 1, S, T}, q.dtype());
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t s = 0; s < S; s++)
+      for (int64_t t = 0; t < T; t++)
+        if (t > sp + s || seg.at({b, t}) != seg.at({b, sp + s})) mask.set_at({b, 0, s, t}, -INFINITY);
+  Tensor scores = add(mul(matmul(q, transpose(repeat_kv(k), -2, -1)), scale), mask);  // [B, H, S, T]
+  return matmul(softmax(scores, -1), repeat_kv(v));
+}
+
+struct SegConfig {
+  Config c;
+  std::vector<std::vector<int64_t>> runs;  // per batch row, summing to c.T
+};
+
+const std::vector<SegConfig>& seg_configs() {
+  const int64_t BQ = cpu::kAttnBlockQ, BK = cpu::kAttnBlockK;
+  static const std::vector<SegConfig> c = {
+      //  name                               B  H Hkv  S   T  D  Dv          runs
+      {{"mha two segments", 2, 2, 2, 9, 9, 4, 4}, {{4, 5}, {2, 3, 4}}},
+      {{"gqa single-token segments", 1, 4, 2, 7, 7, 3, 5}, {{1, 2, 1, 1, 2}}},
+      {{"mqa one segment (= plain causal)", 2, 3, 1, 6, 6, 4, 4}, {{6}, {6}}},
+      {{"decode S=1 in the last segment", 2, 4, 2, 1, 9, 4, 4}, {{3, 6}, {8, 1}}},
+      {{"chunk S=4 at 6, crossing a boundary", 1, 2, 1, 4, 10, 4, 4}, {{3, 5, 2}}},
+      {{"explicit start_pos 2", 1, 2, 2, 3, 10, 4, 4, true, 2}, {{2, 2, 6}}},
+      {{"blocks: prefill BQ+BK+3", 1, 4, 2, BQ + BK + 3, BQ + BK + 3, 8, 8}, {{BQ - 7, 20, BK - 19, 9}}},
+      {{"blocks: chunk BQ-5 at BK+2", 2, 2, 2, BQ - 5, BQ + BK - 3, 8, 6}, {{BK + 10, BQ - 13}, {5, BQ + BK - 8}}},
+      {{"blocks: decode T=2BK+9", 1, 4, 1, 1, 2 * BK + 9, 8, 8}, {{BK + 3, BK + 6}}},
+  };
+  return c;
+}
+
+void check_segments_against_twin(const SegConfig& sc, DType dtype, double tol) {
+  const Config& c = sc.c;
+  INFO("config " << std::string(c.name) << " dtype " << std::string(dtype_name(dtype)) << (naive_kernels() ? " naive" : " flash"));
+  Tensor seg = segments_from_runs(sc.runs, c.T);
+  std::vector<Tensor> in = make_inputs(c, dtype, 17);
+  std::vector<Tensor> a = copies(in), b = copies(in);
+  double scale = 1.0 / std::sqrt((double)c.D);
+  Tensor ya = scaled_dot_product_attention(a[0], a[1], a[2], scale, true, c.start_pos, seg);
+  Tensor yb = attention_twin_segments(b[0], b[1], b[2], scale, c.start_pos, seg);
+  CHECK(max_error(ya, yb, tol) <= tol);
+  Rng rng(6);
+  Tensor dy = Tensor::randn(ya.shape(), rng, 1.0, dtype);
+  ya.backward(dy);
+  yb.backward(dy);
+  const char* names[] = {"dq", "dk", "dv"};
+  for (int i = 0; i < 3; i++) {
+    INFO(names[i]);
+    REQUIRE(a[i].grad().defined());
+    CHECK(max_error(a[i].grad(), b[i].grad(), tol) <= tol);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("attention segments: fused == composite twin with an additive mask, values and gradients") {
+  for (bool naive : {false, true}) {
+    NaiveGuard guard(naive);
+    for (const SegConfig& c : seg_configs()) check_segments_against_twin(c, DType::f64, 1e-10);
+    for (const SegConfig& c : seg_configs()) check_segments_against_twin(c, DType::f32, 2e-5);
+  }
+}
+
+TEST_CASE("attention segments: one segment per row is the plain causal op, bit for bit") {
+  for (bool naive : {false, true}) {
+    NaiveGuard guard(naive);
+    Config c{"one segment", 2, 4, 2, 130, 130, 8, 8};
+    std::vector<Tensor> in = make_inputs(c, DType::f32, 2);
+    std::vector<Tensor> a = copies(in), b = copies(in);
+    Tensor ya = scaled_dot_product_attention(a[0], a[1], a[2], 0.3, true, std::nullopt, Tensor::zeros({2, 130}, DType::i64));
+    Tensor yb = scaled_dot_product_attention(b[0], b[1], b[2], 0.3, true);
+    CHECK(max_error(ya, yb, 0) <= 0);
+    Rng rng(3);
+    Tensor dy = Tensor::randn(ya.shape(), rng, 1.0, DType::f32);
+    ya.backward(dy);
+    yb.backward(dy);
+    for (int i = 0; i < 3; i++) CHECK(max_error(a[i].grad(), b[i].grad(), 0) <= 0);
+  }
+}
+
+TEST_CASE("attention segments: packing two sequences in one row == each alone (values and gradients)") {
+  // Row [x1 | x2] with segments {0: L1 positions, 1: L2 positions} against x1 and x2 run on their own: the
+  // same outputs, and dq, dk, dv of each part. v1_naive visits the same keys in the same order: equal bit
+  // for bit; v2_flash blocks the keys of the second sequence differently: equal to rounding.
+  const int64_t L1 = 70, L2 = cpu::kAttnBlockQ + 20, T = L1 + L2, H = 4, Hkv = 2, D = 8, Dv = 6;
+  for (bool naive : {true, false}) {
+    for (DType dt : {DType::f64, DType::f32}) {
+      NaiveGuard guard(naive);
+      INFO((naive ? "v1_naive " : "v2_flash ") << std::string(dtype_name(dt)));
+      double tol = naive ? 0 : (dt == DType::f64 ? 1e-13 : 2e-6);
+      std::vector<Tensor> packed = make_inputs({"packed", 1, H, Hkv, T, T, D, Dv}, dt, 31);
+      std::vector<int64_t> ids(T, 0);
+      for (int64_t t = L1; t < T; t++) ids[t] = 1;
+      Tensor seg = Tensor::from_vector(ids, {1, T});
+      Tensor y = scaled_dot_product_attention(packed[0], packed[1], packed[2], 0.4, true, std::nullopt, seg);
+      Rng rng(8);
+      Tensor dy = Tensor::randn(y.shape(), rng, 1.0, dt);
+      y.backward(dy);
+      for (auto [start, len] : {std::pair{int64_t(0), L1}, std::pair{L1, L2}}) {
+        INFO("part at " << start);
+        std::vector<Tensor> alone;
+        for (const Tensor& x : packed) alone.push_back(contiguous(narrow(x.detach(), 2, start, len)).requires_grad_());
+        Tensor ya = scaled_dot_product_attention(alone[0], alone[1], alone[2], 0.4, true);
+        ya.backward(contiguous(narrow(dy, 2, start, len)));
+        CHECK(max_error(narrow(y, 2, start, len), ya, tol) <= tol);
+        for (int i = 0; i < 3; i++) CHECK(max_error(narrow(packed[i].grad(), 2, start, len), alone[i].grad(), tol) <= tol);
+      }
+    }
+  }
+}
+
+TEST_CASE("attention segments: float64 gradcheck, GQA, segments crossing the kernel's blocks") {
+  const int64_t BQ = cpu::kAttnBlockQ, BK = cpu::kAttnBlockK;
+  Config c{"gradcheck", 1, 2, 1, BQ + 2, BK + 3, 2, 2};
+  Tensor seg = segments_from_runs({{10, BQ - 17, 1, 25}}, BK + 3);
+  std::vector<Tensor> in = make_inputs(c, DType::f64, 8);
+  for (bool naive : {false, true}) {
+    NaiveGuard guard(naive);
+    GradcheckResult g = gradcheck(
+        [&](const std::vector<Tensor>& x) {
+          return scaled_dot_product_attention(x[0], x[1], x[2], 0.6, true, std::nullopt, seg);
+        },
+        in);
+    INFO((naive ? "v1_naive " : "v2_flash ") << g.message);
+    CHECK(g.ok);
+  }
+}
+
+TEST_CASE("attention segments: errors name the op, the tensor and the shapes") {
+  Rng rng(1);
+  Tensor q = Tensor::randn({2, 2, 3, 4}, rng), k = Tensor::randn({2, 1, 5, 4}, rng), v = Tensor::randn({2, 1, 5, 4}, rng);
+  auto call = [&](const Tensor& seg, bool causal = true) {
+    return error_of([&] { scaled_dot_product_attention(q, k, v, 1.0, causal, std::nullopt, seg); });
+  };
+  std::string e = call(Tensor::zeros({2, 3}, DType::i64));  // [B, S] instead of [B, T]
+  CHECK(e.find("[scaled_dot_product_attention] segment_ids tensor (2, 3) i64 must be an i64 tensor [B, T] = (2, 5)") == 0);
+  CHECK(e.find("(q tensor (2, 2, 3, 4) f32, k tensor (2, 1, 5, 4) f32, v tensor (2, 1, 5, 4) f32)") != std::string::npos);
+  e = call(Tensor::zeros({2, 5}, DType::i32));
+  CHECK(e.find("segment_ids tensor (2, 5) i32 must be an i64 tensor [B, T] = (2, 5)") != std::string::npos);
+  e = call(Tensor::zeros({2, 5}, DType::f32));
+  CHECK(e.find("must be an i64 tensor") != std::string::npos);
+  e = call(Tensor::from_vector(std::vector<int64_t>{0, 0, 1, 1, 1, 4, 4, 5, 4, 4}, {2, 5}));
+  CHECK(e.find("row 1 has segment id 4 at positions 0 and 3 with another segment between") != std::string::npos);
+  e = call(Tensor::zeros({2, 5}, DType::i64), false);
+  CHECK(e.find("need causal attention") != std::string::npos);
+  CHECK(call(Tensor::from_vector(std::vector<int64_t>{9, 9, 1, 1, 1, 4, 4, 5, 6, 6}, {2, 5})) == "(no error)");
 }
