@@ -9,6 +9,7 @@
 #include <iomanip>
 #include <stdexcept>
 
+#include "autograd/node.h"
 #include "autograd/runtime.h"
 #include "data/chat.h"
 #include "models/generate.h"

@@ -9,6 +9,7 @@
 #include <numeric>
 #include <stdexcept>
 
+#include "autograd/node.h"
 #include "autograd/runtime.h"
 #include "data/reasoning.h"
 #include "train/plot.h"

@@ -21,7 +21,7 @@ using namespace sg;
 namespace {
 
 data::Tokenizer small_tokenizer() {
-  std::string corpus;
+  std::string corpus = std::string(data::kReasoningSystemPrompt) + "\n";
   for (int i = 0; i < 30; i++) corpus += "What is " + std::to_string(i) + " + " + std::to_string(2 * i) + "?\n<think>\n" +
                                          std::to_string(i) + " + " + std::to_string(2 * i) + " = " + std::to_string(3 * i) +
                                          "\n</think>\n" + std::to_string(3 * i) + "<|endoftext|>";
@@ -51,8 +51,8 @@ ModelArgs tiny_args(int64_t vocab) {
   a.moe_inter_dim = 16;
   a.score_func = "sigmoid";
   a.max_batch_size = 8;
-  a.max_seq_len = 96;
-  a.original_seq_len = 96;
+  a.max_seq_len = 160;
+  a.original_seq_len = 160;
   return a;
 }
 
