@@ -2,6 +2,8 @@
 // (see reasoning.h).
 #include "data/reasoning.h"
 
+#include <sstream>
+
 #include <algorithm>
 #include <stdexcept>
 #include <unordered_set>
@@ -109,6 +111,111 @@ ReasoningProblem make_reasoning_problem(std::string_view expression, std::string
   p.level = reasoning_level(expression);
   p.question = question.empty() ? "What is " + p.expression + "?" : std::move(question);
   return p;
+}
+
+// ---- column arithmetic (SolutionStyle::columns) --------------------------------------------------------
+
+namespace {
+
+std::vector<int> digits_of(int64_t v) {  // units first; 0 -> {0}
+  std::vector<int> d;
+  do {
+    d.push_back((int)(v % 10));
+    v /= 10;
+  } while (v > 0);
+  return d;
+}
+
+// a + b, a, b >= 0: one line per column, then "a + b = s".
+void column_add(int64_t a, int64_t b, std::vector<std::string>& out) {
+  std::vector<int> da = digits_of(a), db = digits_of(b);
+  const size_t n = std::max(da.size(), db.size());
+  int carry = 0;
+  for (size_t i = 0; i < n; i++) {
+    const int x = i < da.size() ? da[i] : 0, y = i < db.size() ? db[i] : 0, s = x + y + carry;
+    out.push_back(std::to_string(x) + " + " + std::to_string(y) + (carry ? " + " + std::to_string(carry) : "") + " = " + std::to_string(s));
+    carry = s / 10;
+  }
+  out.push_back(std::to_string(a) + " + " + std::to_string(b) + " = " + std::to_string(a + b));
+}
+
+// a − b with a >= b >= 0: one line per column ("14 - 8 = 6" when it borrows, "7 - 1 - 3 = 3" after a borrow).
+void column_sub_columns(int64_t a, int64_t b, std::vector<std::string>& out) {
+  std::vector<int> da = digits_of(a), db = digits_of(b);
+  int borrow = 0;
+  for (size_t i = 0; i < da.size(); i++) {
+    const int x = da[i], y = i < db.size() ? db[i] : 0;
+    const int top = x - borrow;
+    const int next_borrow = top < y ? 1 : 0;
+    const int shown = x + 10 * next_borrow;
+    out.push_back(std::to_string(shown) + (borrow ? " - " + std::to_string(borrow) : "") + " - " + std::to_string(y) + " = " +
+                  std::to_string(shown - borrow - y));
+    borrow = next_borrow;
+  }
+}
+
+void column_sub(int64_t a, int64_t b, std::vector<std::string>& out) {
+  if (a >= b) {
+    column_sub_columns(a, b, out);
+  } else {
+    column_sub_columns(b, a, out);
+    out.push_back(std::to_string(b) + " - " + std::to_string(a) + " = " + std::to_string(b - a));
+  }
+  out.push_back(std::to_string(a) + " - " + std::to_string(b) + " = " + std::to_string(a - b));
+}
+
+// n × d with d one digit: "d * n_i (+ carry) = p" per digit of n, then the result line in the original order.
+void column_mul(int64_t a, int64_t b, std::vector<std::string>& out) {
+  const bool a_is_digit = a < 10;
+  const int64_t n = a_is_digit ? b : a;
+  const int d = (int)(a_is_digit ? a : b);
+  int carry = 0;
+  for (int x : digits_of(n)) {
+    const int p = d * x + carry;
+    out.push_back(std::to_string(d) + " * " + std::to_string(x) + (carry ? " + " + std::to_string(carry) : "") + " = " + std::to_string(p));
+    carry = p / 10;
+  }
+  out.push_back(std::to_string(a) + " * " + std::to_string(b) + " = " + std::to_string(a * b));
+}
+
+// One "a op b = c" step line -> its column lines (or the line itself).
+void expand_step(const std::string& line, std::vector<std::string>& out) {
+  std::istringstream in(line);
+  int64_t a = 0, b = 0, c = 0;
+  std::string op, eq;
+  if (!(in >> a >> op >> b >> eq >> c) || eq != "=" || a < 0 || b < 0) {
+    out.push_back(line);
+    return;
+  }
+  if (op == "+") column_add(a, b, out);
+  else if (op == "-") column_sub(a, b, out);
+  else if (op == "*" && (a < 10 || b < 10)) column_mul(a, b, out);
+  else out.push_back(line);
+}
+
+}  // namespace
+
+SolutionStyle parse_solution_style(std::string_view name) {
+  if (name == "steps") return SolutionStyle::steps;
+  if (name == "columns") return SolutionStyle::columns;
+  throw std::invalid_argument("unknown solution style '" + std::string(name) + "' (steps or columns)");
+}
+
+std::string worked_solution(const ReasoningProblem& p, SolutionStyle style) {
+  if (style == SolutionStyle::steps) return p.think;
+  std::vector<std::string> lines;
+  std::istringstream in(p.think);
+  for (std::string line; std::getline(in, line);) {
+    std::vector<std::string> expanded;
+    expand_step(line, expanded);
+    for (std::string& l : expanded)  // a one-column step's column line is its result line: keep it once
+      if (lines.empty() || l != lines.back()) lines.push_back(std::move(l));
+  }
+  return join_steps(lines);
+}
+
+void apply_solution_style(std::vector<ReasoningProblem>& problems, SolutionStyle style) {
+  for (ReasoningProblem& p : problems) p.think = worked_solution(p, style);
 }
 
 ReasoningProblem generate_reasoning_problem(Rng& rng, int level) {

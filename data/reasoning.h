@@ -53,6 +53,24 @@ int reasoning_level(std::string_view expression);
 // message) on a malformed expression or an int64 overflow.
 ReasoningProblem make_reasoning_problem(std::string_view expression, std::string question = "");
 
+// How the worked solution inside <think> is written.
+//   steps    one line per operation, "48 * 2 = 96" (ReasoningProblem::think as made above)
+//   columns  every + and − (and every × by a one-digit number) worked digit by digit, units first, the way a
+//            person does it on paper, then the operation's result line. Each line is a one-digit fact, so a
+//            small model can learn the procedure instead of memorising a 100 × 100 table:
+//              37 + 48:  "7 + 8 = 15\n3 + 4 + 1 = 8\n37 + 48 = 85"          (a carry joins the next column)
+//              74 - 38:  "14 - 8 = 6\n7 - 1 - 3 = 3\n74 - 38 = 36"          (a borrow: 10 added, 1 taken next)
+//              12 - 40:  "40 - 12 = 28\n..." then "12 - 40 = -28"           (a < b: b − a, negated)
+//              37 * 8:   "8 * 7 = 56\n8 * 3 + 5 = 29\n37 * 8 = 296"
+//            Missing digits are 0 ("3 + 39": "3 + 9 = 12\n0 + 3 + 1 = 4\n3 + 39 = 42"). A × of two numbers
+//            ≥ 10, and any step with a negative operand, stay one line.
+enum class SolutionStyle { steps, columns };
+SolutionStyle parse_solution_style(std::string_view name);  // "steps" | "columns"; throws naming the string
+// The worked solution of p in `style` (steps: p.think; columns: from p.think's lines).
+std::string worked_solution(const ReasoningProblem& p, SolutionStyle style);
+// p.think = worked_solution(p, style) for every problem.
+void apply_solution_style(std::vector<ReasoningProblem>& problems, SolutionStyle style);
+
 // One problem of `level` (1..3), any split. Throws std::invalid_argument outside 1..3.
 ReasoningProblem generate_reasoning_problem(Rng& rng, int level);
 

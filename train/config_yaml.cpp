@@ -3,6 +3,8 @@
 // keys, types and ranges come from model_arg_fields() (models/config.h).
 #include "train/config_yaml.h"
 
+#include "data/chat.h"
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -129,6 +131,11 @@ KeyTable data_keys(const Reader& rd, DataConfig& d) {
   };
   t["max_text_bytes"] = [&rd, &d](const YAML::Node& n, const std::string& k) { d.max_text_bytes = rd.integer(n, k, Range::nonnegative); };
   t["arithmetic_problems"] = [&rd, &d](const YAML::Node& n, const std::string& k) { d.arithmetic_problems = rd.integer(n, k, Range::nonnegative); };
+  t["arithmetic_solution"] = [&rd, &d](const YAML::Node& n, const std::string& k) {
+    d.arithmetic_solution = rd.string(n, k);
+    if (d.arithmetic_solution != "steps" && d.arithmetic_solution != "columns")
+      fail(rd.src, k + " must be 'steps' or 'columns', got '" + d.arithmetic_solution + "'");
+  };
   t["arithmetic_level"] = [&rd, &d](const YAML::Node& n, const std::string& k) {
     d.arithmetic_level = rd.integer(n, k, Range::positive);
     if (d.arithmetic_level > 3) fail(rd.src, k + " must be 1, 2 or 3, got " + std::to_string(d.arithmetic_level));
@@ -170,6 +177,8 @@ KeyTable reasoning_keys(const Reader& rd, ReasoningConfig& c) {
   a.f64("eval_temperature", c.eval_temperature, Range::nonnegative);
   a.i64("max_new_tokens", c.max_new_tokens, Range::positive);
   t["seed"] = [&rd, &c](const YAML::Node& n, const std::string& k) { c.seed = (uint64_t)rd.integer(n, k, Range::nonnegative); };
+  a.str("solution", c.solution, {"steps", "columns"});
+  a.str("system", c.system);
   return t;
 }
 
@@ -257,6 +266,8 @@ KeyTable train_keys(const Reader& rd, TrainConfig& c) {
 }
 
 }  // namespace
+
+std::string ReasoningConfig::system_prompt() const { return system.empty() ? std::string(data::kReasoningSystemPrompt) : system; }
 
 PretrainConfig parse_pretrain_config(const std::string& yaml_text, const std::string& source) {
   Reader rd{source};

@@ -49,6 +49,7 @@ struct DataConfig {
   // model has seen arithmetic before SFT: "What is 37 + 48 * 2?\n48 * 2 = 96\n37 + 96 = 133\nThe answer is 133."
   int64_t arithmetic_problems = 0;   // 0 = none
   int64_t arithmetic_level = 1;      // 1..3
+  std::string arithmetic_solution = "steps";  // "steps" | "columns" (data/reasoning.h SolutionStyle)
 };
 
 struct TrainConfig {
@@ -81,6 +82,10 @@ struct ReasoningConfig {
   double eval_temperature = 0.6;     // 0 = greedy
   int64_t max_new_tokens = 40;       // completion budget (eval and GRPO rollouts)
   uint64_t seed = 7;                 // which problems (reasoning_split's seed) and the eval's sampling seed
+  std::string solution = "steps";    // the worked solution's style: "steps" | "columns" (data/reasoning.h)
+  std::string system;                // the system turn of every prompt; empty = data::kReasoningSystemPrompt
+  // The system turn actually used.
+  std::string system_prompt() const;
 };
 
 // SFT (train/sft.h): the cold start on worked solutions, loss on assistant tokens only, packed rows.

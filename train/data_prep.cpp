@@ -76,8 +76,9 @@ size_t document_boundary(const std::string& s, size_t at) {
 }
 
 // The worked solutions as plain-text documents of 16 problems each (PrepareOptions::arithmetic_problems).
-std::vector<std::string> arithmetic_documents(uint64_t seed, int64_t n, int level) {
+std::vector<std::string> arithmetic_documents(uint64_t seed, int64_t n, int level, const std::string& solution) {
   std::vector<data::ReasoningProblem> problems = data::reasoning_split(data::Split::train, seed, (int)n, level);
+  data::apply_solution_style(problems, data::parse_solution_style(solution));
   std::vector<std::string> docs;
   for (size_t i = 0; i < problems.size(); i++) {
     if (i % 16 == 0) docs.emplace_back();
@@ -139,11 +140,11 @@ PrepareResult prepare_data(const PrepareOptions& opt, std::ostream* log) {
     append_document(corpus, stories);
   }
   if (opt.arithmetic_problems > 0) {
-    std::vector<std::string> docs = arithmetic_documents(opt.seed, opt.arithmetic_problems, opt.arithmetic_level);
+    std::vector<std::string> docs = arithmetic_documents(opt.seed, opt.arithmetic_problems, opt.arithmetic_level, opt.arithmetic_solution);
     size_t bytes = 0;
     for (auto& d : docs) bytes += d.size();
     if (log) *log << "  generated " << opt.arithmetic_problems << " worked arithmetic solutions (level " << opt.arithmetic_level
-                  << ", train split): " << human_bytes((double)bytes) << ", interleaved\n";
+                  << ", " << opt.arithmetic_solution << ", train split): " << human_bytes((double)bytes) << ", interleaved\n";
     corpus = interleave_documents(corpus, docs);
   }
   if (opt.max_bytes > 0 && (int64_t)corpus.size() > opt.max_bytes) {
@@ -234,7 +235,7 @@ std::string prepare_signature(const PrepareOptions& opt) {
   s << "texts=[";
   for (size_t i = 0; i < opt.text_paths.size(); i++) s << (i ? "," : "") << opt.text_paths[i];
   s << "] generated_stories=" << opt.generated_stories << " seed=" << opt.seed;
-  if (opt.arithmetic_problems > 0) s << " arithmetic=" << opt.arithmetic_problems << "@" << opt.arithmetic_level;
+  if (opt.arithmetic_problems > 0) s << " arithmetic=" << opt.arithmetic_problems << "@" << opt.arithmetic_level << ":" << opt.arithmetic_solution;
   s << " vocab_size=" << opt.vocab_size
     << " tokenizer=" << opt.tokenizer_path << " val_fraction=" << opt.val_fraction << " max_bytes=" << opt.max_bytes
     << " shard_tokens=" << opt.shard_tokens;

@@ -31,6 +31,7 @@ struct PrepareOptions {
   // in documents of 16 problems, interleaved evenly with the stories (so the validation part has both).
   int64_t arithmetic_problems = 0;
   int arithmetic_level = 1;
+  std::string arithmetic_solution = "steps";  // data/reasoning.h SolutionStyle: "steps" | "columns"
   std::string out_dir;
   int vocab_size = 4096;                // BPE target: 256 bytes + merges + special tokens
   std::string tokenizer_path;           // non-empty: encode with this tokenizer instead of training one

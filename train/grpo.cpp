@@ -113,7 +113,7 @@ Rollout GrpoStage::sample_rollout(int64_t index) {
   std::vector<uint64_t> seeds;
   for (int64_t p = 0; p < P; p++) {
     const int64_t k = (int64_t)pick.randint(pool_.size());
-    std::vector<int32_t> ids = tok_.encode(data::render_prompt(pool_[(size_t)k]));
+    std::vector<int32_t> ids = tok_.encode(data::render_prompt(pool_[(size_t)k], reasoning_.system_prompt()));
     for (int64_t g = 0; g < G; g++) {
       r.problem.push_back(k);
       prompts.emplace_back(ids.begin(), ids.end());
@@ -194,6 +194,7 @@ std::vector<double> GrpoStage::evaluate(int64_t step) {
   eo.temperature = 0;
   eo.max_new_tokens = reasoning_.max_new_tokens;
   eo.seed = reasoning_.seed;
+  eo.system = reasoning_.system_prompt();
   return {evaluate_problems(policy_, tok_, eval_problems_, eo).accuracy};
 }
 

@@ -48,6 +48,7 @@ PrepareOptions prepare_options(const TrainConfig& tc) {
   }
   o.arithmetic_problems = tc.data.arithmetic_problems;
   o.arithmetic_level = (int)tc.data.arithmetic_level;
+  o.arithmetic_solution = tc.data.arithmetic_solution;
   o.seed = tc.seed;
   o.vocab_size = (int)tc.data.vocab_size;
   o.max_bytes = tc.data.max_text_bytes;

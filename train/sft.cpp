@@ -63,11 +63,18 @@ PackedBatch pack_sft_rows(const std::vector<data::SftTokens>& examples, const st
   return out;
 }
 
-std::vector<data::SftTokens> make_sft_examples(const data::Tokenizer& tok, const std::vector<data::ReasoningProblem>& problems) {
+std::vector<data::SftTokens> make_sft_examples(const data::Tokenizer& tok, const std::vector<data::ReasoningProblem>& problems,
+                                               const std::string& system) {
   std::vector<data::SftTokens> out;
   out.reserve(problems.size());
-  for (const data::ReasoningProblem& p : problems) out.push_back(data::encode_sft(tok, data::render_sft_example(p)));
+  for (const data::ReasoningProblem& p : problems) out.push_back(data::encode_sft(tok, data::render_sft_example(p, system)));
   return out;
+}
+
+std::vector<data::ReasoningProblem> sft_problems(const ReasoningConfig& rc, data::Split split, int64_t n) {
+  std::vector<data::ReasoningProblem> ps = data::reasoning_split(split, rc.seed, (int)n, (int)rc.level);
+  data::apply_solution_style(ps, data::parse_solution_style(rc.solution));
+  return ps;
 }
 
 // ---- SftStage ------------------------------------------------------------------------------------------
@@ -157,6 +164,7 @@ std::vector<double> SftStage::evaluate(int64_t step) {
     eo.temperature = 0;
     eo.max_new_tokens = reasoning_.max_new_tokens;
     eo.seed = reasoning_.seed;
+    eo.system = reasoning_.system_prompt();
     val_acc = evaluate_problems(model_, tok_, eval_problems_, eo).accuracy;
   }
   return {val_loss, val_acc};
@@ -203,10 +211,10 @@ SftResult run_sft(const PretrainConfig& cfg, const std::string& init_model_dir, 
                              " differs from the tokenizer's " + std::to_string(tok.vocab_size()) + " (" + tokenizer_path + ")");
 
   const int level = (int)rc.level;
-  std::vector<data::ReasoningProblem> train_problems = data::reasoning_split(data::Split::train, rc.seed, (int)sc.n_problems, level);
-  std::vector<data::ReasoningProblem> val_problems = data::reasoning_split(data::Split::val, rc.seed, (int)sc.eval_problems, level);
-  std::vector<data::SftTokens> train_examples = make_sft_examples(tok, train_problems);
-  std::vector<data::SftTokens> val_examples = make_sft_examples(tok, val_problems);
+  std::vector<data::ReasoningProblem> train_problems = sft_problems(rc, data::Split::train, sc.n_problems);
+  std::vector<data::ReasoningProblem> val_problems = sft_problems(rc, data::Split::val, sc.eval_problems);
+  std::vector<data::SftTokens> train_examples = make_sft_examples(tok, train_problems, rc.system_prompt());
+  std::vector<data::SftTokens> val_examples = make_sft_examples(tok, val_problems, rc.system_prompt());
 
   SftResult res;
   res.n_examples = (int64_t)train_examples.size();
@@ -230,7 +238,7 @@ SftResult run_sft(const PretrainConfig& cfg, const std::string& init_model_dir, 
   SftStage stage(model, tok, sc, rc, std::move(train_examples), std::move(val_examples), val_problems, cfg.train.seed + 11);
   Trainer trainer(model, stage, trc, schedule, Rng(cfg.train.seed + 12), log);
   trainer.hooks.after_optimizer_step.push_back([&](const StepInfo&) { stage.update_biases(); });
-  log << "sft: " << res.n_examples << " worked solutions (level " << level << ", train split), " << std::fixed
+  log << "sft: " << res.n_examples << " worked solutions (level " << level << ", " << rc.solution << " solutions, train split), " << std::fixed
       << std::setprecision(1) << res.mean_example_tokens << " tokens each of which " << res.mean_target_tokens
       << " are the assistant's (the only ones with a loss)\n" << std::defaultfloat
       << "sft: " << sc.steps << " steps x " << sc.grad_accum << " x " << sc.batch_size << " rows x " << sc.seq_len

@@ -57,7 +57,11 @@ PackedBatch pack_sft_rows(const std::vector<data::SftTokens>& examples, const st
                           int64_t B, int64_t T, int64_t pad_id, bool wrap = true);
 
 // The SFT examples of a config: n_problems train-split problems of reasoning.level, encoded.
-std::vector<data::SftTokens> make_sft_examples(const data::Tokenizer& tok, const std::vector<data::ReasoningProblem>& problems);
+// system: the system turn (data::kReasoningSystemPrompt by default).
+std::vector<data::SftTokens> make_sft_examples(const data::Tokenizer& tok, const std::vector<data::ReasoningProblem>& problems,
+                                               const std::string& system = data::kReasoningSystemPrompt);
+// The SFT problems of a config: n train-split problems of reasoning.level with reasoning.solution's worked solutions.
+std::vector<data::ReasoningProblem> sft_problems(const ReasoningConfig& rc, data::Split split, int64_t n);
 
 class SftStage : public Stage {
  public:

@@ -87,8 +87,8 @@ std::unique_ptr<Stage> make_stage_for_trace(const std::string& stage, Transforme
   const int level = (int)rc.level;
   if (stage == "pretrain") return std::make_unique<PretrainStage>(model, config.train, data);
   if (stage == "sft") {  // the SFT stage of run_sft: its examples, its packing, its loss (no eval problems needed)
-    std::vector<data::ReasoningProblem> problems = data::reasoning_split(data::Split::train, rc.seed, (int)config.sft.n_problems, level);
-    return std::make_unique<SftStage>(model, data.tokenizer, config.sft, rc, make_sft_examples(data.tokenizer, problems),
+    std::vector<data::ReasoningProblem> problems = sft_problems(rc, data::Split::train, config.sft.n_problems);
+    return std::make_unique<SftStage>(model, data.tokenizer, config.sft, rc, make_sft_examples(data.tokenizer, problems, rc.system_prompt()),
                                       std::vector<data::SftTokens>{}, std::vector<data::ReasoningProblem>{}, config.train.seed + 11);
   }
   if (stage == "grpo") {  // the GRPO stage of run_grpo: one real rollout, then its loss

@@ -6,6 +6,7 @@
 #include <set>
 #include <sstream>
 
+#include "data/generators.h"
 #include "data/reasoning.h"
 
 using namespace sg::data;
@@ -243,4 +244,41 @@ TEST_CASE("reasoning_split: level 1 test holds exactly the enumerated problems, 
   CHECK(got == all_test);
   CHECK_THROWS_WITH_AS(reasoning_split(Split::test, 3, (int)all_test.size() + 1, 1),
                        doctest::Contains("ran out of distinct problems"), std::runtime_error);
+}
+
+TEST_CASE("reasoning: column solutions — every + and − digit by digit, × by a digit, by value; answers unchanged") {
+  using sg::data::SolutionStyle;
+  auto cols = [](const std::string& e) { return worked_solution(make_reasoning_problem(e), SolutionStyle::columns); };
+  CHECK(cols("37 + 48") == "7 + 8 = 15\n3 + 4 + 1 = 8\n37 + 48 = 85");
+  CHECK(cols("3 + 39") == "3 + 9 = 12\n0 + 3 + 1 = 4\n3 + 39 = 42");
+  CHECK(cols("99 + 1") == "9 + 1 = 10\n9 + 0 + 1 = 10\n99 + 1 = 100");
+  CHECK(cols("74 - 38") == "14 - 8 = 6\n7 - 1 - 3 = 3\n74 - 38 = 36");
+  CHECK(cols("54 - 50") == "4 - 0 = 4\n5 - 5 = 0\n54 - 50 = 4");
+  CHECK(cols("12 - 40") == "10 - 2 = 8\n4 - 1 - 1 = 2\n40 - 12 = 28\n12 - 40 = -28");
+  CHECK(cols("100 - 1") == "10 - 1 = 9\n10 - 1 - 0 = 9\n1 - 1 - 0 = 0\n100 - 1 = 99");
+  CHECK(cols("37 * 8") == "8 * 7 = 56\n8 * 3 + 5 = 29\n37 * 8 = 296");
+  CHECK(cols("4 * 56") == "4 * 6 = 24\n4 * 5 + 2 = 22\n4 * 56 = 224");
+  CHECK(cols("37 * 48") == "37 * 48 = 1776");  // two numbers >= 10: one line
+  // three operands: each step expanded; a negative operand stays one line
+  CHECK(cols("5 * 6 - 7 * 8") == "5 * 6 = 30\n7 * 8 = 56\n6 - 0 = 6\n5 - 3 = 2\n56 - 30 = 26\n30 - 56 = -26");
+  CHECK(cols("3 + 4") == "3 + 4 = 7");  // one column: the line is the result
+  CHECK(cols("7 - 9") == "9 - 7 = 2\n7 - 9 = -2");
+  const ReasoningProblem p = make_reasoning_problem("10 - 30 + 5");
+  const std::string w = worked_solution(p, SolutionStyle::columns);
+  CHECK(w.find("-20 + 5 = -15") != std::string::npos);
+  CHECK(worked_solution(p, SolutionStyle::steps) == p.think);
+  CHECK_THROWS_WITH(parse_solution_style("cols"), doctest::Contains("unknown solution style 'cols'"));
+  // every line of every column solution is arithmetically true, and the last line ends with the answer
+  sg::Rng rng(5);
+  for (int i = 0; i < 300; i++) {
+    const ReasoningProblem q = generate_reasoning_problem(rng, 1 + i % 3);
+    const std::string s = worked_solution(q, SolutionStyle::columns);
+    CHECK(s.substr(s.rfind(" = ") + 3) == std::to_string(q.answer));
+    std::istringstream in(s);
+    for (std::string line; std::getline(in, line);) {
+      const size_t eq = line.find(" = ");
+      REQUIRE(eq != std::string::npos);
+      CHECK_MESSAGE(evaluate_expression(line.substr(0, eq)) == std::stoll(line.substr(eq + 3)), line);
+    }
+  }
 }

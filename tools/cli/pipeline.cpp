@@ -92,6 +92,7 @@ int run_reasoning_pipeline(const std::string& config_path, std::ostream& out) {
     eo.temperature = rc.eval_temperature;
     eo.max_new_tokens = rc.max_new_tokens;
     eo.seed = rc.seed;
+    eo.system = rc.system_prompt();
     auto evaluate_stage = [&](StageRow& row) {
       const auto t = Clock::now();
       data::Tokenizer tok = data::Tokenizer::load((fs::path(root) / "data" / "tokenizer.bpe").string());
