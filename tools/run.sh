@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tools/run.sh — THE main job (README): install what is missing, build Release, run the pipeline.
-# Today the pipeline is DATA_PREP + PRETRAIN of configs/tiny.yaml (train/pretrain.h) on the Trainer.
+# The pipeline (tools/cli/pipeline.h): DATA_PREP -> PRETRAIN -> SFT -> GRPO -> EXPORT of configs/tiny.yaml.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/install_deps.sh

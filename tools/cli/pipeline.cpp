@@ -50,7 +50,8 @@ std::optional<Json> read_stage_done(const std::string& dir) {
 struct StageRow {
   std::string stage, model_dir;
   double train_seconds = NAN;  // NaN: skipped (done before)
-  ProblemEvalResult eval;
+  ProblemEvalResult eval;    // K samples at reasoning.eval_temperature
+  ProblemEvalResult greedy;  // one greedy answer per problem
   double eval_seconds = 0;
 };
 
@@ -98,13 +99,18 @@ int run_reasoning_pipeline(const std::string& config_path, std::ostream& out) {
       data::Tokenizer tok = data::Tokenizer::load((fs::path(root) / "data" / "tokenizer.bpe").string());
       Transformer model = load_model_dir(row.model_dir);
       row.eval = evaluate_problems(model, tok, test, eo);
+      ProblemEvalOptions go = eo;
+      go.samples = 1;
+      go.temperature = 0;
+      row.greedy = evaluate_problems(model, tok, test, go);
       row.eval_seconds = seconds_since(t);
       const std::string path = (fs::path(root) / ("eval_" + row.stage + ".jsonl")).string();
       write_problem_results_jsonl(row.eval, path);
       out << std::fixed << std::setprecision(1) << "eval (" << row.stage << "): accuracy " << 100 * row.eval.accuracy << "% ± "
           << 100 * row.eval.stderr_accuracy << " on " << test.size() << " test problems x " << eo.samples << " samples (T = "
           << eo.temperature << "), format " << 100 * row.eval.format_rate << "%, mean length " << row.eval.mean_length
-          << " tokens, " << std::setprecision(0) << row.eval.rollout_tokens_per_s << " tokens/s -> " << path << "\n"
+          << " tokens; greedy " << std::setprecision(1) << 100 * row.greedy.accuracy << "% ± " << 100 * row.greedy.stderr_accuracy
+          << "; " << std::setprecision(0) << row.eval.rollout_tokens_per_s << " tokens/s -> " << path << "\n"
           << std::defaultfloat;
     };
     const std::string tokenizer_path = (fs::path(root) / "data" / "tokenizer.bpe").string();
@@ -195,24 +201,29 @@ int run_reasoning_pipeline(const std::string& config_path, std::ostream& out) {
     // ---- the table ----
     out << "\n== held-out accuracy (" << test.size() << " test-split problems of level " << rc.level << ", " << eo.samples
         << " samples each at T = " << eo.temperature << ", never seen in training) ==\n";
-    out << "stage      accuracy          pass@" << eo.samples << "   format   mean length   train time   model\n";
+    out << "stage      accuracy (T=" << std::setprecision(2) << eo.temperature << ")  greedy            pass@" << eo.samples
+        << "   format   mean length   train time   model\n" << std::defaultfloat;
     for (const StageRow& r : rows) {
-      std::ostringstream acc, tt;
+      std::ostringstream acc, gr, tt;
       acc << std::fixed << std::setprecision(1) << 100 * r.eval.accuracy << "% ± " << 100 * r.eval.stderr_accuracy;
+      gr << std::fixed << std::setprecision(1) << 100 * r.greedy.accuracy << "% ± " << 100 * r.greedy.stderr_accuracy;
       if (std::isnan(r.train_seconds)) tt << "(done before)";
       else tt << std::fixed << std::setprecision(0) << r.train_seconds << " s";
-      out << std::left << std::setw(11) << r.stage << std::setw(18) << acc.str() << std::right << std::fixed << std::setprecision(1)
+      out << std::left << std::setw(11) << r.stage << std::setw(19) << acc.str() << std::setw(18) << gr.str() << std::right << std::fixed << std::setprecision(1)
           << std::setw(6) << 100 * r.eval.pass_at_k << "%" << std::setw(8) << 100 * r.eval.format_rate << "%" << std::setw(14)
-          << r.eval.mean_length << std::setw(13) << tt.str() << "   " << r.model_dir << "\n";
+          << r.eval.mean_length << std::setw(15) << tt.str() << "   " << r.model_dir << "\n";
     }
     out << std::defaultfloat;
     for (size_t i = 1; i < rows.size(); i++) {
-      double d = 0, se = 0;
-      paired_difference(rows[i - 1].eval, rows[i].eval, d, se);
-      const double z = se > 0 ? d / se : (d == 0 ? 0 : INFINITY);
-      out << std::fixed << std::setprecision(1) << rows[i].stage << " - " << rows[i - 1].stage << ": " << std::showpos << 100 * d
-          << std::noshowpos << " points, paired std error " << 100 * se << ", z = " << std::setprecision(2) << z
-          << (std::fabs(z) > 2 ? "  (beyond the noise)" : "  (within the noise)") << "\n" << std::defaultfloat;
+      for (int g = 0; g < 2; g++) {
+        double d = 0, se = 0;
+        if (g == 0) paired_difference(rows[i - 1].eval, rows[i].eval, d, se);
+        else paired_difference(rows[i - 1].greedy, rows[i].greedy, d, se);
+        const double z = se > 0 ? d / se : (d == 0 ? 0 : INFINITY);
+        out << std::fixed << std::setprecision(1) << rows[i].stage << " - " << rows[i - 1].stage << (g == 0 ? " (sampled): " : " (greedy):  ")
+            << std::showpos << 100 * d << std::noshowpos << " points, paired std error " << 100 * se << ", z = " << std::setprecision(2) << z
+            << (std::fabs(z) > 2 ? "  (beyond the noise)" : "  (within the noise)") << "\n" << std::defaultfloat;
+      }
     }
     out << "files: " << root << "/{metrics.csv, loss.png, model/, eval_*.jsonl, export/}"
         << (cfg.sft.enabled ? ", " + root + "/sft/{metrics.csv, loss.png, model/}" : "")

@@ -15,7 +15,8 @@
 //
 // How "GRPO beats SFT" is judged: both models answer the same problems with the same number of samples, so the
 // difference is PAIRED: d_i = acc_GRPO(i) − acc_SFT(i) per problem, mean d ± its standard error std(d)/√n.
-// The table prints the difference, its standard error and z = mean/stderr (|z| > 2: beyond the noise).
+// The table prints the difference, its standard error and z = mean/stderr (|z| > 2: beyond the noise), for the
+// sampled accuracy (K samples at reasoning.eval_temperature, R1's pass@1 protocol) and for one greedy answer each.
 #pragma once
 #include <iosfwd>
 #include <string>
