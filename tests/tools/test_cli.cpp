@@ -753,3 +753,65 @@ TEST_CASE("eval --problems: summary, per-problem JSON lines, never the input fil
   CHECK_MESSAGE(o.find("--problems") != std::string::npos, o);
   CHECK(slurp(tmp.file("problems.jsonl")) == input);
 }
+
+// The main job's machinery on a micro config: every stage runs, writes its stage.json and model, the table is
+// printed with one row per stage and the paired differences; a rerun skips every stage and re-measures; the
+// sft and grpo stages can be traced from the models the pipeline made.
+TEST_CASE("seekgrad pipeline: PRETRAIN -> SFT -> GRPO -> EXPORT on a micro config; a rerun skips the stages") {
+  const std::string bin = binary();
+  REQUIRE_MESSAGE(!bin.empty(), "bin/seekgrad is not built (the build makes it with test_tools)");
+  TempDir tmp("pipeline");
+  const std::string cfg = tmp.file("micro.yaml");
+  std::ofstream(cfg) << "model:\n  dim: 32\n  n_layers: 2\n  n_dense_layers: 1\n  inter_dim: 64\n  n_heads: 2\n"
+                        "  q_lora_rank: 0\n  kv_lora_rank: 16\n  qk_nope_head_dim: 8\n  qk_rope_head_dim: 8\n"
+                        "  v_head_dim: 8\n  n_routed_experts: 4\n  n_shared_experts: 1\n  n_activated_experts: 2\n"
+                        "  moe_inter_dim: 32\n  n_mtp_modules: 1\n  max_batch_size: 8\n  max_seq_len: 96\n"
+                        "  original_seq_len: 96\n"
+                        "train:\n  batch_size: 4\n  seq_len: 64\n  steps: 6\n  warmup_steps: 1\n  threads: 1\n  eval_every: 0\n"
+                        "  sample_tokens: 0\n  out_dir: " << tmp.file("run") << "\n"
+                        "  data: {source: generated, n_stories: 60, vocab_size: 400, arithmetic_problems: 200, arithmetic_solution: columns}\n"
+                        "reasoning: {eval_problems: 6, eval_samples: 2, max_new_tokens: 20, solution: columns, system: \"Think.\"}\n"
+                        "sft: {n_problems: 40, steps: 4, warmup_steps: 1, batch_size: 2, seq_len: 96, eval_every: 0, eval_problems: 4}\n"
+                        "grpo: {steps: 2, warmup_steps: 0, prompts_per_step: 2, group_size: 4, eval_every: 0, eval_problems: 4}\n";
+  auto [rc, out] = run_cmd(bin + " pipeline --config " + cfg);
+  REQUIRE_MESSAGE(rc == 0, out);
+  for (const char* s : {"== stage 1/4: DATA_PREP + PRETRAIN", "== stage 2/4: SFT", "== stage 3/4: GRPO", "== stage 4/4: EXPORT",
+                        "eval (pretrain): accuracy", "eval (sft): accuracy", "eval (grpo): accuracy", "held-out accuracy (6 test-split problems",
+                        "sft - pretrain (sampled):", "grpo - sft (greedy):", "paired std error"})
+    CHECK_MESSAGE(out.find(s) != std::string::npos, s);
+  for (const char* f : {"run/stage.json", "run/model/model.safetensors", "run/model/tokenizer.bpe", "run/sft/stage.json",
+                        "run/sft/model/model.safetensors", "run/grpo/stage.json", "run/grpo/model/model.safetensors",
+                        "run/grpo/reward.png", "run/grpo/metrics.csv", "run/eval_grpo.jsonl", "run/export/config.json"})
+    CHECK_MESSAGE(fs::exists(tmp.file(f)), f);
+  // one JSON line per test problem, after every stage
+  std::ifstream ev(tmp.file("run/eval_sft.jsonl"));
+  int lines = 0;
+  for (std::string l; std::getline(ev, l);) lines++;
+  CHECK(lines == 6);
+  // rerun: every training stage is skipped, the evaluations run again and give the same table (seeded)
+  auto [rc2, out2] = run_cmd(bin + " pipeline --config " + cfg);
+  REQUIRE_MESSAGE(rc2 == 0, out2);
+  size_t skipped = 0;
+  for (size_t at = 0; (at = out2.find("done before", at)) != std::string::npos; at++) skipped++;
+  CHECK(skipped >= 3);
+  CHECK(out2.find("pretrain summary") == std::string::npos);
+  auto table = [](const std::string& s) {
+    const size_t a = s.find("held-out accuracy");
+    return s.substr(a, s.find("files:", a) - a);
+  };
+  auto strip_times = [](std::string t) {  // the train-time column differs: first run seconds, rerun "(done before)"
+    std::string o;
+    std::istringstream in(t);
+    for (std::string l; std::getline(in, l);) o += l.substr(0, std::min<size_t>(l.size(), 80)) + "\n";
+    return o;
+  };
+  CHECK(strip_times(table(out)) == strip_times(table(out2)));
+  // the post-training stages can be traced from the pipeline's models
+  std::tie(rc, out) = run_cmd(bin + " trace --config " + cfg + " --stage grpo --to layers.0.attn.wkv_a.weight");
+  CHECK_MESSAGE(rc == 0, out);
+  CHECK_MESSAGE(out.find("model: " + tmp.file("run/sft/model")) != std::string::npos, out);
+  CHECK(out.find("parameter layers.0.attn.wkv_a.weight: grad (") != std::string::npos);
+  std::tie(rc, out) = run_cmd(bin + " trace --config " + cfg + " --stage sft --to layers.1.ffn.experts.0.w1.weight");
+  CHECK_MESSAGE(rc == 0, out);
+  CHECK(out.find("trace: stage sft, step 0") != std::string::npos);
+}
