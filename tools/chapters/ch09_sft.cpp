@@ -11,7 +11,7 @@
 //   6. SFT: SftStage on the Trainer
 //   7. the same problems after SFT, and completions before and after
 //
-//   build/bin/ch09_sft [--pretrain-steps 700] [--sft-steps 150] [--problems 64] [--out runs/ch09]
+//   build/bin/ch09_sft [--pretrain-steps 700] [--sft-steps 150] [--problems 64] [--solution columns] [--out runs/ch09]
 // Every run starts over (OUT/data, the prepared token shards, is reused; everything else in OUT is removed).
 #include <CLI/CLI.hpp>
 
@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <iostream>
 #include <numeric>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -104,13 +105,12 @@ RowAudit show_packed_row(const data::Tokenizer& tok, const std::vector<data::Sft
   return a;
 }
 
-// Step 2. The base model in the format it was pretrained on: "What is 37 + 48?⏎" continued greedily. Counts
-// the completions whose first line is an equation "a op b = c" (the pretraining text's shape) and those whose c
-// is the right answer.
+// Step 2. The base model in the format it was pretrained on: "What is 37 + 48?⏎" continued greedily (48 tokens).
+// Counts the completions that reach a line "The answer is N." (the pretraining text's last line) and those whose
+// N is the right answer.
 struct PlainTextProbe {
-  int64_t n = 0, equation_lines = 0, correct = 0;
+  int64_t n = 0, answer_lines = 0, correct = 0;
 };
-bool is_integer(const std::string& s) { return data::parse_integer_answer(s).has_value(); }
 PlainTextProbe plain_text_probe(Transformer& model, const data::Tokenizer& tok, const std::vector<data::ReasoningProblem>& problems,
                                 int64_t eot) {
   std::vector<std::vector<int64_t>> prompts;
@@ -118,22 +118,21 @@ PlainTextProbe plain_text_probe(Transformer& model, const data::Tokenizer& tok, 
     std::vector<int32_t> ids = tok.encode(p.question + "\n");
     prompts.emplace_back(ids.begin(), ids.end());
   }
-  std::vector<std::vector<int64_t>> outs = generate_batch(model, prompts, 16, SamplingConfig{}, std::vector<uint64_t>(prompts.size(), 0), eot);
+  std::vector<std::vector<int64_t>> outs = generate_batch(model, prompts, 48, SamplingConfig{}, std::vector<uint64_t>(prompts.size(), 0), eot);
   PlainTextProbe r;
+  const std::string tag = "The answer is ";
   for (size_t i = 0; i < problems.size(); i++) {
     const std::string text = tok.decode(std::vector<int32_t>(outs[i].begin(), outs[i].end()));
-    const std::string line = text.substr(0, text.find('\n'));
-    std::vector<std::string> f;  // "a op b = c" split at spaces
-    for (size_t a = 0, b; a <= line.size(); a = b + 1) {
-      b = std::min(line.find(' ', a), line.size());
-      f.push_back(line.substr(a, b - a));
-    }
-    const bool equation = f.size() == 5 && is_integer(f[0]) && (f[1] == "+" || f[1] == "-" || f[1] == "*") && is_integer(f[2]) &&
-                          f[3] == "=" && is_integer(f[4]);
     r.n++;
-    r.equation_lines += equation;
-    r.correct += equation && *data::parse_integer_answer(f[4]) == problems[i].answer;
-    if (i < 3) std::printf("  %-18s -> %s\n", problems[i].question.c_str(), chapter::one_line(text).c_str());
+    const size_t a = text.find(tag);
+    if (a != std::string::npos) {
+      const size_t b = a + tag.size();
+      const size_t e = text.find_first_of(".\n", b);
+      const std::optional<int64_t> v = data::parse_integer_answer(text.substr(b, e == std::string::npos ? std::string::npos : e - b));
+      r.answer_lines += v.has_value();
+      r.correct += v.has_value() && *v == problems[i].answer;
+    }
+    if (i < 2) std::printf("  %-18s -> %s\n", problems[i].question.c_str(), chapter::one_line(text).c_str());
   }
   return r;
 }
@@ -214,6 +213,8 @@ int main(int argc, char** argv) {
   app.add_option("--pretrain-steps", z.pretrain_steps, "steps of the base model's pretraining")->check(CLI::PositiveNumber);
   app.add_option("--sft-steps", z.sft_steps, "SFT steps")->check(CLI::PositiveNumber);
   app.add_option("--problems", n_problems, "held-out test-split problems measured before and after")->check(CLI::PositiveNumber);
+  app.add_option("--solution", z.solution, "worked solutions: columns (digit by digit) or steps (one line per op)")
+      ->check(CLI::IsMember({"columns", "steps"}));
   app.add_option("--out", out, "output directory");
   CLI11_PARSE(app, argc, argv);
   chapter::start_over(out);
@@ -231,15 +232,15 @@ int main(int argc, char** argv) {
 
   std::cout << "\n== 2. the base model in its own format: '<question>⏎' continued greedily ==\n";
   PlainTextProbe probe = plain_text_probe(model, tok, test, pad_id);
-  std::printf("  %lld of %lld test problems continued with an equation line 'a op b = c'; %lld with the right c\n",
-              (long long)probe.equation_lines, (long long)probe.n, (long long)probe.correct);
+  std::printf("  %lld of %lld test problems reached a line 'The answer is N.'; %lld with the right N\n",
+              (long long)probe.answer_lines, (long long)probe.n, (long long)probe.correct);
 
   // The SFT data: worked solutions of TRAIN-split problems in the chat template; val-split ones for the val loss.
-  std::vector<data::ReasoningProblem> train_problems =
-      data::reasoning_split(data::Split::train, rc.seed, (int)cfg.sft.n_problems, (int)rc.level);
-  std::vector<data::SftTokens> train_examples = make_sft_examples(tok, train_problems);
-  std::vector<data::SftTokens> val_examples =
-      make_sft_examples(tok, data::reasoning_split(data::Split::val, rc.seed, 32, (int)rc.level));
+  // sft_problems writes them in reasoning.solution's style (columns); every prompt has the same system turn.
+  const std::string system = rc.system_prompt();
+  std::vector<data::ReasoningProblem> train_problems = sft_problems(rc, data::Split::train, cfg.sft.n_problems);
+  std::vector<data::SftTokens> train_examples = make_sft_examples(tok, train_problems, system);
+  std::vector<data::SftTokens> val_examples = make_sft_examples(tok, sft_problems(rc, data::Split::val, 32), system);
 
   std::cout << "\n== 3. one packed SFT row ==\n";
   RowAudit audit = show_packed_row(tok, train_examples, cfg.sft.seq_len, pad_id);
@@ -253,7 +254,7 @@ int main(int argc, char** argv) {
               pva.packed, pva.alone, pva.leaky);
 
   std::cout << "\n== 5. before SFT: greedy completions of " << test.size() << " held-out test problems ==\n";
-  ProblemEvalResult before = chapter::greedy_eval(model, tok, test, rc.max_new_tokens);
+  ProblemEvalResult before = chapter::greedy_eval(model, tok, test, rc.max_new_tokens, system);
   print_eval("before", before);
 
   std::cout << "\n== 6. SFT: " << cfg.sft.steps << " steps x " << cfg.sft.batch_size << " rows x " << cfg.sft.seq_len
@@ -269,7 +270,7 @@ int main(int argc, char** argv) {
   plot_loss_curves(cfg.sft.out_dir + "/metrics.csv", out + "/sft_loss.png", "SFT: CE on the assistant's tokens", NAN, "");
 
   std::cout << "\n== 7. after SFT: the same " << test.size() << " problems ==\n";
-  ProblemEvalResult after = chapter::greedy_eval(model, tok, test, rc.max_new_tokens);
+  ProblemEvalResult after = chapter::greedy_eval(model, tok, test, rc.max_new_tokens, system);
   print_eval("before", before);
   print_eval("after", after);
   // Problems before and after: the first two, and the first one SFT got right (when it is not one of those).
@@ -289,7 +290,7 @@ int main(int argc, char** argv) {
   checks.at_most("|packed - alone| / alone (segment ids)", std::abs(pva.packed - pva.alone) / pva.alone, 1e-4);
   checks.at_least("|no segment ids - alone| / alone (the mask matters)", std::abs(pva.leaky - pva.alone) / pva.alone, 1e-3);
   checks.at_most("format rate before SFT", before.format_rate, 0.05);
-  checks.at_least("format rate after SFT", after.format_rate, 0.9);
+  checks.at_least("format rate after SFT", after.format_rate, 0.8);
   checks.at_least("format rate after - before", after.format_rate - before.format_rate, 0.5);
   checks.at_least("accuracy after - accuracy before", after.accuracy - before.accuracy, 0.0);
   return checks.exit_code();

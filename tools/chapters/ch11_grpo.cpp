@@ -14,7 +14,7 @@
 //   5. after: the same prompt's completions again, greedy accuracy on held-out val-split problems
 //   6. μ = 2: two optimizer steps on one rollout; the second one has ρ ≠ 1, and the clip acts
 //
-//   build/bin/ch11_grpo [--steps 60] [--seed 21] [--sft-steps 40] [--out runs/ch11]
+//   build/bin/ch11_grpo [--steps 60] [--seed 21] [--sft-steps 40] [--solution columns] [--out runs/ch11]
 // Every run starts over (OUT/data, the prepared token shards, is reused; everything else in OUT is removed).
 #include <CLI/CLI.hpp>
 
@@ -153,6 +153,8 @@ int main(int argc, char** argv) {
   app.add_option("--lr", z.grpo_lr, "GRPO learning rate (constant)");
   app.add_option("--temperature", z.grpo_temperature, "sampling temperature of the rollouts");
   app.add_option("--window", window, "steps averaged at the start and at the end")->check(CLI::PositiveNumber);
+  app.add_option("--solution", z.solution, "worked solutions: columns (digit by digit) or steps (one line per op)")
+      ->check(CLI::IsMember({"columns", "steps"}));
   app.add_option("--out", out, "output directory");
   CLI11_PARSE(app, argc, argv);
   window = std::max(1, std::min<int>(window, (int)z.grpo_steps / 2));
@@ -174,7 +176,7 @@ int main(int argc, char** argv) {
   // Prompts come from TRAIN-split problems; the held-out measurement uses VAL-split ones (never trained on).
   std::vector<data::ReasoningProblem> pool = data::reasoning_split(data::Split::train, rc.seed + 1, 4000, (int)rc.level);
   std::vector<data::ReasoningProblem> val = data::reasoning_split(data::Split::val, rc.seed, n_val, (int)rc.level);
-  ProblemEvalResult val_before = chapter::greedy_eval(policy, tok, val, rc.max_new_tokens);
+  ProblemEvalResult val_before = chapter::greedy_eval(policy, tok, val, rc.max_new_tokens, rc.system_prompt());
 
   GrpoStage stage(policy, reference, tok, gc, rc, pool, /*eval_problems=*/{}, (uint64_t)seed);
   std::printf("\n== 2. one rollout: %lld prompts x %lld completions, rewards r = 1·accuracy + 0.1·format ==\n",
@@ -222,7 +224,7 @@ int main(int argc, char** argv) {
   const Rollout again = stage.sample_rollout(0);  // the same prompts and seeds as rollout 0, the trained policy
   print_completions("before GRPO", first, group);
   print_completions("after GRPO ", again, group);
-  ProblemEvalResult val_after = chapter::greedy_eval(policy, tok, val, rc.max_new_tokens);
+  ProblemEvalResult val_after = chapter::greedy_eval(policy, tok, val, rc.max_new_tokens, rc.system_prompt());
   std::printf("  held-out greedy (%d val-split problems): accuracy %.1f%% -> %.1f%%, format %.1f%% -> %.1f%%, length %.1f -> %.1f\n",
               n_val, 100 * val_before.accuracy, 100 * val_after.accuracy, 100 * val_before.format_rate, 100 * val_after.format_rate,
               val_before.mean_length, val_after.mean_length);
@@ -249,7 +251,8 @@ int main(int argc, char** argv) {
   checks.that("its gradient norm is finite and non-zero", std::isfinite(path.param_grad_norm) && path.param_grad_norm > 0);
   checks.at_least("mean reward, last window - first window", r_last - r_first, 0.02);
   checks.at_least("mean format, last window - first window", f_last - f_first, 0.2);
-  checks.at_least("val greedy format after - before", val_after.format_rate - val_before.format_rate, 0.3);
+  checks.at_least("val greedy format after GRPO", val_after.format_rate, 0.9);
+  checks.at_least("val greedy format after - before", val_after.format_rate - val_before.format_rate, 0.15);
   checks.at_least("val greedy accuracy after - before", val_after.accuracy - val_before.accuracy, -0.05);
   checks.that("μ = 1: ρ = 1 and nothing clipped at every step",
               std::all_of(clip.begin(), clip.end(), [](double c) { return c == 0; }) &&

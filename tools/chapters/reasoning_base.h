@@ -3,8 +3,10 @@
 //
 // One YAML (base_config) describes the whole run: a 2-layer DeepSeek-V3-shaped model (MLA with q-LoRA, 1 dense +
 // 1 DeepSeekMoE layer, sigmoid gate with the aux-loss-free bias, 1 MTP module — ch08's model), pretrained on
-// generated stories mixed with worked level-1 arithmetic (train split only, plain text: "What is 37 + 48?⏎37 + 48 =
-// 85⏎The answer is 85."), then the `reasoning:`, `sft:` and `grpo:` sections the later stages read.
+// generated stories mixed with worked level-1 arithmetic (train split only, plain text, worked digit by digit
+// (data::SolutionStyle::columns): "What is 37 + 48?⏎7 + 8 = 15⏎3 + 4 + 1 = 8⏎37 + 48 = 85⏎The answer is 85."),
+// then the `reasoning:`, `sft:` and `grpo:` sections the later stages read. The SFT examples use the same column
+// solutions, and every prompt (SFT examples, GRPO rollouts, evaluations) the same short system turn, kSystem.
 // pretrain_base() runs that PRETRAIN stage into OUT (the prepared data in OUT/data is reused by the next run; the
 // checkpoint and metrics are not: every run re-measures what it prints) and loads the exported model back.
 //
@@ -29,6 +31,9 @@
 
 namespace sg::chapter {
 
+// The system turn of every prompt the chapters build: SFT examples, GRPO prompts, evaluations (= reasoning.system).
+inline constexpr const char* kSystem = "Think, then answer.";
+
 // The sizes a chapter may change; the rest of the YAML is fixed.
 struct BaseSizes {
   int64_t pretrain_steps = 700, sft_steps = 150, grpo_steps = 40;
@@ -37,6 +42,7 @@ struct BaseSizes {
   double pretrain_lr = 6e-3, sft_lr = 2e-3;
   int64_t grpo_prompts = 4, grpo_group = 8;
   double grpo_lr = 5e-4, grpo_temperature = 1.0;
+  std::string solution = "columns";  // the worked solutions' style, pretraining text and SFT: "columns" | "steps"
 };
 
 // The run's YAML.
@@ -55,8 +61,9 @@ inline PretrainConfig base_config(const std::string& out, const BaseSizes& z) {
       "  eval_every: 0\n  eval_batches: 4\n  checkpoint_every: 0\n  threads: 2\n  sample_tokens: 0\n"
       "  out_dir: " + out + "\n"
       "  data: {source: generated, n_stories: " + n(z.n_stories) + ", vocab_size: " + n(z.vocab_size) +
-      ", arithmetic_problems: " + n(z.arithmetic_problems) + ", arithmetic_level: 1}\n"
-      "reasoning: {level: 1, eval_problems: 64, eval_samples: 1, eval_temperature: 0, max_new_tokens: 24, seed: 7}\n"
+      ", arithmetic_problems: " + n(z.arithmetic_problems) + ", arithmetic_level: 1, arithmetic_solution: " + z.solution + "}\n"
+      "reasoning: {level: 1, eval_problems: 64, eval_samples: 1, eval_temperature: 0, max_new_tokens: 48, seed: 7,\n"
+      "            solution: " + z.solution + ", system: \"" + std::string(kSystem) + "\"}\n"
       "sft:\n"
       "  n_problems: 3000\n  steps: " + n(z.sft_steps) + "\n  batch_size: " + n(z.sft_batch) + "\n  seq_len: " + n(z.sft_seq_len) + "\n"
       "  lr: " + std::to_string(z.sft_lr) + "\n  min_lr: " + std::to_string(z.sft_lr / 10) + "\n  warmup_steps: 5\n  eval_every: 0\n  eval_problems: 16\n  checkpoint_every: 0\n"
@@ -95,10 +102,12 @@ inline BaseModel pretrain_base(const PretrainConfig& cfg, std::ostream& log) {
   return BaseModel{r, data::Tokenizer::load(tok_path), load_model_dir(model_dir), model_dir, tok_path};
 }
 
-// Greedy completions of `problems` (the pipeline's measurement at temperature 0).
+// Greedy completions of `problems` (the pipeline's measurement at temperature 0), prompted with `system`.
 inline ProblemEvalResult greedy_eval(Transformer& model, const data::Tokenizer& tok,
-                                     const std::vector<data::ReasoningProblem>& problems, int64_t max_new_tokens) {
+                                     const std::vector<data::ReasoningProblem>& problems, int64_t max_new_tokens,
+                                     const std::string& system) {
   ProblemEvalOptions eo;
+  eo.system = system;
   eo.samples = 1;
   eo.temperature = 0;
   eo.max_new_tokens = max_new_tokens;
