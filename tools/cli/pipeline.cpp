@@ -49,6 +49,7 @@ std::optional<Json> read_stage_done(const std::string& dir) {
 
 struct StageRow {
   std::string stage, model_dir;
+  std::string tag;             // names its eval file: eval_<tag>.jsonl (the stage, or its out_dir's name when custom)
   double train_seconds = NAN;  // NaN: skipped (done before)
   ProblemEvalResult eval;    // K samples at reasoning.eval_temperature
   ProblemEvalResult greedy;  // one greedy answer per problem
@@ -104,7 +105,7 @@ int run_reasoning_pipeline(const std::string& config_path, std::ostream& out) {
       go.temperature = 0;
       row.greedy = evaluate_problems(model, tok, test, go);
       row.eval_seconds = seconds_since(t);
-      const std::string path = (fs::path(root) / ("eval_" + row.stage + ".jsonl")).string();
+      const std::string path = (fs::path(root) / ("eval_" + (row.tag.empty() ? row.stage : row.tag) + ".jsonl")).string();
       write_problem_results_jsonl(row.eval, path);
       out << std::fixed << std::setprecision(1) << "eval (" << row.stage << "): accuracy " << 100 * row.eval.accuracy << "% ± "
           << 100 * row.eval.stderr_accuracy << " on " << test.size() << " test problems x " << eo.samples << " samples (T = "
@@ -163,11 +164,14 @@ int run_reasoning_pipeline(const std::string& config_path, std::ostream& out) {
     }
 
     // ---- GRPO ----
+    std::string grpo_dir;
     if (cfg.grpo.enabled) {
       banner(cfg.grpo.init == "pretrain" ? "GRPO from the base model (R1-Zero)" : "GRPO (R1: accuracy + format rewards)");
       const std::string dir = cfg.grpo.out_dir.empty() ? (fs::path(root) / "grpo").string() : cfg.grpo.out_dir;
       const std::string init = cfg.grpo.init == "pretrain" ? pre.model_dir : last_model;
       StageRow row{"grpo", (fs::path(dir) / "model").string()};
+      if (!cfg.grpo.out_dir.empty()) row.tag = fs::path(cfg.grpo.out_dir).filename().string();  // e.g. r1zero
+      grpo_dir = dir;
       if (read_stage_done(dir)) {
         out << "done before (" << dir << "/stage.json): skipped\n";
       } else {
@@ -194,7 +198,8 @@ int run_reasoning_pipeline(const std::string& config_path, std::ostream& out) {
 
     // ---- EXPORT ----
     banner("EXPORT (HuggingFace layout)");
-    const std::string hf = (fs::path(root) / "export").string();
+    // root/export, or a custom GRPO out_dir's own export/ (two configs may share one pretraining root)
+    const std::string hf = (!grpo_dir.empty() && !cfg.grpo.out_dir.empty() ? fs::path(grpo_dir) / "export" : fs::path(root) / "export").string();
     cli::ExportResult ex = cli::export_hf_model(last_model, hf, tokenizer_path, nullptr);
     out << "exported " << last_model << " -> " << hf << " (" << ex.n_parameters << " parameters, " << ex.bytes << " bytes)\n";
 
