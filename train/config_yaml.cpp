@@ -202,6 +202,7 @@ KeyTable sft_keys(const Reader& rd, SftConfig& c) {
   a.i64("eval_problems", c.eval_problems, Range::positive);
   a.i64("checkpoint_every", c.checkpoint_every, Range::nonnegative);
   a.str("out_dir", c.out_dir);
+  a.str("data", c.data);
   return t;
 }
 

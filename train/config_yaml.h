@@ -100,6 +100,8 @@ struct SftConfig {
   int64_t eval_every = 50, eval_problems = 64;   // val-split problems, greedy, during training
   int64_t checkpoint_every = 100;
   std::string out_dir;               // default: train.out_dir + "/sft"
+  std::string data;                  // optional: more examples with worked solutions from a file (GSM8K JSON lines,
+                                     // train/problems.h), added to the generated ones; ones longer than seq_len skipped
 };
 
 // GRPO (train/grpo.h): the RL stage. init "sft" starts from the SFT model (R1); "pretrain" from the base (R1-Zero).

@@ -82,7 +82,9 @@ ProblemEvalResult evaluate_problems(Transformer& model, const data::Tokenizer& t
   for (int64_t i = 0; i < n; i++) {
     const std::vector<int32_t> ids = tok.encode(data::render_prompt(problems[i], opt.system));
     if ((int64_t)ids.size() + opt.max_new_tokens > model.args.max_seq_len)
-      fail("problem " + std::to_string(i) + " (" + problems[i].expression + "): its prompt is " +
+      fail("problem " + std::to_string(i) + " (" +
+           (problems[i].expression.empty() ? "\"" + problems[i].question.substr(0, 40) + (problems[i].question.size() > 40 ? "...\"" : "\"")
+                                           : problems[i].expression) + "): its prompt is " +
            std::to_string(ids.size()) + " tokens, + max_new_tokens " + std::to_string(opt.max_new_tokens) +
            " exceed the model's max_seq_len " + std::to_string(model.args.max_seq_len));
     for (int64_t s = 0; s < K; s++) {

@@ -13,6 +13,7 @@
 #include "autograd/runtime.h"
 #include "data/reasoning.h"
 #include "train/plot.h"
+#include "train/problems.h"
 #include "train/reasoning_eval.h"
 #include "train/schedule.h"
 
@@ -216,6 +217,20 @@ SftResult run_sft(const PretrainConfig& cfg, const std::string& init_model_dir, 
   std::vector<data::SftTokens> train_examples = make_sft_examples(tok, train_problems, rc.system_prompt());
   std::vector<data::SftTokens> val_examples = make_sft_examples(tok, val_problems, rc.system_prompt());
 
+  if (!sc.data.empty()) {  // e.g. ../shared/data/gsm8k_train.jsonl.zst: the same path, other problems
+    int64_t skipped = 0, too_long = 0, no_solution = 0, added = 0;
+    std::vector<data::ReasoningProblem> extra = read_reasoning_file(sc.data, &skipped);
+    for (const data::ReasoningProblem& p : extra) {
+      if (p.think.empty()) { no_solution++; continue; }
+      data::SftTokens e = data::encode_sft(tok, data::render_sft_example(p, rc.system_prompt()));
+      if ((int64_t)e.ids.size() > sc.seq_len) { too_long++; continue; }
+      train_examples.push_back(std::move(e));
+      added++;
+    }
+    log << "sft: " << sc.data << ": " << added << " examples added (" << too_long << " longer than seq_len " << sc.seq_len
+        << ", " << no_solution << " without a worked solution, " << skipped << " with a non-integer answer: skipped)\n";
+    if (added == 0) throw std::runtime_error("[sft] " + sc.data + ": no usable example (each needs a worked solution and must fit sft.seq_len)");
+  }
   SftResult res;
   res.n_examples = (int64_t)train_examples.size();
   int64_t tok_sum = 0, tgt_sum = 0;

@@ -5,6 +5,8 @@
 #include "tests/data/temp_dir.h"
 #include "train/problems.h"
 
+#include <fstream>
+
 using namespace sg;
 
 TEST_CASE("parse_problems_jsonl: fields, optional question, blank lines") {
@@ -81,3 +83,46 @@ TEST_CASE("write_problems_jsonl / read_problems_jsonl round trip") {
   CHECK_THROWS_WITH_AS(read_problems_jsonl(dir.file("missing.jsonl")), doctest::Contains("missing.jsonl"),
                        std::runtime_error);
 }
+
+TEST_CASE("problems: GSM8K and SVAMP through the same reader — by value, calculator notes removed, non-integers skipped") {
+  const std::string gsm =
+      "{\"question\": \"Janet has 16 eggs and eats 3. How many are left?\", \"answer\": \"She has 16 - 3 = <<16-3=13>>13 eggs left.\\n#### 13\"}\n"
+      "\n"
+      "{\"question\": \"A big sum?\", \"answer\": \"It is 1,000 + 234 = <<1000+234=1234>>1,234.\\n#### 1,234\"}\n"
+      "{\"question\": \"Half of 3?\", \"answer\": \"3 / 2 = <<3/2=1.5>>1.5\\n#### 1.5\"}\n";
+  int64_t skipped = -1;
+  std::vector<data::ReasoningProblem> g = parse_gsm8k_jsonl(gsm, "gsm.jsonl", &skipped);
+  REQUIRE(g.size() == 2);
+  CHECK(skipped == 1);
+  CHECK(g[0].question == "Janet has 16 eggs and eats 3. How many are left?");
+  CHECK(g[0].answer == 13);
+  CHECK(g[0].think == "She has 16 - 3 = 13 eggs left.");
+  CHECK(g[0].expression.empty());
+  CHECK(g[1].answer == 1234);
+  CHECK(g[1].think == "It is 1,000 + 234 = 1,234.");
+  CHECK_THROWS_WITH(parse_gsm8k_jsonl("{\"question\": \"q\", \"answer\": \"no mark\"}\n", "g.jsonl"),
+                    doctest::Contains("[problems] g.jsonl:1: key 'answer' has no '#### <answer>' line"));
+  CHECK_THROWS_WITH(parse_gsm8k_jsonl("{\"question\": \"q\"}\n", "g.jsonl"), doctest::Contains("g.jsonl:1: a GSM8K line needs"));
+
+  const std::string svamp = "[{\"ID\": \"a\", \"Body\": \"Each pack costs 76 dollars. There is a discount of 25 dollars\", "
+                            "\"Question\": \"How much do you pay?\", \"Equation\": \"( 76.0 - 25.0 )\", \"Answer\": 51.0},"
+                            " {\"ID\": \"b\", \"Body\": \"x\", \"Question\": \"y\", \"Answer\": 2.5}]";
+  std::vector<data::ReasoningProblem> s = parse_svamp_json(svamp, "svamp.json", &skipped);
+  REQUIRE(s.size() == 1);
+  CHECK(skipped == 1);
+  CHECK(s[0].question == "Each pack costs 76 dollars. There is a discount of 25 dollars How much do you pay?");
+  CHECK(s[0].answer == 51);
+  CHECK(s[0].think.empty());
+
+  // read_reasoning_file tells the three apart by content
+  data::testing::TempDir dir("problem_formats");
+  std::ofstream(dir.file("g.jsonl")) << gsm;
+  std::ofstream(dir.file("s.json")) << svamp;
+  std::ofstream(dir.file("o.jsonl")) << "{\"expression\": \"2 + 3\", \"answer\": 5}\n";
+  std::ofstream(dir.file("x.txt")) << "hello\n";
+  CHECK(read_reasoning_file(dir.file("g.jsonl")).size() == 2);
+  CHECK(read_reasoning_file(dir.file("s.json")).size() == 1);
+  CHECK(read_reasoning_file(dir.file("o.jsonl"))[0].answer == 5);
+  CHECK_THROWS_WITH(read_reasoning_file(dir.file("x.txt")), doctest::Contains("not a problems file"));
+}
+

@@ -212,7 +212,9 @@ int run_problem_eval(const ProblemEvalCliOptions& opt, std::ostream& out) {
   if (same_file(out_path, opt.problems_path))
     fail("eval", "--out " + out_path + " is the problems file itself: refusing to overwrite the input (give another --out)");
   if (!fs::is_regular_file(opt.problems_path)) fail("eval", opt.problems_path + ": no such problems file");
-  const std::vector<data::ReasoningProblem> problems = read_problems_jsonl(opt.problems_path);
+  int64_t skipped = 0;  // this project's JSON lines, GSM8K JSON lines or an SVAMP array (train/problems.h)
+  const std::vector<data::ReasoningProblem> problems = read_reasoning_file(opt.problems_path, &skipped);
+  if (skipped > 0) out << "eval: " << skipped << " problem(s) of " << opt.problems_path << " skipped (answer not an integer)\n";
   if (problems.empty()) fail("eval", opt.problems_path + ": holds no problems");
   const std::string tok_path = tokenizer_for_model(opt.model_dir, opt.tokenizer_path, "eval");
   data::Tokenizer tok = data::Tokenizer::load(tok_path);
@@ -598,6 +600,9 @@ DataModelCommands::DataModelCommands(CLI::App& app) {
       ->capture_default_str()->check(CLI::Range(1e-9, 1.0))->needs(eval_problems_);
   eval_->add_option("--max-new", problem_opt_.eval.max_new_tokens, "--problems: new tokens per completion at most")
       ->capture_default_str()->check(CLI::PositiveNumber)->needs(eval_problems_);
+  eval_->add_option("--system", problem_opt_.eval.system,
+                    "--problems: the system turn of every prompt (the one the model was trained with: reasoning.system)")
+      ->needs(eval_problems_);
   eval_->add_option("--out", problem_opt_.out_path, "--problems: per-problem results (JSON lines)")->needs(eval_problems_);
   eval_->add_option("--tokenizer", problem_opt_.tokenizer_path, "--problems: tokenizer file (default: MODEL/tokenizer.bpe)")
       ->needs(eval_problems_);
