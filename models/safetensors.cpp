@@ -15,6 +15,7 @@
 #include <stdexcept>
 
 #include "models/json.h"
+#include "ops/fp8.h"
 
 namespace sg {
 
@@ -351,64 +352,11 @@ void write_safetensors(const std::string& path, const std::vector<StTensor>& ten
 
 // ---- f32 <-> bf16 / f16 -------------------------------------------------------------------------
 
-uint16_t f32_to_bf16(float x) {
-  const uint32_t bits = std::bit_cast<uint32_t>(x);
-  if ((bits & 0x7FFFFFFFu) > 0x7F800000u)  // NaN: keep sign and top payload bits, force quiet
-    return (uint16_t)((bits >> 16) | 0x0040u);
-  // Round to nearest even on the 16 dropped bits: add 0x7FFF, plus 1 if the kept lsb is odd. A
-  // carry out of the mantissa bumps the exponent, which is the correct rounding (up to inf).
-  const uint32_t lsb = (bits >> 16) & 1u;
-  return (uint16_t)((bits + 0x7FFFu + lsb) >> 16);
-}
-
-float bf16_to_f32(uint16_t h) { return std::bit_cast<float>((uint32_t)h << 16); }
-
-uint16_t f32_to_f16(float x) {
-  const uint32_t bits = std::bit_cast<uint32_t>(x);
-  const uint16_t sign = (uint16_t)((bits >> 16) & 0x8000u);
-  const uint32_t exp = (bits >> 23) & 0xFFu;  // f32 biased exponent (bias 127)
-  uint32_t mant = bits & 0x7FFFFFu;           // 23 bits
-  if (exp == 0xFF)  // inf stays inf; NaN keeps its top payload bits and is made quiet
-    return (uint16_t)(sign | 0x7C00u | (mant ? 0x0200u | (mant >> 13) : 0u));
-  const int e = (int)exp - 127 + 15;  // f16 biased exponent
-  if (e >= 31) return (uint16_t)(sign | 0x7C00u);  // too large: inf
-  if (e <= 0) {
-    // f16 subnormal: value = m * 2^-24. With the implicit bit, mant24 = 1.mant * 2^23, so
-    // m = mant24 * 2^(exp-126) = mant24 >> (14 - e). Below 2^-25 everything rounds to zero
-    // (f32 subnormals included: their e is about -112).
-    const int shift = 14 - e;
-    if (shift > 24) return sign;
-    const uint32_t mant24 = mant | 0x800000u;
-    uint32_t m = mant24 >> shift;
-    const uint32_t rest = mant24 & ((1u << shift) - 1u), half = 1u << (shift - 1);
-    if (rest > half || (rest == half && (m & 1u))) ++m;  // may carry into the smallest normal
-    return (uint16_t)(sign | m);
-  }
-  // Normal: keep 10 of 23 mantissa bits, round the dropped 13 to nearest even. A carry out of
-  // the mantissa bumps the exponent (65520 -> inf, as IEEE says).
-  uint16_t h = (uint16_t)(sign | (e << 10) | (mant >> 13));
-  const uint32_t rest = mant & 0x1FFFu;
-  if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h;
-  return h;
-}
-
-float f16_to_f32(uint16_t h) {
-  const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-  uint32_t exp = (h >> 10) & 0x1Fu;
-  uint32_t mant = h & 0x3FFu;
-  if (exp == 0x1F) return std::bit_cast<float>(sign | 0x7F800000u | (mant << 13));  // inf / NaN
-  if (exp == 0) {
-    if (mant == 0) return std::bit_cast<float>(sign);  // +-0
-    // Subnormal m * 2^-24: shift the mantissa up until its leading 1 is the implicit bit.
-    exp = 1;
-    while (!(mant & 0x400u)) {
-      mant <<= 1;
-      --exp;
-    }
-    mant &= 0x3FFu;
-  }
-  return std::bit_cast<float>(sign | ((exp + 127 - 15) << 23) | (mant << 13));
-}
+// The one implementation lives in ops/fp8.h (shared with the FP8 formats and the GPU backends).
+uint16_t f32_to_bf16(float x) { return lowp::f32_to_bf16(x); }
+float bf16_to_f32(uint16_t h) { return lowp::bf16_to_f32(h); }
+uint16_t f32_to_f16(float x) { return lowp::f32_to_f16(x); }
+float f16_to_f32(uint16_t h) { return lowp::f16_to_f32(h); }
 
 // ---- StTensor <-> arrays ------------------------------------------------------------------------
 

@@ -68,7 +68,7 @@ SafeTensorsFile read_safetensors(const std::string& path);
 void write_safetensors(const std::string& path, const std::vector<StTensor>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
 
-// ---- f32 <-> bf16 / f16, written out bit by bit -----------------------------------------------
+// ---- f32 <-> bf16 / f16 (forwarded to the one implementation in ops/fp8.h) -------------------
 // bf16 = the top 16 bits of an f32 (1 sign, 8 exponent, 7 mantissa bits).
 // f16  = IEEE binary16 (1 sign, 5 exponent bits with bias 15, 10 mantissa bits; max 65504,
 //        smallest subnormal 2^-24).

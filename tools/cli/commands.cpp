@@ -23,6 +23,7 @@
 #include "models/json.h"
 #include "models/transformer.h"
 #include "models/weights.h"
+#include "ops/fp8.h"
 #include "train/problems.h"
 
 namespace fs = std::filesystem;
@@ -242,12 +243,7 @@ int run_problem_eval(const ProblemEvalCliOptions& opt, std::ostream& out) {
 
 // ---- import / export -------------------------------------------------------------------------------
 
-float fp8_e4m3_to_f32(uint8_t bits) {
-  const int s = bits >> 7, e = (bits >> 3) & 0xF, m = bits & 0x7;
-  if (e == 0xF && m == 0x7) return std::nanf("");
-  const float v = e == 0 ? std::ldexp((float)m / 8.0f, -6) : std::ldexp(1.0f + (float)m / 8.0f, e - 7);
-  return s ? -v : v;
-}
+float fp8_e4m3_to_f32(uint8_t bits) { return sg::lowp::e4m3_to_f32(bits); }  // the one implementation: ops/fp8.h
 
 StTensor dequantize_fp8_weight(const std::string& name, const StTensor& w, const StTensor& scale_inv, int64_t b0, int64_t b1) {
   if (w.dtype != StDType::F8_E4M3) fail("import", "'" + w.name + "' is " + st_dtype_name(w.dtype) + ", not F8_E4M3");
