@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "autograd/tensor.h"
+#include "models/config.h"
 
 #ifndef SEEKGRAD_SOURCE_DIR
 #define SEEKGRAD_SOURCE_DIR "."
@@ -67,6 +68,34 @@ inline bool pretend_missing(const std::string& feature) {
   for (std::string item; std::getline(list, item, ',');)
     if (item == feature) return true;
   return false;
+}
+
+// The post-training tests' model (SFT, GRPO): dim 16, 2 layers (1 dense + 1 DeepSeekMoE with 4 routed + 1 shared
+// experts, sigmoid gate), MLA without q-LoRA, no MTP.
+inline ModelArgs tiny_post_training_args(int64_t vocab, int64_t max_seq_len, int64_t max_batch_size) {
+  ModelArgs a;
+  a.vocab_size = vocab;
+  a.dim = 16;
+  a.n_layers = 2;
+  a.n_dense_layers = 1;
+  a.inter_dim = 32;
+  a.n_heads = 2;
+  a.q_lora_rank = 0;
+  a.kv_lora_rank = 8;
+  a.qk_nope_head_dim = 8;
+  a.qk_rope_head_dim = 4;
+  a.v_head_dim = 8;
+  a.n_routed_experts = 4;
+  a.n_shared_experts = 1;
+  a.n_activated_experts = 2;
+  a.n_expert_groups = 1;
+  a.n_limited_groups = 1;
+  a.moe_inter_dim = 16;
+  a.score_func = "sigmoid";
+  a.max_batch_size = max_batch_size;
+  a.max_seq_len = max_seq_len;
+  a.original_seq_len = max_seq_len;
+  return a;
 }
 
 }  // namespace sg::test

@@ -91,7 +91,7 @@ GrpoStage::GrpoStage(Transformer& policy, const Transformer& reference, const da
 }
 
 int64_t GrpoStage::tokens_per_batch() const {
-  return rollout_.tokens.defined() ? rollout_.tokens.numel() : cfg_.prompts_per_step * cfg_.group_size * 64;
+  return rollout_.tokens.defined() ? rollout_.tokens.numel() : 0;  // read after make_batch, so the rollout exists
 }
 
 std::vector<std::string> GrpoStage::step_metrics() const {
@@ -273,15 +273,11 @@ GrpoResult run_grpo(const PretrainConfig& cfg, const std::string& init_model_dir
   const auto t0 = std::chrono::steady_clock::now();
   const GrpoConfig& gc = cfg.grpo;
   const ReasoningConfig& rc = cfg.reasoning;
-  const std::string out_dir = gc.out_dir.empty() ? (fs::path(cfg.train.out_dir) / "grpo").string() : gc.out_dir;
-  fs::create_directories(out_dir);
-  set_num_threads((int)cfg.train.threads);
-
-  data::Tokenizer tok = data::Tokenizer::load(tokenizer_path);
-  Transformer policy = load_model_dir(init_model_dir);
+  PostStageStart start = start_post_stage(cfg, "grpo", gc.out_dir, init_model_dir, tokenizer_path);
+  const std::string& out_dir = start.out_dir;
+  const data::Tokenizer& tok = start.tok;
+  Transformer& policy = start.model;
   const Transformer reference = load_model_dir(init_model_dir);  // π_ref: the initial policy, frozen
-  if (policy.args.vocab_size != tok.vocab_size())
-    throw std::runtime_error("[grpo] " + init_model_dir + ": the model's vocab_size differs from the tokenizer's (" + tokenizer_path + ")");
   if (policy.args.max_batch_size < gc.group_size)
     log << "grpo: note: model.max_batch_size " << policy.args.max_batch_size << " < group_size " << gc.group_size
         << ": the sampler decodes in chunks of " << policy.args.max_batch_size << " rows\n";
@@ -291,18 +287,8 @@ GrpoResult run_grpo(const PretrainConfig& cfg, const std::string& init_model_dir
   std::vector<data::ReasoningProblem> pool = data::reasoning_split(data::Split::train, rc.seed + 1, 4000, level);
   std::vector<data::ReasoningProblem> val = data::reasoning_split(data::Split::val, rc.seed, (int)gc.eval_problems, level);
 
-  TrainerConfig trc;
-  trc.steps = gc.steps;
-  trc.grad_accum = 1;
-  trc.grad_clip = gc.grad_clip;
-  trc.adamw.lr = gc.lr;
-  trc.adamw.weight_decay = gc.weight_decay;
-  trc.eval_every = gc.eval_every;
-  trc.checkpoint_every = gc.checkpoint_every;
-  trc.out_dir = out_dir;
-  trc.run_name = cfg.name + "-grpo";
-  trc.progress = progress;
-  LrSchedule schedule = LrSchedule::warmup_cosine(gc.lr, gc.min_lr, gc.warmup_steps, gc.steps);
+  const TrainerConfig trc = post_trainer_config(gc, /*grad_accum=*/1, out_dir, cfg.name + "-grpo", progress);
+  const LrSchedule schedule = post_schedule(gc);
   GrpoStage stage(policy, reference, tok, gc, rc, std::move(pool), std::move(val), cfg.train.seed + 21);
   Trainer trainer(policy, stage, trc, schedule, Rng(cfg.train.seed + 22), log);
   GrpoResult res;

@@ -189,27 +189,15 @@ void SftStage::load_state(const TrainerState& state) {
 
 // ---- run_sft ---------------------------------------------------------------------------------------------
 
-void copy_tokenizer_into(const std::string& tokenizer_path, const std::string& model_dir) {
-  const fs::path dst = fs::path(model_dir) / "tokenizer.bpe";
-  const fs::path tmp = fs::path(model_dir) / "tokenizer.bpe.tmp";
-  fs::copy_file(tokenizer_path, tmp, fs::copy_options::overwrite_existing);
-  fs::rename(tmp, dst);
-}
-
 SftResult run_sft(const PretrainConfig& cfg, const std::string& init_model_dir, const std::string& tokenizer_path,
                   std::ostream& log, bool progress) {
   const auto t0 = std::chrono::steady_clock::now();
   const SftConfig& sc = cfg.sft;
   const ReasoningConfig& rc = cfg.reasoning;
-  const std::string out_dir = sc.out_dir.empty() ? (fs::path(cfg.train.out_dir) / "sft").string() : sc.out_dir;
-  fs::create_directories(out_dir);
-  set_num_threads((int)cfg.train.threads);
-
-  data::Tokenizer tok = data::Tokenizer::load(tokenizer_path);
-  Transformer model = load_model_dir(init_model_dir);
-  if (model.args.vocab_size != tok.vocab_size())
-    throw std::runtime_error("[sft] " + init_model_dir + ": the model's vocab_size " + std::to_string(model.args.vocab_size) +
-                             " differs from the tokenizer's " + std::to_string(tok.vocab_size()) + " (" + tokenizer_path + ")");
+  PostStageStart start = start_post_stage(cfg, "sft", sc.out_dir, init_model_dir, tokenizer_path);
+  const std::string& out_dir = start.out_dir;
+  const data::Tokenizer& tok = start.tok;
+  Transformer& model = start.model;
 
   const int level = (int)rc.level;
   std::vector<data::ReasoningProblem> train_problems = sft_problems(rc, data::Split::train, sc.n_problems);
@@ -238,18 +226,8 @@ SftResult run_sft(const PretrainConfig& cfg, const std::string& init_model_dir, 
   res.mean_example_tokens = (double)tok_sum / (double)res.n_examples;
   res.mean_target_tokens = (double)tgt_sum / (double)res.n_examples;
 
-  TrainerConfig trc;
-  trc.steps = sc.steps;
-  trc.grad_accum = sc.grad_accum;
-  trc.grad_clip = sc.grad_clip;
-  trc.adamw.lr = sc.lr;
-  trc.adamw.weight_decay = sc.weight_decay;
-  trc.eval_every = sc.eval_every;
-  trc.checkpoint_every = sc.checkpoint_every;
-  trc.out_dir = out_dir;
-  trc.run_name = cfg.name + "-sft";
-  trc.progress = progress;
-  LrSchedule schedule = LrSchedule::warmup_cosine(sc.lr, sc.min_lr, sc.warmup_steps, sc.steps);
+  const TrainerConfig trc = post_trainer_config(sc, sc.grad_accum, out_dir, cfg.name + "-sft", progress);
+  const LrSchedule schedule = post_schedule(sc);
   SftStage stage(model, tok, sc, rc, std::move(train_examples), std::move(val_examples), val_problems, cfg.train.seed + 11);
   Trainer trainer(model, stage, trc, schedule, Rng(cfg.train.seed + 12), log);
   trainer.hooks.after_optimizer_step.push_back([&](const StepInfo&) { stage.update_biases(); });

@@ -35,6 +35,7 @@
 #include "data/tokenizer.h"
 #include "models/transformer.h"
 #include "train/config_yaml.h"
+#include "train/post_stage.h"
 #include "train/trainer.h"
 
 namespace sg {
@@ -118,7 +119,5 @@ struct SftResult {
 SftResult run_sft(const PretrainConfig& cfg, const std::string& init_model_dir, const std::string& tokenizer_path,
                   std::ostream& log, bool progress = true);
 
-// Copies `tokenizer_path` next to a model (DIR/tokenizer.bpe), so `seekgrad eval/generate --model DIR` find it.
-void copy_tokenizer_into(const std::string& tokenizer_path, const std::string& model_dir);
 
 }  // namespace sg

@@ -12,6 +12,7 @@
 #include "models/logprobs.h"
 #include "models/transformer.h"
 #include "ops/ops.h"
+#include "tests/test_util.h"
 #include "train/grpo.h"
 #include "train/metrics.h"
 #include "train/optim.h"
@@ -34,31 +35,6 @@ data::Tokenizer small_tokenizer() {
   return data::Tokenizer::train(corpus, bo);
 }
 
-ModelArgs tiny_args(int64_t vocab) {
-  ModelArgs a;
-  a.vocab_size = vocab;
-  a.dim = 16;
-  a.n_layers = 2;
-  a.n_dense_layers = 1;
-  a.inter_dim = 32;
-  a.n_heads = 2;
-  a.q_lora_rank = 0;
-  a.kv_lora_rank = 8;
-  a.qk_nope_head_dim = 8;
-  a.qk_rope_head_dim = 4;
-  a.v_head_dim = 8;
-  a.n_routed_experts = 4;
-  a.n_shared_experts = 1;
-  a.n_activated_experts = 2;
-  a.n_expert_groups = 1;
-  a.n_limited_groups = 1;
-  a.moe_inter_dim = 16;
-  a.score_func = "sigmoid";
-  a.max_batch_size = 8;
-  a.max_seq_len = 160;
-  a.original_seq_len = 160;
-  return a;
-}
 
 std::vector<double> values(const Tensor& t) { return t.to_f64_vector(); }
 
@@ -77,9 +53,9 @@ TEST_CASE("grpo: pack_rollout_rows — [prompt | completion | pad], mask 1 exact
 TEST_CASE("grpo: a real rollout — sampled, rewarded from its text, group advantages, π_old = π_θ") {
   data::Tokenizer tok = small_tokenizer();
   Rng rng(5);
-  Transformer policy(tiny_args(tok.vocab_size()), rng);
+  Transformer policy(test::tiny_post_training_args(tok.vocab_size(), 160, 8), rng);
   Rng rng2(5);
-  Transformer reference(tiny_args(tok.vocab_size()), rng2);
+  Transformer reference(test::tiny_post_training_args(tok.vocab_size(), 160, 8), rng2);
   GrpoConfig gc;
   gc.prompts_per_step = 2;
   gc.group_size = 4;
@@ -123,9 +99,9 @@ TEST_CASE("grpo: a real rollout — sampled, rewarded from its text, group advan
 TEST_CASE("grpo: one gradient step raises the log-probability of positive-advantage completions") {
   data::Tokenizer tok = small_tokenizer();
   Rng rng(11);
-  Transformer policy(tiny_args(tok.vocab_size()), rng);
+  Transformer policy(test::tiny_post_training_args(tok.vocab_size(), 160, 8), rng);
   Rng rng2(11);
-  Transformer reference(tiny_args(tok.vocab_size()), rng2);
+  Transformer reference(test::tiny_post_training_args(tok.vocab_size(), 160, 8), rng2);
   GrpoConfig gc;
   gc.prompts_per_step = 1;
   gc.group_size = 4;
@@ -178,8 +154,8 @@ TEST_CASE("grpo: stop between two inner iterations + resume == straight, bit for
   std::vector<data::ReasoningProblem> pool = data::reasoning_split(data::Split::train, 1, 6, 1);
   auto run = [&](const std::string& out, int64_t stop_after, std::vector<double>* params) {
     Rng r1(4), r2(4);
-    Transformer policy(tiny_args(tok.vocab_size()), r1);
-    Transformer reference(tiny_args(tok.vocab_size()), r2);
+    Transformer policy(test::tiny_post_training_args(tok.vocab_size(), 160, 8), r1);
+    Transformer reference(test::tiny_post_training_args(tok.vocab_size(), 160, 8), r2);
     GrpoStage stage(policy, reference, tok, gc, rc, pool, {}, 5);
     TrainerConfig tc;
     tc.steps = 4;

@@ -11,6 +11,7 @@
 #include "data/tokenizer.h"
 #include "models/transformer.h"
 #include "ops/ops.h"
+#include "tests/test_util.h"
 #include "train/sft.h"
 
 using namespace sg;
@@ -34,31 +35,6 @@ std::vector<int64_t> row(const Tensor& t, int64_t b) {
   return v;
 }
 
-ModelArgs tiny_args() {
-  ModelArgs a;
-  a.vocab_size = 40;
-  a.dim = 16;
-  a.n_layers = 2;
-  a.n_dense_layers = 1;
-  a.inter_dim = 32;
-  a.n_heads = 2;
-  a.q_lora_rank = 0;
-  a.kv_lora_rank = 8;
-  a.qk_nope_head_dim = 8;
-  a.qk_rope_head_dim = 4;
-  a.v_head_dim = 8;
-  a.n_routed_experts = 4;
-  a.n_shared_experts = 1;
-  a.n_activated_experts = 2;
-  a.n_expert_groups = 1;
-  a.n_limited_groups = 1;
-  a.moe_inter_dim = 16;
-  a.score_func = "sigmoid";
-  a.max_batch_size = 4;
-  a.max_seq_len = 32;
-  a.original_seq_len = 32;
-  return a;
-}
 
 }  // namespace
 
@@ -113,7 +89,7 @@ TEST_CASE("sft: the real template — targets are exactly the completion's token
 
 TEST_CASE("sft: a packed row's loss equals the examples' losses computed alone (attention kept inside each example)") {
   Rng rng(3);
-  Transformer model(tiny_args(), rng);
+  Transformer model(test::tiny_post_training_args(40, 32, 4), rng);
   std::vector<data::SftTokens> ex = {example({1, 2, 3, 30, 31, 32}, 3), example({4, 5, 33, 34, 35, 36, 37}, 2)};
   size_t next = 0;
   PackedBatch packed = pack_sft_rows(ex, {0, 1}, next, 1, 16, 0, false);
