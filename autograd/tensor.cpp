@@ -8,6 +8,7 @@
 
 #include "autograd/allocator.h"
 #include "autograd/node.h"
+#include "ops/fp8.h"
 
 namespace sg {
 
@@ -17,6 +18,10 @@ size_t dtype_size(DType dt) {
     case DType::f64: return 8;
     case DType::i32: return 4;
     case DType::i64: return 8;
+    case DType::bf16: return 2;
+    case DType::f16: return 2;
+    case DType::f8e4m3: return 1;
+    case DType::f8e5m2: return 1;
   }
   return 0;
 }
@@ -27,6 +32,10 @@ const char* dtype_name(DType dt) {
     case DType::f64: return "f64";
     case DType::i32: return "i32";
     case DType::i64: return "i64";
+    case DType::bf16: return "bf16";
+    case DType::f16: return "f16";
+    case DType::f8e4m3: return "f8e4m3";
+    case DType::f8e5m2: return "f8e5m2";
   }
   return "?";
 }
@@ -114,6 +123,10 @@ inline void store(void* p, DType dt, double v) {
     case DType::f64: *static_cast<double*>(p) = v; break;
     case DType::i32: *static_cast<int32_t*>(p) = (int32_t)v; break;
     case DType::i64: *static_cast<int64_t*>(p) = (int64_t)v; break;
+    case DType::bf16: *static_cast<uint16_t*>(p) = lowp::f32_to_bf16((float)v); break;
+    case DType::f16: *static_cast<uint16_t*>(p) = lowp::f32_to_f16((float)v); break;
+    case DType::f8e4m3: *static_cast<uint8_t*>(p) = lowp::f32_to_e4m3((float)v); break;
+    case DType::f8e5m2: *static_cast<uint8_t*>(p) = lowp::f32_to_e5m2((float)v); break;
   }
 }
 inline double load(const void* p, DType dt) {
@@ -122,6 +135,10 @@ inline double load(const void* p, DType dt) {
     case DType::f64: return *static_cast<const double*>(p);
     case DType::i32: return *static_cast<const int32_t*>(p);
     case DType::i64: return (double)*static_cast<const int64_t*>(p);
+    case DType::bf16: return lowp::bf16_to_f32(*static_cast<const uint16_t*>(p));
+    case DType::f16: return lowp::f16_to_f32(*static_cast<const uint16_t*>(p));
+    case DType::f8e4m3: return lowp::e4m3_to_f32(*static_cast<const uint8_t*>(p));
+    case DType::f8e5m2: return lowp::e5m2_to_f32(*static_cast<const uint8_t*>(p));
   }
   return 0;
 }
@@ -235,6 +252,11 @@ std::string Tensor::describe() const {
 
 void* Tensor::raw_data() const {
   return static_cast<char*>(impl_->storage->data) + impl_->offset * (int64_t)dtype_size(impl_->dtype);
+}
+uint8_t* Tensor::fp8_codes() const {
+  if (!is_fp8(dtype()))
+    throw std::runtime_error("[fp8_codes] " + describe() + " is not an FP8 tensor (f8e4m3 / f8e5m2)");
+  return static_cast<uint8_t*>(raw_data());
 }
 
 static void require_cpu(const Tensor& t, const char* what) {

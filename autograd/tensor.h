@@ -19,13 +19,21 @@
 
 namespace sg {
 
-enum class DType : uint8_t { f32, f64, i32, i64 };
+// f32 computes; f64 is for gradchecks and references; i32/i64 hold indices. The low-precision
+// dtypes are STORAGE only (ops/fp8.h has their bits): bf16 / f16 (2 bytes) and the FP8 formats
+// f8e4m3 (E4M3 "fn", max 448, saturating) / f8e5m2 (1 byte each, the raw 8-bit code). An FP8 tensor
+// is its codes; the scale tensor that dequantizes them travels beside it (ops/fp8_tensor.h). Reading
+// one element (at, to_f64_vector) decodes it exactly; writing one (set_at, full) rounds to nearest
+// even. Compute ops refuse them by name: dequantize (ops/fp8_tensor.h) or convert first.
+enum class DType : uint8_t { f32, f64, i32, i64, bf16, f16, f8e4m3, f8e5m2 };
 enum class Device : uint8_t { CPU, CUDA, Metal };
 
 size_t dtype_size(DType dt);
 const char* dtype_name(DType dt);
 const char* device_name(Device d);
-inline bool is_floating(DType dt) { return dt == DType::f32 || dt == DType::f64; }
+inline bool is_floating(DType dt) { return dt == DType::f32 || dt == DType::f64; }  // compute dtypes
+inline bool is_fp8(DType dt) { return dt == DType::f8e4m3 || dt == DType::f8e5m2; }
+inline bool is_low_precision(DType dt) { return is_fp8(dt) || dt == DType::bf16 || dt == DType::f16; }
 
 // What a tensor is to the module that registered it (models/module.h sets it through add_parameter /
 // add_buffer; the optimizer's default weight-decay rule reads it: decay iff weight). A tensor nobody
@@ -112,6 +120,7 @@ class Tensor {
   // ---- numbers ---------------------------------------------------------------------------
   template <class T> T* data() const;          // pointer to element [0,...,0]; checks the dtype
   void* raw_data() const;
+  uint8_t* fp8_codes() const;                  // the codes of an f8e4m3 / f8e5m2 tensor; checks the dtype
   std::vector<float> to_f32_vector() const;    // any layout, row-major order
   std::vector<double> to_f64_vector() const;
   std::vector<int64_t> to_i64_vector() const;

@@ -1,4 +1,5 @@
 // ops/elementwise.cpp — elementwise ops, forward and backward side by side. See elementwise.h.
+#include "ops/fp8.h"
 #include "ops/elementwise.h"
 
 #include <cmath>
@@ -234,6 +235,11 @@ Tensor to_dtype(const Tensor& x, DType dtype) {
       case DType::f64: y.data<double>()[i] = v[i]; break;
       case DType::i32: y.data<int32_t>()[i] = (int32_t)v[i]; break;
       case DType::i64: y.data<int64_t>()[i] = (int64_t)v[i]; break;
+      // Storage dtypes (autograd/tensor.h): round to nearest even; E4M3 saturates at ±448.
+      case DType::bf16: static_cast<uint16_t*>(y.raw_data())[i] = lowp::f32_to_bf16((float)v[i]); break;
+      case DType::f16: static_cast<uint16_t*>(y.raw_data())[i] = lowp::f32_to_f16((float)v[i]); break;
+      case DType::f8e4m3: y.fp8_codes()[i] = lowp::f32_to_e4m3((float)v[i]); break;
+      case DType::f8e5m2: y.fp8_codes()[i] = lowp::f32_to_e5m2((float)v[i]); break;
     }
   }
   if (is_floating(dtype) && needs_grad(x)) {

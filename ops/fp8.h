@@ -168,4 +168,18 @@ SG_HOST_DEVICE constexpr float f16_to_f32(uint16_t h) {
   return detail::float_of(sign | detail::bits_of(detail::decode_finite(code, 10, 15)));
 }
 
+// ---- limited-precision accumulation ----------------------------------------------------------
+// x with only its `bits` most significant mantissa bits kept (the implicit 1 counts as one of them),
+// the rest cut off toward zero — what an adder that aligns its operands into a register of `bits`
+// significant bits does to the sum (DeepSeek-V3 report §3.3: Hopper's FP8 tensor-core accumulation
+// keeps about 14 bits). bits >= 24 returns x; zero, inf and NaN pass through; f32 subnormals too
+// (their spacing is already below anything this models).
+SG_HOST_DEVICE constexpr float truncate_to_bits(float x, int bits) {
+  if (bits >= 24) return x;
+  const uint32_t b = detail::bits_of(x);
+  if ((b & 0x7F800000u) == 0u || (b & 0x7F800000u) == 0x7F800000u) return x;
+  const uint32_t drop = (uint32_t)(24 - (bits < 1 ? 1 : bits));
+  return detail::float_of(b & ~((1u << drop) - 1u));
+}
+
 }  // namespace sg::lowp
