@@ -144,6 +144,10 @@ const std::vector<ModelArgField>& model_arg_fields() {
     t.push_back(int_field("index_head_dim",     &A::index_head_dim,     pos,    official, "index_head_dim", HfForm::plain, indexer_written));
     t.push_back(int_field("index_topk",         &A::index_topk,         nonneg, official, "index_topk", HfForm::plain, indexer_written));
     t.push_back(int_field("n_mtp_modules",      &A::n_mtp_modules,      nonneg, ours,     "num_nextn_predict_layers"));
+    // FP8 training (models/fp8_model.h): a training setting, not part of an HF config.
+    ModelArgField fp8{"fp8", ArgType::boolean, ArgRange::any, ours, nullptr, HfForm::none};
+    fp8.boolean = &A::fp8;
+    t.push_back(fp8);
     return t;
   }();
   return fields;

@@ -59,6 +59,8 @@ struct ModelArgs {
   int64_t index_topk = 0;
   // MTP
   int64_t n_mtp_modules = 0;           // HF num_nextn_predict_layers
+  // FP8 training: the linears of models/fp8_model.h run Fprop/Dgrad/Wgrad as FP8 GEMMs (ops/fp8_linear.h)
+  bool fp8 = false;
 
   int64_t qk_head_dim() const { return qk_nope_head_dim + qk_rope_head_dim; }
   bool yarn_active() const { return max_seq_len > original_seq_len; }

@@ -257,9 +257,9 @@ void check_inputs(const DSA& m, const Tensor& x, int64_t start_pos, const RopeTa
     dsa_fail(m, "the module has no weights (default-constructed)");
   if (!x.defined() || x.dim() != 3 || x.size(2) != mla.dim)
     dsa_fail(m, "x " + described(x) + " must be [B, S, dim = " + std::to_string(mla.dim) + "]");
-  if (x.dtype() != mla.wo.weight.dtype())
+  if (x.dtype() != mla.kv_norm.weight.dtype())
     dsa_fail(m, "x " + x.describe() + " is " + dtype_name(x.dtype()) + " but the weights are " +
-                    dtype_name(mla.wo.weight.dtype()));
+                    dtype_name(mla.kv_norm.weight.dtype()));
   const int64_t B = x.size(0), S = x.size(1), dr = mla.qk_rope_head_dim, r = mla.kv_lora_rank;
   if (start_pos < 0) dsa_fail(m, "start_pos " + std::to_string(start_pos) + " is negative");
   if (!rope_table.cos.defined() || rope_table.cos.dim() != 2 || rope_table.cos.size(1) != dr / 2 ||

@@ -12,7 +12,31 @@ Linear::Linear(int64_t in_features, int64_t out_features, Rng& rng, double init_
   if (init_std <= 0) init_std = 1.0 / std::sqrt((double)in_features);
   weight = Tensor::randn({out_features, in_features}, rng, init_std, dtype).requires_grad_();
 }
-Tensor Linear::forward(const Tensor& x) const { return linear(x, weight); }
+Tensor Linear::forward(const Tensor& x) const {
+  if (is_fp8_weight()) return fp8_linear_stored(x, weight, scale, fp8_options);
+  if (fp8) return fp8_linear(x, weight, fp8_options);
+  return linear(x, weight);
+}
+Tensor Linear::dense_weight() const {
+  if (!is_fp8_weight()) return weight;
+  return fp8_dequantize(fp8_weight(weight, scale, weight.name().empty() ? "weight" : weight.name(), fp8_options.block));
+}
+void Linear::dequantize_fp8_weight() {
+  if (!is_fp8_weight()) return;
+  Tensor w = dense_weight();
+  w.set_name(weight.name()).set_param_kind(weight.param_kind()).requires_grad_();
+  weight = w;
+  scale = Tensor();
+}
+void Linear::quantize_fp8_weight() {
+  if (is_fp8_weight()) return;
+  if (weight.dtype() != DType::f32)
+    throw std::runtime_error("[Linear] FP8 quantization needs an f32 weight, got " + weight.describe());
+  Fp8Tensor q = fp8_quantize_blocks(weight.detach(), fp8_options.block);
+  q.codes.set_name(weight.name()).set_param_kind(weight.param_kind());
+  weight = q.codes;
+  scale = q.scale;
+}
 
 Embedding::Embedding(int64_t vocab_size, int64_t dim, Rng& rng, double init_std, DType dtype) {
   weight = Tensor::randn({vocab_size, dim}, rng, init_std, dtype).requires_grad_();

@@ -159,8 +159,9 @@ MLAProjection MLA::project(const Tensor& x, int64_t start_pos, const RopeTable& 
   if (!x.defined() || x.dim() != 3 || x.size(2) != dim)
     fail("x " + (x.defined() ? x.describe() : std::string("(undefined)")) + " must be [B, S, dim = " +
          std::to_string(dim) + "]");
-  if (x.dtype() != wo.weight.dtype())
-    fail("x " + x.describe() + " is " + dtype_name(x.dtype()) + " but the weights are " + dtype_name(wo.weight.dtype()));
+  // kv_norm's weight has the model's compute dtype (a linear's may be FP8 codes of a checkpoint).
+  if (x.dtype() != kv_norm.weight.dtype())
+    fail("x " + x.describe() + " is " + dtype_name(x.dtype()) + " but the weights are " + dtype_name(kv_norm.weight.dtype()));
   const int64_t B = x.size(0), S = x.size(1), H = n_heads;
   const int64_t dn = qk_nope_head_dim, dr = qk_rope_head_dim, r = kv_lora_rank;
   if (start_pos < 0) fail("start_pos " + std::to_string(start_pos) + " is negative");
@@ -331,7 +332,8 @@ MLAAttention MLA::absorbed_attention(const MLAProjection& P, const Tensor& keys,
     fail("absorbed_attention: segment_ids " + segment_ids.describe() + " go with shared keys [B, T, r_kv + dr], not "
          "per-query keys " + keys.describe());
   if (shared) check_segment_ids(segment_ids, B, N, "T = keys " + keys.describe());
-  Tensor W = reshape(wkv_b.weight, {H, dn + dv, r});
+  // The absorbed form reads W itself (not x·Wᵀ): an FP8 wkv_b is dequantized first, as the official code does.
+  Tensor W = reshape(wkv_b.dense_weight(), {H, dn + dv, r});
   Tensor W_UK = slice(W, 1, 0, dn);       // [H, dn, r]
   Tensor W_UV = slice(W, 1, dn, dn + dv);  // [H, dv, r]
   // The two column blocks of every key row, as views: latents c [.., r], rope keys k_pe [.., dr].

@@ -2,6 +2,7 @@
 // embedding, blocks, final norm, head; the MTP chain after it; every step under a name scope
 // ("layers.2.attn", "mtp.0.ffn") so the tape and the anomaly messages say where a number came from.
 #include "models/transformer.h"
+#include "models/fp8_model.h"
 
 #include <algorithm>
 #include <cmath>
@@ -171,6 +172,10 @@ Transformer::Transformer(const ModelArgs& args_, Rng& rng, DType dtype_) : args(
   for (int64_t k = 0; k < args.n_mtp_modules; k++)
     mtp.push_back(std::make_unique<MTPModule>(args, args.n_layers + k, rng, dtype));
   rope = RopeTable(args);
+  if (args.fp8) {
+    if (dtype != DType::f32) fail(std::string("fp8: true needs an f32 model (FP8 GEMMs read f32), got ") + dtype_name(dtype));
+    enable_fp8_training(*this, Fp8LinearOptions{});
+  }
 }
 
 // Checks tokens [B,S] (integer ids in [0, V)) and the positions against the rope table and the cache.
