@@ -60,6 +60,7 @@ ModelArgs every_field_changed() {
   a.index_head_dim = 16;
   a.index_topk = 32;
   a.n_mtp_modules = 2;
+  a.fp8 = true;
   return a;
 }
 
@@ -133,7 +134,7 @@ TEST_CASE("config table: each field once, its member set for its type, all membe
     }
     for (const ModelArgField& g : fields) CHECK_MESSAGE((value_of(one, g) == value_of(defaults, g)) == (&g != &f), g.name);
   }
-  CHECK(fields.size() == 34);
+  CHECK(fields.size() == 35);
   CHECK(find_model_arg_field("dimm") == nullptr);
   CHECK(std::string(find_model_arg_field("dim")->hf) == "hidden_size");
   CHECK(std::string(find_model_arg_field("n_limited_groups")->hf) == "topk_group");
@@ -147,6 +148,7 @@ TEST_CASE("config: ModelArgs -> config.json -> ModelArgs gives back every field"
   const Json c = model_args_to_hf_config(a);
   ModelArgs expected = a;
   expected.max_batch_size = ModelArgs{}.max_batch_size;  // not an HF key (HfForm::none)
+  expected.fp8 = false;                                  // a training setting, not an HF key
   CHECK(hf_round_trip(a) == expected);
   // the keys, under their HF names and values
   CHECK(c.at("hidden_size").get_int() == 64);
