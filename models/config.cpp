@@ -69,7 +69,12 @@ void ModelArgs::validate(const std::string& src) const {
     positive("index_head_dim", index_head_dim);
     if (q_lora_rank <= 0) config_error(src, "index_topk", "needs q_lora_rank > 0 (the indexer reads the shared q latent)");
     if (index_head_dim < qk_rope_head_dim) config_error(src, "index_head_dim", "must be >= qk_rope_head_dim");
+    if (index_fp8 && (index_head_dim & (index_head_dim - 1)) != 0)
+      config_error(src, "index_head_dim", "must be a power of two for the fp8 indexer (its Hadamard rotation), got " +
+                                              std::to_string(index_head_dim) + "; or set index_fp8 false");
   }
+  if (scale_fmt != "" && scale_fmt != "ue8m0")
+    config_error(src, "scale_fmt", "must be \"ue8m0\" or empty (plain amax/448 scales), got \"" + scale_fmt + "\"");
   if (n_mtp_modules < 0) config_error(src, "n_mtp_modules", "must be >= 0");
 }
 
@@ -79,6 +84,8 @@ namespace {
 
 bool yarn_written(const ModelArgs& a) { return a.yarn_active(); }
 bool indexer_written(const ModelArgs& a) { return a.index_topk > 0; }
+bool index_fp8_written(const ModelArgs& a) { return a.index_topk > 0 && !a.index_fp8; }  // absent = true
+bool scale_fmt_written(const ModelArgs& a) { return !a.scale_fmt.empty(); }              // absent = ""
 
 ModelArgField int_field(const char* name, int64_t ModelArgs::*m, ArgRange r, bool official, const char* hf,
                         HfForm form = HfForm::plain, bool (*when)(const ModelArgs&) = nullptr) {
@@ -143,6 +150,15 @@ const std::vector<ModelArgField>& model_arg_fields() {
     t.push_back(int_field("index_n_heads",      &A::index_n_heads,      nonneg, official, "index_n_heads", HfForm::plain, indexer_written));
     t.push_back(int_field("index_head_dim",     &A::index_head_dim,     pos,    official, "index_head_dim", HfForm::plain, indexer_written));
     t.push_back(int_field("index_topk",         &A::index_topk,         nonneg, official, "index_topk", HfForm::plain, indexer_written));
+    ModelArgField index_fp8{"index_fp8", ArgType::boolean, ArgRange::any, ours, "index_fp8", HfForm::plain};
+    index_fp8.boolean = &A::index_fp8;
+    index_fp8.hf_written = index_fp8_written;
+    t.push_back(index_fp8);
+    ModelArgField scale_fmt{"scale_fmt", ArgType::string, ArgRange::any, official, "scale_fmt", HfForm::plain};
+    scale_fmt.string = &A::scale_fmt;
+    scale_fmt.choices = {"", "ue8m0"};
+    scale_fmt.hf_written = scale_fmt_written;
+    t.push_back(scale_fmt);
     t.push_back(int_field("n_mtp_modules",      &A::n_mtp_modules,      nonneg, ours,     "num_nextn_predict_layers"));
     // FP8 training (models/fp8_model.h): a training setting, not part of an HF config.
     ModelArgField fp8{"fp8", ArgType::boolean, ArgRange::any, ours, nullptr, HfForm::none};
@@ -205,7 +221,7 @@ static void read_field(ModelArgs& a, const ModelArgField& f, const Json& v, cons
     case ArgType::i64: a.*f.i64 = get_int(v, src, key); break;
     case ArgType::f64: a.*f.f64 = get_num(v, src, key); break;
     case ArgType::boolean: a.*f.boolean = get_bool(v, src, key); break;
-    case ArgType::string: a.*f.string = get_str(v, src, key); break;
+    case ArgType::string: a.*f.string = f.string == &ModelArgs::scale_fmt && v.is_null() ? "" : get_str(v, src, key); break;
   }
 }
 
@@ -242,7 +258,7 @@ ModelArgs model_args_from_hf_config(const Json& c, const std::string& src) {
       "architectures", "model_type", "auto_map", "torch_dtype", "transformers_version", "bos_token_id", "eos_token_id",
       "pad_token_id", "initializer_range", "hidden_act", "attention_bias", "attention_dropout", "use_cache",
       "pretraining_tp", "rope_interleave", "moe_layer_freq", "ep_size", "aux_loss_alpha", "seq_aux",
-      "quantization_config", "_name_or_path", "tie_word_embeddings", "scale_fmt"};
+      "_name_or_path", "tie_word_embeddings"};
   bool yarn = false;  // rope_scaling is an object
   for (const auto& [key, v] : c.items()) {
     if (key == "rope_scaling") {
@@ -266,6 +282,11 @@ ModelArgs model_args_from_hf_config(const Json& c, const std::string& src) {
       else if (f->boolean == &ModelArgs::gate_bias) topk_method = get_str(v, src, key);
       else if (f->i64 == &ModelArgs::n_kv_heads) num_key_value_heads = get_int(v, src, key);
       else config_error(src, key, "has no reader (a derived key in model_arg_fields() that config.cpp does not convert)");
+    } else if (key == "quantization_config") {
+      // The FP8 checkpoint's description: only its scale_fmt concerns the model (the indexer's act_quant);
+      // a top-level scale_fmt, when present, wins.
+      if (v.is_object() && v.contains("scale_fmt") && !c.contains("scale_fmt"))
+        read_field(a, *find_hf_key("scale_fmt"), v.at("scale_fmt"), src, "quantization_config.scale_fmt", true);
     } else if (key == "norm_topk_prob") {
       norm_topk_prob = get_bool(v, src, key);
     } else if (ignored.count(key)) {
@@ -292,7 +313,7 @@ ModelArgs model_args_from_hf_config(const Json& c, const std::string& src) {
 ModelArgs model_args_from_official_json(const Json& c, const std::string& src) {
   ModelArgs a;
   for (const auto& [key, v] : c.items()) {
-    if (key == "dtype" || key == "scale_fmt") continue;
+    if (key == "dtype") continue;
     const ModelArgField* f = find_model_arg_field(key);
     if (!f || !f->official) config_error(src, key, "is not a known ModelArgs field");
     read_field(a, *f, v, src, key, false);

@@ -57,6 +57,14 @@ struct ModelArgs {
   int64_t index_n_heads = 0;
   int64_t index_head_dim = 128;
   int64_t index_topk = 0;
+  // The indexer's arithmetic (models/dsa.h): true = the official V3.2 way (Hadamard rotation, E4M3 q/k with
+  // per-128 scales, the fp8 score, an E4M3 key cache); false = the plain fp32 indexer (no rotation, no FP8).
+  // Ours (the official code has only the fp8 path); HF config.json key index_fp8, absent = true.
+  bool index_fp8 = true;
+  // The scale format of the FP8 activation quantization (official ModelArgs.scale_fmt): "ue8m0" = scales
+  // rounded up to powers of two (V3.2's configs), "" = plain amax/448 scales (the official default None).
+  // HF config.json: top-level scale_fmt or quantization_config.scale_fmt.
+  std::string scale_fmt = "";
   // MTP
   int64_t n_mtp_modules = 0;           // HF num_nextn_predict_layers
   // FP8 training: the linears of models/fp8_model.h run Fprop/Dgrad/Wgrad as FP8 GEMMs (ops/fp8_linear.h)
@@ -66,6 +74,7 @@ struct ModelArgs {
   bool yarn_active() const { return max_seq_len > original_seq_len; }
   // (dn + dr)^-1/2, times m² with m = 0.1·mscale·ln(rope_factor) + 1 when YaRN is active (models/README.md §3).
   double softmax_scale() const;
+  bool scale_ue8m0() const { return scale_fmt == "ue8m0"; }
   // Throws "[config] <source>: <key> ..." on inconsistent values (e.g. n_routed_experts % n_expert_groups).
   void validate(const std::string& source) const;
   bool operator==(const ModelArgs&) const = default;

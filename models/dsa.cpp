@@ -1,15 +1,20 @@
-// models/dsa.cpp — see dsa.h. Built from differentiable ops (linear, rms_norm, layer_norm, rope, matmul,
-// relu, index_select, gather, softmax, log_softmax); the only things outside the tape are the cache
-// writes and the top-k selection (integer indices).
+// models/dsa.cpp — see dsa.h. Built from differentiable ops (linear, rms_norm, layer_norm, rope,
+// hadamard_rotate, matmul, relu, index_select, gather, softmax, log_softmax); the only things outside the
+// tape are the cache writes, the top-k selection (integer indices) and the fp8 index score (act_quant +
+// ops/cpu/fp8_index.h: a constant).
 #include "models/dsa.h"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <stdexcept>
 
 #include "autograd/node.h"
 #include "ops/cpu/copy.h"
+#include "ops/cpu/fp8_index.h"
+#include "ops/cpu/fp8_quant.h"
+#include "ops/cpu/hadamard.h"
 #include "ops/dispatch.h"
 #include "ops/ops.h"
 #include "models/kv_cache.h"
@@ -86,15 +91,25 @@ Tensor LayerNorm::forward(const Tensor& x) const { return layer_norm(x, weight, 
 // ---- caches --------------------------------------------------------------------------------------------
 
 IndexerCache::IndexerCache(const ModelArgs& a, int64_t max_batch_size_, int64_t max_seq_len_, DType dtype)
-    : max_batch_size(max_batch_size_), max_seq_len(max_seq_len_) {
+    : max_batch_size(max_batch_size_), max_seq_len(max_seq_len_), fp8(a.index_fp8) {
   if (max_batch_size <= 0 || max_seq_len <= 0)
     throw std::runtime_error("[dsa] IndexerCache needs max_batch_size and max_seq_len > 0, got " +
                              std::to_string(max_batch_size) + " and " + std::to_string(max_seq_len));
-  k_cache = Tensor::zeros({max_batch_size, max_seq_len, a.index_head_dim}, dtype);
+  if (!fp8) {
+    k_cache = Tensor::zeros({max_batch_size, max_seq_len, a.index_head_dim}, dtype);
+    return;
+  }
+  const int64_t nb = cpu::fp8_num_blocks(a.index_head_dim, Indexer::kQuantBlock);
+  k_cache = Tensor::empty({max_batch_size, max_seq_len, a.index_head_dim}, DType::f8e4m3);
+  std::fill(k_cache.fp8_codes(), k_cache.fp8_codes() + k_cache.numel(), uint8_t(0));  // E4M3 +0
+  k_scale_cache = Tensor::zeros({max_batch_size, max_seq_len, nb}, DType::f32);
 }
 
 int64_t IndexerCache::bytes_per_token() const {
-  return k_cache.defined() ? k_cache.size(2) * (int64_t)dtype_size(k_cache.dtype()) : 0;
+  if (!k_cache.defined()) return 0;
+  int64_t b = k_cache.size(2) * (int64_t)dtype_size(k_cache.dtype());
+  if (k_scale_cache.defined()) b += k_scale_cache.size(2) * (int64_t)dtype_size(k_scale_cache.dtype());
+  return b;
 }
 
 DSACache::DSACache(const ModelArgs& a, int64_t max_batch_size, int64_t max_seq_len, DType dtype)
@@ -110,11 +125,17 @@ Indexer::Indexer(const ModelArgs& a, Rng& rng, DType dtype)
       head_dim(a.index_head_dim),
       rope_head_dim(a.qk_rope_head_dim),
       index_topk(a.index_topk),
-      q_lora_rank(a.q_lora_rank) {
+      q_lora_rank(a.q_lora_rank),
+      fp8(a.index_fp8),
+      ue8m0(a.scale_ue8m0()) {
   if (n_heads <= 0 || head_dim <= 0 || q_lora_rank <= 0 || rope_head_dim % 2 != 0 || rope_head_dim > head_dim)
     throw std::runtime_error("[dsa] " + describe() +
                              ": needs index_n_heads > 0, q_lora_rank > 0 (the indexer reads MLA's q latent) and an "
                              "even qk_rope_head_dim <= index_head_dim");
+  if (fp8 && !cpu::is_power_of_two(head_dim))
+    throw std::runtime_error("[dsa] " + describe() + ": the fp8 indexer (index_fp8) rotates q^I, k^I by the Hadamard "
+                             "matrix H_{d_I}, which needs index_head_dim a power of two; got " + std::to_string(head_dim) +
+                             " (set index_fp8 false for the fp32 indexer)");
   wq_b = Linear(q_lora_rank, n_heads * head_dim, rng, 0.0, dtype);
   wk = Linear(dim, head_dim, rng, 0.0, dtype);
   k_norm = LayerNorm(head_dim, 1e-6, dtype);
@@ -131,11 +152,35 @@ void Indexer::parameters(const std::string& prefix, NamedParameters& out) {
 std::string Indexer::describe() const {
   return "Indexer(dim " + std::to_string(dim) + ", H_I " + std::to_string(n_heads) + ", d_I " + std::to_string(head_dim) +
          ", dr " + std::to_string(rope_head_dim) + ", topk " + std::to_string(index_topk) + ", r_q " +
-         std::to_string(q_lora_rank) + ")";
+         std::to_string(q_lora_rank) + (fp8 ? (ue8m0 ? ", fp8 ue8m0" : ", fp8") : ", fp32") + ")";
 }
 
-Tensor Indexer::scores(const Tensor& x, const Tensor& qr, int64_t start_pos, const RopeTable& rope_table,
+Tensor Indexer::scores(const Tensor& x, const Tensor& qr, int64_t start_pos, const RopeTable& rope,
                        IndexerCache* cache) const {
+  return compute_scores(x, qr, start_pos, rope, cache, /*differentiable=*/!fp8);
+}
+
+Tensor Indexer::loss_scores(const Tensor& x, const Tensor& qr, int64_t start_pos, const RopeTable& rope,
+                            IndexerCache* cache) const {
+  return compute_scores(x, qr, start_pos, rope, cache, /*differentiable=*/true);
+}
+
+namespace {
+
+// act_quant of `t` (any float dtype, [rows, n] in row-major order) after rounding to f32: E4M3 codes
+// [rows, n] and f32 scales [rows, ceil(n / block)].
+void quantize_rows(const Tensor& t, int64_t rows, int64_t n, bool ue8m0, std::vector<uint8_t>& codes,
+                   std::vector<float>& scales) {
+  Tensor f = contiguous(t.dtype() == DType::f32 ? t : to_dtype(t, DType::f32));
+  codes.resize(rows * n);
+  scales.resize(rows * cpu::fp8_num_blocks(n, Indexer::kQuantBlock));
+  cpu::act_quant_f32(f.data<float>(), rows, n, Indexer::kQuantBlock, ue8m0, codes.data(), scales.data());
+}
+
+}  // namespace
+
+Tensor Indexer::compute_scores(const Tensor& x, const Tensor& qr, int64_t start_pos, const RopeTable& rope_table,
+                               IndexerCache* cache, bool differentiable) const {
   auto fail = [&](const std::string& message) {
     std::string scope = current_scope();
     throw std::runtime_error("[dsa] " + (scope.empty() ? "" : scope + " ") + describe() + ": " + message);
@@ -151,15 +196,29 @@ Tensor Indexer::scores(const Tensor& x, const Tensor& qr, int64_t start_pos, con
       rope_table.cos.size(1) != dr / 2)
     fail("positions [" + std::to_string(start_pos) + ", " + std::to_string(start_pos + S) + ") and dr " +
          std::to_string(dr) + " do not fit the rope table cos " + described(rope_table.cos));
+  const bool quantized = fp8 && !differentiable;  // the fp8 selection score; else the formula on the tape
+  const int64_t nb = cpu::fp8_num_blocks(dI, kQuantBlock);
+  if (fp8 && differentiable && cache)
+    fail("the differentiable score of the fp8 indexer (loss_scores) takes no cache: the key cache holds E4M3 "
+         "codes, not the rotated keys it needs (train without a cache, or set index_fp8 false)");
   if (cache) {
     Shape want{cache->max_batch_size, cache->max_seq_len, dI};
-    if (!cache->k_cache.defined() || cache->k_cache.shape() != want || cache->k_cache.dtype() != x.dtype())
+    const DType want_dtype = fp8 ? DType::f8e4m3 : x.dtype();
+    if (cache->fp8 != fp8 || !cache->k_cache.defined() || cache->k_cache.shape() != want ||
+        cache->k_cache.dtype() != want_dtype)
       fail("the key cache " + described(cache->k_cache) + " does not fit: needs " + shape_str(want) + " " +
-           dtype_name(x.dtype()));
+           dtype_name(want_dtype) + (fp8 ? " (the fp8 indexer)" : " (the fp32 indexer)"));
+    Shape want_scales{cache->max_batch_size, cache->max_seq_len, nb};
+    if (fp8 && (!cache->k_scale_cache.defined() || cache->k_scale_cache.shape() != want_scales ||
+                cache->k_scale_cache.dtype() != DType::f32))
+      fail("the key scale cache " + described(cache->k_scale_cache) + " does not fit: needs " +
+           shape_str(want_scales) + " f32");
     if (B > cache->max_batch_size || start_pos + S > cache->max_seq_len)
       fail("x " + x.describe() + " at start_pos " + std::to_string(start_pos) + " does not fit the key cache " +
            cache->k_cache.describe());
   }
+  std::optional<NoGradGuard> outside_tape;  // the fp8 score is a constant
+  if (quantized) outside_tape.emplace();
   Tensor cos = rope_table.cos_at(start_pos, S), sin = rope_table.sin_at(start_pos, S);
 
   // q^I [B,S,H_I,d_I]: RoPE on the first dr dims of each index head.
@@ -180,6 +239,49 @@ Tensor Indexer::scores(const Tensor& x, const Tensor& qr, int64_t start_pos, con
     k = k_norm.forward(k);
   }
   k = rope_first(k, dr, cos, sin);
+  if (fp8) {  // rotate_activation: x · H_{d_I} / √d_I (orthonormal: the exact q·k are unchanged)
+    q = hadamard_rotate(q);
+    k = hadamard_rotate(k);
+  }
+  // w [B,S,H_I] = weights_proj(x) · H_I^-1/2 · d_I^-1/2
+  Tensor w;
+  {
+    ScopeGuard s("weights_proj");
+    w = mul(weights_proj.forward(x), 1.0 / std::sqrt((double)(HI * dI)));
+  }
+  if (quantized) {
+    // act_quant of q^I, k^I (1×128 tiles along d_I), the fp8 score per sequence against the E4M3 keys:
+    // this step's, or the cache's rows [0, start_pos + S) after this step's are written.
+    std::vector<uint8_t> q_codes, k_codes;
+    std::vector<float> q_scales, k_scales;
+    quantize_rows(q, B * S * HI, dI, ue8m0, q_codes, q_scales);
+    quantize_rows(k, B * S, dI, ue8m0, k_codes, k_scales);
+    Tensor wf = contiguous(w.dtype() == DType::f32 ? w : to_dtype(w, DType::f32));
+    const uint8_t* key_codes = k_codes.data();
+    const float* key_scales = k_scales.data();
+    int64_t T = S, key_rows = S, key_start = start_pos;
+    if (cache) {
+      uint8_t* cc = cache->k_cache.fp8_codes();
+      float* cs = cache->k_scale_cache.data<float>();
+      const int64_t Smax = cache->max_seq_len;
+      for (int64_t b = 0; b < B; b++) {
+        std::copy_n(&k_codes[b * S * dI], S * dI, cc + (b * Smax + start_pos) * dI);
+        std::copy_n(&k_scales[b * S * nb], S * nb, cs + (b * Smax + start_pos) * nb);
+      }
+      key_codes = cc;
+      key_scales = cs;
+      T = start_pos + S;
+      key_rows = Smax;
+      key_start = 0;
+    }
+    Tensor I = Tensor::empty({B, S, T}, DType::f32);
+    for (int64_t b = 0; b < B; b++)
+      cpu::fp8_index_scores_f32(&q_codes[b * S * HI * dI], &q_scales[b * S * HI * nb], wf.data<float>() + b * S * HI,
+                                key_codes + b * key_rows * dI, key_scales + b * key_rows * nb, S, HI, dI, T,
+                                kQuantBlock, I.data<float>() + b * S * T);
+    if (x.dtype() != DType::f32) I = to_dtype(I, x.dtype());
+    return add(I, causal_mask(S, T, key_start, start_pos, I.dtype()));
+  }
   Tensor keys = k;  // [B,T,d_I]
   int64_t key_start = start_pos;
   if (cache) {
@@ -188,12 +290,6 @@ Tensor Indexer::scores(const Tensor& x, const Tensor& qr, int64_t start_pos, con
     key_start = 0;
   }
   const int64_t T = keys.size(1);
-  // w [B,S,H_I] = weights_proj(x) · H_I^-1/2 · d_I^-1/2
-  Tensor w;
-  {
-    ScopeGuard s("weights_proj");
-    w = mul(weights_proj.forward(x), 1.0 / std::sqrt((double)(HI * dI)));
-  }
   // dots [B,S,H_I,T] = q^I · k^I  (heads and query positions as the rows of one GEMM per sequence)
   Tensor dots = reshape(matmul(reshape(q, {B, S * HI, dI}), transpose(keys, 1, 2)), {B, S, HI, T});
   // I [B,S,T] = Σ_j w_j ReLU(dots_j): a [1, H_I] · [H_I, T] product per query
@@ -362,12 +458,15 @@ DSAStep DSA::forward_step(const Tensor& x, int64_t start_pos, const RopeTable& r
   MLAProjection P = mla.project(x, start_pos, rope);
   // The selection: I [B,S,T] -> the top-k slots of every query. The indexer reads x and MLA's q latent qr;
   // on the tape only when asked for, and then from detached inputs (its gradient stays in attn.indexer.*).
-  Tensor I;
+  // fp8 mode: the selection uses the fp8 score, the loss (indexer_grad) the differentiable one, computed
+  // first (it refuses a cache; the fp8 call then writes the key cache).
+  Tensor I, L;
   {
     ScopeGuard s("indexer");
     IndexerCache* icache = cache ? &cache->indexer : nullptr;
-    if (indexer_grad) {
-      I = indexer.scores(x.detach(), P.qr.detach(), start_pos, rope, icache);
+    if (indexer_grad) L = indexer.loss_scores(x.detach(), P.qr.detach(), start_pos, rope, icache);
+    if (indexer_grad && !indexer.fp8) {
+      I = L;
     } else {
       NoGradGuard no_grad;
       I = indexer.scores(x, P.qr, start_pos, rope, icache);
@@ -375,6 +474,7 @@ DSAStep DSA::forward_step(const Tensor& x, int64_t start_pos, const RopeTable& r
   }
   DSAStep step = attend_selected(*this, P, start_pos, select_topk(I, index_topk), cache ? &cache->mla : nullptr);
   step.index_scores = I;
+  step.loss_scores = L;
   return step;
 }
 
@@ -431,7 +531,7 @@ Tensor indexer_warmup_loss(const DSA& dsa, const Tensor& x, int64_t start_pos, c
   Tensor I;
   {
     ScopeGuard s("indexer");
-    I = dsa.indexer.scores(x.detach(), qr.detach(), start_pos, rope, nullptr);
+    I = dsa.indexer.loss_scores(x.detach(), qr.detach(), start_pos, rope, nullptr);
   }
   return indexer_kl_loss(I, target);
 }
@@ -464,10 +564,10 @@ Tensor indexer_sparse_kl(const Tensor& index_scores, const Tensor& indices, cons
 }
 
 Tensor indexer_sparse_loss(const DSAStep& step) {
-  if (!step.index_scores.defined() || !step.index_scores.requires_grad())
-    throw std::runtime_error("[dsa] indexer_sparse_loss: step.index_scores is not on the tape; run "
+  if (!step.loss_scores.defined() || !step.loss_scores.requires_grad())
+    throw std::runtime_error("[dsa] indexer_sparse_loss: step.loss_scores is not on the tape; run "
                              "DSA::forward_step(..., indexer_grad = true) with grad mode on");
-  return indexer_sparse_kl(step.index_scores, step.indices, step.probs);
+  return indexer_sparse_kl(step.loss_scores, step.indices, step.probs);
 }
 
 // ---- the two training stages ------------------------------------------------------------------------------
@@ -522,14 +622,21 @@ DSATrainStep dsa_train_forward(const DSA& dsa, const Tensor& x, int64_t start_po
     Tensor I;
     {
       ScopeGuard s("indexer");
-      I = dsa.indexer.scores(x.detach(), P.qr.detach(), start_pos, rope, nullptr);
+      I = dsa.indexer.loss_scores(x.detach(), P.qr.detach(), start_pos, rope, nullptr);
     }
     r.indexer_loss = mul(indexer_kl_loss(I, target), per_query);
-    if (measure_recall) r.recall = indexer_recall(select_topk(I, dsa.index_topk), target);
+    if (measure_recall) {  // of the selection the model would make: the fp8 score in fp8 mode
+      Tensor sel_scores = I;
+      if (dsa.indexer.fp8) {
+        NoGradGuard no_grad;
+        sel_scores = dsa.indexer.scores(x, P.qr, start_pos, rope, nullptr);
+      }
+      r.recall = indexer_recall(select_topk(sel_scores, dsa.index_topk), target);
+    }
   } else {
     DSAStep step = dsa.forward_step(x, start_pos, rope, nullptr, /*indexer_grad=*/true);
     r.out = step.out;
-    r.indexer_loss = mul(indexer_sparse_kl(step.index_scores, step.indices, step.probs), per_query);
+    r.indexer_loss = mul(indexer_sparse_kl(step.loss_scores, step.indices, step.probs), per_query);
     if (measure_recall) {
       Tensor target;
       {

@@ -10,9 +10,26 @@
 //   w   = weights_proj(x) · H_I^-1/2 · d_I^-1/2                     [B,S,H_I]
 //   I[b,s,t] = Σ_j w[b,s,j] · ReLU(q^I[b,s,j] · k^I[b,t])  + causal −inf        [B,S,T]
 //   sel[b,s] = top-min(k, T) of I[b,s,:] — the causal ones; a query at position p keeps min(k, p+1) keys
-// This is an fp32 indexer: no Hadamard rotation and no FP8. The rotation x·H/√d_I is orthonormal, so it
-// leaves every q·k unchanged in exact arithmetic (it only spreads outliers before FP8 quantisation); FP8
-// (E4M3 + ue8m0 per-128 scales), which can change which tokens win, comes with the FP8 chapter.
+// That is the score in exact arithmetic. Its ARITHMETIC has two modes (ModelArgs::index_fp8):
+//   index_fp8 = true (the default; the official V3.2 inference code, Indexer.forward):
+//     q^I, k^I  ← rotate_activation: x · H_{d_I} / √d_I (Sylvester Hadamard, hadamard_rotate in ops/nn.h)
+//     q^I, k^I  ← act_quant(·, 128, scale_fmt): E4M3 codes + one f32 scale per 1×128 tile of each head
+//                 vector (amax/448, amax floored at 1e-4; ue8m0: rounded up to a power of two) — ops/cpu/fp8_quant.h
+//     I[b,s,t]  = Σ_j w[b,s,j] · ReLU(Σ_tiles q_scale · k_scale · Σ_d e4m3(q) · e4m3(k))  (f32 dot; ops/cpu/fp8_index.h)
+//     The key cache holds the E4M3 codes of k^I and their scales (the official k_cache + k_scale_cache).
+//     Needs d_I a power of two (the rotation); then d_I <= 128 is one tile and d_I > 128 is d_I/128 full
+//     tiles, each with its own scale, summed before the ReLU. Runs for f32 and f64 models alike: q, k, w are
+//     rounded to f32 first (the kernels are f32) and I comes back in the model's dtype.
+//     The rotation is orthonormal, so the only change from the exact score is the E4M3 rounding of q and k
+//     (about 2^-4 relative per element), which can change which tokens win near the k-th score.
+//   index_fp8 = false: the plain fp32 (model-dtype) score above — no rotation, no quantization, an fp32 key
+//     cache. Not an official path: it is the exact reference, and what the gradchecks and the selection-
+//     exact tests use.
+// Training with index_fp8: top-k has no gradient and the fp8 score has none either, so the indexer's KL
+// losses use the DIFFERENTIABLE score Indexer::loss_scores: the same formula in the model's dtype on the
+// ROTATED q^I, k^I without quantization (= the fp32 score up to rounding, the rotation being orthonormal).
+// The SELECTION always uses Indexer::scores (fp8 in this mode). So the loss measures the fp32 score of the
+// keys the fp8 score selected; no straight-through estimator. (With index_fp8 = false both are one tensor.)
 //
 // DSA = MLA + Indexer (MLA's parameters keep their names attn.wq_a ... attn.wo; the indexer's are
 // attn.indexer.*). The main attention runs in absorbed ("MQA") form over the SELECTED entries only:
@@ -35,7 +52,9 @@
 // Key slots. Without a cache the keys are this call's S tokens: slot t = position start_pos + t. With a
 // cache the keys are the cached positions [0, start_pos + S): slot t = position t. Index tensors hold slots.
 // Caches: DSACache = MLA's absorbed cache (one buffer kv [B,Smax,r_kv+dr], rows [c | k_pe]) + the indexer's key
-// cache (k_cache [B,Smax,d_I], rotated k^I). Written under NoGradGuard; read as in mla.h (grad off: views of
+// cache (fp8: k_cache [B,Smax,d_I] f8e4m3 codes of the rotated k^I + k_scale_cache [B,Smax,ceil(d_I/128)] f32;
+// fp32: k_cache [B,Smax,d_I] of the model dtype, k^I after k_norm and RoPE). Quantization is per token, so
+// decoding token by token writes the same codes and scales as a prefill. Written under NoGradGuard; read as in mla.h (grad off: views of
 // the cache, no copy; grad on: cat(cached past as constants, this step)).
 #pragma once
 #include <cmath>
@@ -67,15 +86,22 @@ struct LayerNorm : Module {
 
 struct IndexerCache {
   int64_t max_batch_size = 0, max_seq_len = 0;
-  Tensor k_cache;  // [max_batch_size, max_seq_len, d_I]: k^I after k_norm and RoPE (fp32; the official one is fp8 + a scale)
+  bool fp8 = false;       // args.index_fp8
+  Tensor k_cache;        // [max_batch_size, max_seq_len, d_I]: fp8: f8e4m3 codes of the rotated k^I; else k^I (dtype)
+  Tensor k_scale_cache;  // fp8 only: [max_batch_size, max_seq_len, ceil(d_I/128)] f32 act_quant scales
 
   IndexerCache() = default;
+  // dtype: the fp32 cache's dtype (the model's); the fp8 cache is f8e4m3 + f32 whatever the model's dtype.
   IndexerCache(const ModelArgs& args, int64_t max_batch_size, int64_t max_seq_len, DType dtype = DType::f32);
-  int64_t bytes_per_token() const;  // d_I × the element size, per layer and sequence
+  // per layer and sequence: fp8: d_I × 1 + ceil(d_I/128) × 4 bytes; fp32: d_I × the element size
+  int64_t bytes_per_token() const;
 };
 
 struct Indexer : Module {
+  static constexpr int64_t kQuantBlock = 128;  // act_quant's tile width (official block_size)
   int64_t dim = 0, n_heads = 0, head_dim = 0, rope_head_dim = 0, index_topk = 0, q_lora_rank = 0;
+  bool fp8 = true;      // args.index_fp8: rotation + E4M3 + the fp8 score (see the top of this file)
+  bool ue8m0 = false;   // args.scale_fmt == "ue8m0": power-of-two act_quant scales
 
   Linear wq_b;          // [H_I·d_I, r_q]
   Linear wk;            // [d_I, dim]
@@ -85,17 +111,27 @@ struct Indexer : Module {
   Indexer() = default;
   Indexer(const ModelArgs& args, Rng& rng, DType dtype = DType::f32);
 
-  // I [B,S,T] (see the top of this file), −inf where a key lies in the query's future. x [B,S,dim],
-  // qr [B,S,r_q]; positions start_pos + s. With a cache, this step's k^I is written at [start_pos, start_pos+S)
-  // and T = start_pos + S; without, T = S.
+  // The SELECTION score I [B,S,T] (see the top of this file), −inf where a key lies in the query's future.
+  // x [B,S,dim], qr [B,S,r_q]; positions start_pos + s. With a cache, this step's k^I is written at
+  // [start_pos, start_pos+S) and T = start_pos + S; without, T = S. fp8: computed outside the tape (a
+  // constant, no history); fp32: on the tape like any op.
   Tensor scores(const Tensor& x, const Tensor& qr, int64_t start_pos, const RopeTable& rope,
                 IndexerCache* cache = nullptr) const;
+  // The DIFFERENTIABLE score the KL losses train (on the tape): fp32 mode = scores(); fp8 mode = the score of
+  // the rotated, unquantized q^I, k^I in the model's dtype. fp8 mode takes no cache (the cache holds E4M3
+  // codes, not the keys this needs): an error names it.
+  Tensor loss_scores(const Tensor& x, const Tensor& qr, int64_t start_pos, const RopeTable& rope,
+                     IndexerCache* cache = nullptr) const;
   // scores(...) then select_topk(·, index_topk): [B,S,min(index_topk, T)] i64 key slots.
   Tensor forward(const Tensor& x, const Tensor& qr, int64_t start_pos, const RopeTable& rope,
                  IndexerCache* cache = nullptr) const;
 
   void parameters(const std::string& prefix, NamedParameters& out) override;
-  std::string describe() const;  // "Indexer(dim 16, H_I 2, d_I 8, dr 4, topk 3, r_q 8)"
+  std::string describe() const;  // "Indexer(dim 16, H_I 2, d_I 8, dr 4, topk 3, r_q 8, fp8 ue8m0)"
+
+ private:
+  Tensor compute_scores(const Tensor& x, const Tensor& qr, int64_t start_pos, const RopeTable& rope,
+                        IndexerCache* cache, bool differentiable) const;
 };
 
 // Per query row of `index_scores` [B,S,T]: the slots of the min(k, T) largest scores, best first (ties: the
@@ -104,18 +140,19 @@ Tensor select_topk(const Tensor& index_scores, int64_t k);
 
 struct DSACache {
   MLACache mla;          // absorbed layout: kv [B,Smax,r_kv+dr], rows [c | k_pe]
-  IndexerCache indexer;  // k_cache [B,Smax,d_I]
+  IndexerCache indexer;  // fp8: k_cache [B,Smax,d_I] f8e4m3 + k_scale_cache [B,Smax,nb] f32; fp32: k_cache [B,Smax,d_I]
 
   DSACache() = default;
   DSACache(const ModelArgs& args, int64_t max_batch_size, int64_t max_seq_len, DType dtype = DType::f32);
-  int64_t bytes_per_token() const;  // (r_kv + dr + d_I) × the element size, per layer and sequence
+  int64_t bytes_per_token() const;  // MLA's (r_kv + dr) × the element size + the indexer's, per layer and sequence
 };
 
 // What one DSA forward computed: the output and what the losses, the tests and the chapter look at.
 struct DSAStep {
   Tensor out;           // [B,S,dim]
   Tensor qr;            // [B,S,r_q]  q_norm(wq_a(x)), shared by the main attention and the indexer
-  Tensor index_scores;  // I [B,S,T]; recorded on the tape (indexer weights only) when asked for, else a constant
+  Tensor index_scores;  // I [B,S,T] the selection used (Indexer::scores); fp32 mode with indexer_grad: on the tape
+  Tensor loss_scores;   // indexer_grad only: Indexer::loss_scores [B,S,T] on the tape (fp32 mode: = index_scores)
   Tensor indices;       // [B,S,k] i64 selected key slots, best first; −1 = unused slot
   Tensor probs;         // [B,S,H,k] main attention probabilities over the slots (0 in unused slots), no history
   int64_t key_start = 0;                  // position of key slot 0 (start_pos without a cache, 0 with one)
@@ -135,8 +172,9 @@ struct DSA : Module {
 
   // x [B,S,dim] -> [B,S,dim]; positions start_pos + s; cache may be null (then the keys are x's S tokens).
   Tensor forward(const Tensor& x, int64_t start_pos, const RopeTable& rope, DSACache* cache = nullptr) const;
-  // The same, keeping everything. indexer_grad: compute I on the tape from x.detach(), qr.detach() (for
-  // indexer_sparse_loss); otherwise I is computed under NoGradGuard.
+  // The same, keeping everything. indexer_grad: also compute the differentiable score (loss_scores) on the
+  // tape from x.detach(), qr.detach() (for indexer_sparse_loss); otherwise I is computed under NoGradGuard.
+  // fp8 mode: indexer_grad with a cache is an error (Indexer::loss_scores).
   DSAStep forward_step(const Tensor& x, int64_t start_pos, const RopeTable& rope, DSACache* cache = nullptr,
                        bool indexer_grad = false) const;
   // The main attention over a GIVEN selection indices [B,S,k] (i32/i64 key slots, −1 = unused): the
@@ -160,9 +198,9 @@ Tensor attention_target(const Tensor& probs_bhst);
 // (target must be 0 there). scores [B,S,N] on the tape, target [B,S,N] a constant whose rows sum to 1.
 Tensor indexer_kl_loss(const Tensor& scores, const Tensor& target);
 // Dense warm-up: target = attention_target(mla_attention_probs(·)) under NoGradGuard (the model frozen),
-// I = indexer.scores(x.detach(), qr.detach()) on the tape. Gradients reach only attn.indexer.*.
+// I = indexer.loss_scores(x.detach(), qr.detach()) on the tape. Gradients reach only attn.indexer.*.
 Tensor indexer_warmup_loss(const DSA& dsa, const Tensor& x, int64_t start_pos, const RopeTable& rope);
-// Sparse stage over a fixed selection: scores [B,S,T] on the tape, indices [B,S,k], probs [B,S,H,k] the
+// Sparse stage over a fixed selection: scores [B,S,T] on the tape (loss_scores), indices [B,S,k], probs [B,S,H,k] the
 // main attention over those slots. KL(p_{S_t} ‖ softmax(I_{S_t})), both renormalised over the slots in use.
 Tensor indexer_sparse_kl(const Tensor& index_scores, const Tensor& indices, const Tensor& probs);
 // The same from a forward_step(..., indexer_grad = true): the model learns from the LM loss through

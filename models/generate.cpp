@@ -153,6 +153,7 @@ static void compact_cache(TransformerCache& cache, const std::vector<int64_t>& f
     compact_rows(c.attn.kv, from, len);
     compact_rows(c.dsa.mla.kv, from, len);
     compact_rows(c.dsa.indexer.k_cache, from, len);
+    compact_rows(c.dsa.indexer.k_scale_cache, from, len);
   }
   // cache.mtp is not used by plain decoding
 }

@@ -13,6 +13,7 @@
 #include <memory>
 
 #include "autograd/node.h"
+#include "ops/cpu/hadamard.h"
 #include "ops/cpu/nn.h"
 #include "ops/dispatch.h"
 #include "ops/elementwise.h"
@@ -218,6 +219,33 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
                                     rows, D);
       });
       return std::vector<Tensor>{dx, dweight, dbias};
+    });
+  }
+  return y;
+}
+
+// ---- hadamard_rotate --------------------------------------------------------------------------
+// y = x · M,  M = H_n / √n symmetric and orthonormal (M = Mᵀ = M⁻¹)
+// dx = dy · Mᵀ = dy · M: the backward is the same rotation.
+static Tensor hadamard_rows(const Tensor& xc, int64_t rows, int64_t n) {
+  Tensor y = Tensor::empty(xc.shape(), xc.dtype());
+  if (xc.dtype() == DType::f32) cpu::hadamard_rotate_f32(xc.data<float>(), rows, n, y.data<float>());
+  else cpu::hadamard_rotate_f64(xc.data<double>(), rows, n, y.data<double>());
+  return y;
+}
+
+Tensor hadamard_rotate(const Tensor& x) {
+  const char* name = "hadamard_rotate";
+  check_float_input(name, x, "x");
+  if (x.dim() < 1) op_error(name, "x " + x.describe() + " needs at least one dim");
+  const int64_t n = x.shape().back(), rows = n ? x.numel() / n : 0;
+  if (!cpu::is_power_of_two(n))
+    op_error(name, "x " + x.describe() + ": the last dim n = " + std::to_string(n) +
+                       " must be a power of two (the Sylvester Hadamard matrix H_n)");
+  Tensor y = hadamard_rows(rows_of(x, {}), rows, n);
+  if (needs_grad(x)) {
+    record(name, y, {x}, [rows, n](const Tensor& dy_in) {
+      return std::vector<Tensor>{hadamard_rows(rows_of(dy_in, {}), rows, n)};
     });
   }
   return y;

@@ -1,5 +1,5 @@
 // ops/nn.h — fused neural-network ops with their own backward kernels: softmax, log_softmax,
-// cross_entropy, rms_norm, layer_norm, rope, topk, argmax, dropout. Each fused op is tested against
+// cross_entropy, rms_norm, layer_norm, hadamard_rotate, rope, topk, argmax, dropout. Each fused op is tested against
 // its composite twin (built from elementwise/reduce ops), values and gradients.
 #pragma once
 #include "autograd/rng.h"
@@ -16,6 +16,9 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
 Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps = 1e-6);
 // y = (x - mean) / sqrt(var + eps) ⊙ weight + bias over the last dim; bias may be undefined.
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps = 1e-5);
+// y = x · H_n / √n over the last dim n (a power of two; Sylvester-order Hadamard matrix, ops/cpu/hadamard.h):
+// the V3.2 indexer's rotate_activation. H_n/√n is symmetric and orthonormal, so dx = dy · H_n / √n.
+Tensor hadamard_rotate(const Tensor& x);
 
 // Rotary embedding of the last dim (dr) of x, from a table of angles.
 //   x: [B, S, H, dr] or [B, S, dr];  cos, sin: [S, dr/2] (row s = position of x's s-th token).

@@ -87,6 +87,19 @@ Tensor ref_layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, double 
   });
 }
 
+// y[..., i] = Σ_j x[..., j] · (−1)^popcount(i & j) / √n: the Hadamard entry from its closed form, not the
+// butterflies of the kernel.
+Tensor ref_hadamard_rotate(const Tensor& x) {
+  int64_t last = x.dim() - 1, n = x.shape()[last];
+  return make_reference(x.shape(), [&](const Index& idx) {
+    double y = 0;
+    along(x, idx, last, [&](int64_t j, const Index& i) {
+      y += (__builtin_popcountll((unsigned long long)(idx[last] & j)) % 2 ? -1.0 : 1.0) * x.at(i);
+    });
+    return y / std::sqrt((double)n);
+  });
+}
+
 // Each output element from its pair partner, with the rotation written out (models/README.md §3):
 //   interleaved: y[2i] = x[2i] c − x[2i+1] s,  y[2i+1] = x[2i] s + x[2i+1] c
 //   half_split:  y[i]  = x[i] c − x[i+h] s,    y[i+h]  = x[i] s + x[i+h] c   (h = dr/2)
@@ -257,6 +270,20 @@ void register_nn_cases(std::vector<OpCase>& cases) {
                    [](Rng& r) { return Inputs{rand_input(r, {4, 5}), rand_input(r, {5}, 0.5, 1.5)}; },
                    [](const Inputs& in) { return layer_norm(in[0], in[1], Tensor(), 1e-5); },
                    [](const Inputs& in) { return ref_layer_norm(in[0], in[1], Tensor(), 1e-5); }});
+
+  // ---- hadamard_rotate ----
+  cases.push_back({"hadamard_rotate/3d_n8",
+                   [](Rng& r) { return Inputs{rand_input(r, {2, 3, 8})}; },
+                   [](const Inputs& in) { return hadamard_rotate(in[0]); },
+                   [](const Inputs& in) { return ref_hadamard_rotate(in[0]); }});
+  cases.push_back({"hadamard_rotate/transposed_n4",
+                   [](Rng& r) { return Inputs{rand_input(r, {4, 5})}; },
+                   [](const Inputs& in) { return hadamard_rotate(transpose(in[0], 0, 1)); },
+                   [](const Inputs& in) { return ref_hadamard_rotate(transpose(in[0].detach(), 0, 1)); }});
+  cases.push_back({"hadamard_rotate/n1",
+                   [](Rng& r) { return Inputs{rand_input(r, {3, 1})}; },
+                   [](const Inputs& in) { return hadamard_rotate(in[0]); },
+                   [](const Inputs& in) { return ref_hadamard_rotate(in[0]); }});
 
   // ---- rope: inputs x, cos, sin (cos/sin are constants) ----
   for (RopeLayout layout : {RopeLayout::interleaved, RopeLayout::half_split}) {

@@ -59,6 +59,8 @@ ModelArgs every_field_changed() {
   a.index_n_heads = 2;
   a.index_head_dim = 16;
   a.index_topk = 32;
+  a.index_fp8 = false;
+  a.scale_fmt = "ue8m0";
   a.n_mtp_modules = 2;
   a.fp8 = true;
   return a;
@@ -134,7 +136,7 @@ TEST_CASE("config table: each field once, its member set for its type, all membe
     }
     for (const ModelArgField& g : fields) CHECK_MESSAGE((value_of(one, g) == value_of(defaults, g)) == (&g != &f), g.name);
   }
-  CHECK(fields.size() == 35);
+  CHECK(fields.size() == 37);
   CHECK(find_model_arg_field("dimm") == nullptr);
   CHECK(std::string(find_model_arg_field("dim")->hf) == "hidden_size");
   CHECK(std::string(find_model_arg_field("n_limited_groups")->hf) == "topk_group");
@@ -226,7 +228,11 @@ TEST_CASE("config: every table entry is read by the YAML, the official-JSON and 
       set_hf_value(bad, f.hf, Json::array());
       CHECK(error_of([&] { model_args_from_hf_config(bad, "config.json"); }) ==
             std::string("[config] config.json: ") + f.hf + " must be " +
-                (f.type == ArgType::f64 ? "a number" : f.type == ArgType::i64 ? "an integer" : "a string") + ", got array");
+                (f.type == ArgType::f64       ? "a number"
+                 : f.type == ArgType::i64     ? "an integer"
+                 : f.type == ArgType::boolean && f.hf_form == HfForm::plain ? "true or false"
+                                              : "a string") +
+                ", got array");
     } else {
       CHECK(value_of(from_hf, f) == value_of(defaults, f));
     }
@@ -272,4 +278,44 @@ TEST_CASE("config: HF-only forms: null counts, num_key_value_heads, topk_method"
   CHECK(contains(error_of([&] { model_args_from_hf_config(c, "config.json"); }), "topk_method must be greedy"));
   c.set("topk_method", Json("greedy"));
   CHECK(model_args_from_hf_config(c, "config.json").gate_bias == false);
+}
+
+TEST_CASE("config: the indexer's FP8 keys: index_fp8 absent = true, scale_fmt from quantization_config") {
+  // A V3.2 config.json has no index_fp8 (the official indexer is FP8) and its scale_fmt inside
+  // quantization_config; the official default of scale_fmt is None ("").
+  ModelArgs v32 = every_field_changed();
+  v32.index_fp8 = true;
+  v32.scale_fmt = "";
+  Json c = model_args_to_hf_config(v32);
+  CHECK(c.find("index_fp8") == nullptr);  // written only when false
+  CHECK(c.find("scale_fmt") == nullptr);  // written only when set
+  ModelArgs back = model_args_from_hf_config(c, "config.json");
+  CHECK(back.index_fp8);
+  CHECK(back.scale_fmt == "");
+  Json q = Json::object();
+  q.set("quant_method", Json("fp8"));
+  q.set("scale_fmt", Json("ue8m0"));
+  c.set("quantization_config", q);
+  CHECK(model_args_from_hf_config(c, "config.json").scale_fmt == "ue8m0");
+  c.set("scale_fmt", Json());  // a top-level key wins; null = None
+  CHECK(model_args_from_hf_config(c, "config.json").scale_fmt == "");
+  c.set("scale_fmt", Json("e8m0"));
+  CHECK(error_of([&] { model_args_from_hf_config(c, "config.json"); }) ==
+        "[config] config.json: scale_fmt must be \"ue8m0\" or empty (plain amax/448 scales), got \"e8m0\"");
+  // fp32 indexer: written as false and read back
+  v32.index_fp8 = false;
+  CHECK(model_args_to_hf_config(v32).at("index_fp8").get_bool() == false);
+  CHECK(hf_round_trip(v32).index_fp8 == false);
+  // the fp8 indexer rotates by H_{d_I}: d_I must be a power of two
+  ModelArgs odd = every_field_changed();
+  odd.index_head_dim = 24;
+  CHECK_NOTHROW(odd.validate("odd"));  // fp32 indexer
+  odd.index_fp8 = true;
+  CHECK(contains(error_of([&] { odd.validate("odd"); }), "index_head_dim must be a power of two for the fp8 indexer"));
+  // the official ModelArgs JSON carries scale_fmt (null or "ue8m0")
+  Json official = Json::object();
+  official.set("scale_fmt", Json());
+  CHECK(model_args_from_official_json(official, "model_args.json").scale_fmt == "");
+  official.set("scale_fmt", Json("ue8m0"));
+  CHECK(model_args_from_official_json(official, "model_args.json").scale_fmt == "ue8m0");
 }

@@ -12,6 +12,14 @@
 //   * float64 gradcheck of DSA w.r.t. x and every weight (selection held fixed, and free with a margin
 //     check) and of the indexer's KL losses w.r.t. the indexer's weights;
 //   * the losses reach only attn.indexer.*; the main output never reaches the indexer.
+// Those run the fp32 indexer (index_fp8 false in tiny_args). Section (i), the fp8 indexer (the default):
+//   * its cache is E4M3 codes + f32 scales; bytes_per_token counts both;
+//   * its score is within the E4M3 error bound of the exact score (bound derived there, from the rotated
+//     q, k in doubles with an explicit Sylvester matrix); loss_scores equals the fp32 score up to rounding;
+//   * decoding through the fp8 cache == the prefill (bit-identical codes and scales, same selections,
+//     outputs within 1e-5); how often the fp8 selection differs from the fp32 one is reported;
+//   * training: the selection is the fp8 score's, the losses are differentiable (f64 gradcheck through the
+//     Hadamard rotation) and reach only the indexer; errors for d_I not a power of two, a wrong cache.
 #include <doctest/doctest.h>
 
 #include "tests/test_util.h"
@@ -32,6 +40,7 @@
 #include "models/dsa.h"
 #include "models/layers.h"
 #include "models/mla.h"
+#include "ops/cpu/fp8_quant.h"
 #include "ops/ops.h"
 
 using namespace sg;
@@ -65,6 +74,9 @@ ModelArgs tiny_args() {
   a.index_n_heads = 2;
   a.index_head_dim = 8;
   a.index_topk = 3;
+  // The tests below compare against the exact (fp32) score and gradcheck through it: the fp32 indexer.
+  // The fp8 indexer (the default) has its own section (i) at the end.
+  a.index_fp8 = false;
   a.max_seq_len = 16;
   a.original_seq_len = 8;
   a.rope_factor = 4;
@@ -103,9 +115,12 @@ void randomise_norms(DSA& m, Rng& rng) {
 }
 
 // ---- a naive indexer, plain loops over the weights (models/README.md §3, §9) ---------------------------------
-// I[b][s][t] for keys t at positions start_pos + t (no cache), −inf for future keys.
-std::vector<double> naive_index_scores(const DSA& m, const ModelArgs& a, const Tensor& x_t, int64_t start_pos,
-                                       const RopeTable& rope) {
+// q^I [B,S,H_I,d_I], k^I [B,S,d_I] (after RoPE, before any Hadamard rotation) and w [B,S,H_I], in doubles.
+struct NaiveIndexerParts {
+  std::vector<double> q, k, w;
+};
+NaiveIndexerParts naive_indexer_parts(const DSA& m, const ModelArgs& a, const Tensor& x_t, int64_t start_pos,
+                                      const RopeTable& rope) {
   const int64_t B = x_t.size(0), S = x_t.size(1), d = a.dim, rq = a.q_lora_rank, HI = a.index_n_heads;
   const int64_t dI = a.index_head_dim, dr = a.qk_rope_head_dim, half = dr / 2;
   std::vector<double> x = x_t.to_f64_vector(), wq_a = m.mla.wq_a.weight.to_f64_vector();
@@ -161,6 +176,15 @@ std::vector<double> naive_index_scores(const DSA& m, const ModelArgs& a, const T
         w[(b * S + s) * HI + h] = acc / std::sqrt((double)HI) / std::sqrt((double)dI);
       }
     }
+  return {q, k, w};
+}
+
+// I[b][s][t] for keys t at positions start_pos + t (no cache), −inf for future keys.
+std::vector<double> naive_index_scores(const DSA& m, const ModelArgs& a, const Tensor& x_t, int64_t start_pos,
+                                       const RopeTable& rope) {
+  const int64_t B = x_t.size(0), S = x_t.size(1), HI = a.index_n_heads, dI = a.index_head_dim;
+  NaiveIndexerParts parts = naive_indexer_parts(m, a, x_t, start_pos, rope);
+  const std::vector<double>&q = parts.q, &k = parts.k, &w = parts.w;
   std::vector<double> I(B * S * S, -INFINITY);
   for (int64_t b = 0; b < B; b++)
     for (int64_t s = 0; s < S; s++)
@@ -992,4 +1016,316 @@ TEST_CASE("dsa: errors name the module and the shapes") {
   CHECK(contains(e, "has no selected key"));
   e = error_of([&] { indexer_sparse_loss(dsa.forward_step(x, 0, rope)); });
   CHECK(contains(e, "indexer_grad = true"));
+}
+
+// ---- (i) the fp8 indexer (index_fp8, the default; models/dsa.h) -----------------------------------------------
+
+namespace {
+
+ModelArgs fp8_args(ModelArgs a, const std::string& scale_fmt = "ue8m0") {
+  a.index_fp8 = true;
+  a.scale_fmt = scale_fmt;
+  return a;
+}
+
+// The Sylvester Hadamard matrix H_n (unscaled, n×n row-major) by its recursion H_2n = [[H, H], [H, −H]].
+std::vector<double> sylvester(int64_t n) {
+  std::vector<double> h{1.0};
+  for (int64_t m = 1; m < n; m *= 2) {
+    std::vector<double> g(4 * m * m);
+    for (int64_t i = 0; i < m; i++)
+      for (int64_t j = 0; j < m; j++) {
+        double v = h[i * m + j];
+        g[i * 2 * m + j] = v;
+        g[i * 2 * m + j + m] = v;
+        g[(i + m) * 2 * m + j] = v;
+        g[(i + m) * 2 * m + j + m] = -v;
+      }
+    h = g;
+  }
+  return h;
+}
+
+// rows of n values -> each row · H_n / √n, with the explicit matrix.
+std::vector<double> rotate_rows(const std::vector<double>& x, int64_t n) {
+  std::vector<double> h = sylvester(n), y(x.size(), 0.0);
+  for (size_t r = 0; r < x.size() / n; r++)
+    for (int64_t j = 0; j < n; j++) {
+      double acc = 0;
+      for (int64_t i = 0; i < n; i++) acc += x[r * n + i] * h[i * n + j];
+      y[r * n + j] = acc / std::sqrt((double)n);
+    }
+  return y;
+}
+
+// Two DSA modules with the same weights, one per indexer mode.
+struct Pair {
+  ModelArgs a8, a32;
+  DSA d8, d32;
+  Pair(const ModelArgs& base, uint64_t seed, const std::string& scale_fmt = "ue8m0")
+      : a8(fp8_args(base, scale_fmt)), a32(base) {
+    a32.index_fp8 = false;
+    Rng r8(seed), r32(seed);
+    d8 = DSA(a8, r8);
+    d32 = DSA(a32, r32);
+    Rng n8(seed + 1), n32(seed + 1);
+    randomise_norms(d8, n8);
+    randomise_norms(d32, n32);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("dsa fp8: the indexer cache holds E4M3 codes and one f32 scale per 128 channels") {
+  ModelArgs a = fp8_args(tiny_args());  // d_I 8
+  DSACache cache(a, 2, 16);
+  CHECK(cache.indexer.fp8);
+  CHECK(cache.indexer.k_cache.dtype() == DType::f8e4m3);
+  CHECK(cache.indexer.k_cache.shape() == Shape{2, 16, 8});
+  CHECK(cache.indexer.k_scale_cache.dtype() == DType::f32);
+  CHECK(cache.indexer.k_scale_cache.shape() == Shape{2, 16, 1});
+  CHECK(cache.bytes_per_token() == (8 + 4) * 4 + 8 * 1 + 1 * 4);  // MLA f32 + d_I codes + one scale
+  DSACache f64_cache(a, 1, 4, DType::f64);  // the model's dtype does not change the fp8 cache
+  CHECK(f64_cache.indexer.k_cache.dtype() == DType::f8e4m3);
+  CHECK(f64_cache.bytes_per_token() == (8 + 4) * 8 + 8 + 4);
+  ModelArgs wide = a;
+  wide.index_head_dim = 256;  // two 1×128 tiles per key
+  DSACache wide_cache(wide, 1, 4);
+  CHECK(wide_cache.indexer.k_scale_cache.shape() == Shape{1, 4, 2});
+  CHECK(wide_cache.indexer.bytes_per_token() == 256 + 2 * 4);
+  DSACache plain(tiny_args(), 2, 16);  // the fp32 indexer
+  CHECK(!plain.indexer.k_scale_cache.defined());
+  CHECK(plain.bytes_per_token() == (8 + 4 + 8) * 4);
+}
+
+TEST_CASE("dsa fp8: the fp8 score is within the E4M3 error bound of the exact score; loss_scores is the exact one") {
+  // Bound. act_quant rounds each rotated value v to ŵ = e4m3(v/s)·s with |ŵ − v| ≤ e(v) = 2^-4·|v| + s·2^-10
+  // (half an E4M3 ulp: relative 2^-4 for normals, absolute s·2^-10 among the subnormals; ops/cpu/fp8_quant.h).
+  // Then |q̂·k̂ − q·k| ≤ Σ_d e(q_d)|k_d| + |q_d| e(k_d) + e(q_d) e(k_d), and ReLU is 1-Lipschitz, so
+  //   |I_fp8 − I| ≤ Σ_h |w_h| · that + f32 rounding (1e-5 · (1 + Σ_h |w_h| Σ_d |q_d||k_d|)).
+  // The rotation leaves q·k unchanged, so the exact score I is the fp32 indexer's.
+  for (const std::string fmt : {"ue8m0", ""})
+    for (int which = 0; which < 2; which++) {
+      CAPTURE(fmt);
+      CAPTURE(which);
+      const ModelArgs base = which == 0 ? tiny_args() : small_args();
+      Pair p(base, 70 + which, fmt);
+      RopeTable rope(p.a32);
+      const int64_t B = 2, S = which == 0 ? 8 : 16, HI = base.index_n_heads, dI = base.index_head_dim;
+      Rng rng(80 + which);
+      Tensor x = Tensor::randn({B, S, base.dim}, rng);
+      NoGradGuard no_grad;
+      DSAStep s8 = p.d8.forward_step(x, 0, rope), s32 = p.d32.forward_step(x, 0, rope);
+      std::vector<double> I8 = s8.index_scores.to_f64_vector(), I32 = s32.index_scores.to_f64_vector();
+      // loss_scores: the rotated, unquantized score = the fp32 score up to rounding
+      CHECK(max_abs_diff(p.d8.indexer.loss_scores(x, s8.qr, 0, rope), s32.index_scores) <= 1e-5);
+
+      NaiveIndexerParts parts = naive_indexer_parts(p.d32, p.a32, x, 0, rope);
+      std::vector<double> q = rotate_rows(parts.q, dI), k = rotate_rows(parts.k, dI);
+      auto tile_scale = [&](const double* v) {
+        float amax = 0;
+        for (int64_t d = 0; d < dI; d++) amax = std::max(amax, (float)std::abs(v[d]));
+        return (double)cpu::fp8_tile_scale(amax, fmt == "ue8m0");
+      };
+      double worst_ratio = 0, worst_rel = 0, worst_mag = 0;
+      for (int64_t b = 0; b < B; b++)
+        for (int64_t s = 0; s < S; s++)
+          for (int64_t t = 0; t < S; t++) {
+            const size_t i = (b * S + s) * S + t;
+            REQUIRE(std::isinf(I8[i]) == std::isinf(I32[i]));
+            if (std::isinf(I8[i])) continue;
+            const double* kt = &k[(b * S + t) * dI];
+            const double sk = tile_scale(kt);
+            double bound = 0, mag = 0, row_max = 0;
+            for (int64_t h = 0; h < HI; h++) {
+              const double* qh = &q[((b * S + s) * HI + h) * dI];
+              const double sq = tile_scale(qh), wh = std::abs(parts.w[(b * S + s) * HI + h]);
+              double err = 0, abs_dot = 0;
+              for (int64_t d = 0; d < dI; d++) {
+                double eq = std::ldexp(std::abs(qh[d]), -4) + std::ldexp(sq, -10);
+                double ek = std::ldexp(std::abs(kt[d]), -4) + std::ldexp(sk, -10);
+                err += eq * std::abs(kt[d]) + std::abs(qh[d]) * ek + eq * ek;
+                abs_dot += std::abs(qh[d] * kt[d]);
+              }
+              bound += wh * err;
+              mag += wh * abs_dot;
+            }
+            bound += 1e-5 * (1 + mag);
+            for (int64_t u = 0; u <= s; u++) row_max = std::max(row_max, std::abs(I32[(b * S + s) * S + u]));
+            const double diff = std::abs(I8[i] - I32[i]);
+            CHECK(diff <= bound);
+            worst_ratio = std::max(worst_ratio, diff / bound);
+            worst_rel = std::max(worst_rel, diff / std::max(row_max, 1e-12));
+            worst_mag = std::max(worst_mag, diff / std::max(mag, 1e-12));
+          }
+      MESSAGE("fp8 vs fp32 index score (" << std::string(which == 0 ? "tiny" : "small") << ", scale_fmt '" << fmt
+                                          << "'): largest |I_fp8 - I| / bound " << worst_ratio
+                                          << ", largest |I_fp8 - I| / max_t |I| of its row " << worst_rel
+                                          << ", largest |I_fp8 - I| / sum_h |w_h| sum_d |q_d k_d| " << worst_mag);
+    }
+}
+
+TEST_CASE("dsa fp8: decoding through the fp8 key cache equals the prefill (codes, scales, selections, outputs)") {
+  ModelArgs a = fp8_args(small_args());
+  Rng rng(91);
+  DSA dsa(a, rng);
+  randomise_norms(dsa, rng);
+  RopeTable rope(a);
+  const int64_t B = 2, S = 12, Smax = 20, dI = a.index_head_dim;
+  Tensor x = Tensor::randn({B, S, a.dim}, rng);
+  NoGradGuard no_grad;
+  DSAStep full = dsa.forward_step(x, 0, rope);
+  DSACache prefill(a, B, Smax);
+  DSAStep pre = dsa.forward_step(x, 0, rope, &prefill);
+  CHECK(pre.indices.to_i64_vector() == full.indices.to_i64_vector());
+  CHECK(max_abs_diff(pre.out, full.out) <= 1e-5);
+  for (const std::vector<int64_t>& chunks : {std::vector<int64_t>(S, 1), std::vector<int64_t>{4, 1, 5, 2}}) {
+    CAPTURE(chunks.size());
+    DSACache cache(a, B, Smax);
+    std::vector<Tensor> outs;
+    std::vector<int64_t> full_idx = full.indices.to_i64_vector();
+    const int64_t kf = full.indices.size(2);
+    std::vector<double> full_I = full.index_scores.to_f64_vector();
+    int64_t pos = 0, same_order = 0, rows = 0;
+    double score_diff = 0;
+    for (int64_t n : chunks) {
+      DSAStep step = dsa.forward_step(narrow(x, 1, pos, n), pos, rope, &cache);
+      outs.push_back(step.out);
+      std::vector<int64_t> idx = step.indices.to_i64_vector();
+      std::vector<double> I = step.index_scores.to_f64_vector();
+      const int64_t k = step.indices.size(2), T = pos + n;
+      for (int64_t b = 0; b < B; b++)
+        for (int64_t s = 0; s < n; s++) {
+          CHECK(selected_set(idx, b * n + s, k) == selected_set(full_idx, b * S + pos + s, kf));
+          bool order = true;
+          for (int64_t j = 0; j < std::min(k, pos + s + 1); j++)
+            order = order && idx[(b * n + s) * k + j] == full_idx[(b * S + pos + s) * kf + j];
+          same_order += order;
+          rows++;
+          for (int64_t t = 0; t < T; t++) {
+            double u = I[(b * n + s) * T + t], v = full_I[(b * S + pos + s) * S + t];
+            if (std::isfinite(u) || std::isfinite(v)) score_diff = std::max(score_diff, std::abs(u - v));
+          }
+        }
+      pos += n;
+    }
+    CHECK(same_order == rows);  // the same keys in the same order
+    CHECK(score_diff <= 1e-5);
+    CHECK(max_abs_diff(cat(outs, 1), full.out) <= 1e-5);
+    // Quantization is per token: the cache holds the prefill's codes and scales bit for bit.
+    const uint8_t *c0 = prefill.indexer.k_cache.fp8_codes(), *c1 = cache.indexer.k_cache.fp8_codes();
+    const float *s0 = prefill.indexer.k_scale_cache.data<float>(), *s1 = cache.indexer.k_scale_cache.data<float>();
+    for (int64_t b = 0; b < B; b++) {
+      CHECK(std::memcmp(c0 + b * Smax * dI, c1 + b * Smax * dI, S * dI) == 0);
+      CHECK(std::memcmp(s0 + b * Smax, s1 + b * Smax, S * sizeof(float)) == 0);
+    }
+    MESSAGE("fp8 decode vs full forward: largest index-score difference " << score_diff);
+  }
+}
+
+TEST_CASE("dsa fp8: how often the fp8 selection differs from the fp32 selection (reported, not asserted)") {
+  int64_t queries = 0, identical = 0;
+  double overlap = 0;
+  for (uint64_t seed = 0; seed < 4; seed++) {
+    Pair p(small_args(), 100 + seed);  // H_I 4, d_I 16, k 5
+    RopeTable rope(p.a32);
+    const int64_t B = 2, S = 32, k = p.a32.index_topk;
+    Rng rng(200 + seed);
+    Tensor x = Tensor::randn({B, S, p.a32.dim}, rng);
+    NoGradGuard no_grad;
+    std::vector<int64_t> i8 = p.d8.forward_step(x, 0, rope).indices.to_i64_vector();
+    std::vector<int64_t> i32 = p.d32.forward_step(x, 0, rope).indices.to_i64_vector();
+    for (int64_t row = 0; row < B * S; row++) {
+      if (row % S < k) continue;  // every causal key is selected either way
+      std::set<int64_t> a8 = selected_set(i8, row, k), a32 = selected_set(i32, row, k);
+      int64_t common = 0;
+      for (int64_t t : a8) common += a32.count(t);
+      overlap += (double)common / (double)k;
+      identical += a8 == a32;
+      queries++;
+    }
+  }
+  MESSAGE("fp8 vs fp32 selection over " << queries << " queries with more than k causal keys: identical sets "
+                                        << identical << " (" << 100.0 * identical / queries << "%), mean overlap "
+                                        << overlap / queries);
+  CHECK(queries > 0);
+  CHECK(overlap / queries > 0.5);  // a sanity floor, not a claim: the two scores agree to ~2^-4
+}
+
+TEST_CASE("dsa fp8: training — selection from the fp8 score, differentiable losses that reach only the indexer") {
+  ModelArgs a = fp8_args(tiny_args());
+  Rng rng(111);
+  DSA dsa(a, rng);
+  randomise_norms(dsa, rng);
+  RopeTable rope(a);
+  const int64_t B = 2, S = 6;
+  Tensor x = Tensor::randn({B, S, a.dim}, rng).requires_grad_();
+  DSAStep step = dsa.forward_step(x, 0, rope, nullptr, /*indexer_grad=*/true);
+  CHECK(!step.index_scores.requires_grad());  // the fp8 score: a constant
+  REQUIRE(step.loss_scores.defined());
+  CHECK(step.loss_scores.requires_grad());
+  CHECK(step.indices.to_i64_vector() == select_topk(step.index_scores, a.index_topk).to_i64_vector());
+  NamedParameters params = dsa.named_parameters();
+  Tensor sparse = indexer_sparse_loss(step);
+  CHECK(std::isfinite(sparse.item()));
+  CHECK(sparse.item() >= -1e-5);
+  sparse.backward();
+  for (auto& [name, t] : params) CHECK_MESSAGE(t->grad().defined() == contains(name, "indexer"), name);
+  for (DSAStage stage : {DSAStage::dense_warmup, DSAStage::sparse}) {
+    DSATrainStep r = dsa_train_forward(dsa, x, 0, rope, stage, true);
+    CHECK(std::isfinite(r.indexer_loss.item()));
+    CHECK(r.recall >= 0.0);
+    CHECK(r.recall <= 1.0);
+  }
+  // the differentiable score needs the rotated keys, which an fp8 cache does not hold
+  DSACache cache(a, B, 8);
+  CHECK(contains(error_of([&] { dsa.forward_step(x, 0, rope, &cache, true); }), "takes no cache"));
+}
+
+TEST_CASE("dsa fp8: float64 gradcheck of the KL losses through the Hadamard rotation" * doctest::test_suite("gradcheck")) {
+  ModelArgs a = fp8_args(tiny_args());
+  Rng rng(9);
+  DSA dsa(a, rng, DType::f64);  // the fp8 score runs on f32 copies; loss_scores stays f64
+  randomise_norms(dsa, rng);
+  RopeTable rope(a);
+  Tensor x = Tensor::randn({2, 6, a.dim}, rng, 1.0, DType::f64);
+  std::vector<Tensor> inputs;
+  NamedParameters iparams = dsa.indexer.named_parameters();
+  for (auto& [name, t] : iparams) inputs.push_back(*t);
+  OneThread one_thread;
+  GradcheckResult warm = gradcheck([&](const std::vector<Tensor>&) { return indexer_warmup_loss(dsa, x, 0, rope); }, inputs);
+  CHECK_MESSAGE(warm.ok, warm.message);
+  DSAStep step;
+  {
+    NoGradGuard no_grad;
+    step = dsa.forward_step(x, 0, rope);  // the fp8 selection, held fixed
+  }
+  CHECK(step.index_scores.dtype() == DType::f64);
+  Tensor qr = step.qr.detach();
+  GradcheckResult sparse = gradcheck(
+      [&](const std::vector<Tensor>&) {
+        return indexer_sparse_kl(dsa.indexer.loss_scores(x, qr, 0, rope), step.indices, step.probs);
+      },
+      inputs);
+  CHECK_MESSAGE(sparse.ok, sparse.message);
+}
+
+TEST_CASE("dsa fp8: errors — d_I not a power of two, a cache of the other mode") {
+  ModelArgs a = fp8_args(tiny_args());
+  a.index_head_dim = 12;
+  Rng rng(121);
+  std::string e = error_of([&] { DSA d(a, rng); });
+  CHECK(contains(e, "[dsa]"));
+  CHECK(contains(e, "index_head_dim a power of two; got 12"));
+  a.index_fp8 = false;
+  CHECK_NOTHROW(DSA(a, rng));  // the fp32 indexer takes any d_I >= dr
+  ModelArgs a8 = fp8_args(tiny_args());
+  DSA dsa(a8, rng);
+  RopeTable rope(a8);
+  Tensor x = Tensor::randn({1, 4, a8.dim}, rng);
+  DSACache fp32_cache(tiny_args(), 1, 8);
+  NoGradGuard no_grad;
+  e = error_of([&] { dsa.forward(x, 0, rope, &fp32_cache); });
+  CHECK(contains(e, "does not fit"));
+  CHECK(contains(e, "f8e4m3"));
 }

@@ -297,7 +297,7 @@ void cost_table(int64_t k, int64_t max_T, int reps, chapter::Checks& checks) {
   if (max_T == 2048 && k == 64) checks.near("pairs dense / pairs sparse at T = 2048", last_ratio, 16.26, 0.01);
   std::printf("   pairs = (query, key) pairs the main attention scores and mixes: T(T+1)/2 dense, Σ_t min(k, t+1) sparse.\n"
               "   Per pair the main attention costs H·(2·r_kv + dr) = %lld multiply-adds (+ a softmax entry per head), the\n"
-              "   indexer H_I·d_I + H_I = %lld (fp32 here; DeepSeek runs it in FP8).\n",
+              "   indexer H_I·d_I + H_I = %lld (in FP8 as DeepSeek runs it; this CPU loop is not a fast kernel).\n",
               (long long)(a.n_heads * (2 * a.kv_lora_rank + a.qk_rope_head_dim)),
               (long long)(a.index_n_heads * a.index_head_dim + a.index_n_heads));
 }
@@ -466,7 +466,7 @@ int main(int argc, char** argv) {
     if (threads > 0) set_num_threads(threads);
     std::filesystem::create_directories(out_dir);
     // One DSA layer: tiny_v3's attention (dim 128, 8 heads, r_q 64, r_kv 64, dn 32, dr 16, dv 32) and a
-    // small fp32 indexer (4 heads × 32, rope on its first 16 dims).
+    // small indexer (4 heads × 32, rope on its first 16 dims), the default fp8 one (Hadamard + E4M3, models/dsa.h).
     ModelArgs a;
     a.dim = 128;
     a.n_heads = 4;
