@@ -161,7 +161,7 @@ Tensor fp8_linear_impl(const char* op, const Tensor& x, const Fp8Tensor& wq, con
     const bool want_dx = x.requires_grad(), want_dw = master && master->requires_grad(), has_master = master;
     const int64_t n_out = wq.rows();
     const Shape x_shape = x.shape();
-    Fp8Tensor w_t = fp8_transpose_blocks(wq);
+    Fp8Tensor w_t = want_dx ? fp8_transpose_blocks(wq) : Fp8Tensor{};  // only Dgrad reads Wᵀ
     // Saved for backward: x as its FP8 codes + tile scales (1 byte / element), Wᵀ's codes + block scales.
     record(op, y, inputs, [xq, w_t, o, want_dx, want_dw, has_master, n_out, x_shape](const Tensor& dy) {
       Tensor dy2 = contiguous(reshape(dy, {-1, n_out}));

@@ -39,6 +39,25 @@ inline std::string error_of(const std::function<void()>& f) {
   return "";
 }
 
+// The Sylvester Hadamard matrix H_n (unscaled, n×n row-major, n a power of two) by its recursion
+// H_1 = [1], H_2m = [[H_m, H_m], [H_m, −H_m]]: the independent reference of the fast transform.
+inline std::vector<double> sylvester_hadamard(int64_t n) {
+  std::vector<double> h{1.0};
+  for (int64_t m = 1; m < n; m *= 2) {
+    std::vector<double> g(4 * m * m);
+    for (int64_t i = 0; i < m; i++)
+      for (int64_t j = 0; j < m; j++) {
+        const double v = h[i * m + j];
+        g[i * 2 * m + j] = v;
+        g[i * 2 * m + j + m] = v;
+        g[(i + m) * 2 * m + j] = v;
+        g[(i + m) * 2 * m + j + m] = -v;
+      }
+    h = g;
+  }
+  return h;
+}
+
 // ---- skipping a test that cannot run here ----------------------------------------------------------
 // A test case that needs what this machine lacks (AVX-512, gdb, ...) calls SEEKGRAD_SKIP("why") and
 // returns; tests/test_main.cpp then exits with kSkipReturnCode, which CTest reports as "Skipped"

@@ -69,7 +69,7 @@ void fp8_gemm_naive(const Fp8GemmArgs& g) {
     for (int64_t n = 0; n < g.N; n++) g.c[m * g.N + n] = fp8_dot_naive(g, m, n);
 }
 
-// Placeholder for the fast version: rows split over the thread pool, each row the naive arithmetic.
+// Rows split over the thread pool (disjoint outputs: deterministic), each element the naive arithmetic.
 void fp8_gemm(const Fp8GemmArgs& g) {
   check_fp8_gemm_args("fp8_gemm", g);
   if (naive_kernels()) return fp8_gemm_naive(g);

@@ -1028,27 +1028,10 @@ ModelArgs fp8_args(ModelArgs a, const std::string& scale_fmt = "ue8m0") {
   return a;
 }
 
-// The Sylvester Hadamard matrix H_n (unscaled, n×n row-major) by its recursion H_2n = [[H, H], [H, −H]].
-std::vector<double> sylvester(int64_t n) {
-  std::vector<double> h{1.0};
-  for (int64_t m = 1; m < n; m *= 2) {
-    std::vector<double> g(4 * m * m);
-    for (int64_t i = 0; i < m; i++)
-      for (int64_t j = 0; j < m; j++) {
-        double v = h[i * m + j];
-        g[i * 2 * m + j] = v;
-        g[i * 2 * m + j + m] = v;
-        g[(i + m) * 2 * m + j] = v;
-        g[(i + m) * 2 * m + j + m] = -v;
-      }
-    h = g;
-  }
-  return h;
-}
 
 // rows of n values -> each row · H_n / √n, with the explicit matrix.
 std::vector<double> rotate_rows(const std::vector<double>& x, int64_t n) {
-  std::vector<double> h = sylvester(n), y(x.size(), 0.0);
+  std::vector<double> h = test::sylvester_hadamard(n), y(x.size(), 0.0);
   for (size_t r = 0; r < x.size() / n; r++)
     for (int64_t j = 0; j < n; j++) {
       double acc = 0;

@@ -25,23 +25,6 @@ using sg::test::error_of;
 
 namespace {
 
-// H_n unscaled, row-major, by the Sylvester recursion.
-std::vector<double> sylvester(int64_t n) {
-  std::vector<double> h{1.0};
-  for (int64_t m = 1; m < n; m *= 2) {
-    std::vector<double> g(4 * m * m);
-    for (int64_t i = 0; i < m; i++)
-      for (int64_t j = 0; j < m; j++) {
-        const double v = h[i * m + j];
-        g[i * 2 * m + j] = v;
-        g[i * 2 * m + j + m] = v;
-        g[(i + m) * 2 * m + j] = v;
-        g[(i + m) * 2 * m + j + m] = -v;
-      }
-    h = g;
-  }
-  return h;
-}
 
 std::vector<double> random_values(Rng& rng, int64_t count) {
   Tensor t = Tensor::randn({count}, rng, 1.0, DType::f64);
@@ -57,7 +40,7 @@ TEST_CASE("hadamard: the fast transform equals x · H_n / √n with H_n from the
   for (int64_t n : {1, 2, 4, 8, 16, 64, 128, 256}) {
     CAPTURE(n);
     const int64_t rows = 3;
-    std::vector<double> h = sylvester(n), x = random_values(rng, rows * n), want(rows * n, 0.0);
+    std::vector<double> h = test::sylvester_hadamard(n), x = random_values(rng, rows * n), want(rows * n, 0.0);
     for (int64_t r = 0; r < rows; r++)
       for (int64_t j = 0; j < n; j++) {
         for (int64_t i = 0; i < n; i++) want[r * n + j] += x[r * n + i] * h[i * n + j];
@@ -106,7 +89,7 @@ TEST_CASE("hadamard: orthonormal — norms kept, twice is the identity, symmetri
     std::vector<double> eye(n * n, 0.0), m(n * n);
     for (int64_t i = 0; i < n; i++) eye[i * n + i] = 1.0;
     cpu::hadamard_rotate_f64(eye.data(), n, n, m.data());
-    std::vector<double> h = sylvester(n);
+    std::vector<double> h = test::sylvester_hadamard(n);
     for (int64_t i = 0; i < n; i++)
       for (int64_t j = 0; j < n; j++) {
         CHECK(std::abs(m[i * n + j] - h[i * n + j] / std::sqrt((double)n)) <= 1e-15);
