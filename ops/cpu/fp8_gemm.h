@@ -29,6 +29,8 @@
 #pragma once
 #include <cstdint>
 
+#include "ops/cpu/gemm.h"  // GemmKernel
+
 namespace sg::cpu {
 
 enum class Fp8Accumulation : int32_t { fp32_promoted = 0, limited_promoted = 1, limited = 2 };
@@ -57,6 +59,13 @@ void check_fp8_gemm_args(const char* fn, const Fp8GemmArgs& args);
 void fp8_gemm_naive(const Fp8GemmArgs& args);
 
 // v2: same bits, fast. With SEEKGRAD_NAIVE=1 (sg::naive_kernels()) it calls fp8_gemm_naive.
+// fp32_promoted runs decoded f32 panels through a SIMD register-tile micro-kernel (ops/cpu/fp8_gemm.cpp
+// says why that is bit-identical); the limited modes run the naive arithmetic, rows over the threads.
 void fp8_gemm(const Fp8GemmArgs& args);
+
+// fp8_gemm with an explicit micro-kernel (tests and benchmarks run each one; `automatic` = the widest the
+// CPU has). Ignores naive_kernels(). Throws std::runtime_error for a kernel this CPU cannot run.
+void fp8_gemm_with(GemmKernel kernel, const Fp8GemmArgs& args);
+const char* fp8_gemm_kernel_name(GemmKernel kernel);  // "avx512", "avx2", "scalar"; throws as above
 
 }  // namespace sg::cpu
