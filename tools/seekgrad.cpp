@@ -58,6 +58,9 @@ int main(int argc, char** argv) {
   bench_gemm->add_flag("--json", gemm_opt.json, "one JSON object per result");
   bench_gemm->add_flag("--quick", gemm_opt.quick, "shorter timings, squares up to 1024");
   bench_gemm->add_option("--thread-counts", gemm_opt.threads, "thread counts to run (default 1 2)");
+  bench_gemm->add_flag("--fp8", gemm_opt.fp8,
+                       "also the blockwise FP8 GEMM (fp8_gemm, fp32_promoted) on the square and forward shapes, "
+                       "the activation quantization time, and fp8_gemm_naive at 256^3");
   auto* bench_ops = bench->add_subcommand("ops", "softmax / rms_norm / elementwise GB/s vs memcpy of the same bytes");
   sg::bench::OpsBenchOptions ops_opt;
   bench_ops->add_flag("--json", ops_opt.json, "one JSON object per result");

@@ -20,15 +20,18 @@
 //                    `accum_bits`-bit accumulator over all of K — what happens without the recipe; its
 //                    error grows with K (tools/chapters/ch07_fp8 measures it).
 //
-// fp8_gemm_naive is the plain loop: for each (m, n), the sums above in the order written. fp8_gemm runs
-// the same per-element arithmetic with the rows split over the thread pool, so it gives the SAME BITS as
-// the naive loop on any thread count (tests/ops/test_fp8_gemm.cpp). It is not yet a packed SIMD GEMM:
-// configs/tiny.yaml trains at 124 tok/s with `fp8: true` vs 3.4k tok/s in f32 (measured, 2 cores).
+// fp8_gemm_naive is the plain loop: for each (m, n), the sums above in the order written. fp8_gemm gives
+// the SAME BITS as the naive loop on any thread count (tests/ops/test_fp8_gemm.cpp): for fp32_promoted it
+// decodes both operands into f32 panels and runs SIMD register tiles over one K block at a time (the
+// product of two E4M3 values is exact in f32, so an FMA rounds exactly as p + a·b does); the limited
+// modes run the naive arithmetic with rows split over the threads.
 //
 // What this is not: an autograd op (ops/fp8_linear.h builds the FP8 linear on it), E5M2 operands, or
 // a device kernel; C is overwritten (no alpha/beta).
 #pragma once
 #include <cstdint>
+
+#include "ops/cpu/gemm.h"  // GemmKernel
 
 namespace sg::cpu {
 
@@ -57,7 +60,14 @@ void check_fp8_gemm_args(const char* fn, const Fp8GemmArgs& args);
 // v1: the plain loop (the reference; step through it in a debugger).
 void fp8_gemm_naive(const Fp8GemmArgs& args);
 
-// v2: same bits, rows in parallel. With SEEKGRAD_NAIVE=1 (sg::naive_kernels()) it calls fp8_gemm_naive.
+// v2: same bits, fast. With SEEKGRAD_NAIVE=1 (sg::naive_kernels()) it calls fp8_gemm_naive.
+// fp32_promoted runs decoded f32 panels through a SIMD register-tile micro-kernel (ops/cpu/fp8_gemm.cpp
+// says why that is bit-identical); the limited modes run the naive arithmetic, rows over the threads.
 void fp8_gemm(const Fp8GemmArgs& args);
+
+// fp8_gemm with an explicit micro-kernel (tests and benchmarks run each one; `automatic` = the widest the
+// CPU has). Ignores naive_kernels(). Throws std::runtime_error for a kernel this CPU cannot run.
+void fp8_gemm_with(GemmKernel kernel, const Fp8GemmArgs& args);
+const char* fp8_gemm_kernel_name(GemmKernel kernel);  // "avx512", "avx2", "scalar"; throws as above
 
 }  // namespace sg::cpu

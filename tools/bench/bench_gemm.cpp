@@ -9,7 +9,13 @@
 //        dW       dW = dyᵀ · x      M=N, N=K, K=T   trans_a
 //      for (N, K) in (128,128) (256,256) (512,128) (128,512), the LM head (4096,256) and (256,4096);
 //   4. for contrast, on one thread: each micro-kernel the CPU has (scalar, avx2, avx512) at 1024³, and
-//      the naive triple loop at 256³ and 512³.
+//      the naive triple loop at 256³ and 512³;
+//   5. with --fp8, after the fp32 row of every square and forward case: sg::cpu::fp8_gemm (blockwise
+//      FP8, fp32_promoted accumulation; kernel "fp8_<micro-kernel>") on the same M, N, K with A quantized
+//      as 1×128 activation tiles and B as 128×128 weight blocks, and the time of act_quant_f32 on A
+//      alone ("fp8_quant_a": not part of the GEMM's GFLOP/s); fp8_gemm_naive at 256³ on one thread.
+//      The FP8 GEMM decodes its operands to f32 and runs FMA micro-kernels like gemm_f32's, so the
+//      same FMA peak is its ceiling (a CPU has no FP8 FMA units).
 // Each case: one warm-up call, then repeats until ~0.3 s (at least 3); reports the best time (and the
 // median) and GFLOP/s = 2·M·N·K / best time.
 //
@@ -23,6 +29,8 @@
 
 #include "autograd/rng.h"
 #include "autograd/runtime.h"
+#include "ops/cpu/fp8_gemm.h"
+#include "ops/cpu/fp8_quant.h"
 #include "ops/cpu/gemm.h"
 #include "tools/bench/bench.h"
 
@@ -62,7 +70,7 @@ const char* trans_name(const GemmCase& c) {
 }
 
 void print_header() {
-  std::printf("%-8s %-7s %6s %6s %6s %5s %7s %10s %10s %8s %11s %6s\n", "case", "kernel", "m", "n", "k", "trans",
+  std::printf("%-8s %-11s %6s %6s %6s %5s %7s %10s %10s %8s %11s %6s\n", "case", "kernel", "m", "n", "k", "trans",
               "threads", "ms", "median_ms", "gflops", "peak_gflops", "%peak");
 }
 
@@ -76,7 +84,7 @@ void print_result(bool json, const GemmCase& c, const char* kernel, int threads,
         c.label, kernel, (long long)c.m, (long long)c.n, (long long)c.k, c.trans_a ? "true" : "false",
         c.trans_b ? "true" : "false", threads, t.best_ms, t.median_ms, gflops, peak);
   } else {
-    std::printf("%-8s %-7s %6lld %6lld %6lld %5s %7d %10.3f %10.3f %8.1f %11.1f %5.1f%%\n", c.label, kernel,
+    std::printf("%-8s %-11s %6lld %6lld %6lld %5s %7d %10.3f %10.3f %8.1f %11.1f %5.1f%%\n", c.label, kernel,
                 (long long)c.m, (long long)c.n, (long long)c.k, trans_name(c), threads, t.best_ms, t.median_ms,
                 gflops, peak, 100.0 * gflops / peak);
   }
@@ -96,6 +104,56 @@ struct GemmOperands {
   int64_t ldb(const GemmCase& gc) const { return gc.trans_b ? gc.k : gc.n; }
 };
 
+// The FP8 operands of one case: A [M,K] as activations (1×128 tiles), B [N,K] as weights (128×128
+// blocks), from uniform(-1, 1) values; C [M,N].
+struct Fp8Operands {
+  int64_t m, n, k;
+  std::vector<float> x;  // A in f32, kept to time its quantization
+  std::vector<uint8_t> a, b;
+  std::vector<float> sa, sb, c;
+  explicit Fp8Operands(const GemmCase& gc)
+      : m(gc.m), n(gc.n), k(gc.k), x(gc.m * gc.k), a(gc.m * gc.k), b(gc.n * gc.k),
+        sa(gc.m * cpu::fp8_num_blocks(gc.k, 128)),
+        sb(cpu::fp8_num_blocks(gc.n, 128) * cpu::fp8_num_blocks(gc.k, 128)), c(gc.m * gc.n) {
+    Rng rng(4321);
+    for (float& v : x) v = (float)rng.uniform(-1, 1);
+    std::vector<float> w(n * k);
+    for (float& v : w) v = (float)rng.uniform(-1, 1);
+    quantize_a();
+    cpu::weight_quant_f32(w.data(), n, k, 128, b.data(), sb.data());
+  }
+  void quantize_a() { cpu::act_quant_f32(x.data(), m, k, 128, false, a.data(), sa.data()); }
+  cpu::Fp8GemmArgs args() {
+    cpu::Fp8GemmArgs g;
+    g.a = a.data(), g.a_scale = sa.data(), g.b = b.data(), g.b_scale = sb.data(), g.c = c.data();
+    g.M = m, g.N = n, g.K = k;  // block 128, a_scale_rows 1, b_scale_rows 128, fp32_promoted
+    return g;
+  }
+};
+
+// The FP8 rows of one case at one thread count: the GEMM, then A's quantization time (one thread;
+// act_quant_f32 is single-threaded).
+void bench_fp8_case(bool json, const GemmCase& fp32_case, Fp8Operands& op, int threads, double peak,
+                    double min_seconds) {
+  GemmCase gc = fp32_case;  // the FP8 GEMM contracts A [M,K] with B [N,K]: NT
+  gc.trans_a = false, gc.trans_b = true;
+  static const std::string kernel = std::string("fp8_") + cpu::fp8_gemm_kernel_name(cpu::GemmKernel::automatic);
+  const Timing t = time_it([&] { cpu::fp8_gemm(op.args()); }, min_seconds);
+  print_result(json, gc, kernel.c_str(), threads, t, peak);
+  const Timing q = time_it([&] { op.quantize_a(); }, min_seconds / 2);
+  if (json) {
+    std::printf(
+        "{\"bench\":\"gemm\",\"case\":\"%s\",\"kernel\":\"fp8_quant_a\",\"m\":%lld,\"n\":%lld,\"k\":%lld,"
+        "\"threads\":1,\"ms\":%.4f,\"median_ms\":%.4f,\"gemm_ms\":%.4f}\n",
+        gc.label, (long long)gc.m, (long long)gc.n, (long long)gc.k, q.best_ms, q.median_ms, t.best_ms);
+  } else {
+    std::printf("%-8s %-11s %6lld %6s %6lld %5s %7d %10.3f %10.3f %8s %11s %6s  (%.0f%% of the fp8 GEMM time)\n",
+                gc.label, "fp8_quant_a", (long long)gc.m, "-", (long long)gc.k, "-", 1, q.best_ms, q.median_ms, "-",
+                "-", "-", 100.0 * q.best_ms / t.best_ms);
+  }
+  std::fflush(stdout);
+}
+
 }  // namespace
 
 int bench_gemm(const GemmBenchOptions& options) {
@@ -114,7 +172,12 @@ int bench_gemm(const GemmBenchOptions& options) {
     std::printf("gemm_f32 (micro-kernel: %s). FMA peak:", kernel);
     for (size_t i = 0; i < options.threads.size(); i++)
       std::printf("  %d thread%s %.1f GFLOP/s", options.threads[i], options.threads[i] == 1 ? "" : "s", peak[i]);
-    std::printf("\n\n");
+    std::printf("\n");
+    if (options.fp8)
+      std::printf("fp8_%s rows: fp8_gemm (E4M3 codes, 1x128 / 128x128 scales, fp32_promoted): decoded to f32 and run on "
+                  "FMA micro-kernels, so %%peak is against the same FMA peak.\n",
+                  cpu::fp8_gemm_kernel_name(cpu::GemmKernel::automatic));
+    std::printf("\n");
     print_header();
   }
 
@@ -132,6 +195,9 @@ int bench_gemm(const GemmBenchOptions& options) {
   }
   for (const GemmCase& gc : cases) {
     GemmOperands op(gc);
+    const bool fp8_case = options.fp8 && (std::string(gc.label) == "square" || std::string(gc.label) == "forward");
+    std::vector<Fp8Operands> fp8_op;
+    if (fp8_case) fp8_op.emplace_back(gc);
     for (size_t i = 0; i < options.threads.size(); i++) {
       set_num_threads(options.threads[i]);
       const Timing t = time_it(
@@ -141,6 +207,7 @@ int bench_gemm(const GemmBenchOptions& options) {
           },
           min_seconds);
       print_result(options.json, gc, kernel, options.threads[i], t, peak[i]);
+      if (fp8_case) bench_fp8_case(options.json, gc, fp8_op[0], options.threads[i], peak[i], min_seconds);
     }
   }
 
@@ -172,6 +239,12 @@ int bench_gemm(const GemmBenchOptions& options) {
         },
         min_seconds);
     print_result(options.json, gc, "naive", 1, t, peak_1);
+  }
+  if (options.fp8) {
+    GemmCase gc{"square", 256, 256, 256, false, true};
+    Fp8Operands fp8_op(gc);
+    const Timing t = time_it([&] { cpu::fp8_gemm_naive(fp8_op.args()); }, min_seconds);
+    print_result(options.json, gc, "fp8_naive", 1, t, peak_1);
   }
   set_num_threads(saved_threads);
   return 0;
