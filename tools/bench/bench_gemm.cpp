@@ -131,8 +131,8 @@ struct Fp8Operands {
   }
 };
 
-// The FP8 rows of one case at one thread count: the GEMM, then A's quantization time (one thread;
-// act_quant_f32 is single-threaded).
+// The FP8 rows of one case at one thread count: the GEMM, then A's quantization time (act_quant_f32
+// splits rows over the same threads; under SEEKGRAD_NAIVE=1 it is the single-threaded plain loop).
 void bench_fp8_case(bool json, const GemmCase& fp32_case, Fp8Operands& op, int threads, double peak,
                     double min_seconds) {
   GemmCase gc = fp32_case;  // the FP8 GEMM contracts A [M,K] with B [N,K]: NT
@@ -144,11 +144,11 @@ void bench_fp8_case(bool json, const GemmCase& fp32_case, Fp8Operands& op, int t
   if (json) {
     std::printf(
         "{\"bench\":\"gemm\",\"case\":\"%s\",\"kernel\":\"fp8_quant_a\",\"m\":%lld,\"n\":%lld,\"k\":%lld,"
-        "\"threads\":1,\"ms\":%.4f,\"median_ms\":%.4f,\"gemm_ms\":%.4f}\n",
-        gc.label, (long long)gc.m, (long long)gc.n, (long long)gc.k, q.best_ms, q.median_ms, t.best_ms);
+        "\"threads\":%d,\"ms\":%.4f,\"median_ms\":%.4f,\"gemm_ms\":%.4f}\n",
+        gc.label, (long long)gc.m, (long long)gc.n, (long long)gc.k, threads, q.best_ms, q.median_ms, t.best_ms);
   } else {
     std::printf("%-8s %-11s %6lld %6s %6lld %5s %7d %10.3f %10.3f %8s %11s %6s  (%.0f%% of the fp8 GEMM time)\n",
-                gc.label, "fp8_quant_a", (long long)gc.m, "-", (long long)gc.k, "-", 1, q.best_ms, q.median_ms, "-",
+                gc.label, "fp8_quant_a", (long long)gc.m, "-", (long long)gc.k, "-", threads, q.best_ms, q.median_ms, "-",
                 "-", "-", 100.0 * q.best_ms / t.best_ms);
   }
   std::fflush(stdout);
