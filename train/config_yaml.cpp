@@ -251,6 +251,7 @@ KeyTable train_keys(const Reader& rd, TrainConfig& c) {
   f64("weight_decay", c.weight_decay, Range::nonnegative);
   f64("grad_clip", c.grad_clip, Range::nonnegative);
   i64("grad_accum", c.grad_accum, Range::positive);
+  KeyAdder{rd, t}.str("moments", c.moments, {"f32", "bf16"});
   f64("mtp_lambda", c.mtp_lambda, Range::nonnegative);
   f64("balance_alpha", c.balance_alpha, Range::nonnegative);
   f64("bias_gamma", c.bias_gamma, Range::nonnegative);

@@ -58,6 +58,7 @@ struct TrainConfig {
   double lr = 3e-3, min_lr = 3e-4;
   int64_t warmup_steps = 20;
   double weight_decay = 0.1, grad_clip = 1.0;
+  std::string moments = "f32";       // AdamW m, v storage: 'f32' or 'bf16' (DeepSeek-V3 §3.3)
   int64_t grad_accum = 1;            // micro-batches per optimizer step
   double mtp_lambda = 0.3;           // λ of L_MTP (models/README.md §7)
   double balance_alpha = 1e-4;       // α of the sequence-wise balance loss (§6)

@@ -7,6 +7,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "ops/fp8.h"
 #include "ops/optim.h"
 
 namespace sg {
@@ -28,18 +29,53 @@ Tensor usable_grad(const std::string& who, const std::string& name, const Tensor
 }
 
 // The state tensor `name` of `file`, checked to be F32 with `shape`.
-const StTensor& get_f32(const SafeTensorsFile& file, const std::string& name, const Shape& shape,
-                        const char* who) {
+const StTensor& get_typed(const SafeTensorsFile& file, const std::string& name, const Shape& shape,
+                          const char* who, StDType want) {
   const StTensor* t = file.find(name);
   if (!t)
     throw std::runtime_error(std::string("[") + who + "] " + file.path + ": missing tensor '" + name + "'");
-  if (t->dtype != StDType::F32)
+  if (t->dtype != want)
     throw std::runtime_error(std::string("[") + who + "] " + file.path + ": tensor '" + name + "' is " +
-                             st_dtype_name(t->dtype) + ", expected F32");
+                             st_dtype_name(t->dtype) + ", expected " + st_dtype_name(want) +
+                             (want == StDType::BF16 ? " (the optimizer keeps bf16 moments)"
+                                                    : " (the optimizer keeps f32 moments)"));
   if (t->shape != shape)
     throw std::runtime_error(std::string("[") + who + "] " + file.path + ": tensor '" + name + "' has shape " +
                              st_shape_str(t->shape) + " but the parameter has shape " + shape_str(shape));
   return *t;
+}
+
+const StTensor& get_f32(const SafeTensorsFile& file, const std::string& name, const Shape& shape,
+                        const char* who) {
+  return get_typed(file, name, shape, who, StDType::F32);
+}
+
+// bf16 moments: a contiguous bf16 tensor <-> f32, its raw uint16 codes <-> a BF16 safetensors tensor.
+Tensor bf16_to_f32_tensor(const Tensor& h) {
+  Tensor out = Tensor::empty(h.shape(), DType::f32);
+  const uint16_t* src = static_cast<const uint16_t*>(h.raw_data());
+  float* dst = out.data<float>();
+  for (int64_t k = 0, n = h.numel(); k < n; ++k) dst[k] = lowp::bf16_to_f32(src[k]);
+  return out;
+}
+void f32_into_bf16(const Tensor& f, Tensor& h) {
+  const float* src = f.data<float>();
+  uint16_t* dst = static_cast<uint16_t*>(h.raw_data());
+  for (int64_t k = 0, n = f.numel(); k < n; ++k) dst[k] = lowp::f32_to_bf16(src[k]);
+}
+StTensor bf16_st(const std::string& name, const Tensor& h) {
+  StTensor t;
+  t.name = name;
+  t.dtype = StDType::BF16;
+  t.shape = h.shape();
+  t.bytes.resize((size_t)h.numel() * 2);
+  std::memcpy(t.bytes.data(), h.raw_data(), t.bytes.size());
+  return t;
+}
+Tensor tensor_from_bf16(const StTensor& t) {
+  Tensor out = Tensor::empty(t.shape, DType::bf16);
+  std::memcpy(out.raw_data(), t.bytes.data(), t.bytes.size());
+  return out;
 }
 
 int64_t get_step(const SafeTensorsFile& file, const std::string& name, const char* who) {
@@ -99,12 +135,15 @@ AdamW::AdamW(NamedParameters params, AdamWConfig cfg, DecayPredicate decay)
       !(cfg.weight_decay >= 0))
     throw std::invalid_argument("[adamw] need 0 <= beta1, beta2 < 1 and eps, weight_decay >= 0 (beta1 " +
                                 std::to_string(cfg.beta1) + ", beta2 " + std::to_string(cfg.beta2) + ")");
+  if (cfg.moment_dtype != DType::f32 && cfg.moment_dtype != DType::bf16)
+    throw std::invalid_argument(std::string("[adamw] moment_dtype must be f32 or bf16, got ") +
+                                dtype_name(cfg.moment_dtype));
   for (size_t i = 0; i < params_.size(); ++i) {
     const auto& [name, p] = params_[i];
     state_[i].decay = decay ? decay(name, *p) : false;
     if (p->requires_grad()) {
-      state_[i].exp_avg = Tensor::zeros(p->shape());
-      state_[i].exp_avg_sq = Tensor::zeros(p->shape());
+      state_[i].exp_avg = Tensor::zeros(p->shape(), cfg.moment_dtype);
+      state_[i].exp_avg_sq = Tensor::zeros(p->shape(), cfg.moment_dtype);
     }
   }
 }
@@ -123,8 +162,8 @@ void AdamW::step(double lr) {
     if (!g.defined()) continue;
     ParamState& s = state_[i];
     if (!s.exp_avg.defined()) {  // requires_grad was switched on after the optimizer was built
-      s.exp_avg = Tensor::zeros(p->shape());
-      s.exp_avg_sq = Tensor::zeros(p->shape());
+      s.exp_avg = Tensor::zeros(p->shape(), cfg_.moment_dtype);
+      s.exp_avg_sq = Tensor::zeros(p->shape(), cfg_.moment_dtype);
     }
     s.step += 1;
     const double t = (double)s.step;
@@ -136,8 +175,32 @@ void AdamW::step(double lr) {
     a.decay_factor = s.decay ? (float)(1.0 - lr * cfg_.weight_decay) : 1.0f;
     a.step_size = (float)(lr / (1.0 - std::pow(cfg_.beta1, t)));
     a.bias_correction2_sqrt = (float)std::sqrt(1.0 - std::pow(cfg_.beta2, t));
-    adamw_update(*p, g, s.exp_avg, s.exp_avg_sq, a);
+    if (cfg_.moment_dtype == DType::f32) {
+      adamw_update(*p, g, s.exp_avg, s.exp_avg_sq, a);
+    } else {
+      // bf16 moments: decode, the same f32 moment update, store back with RNE, and step p with the
+      // ROUNDED moments (as a bf16 exp_avg / exp_avg_sq in PyTorch would be used). Pass 1 runs the
+      // kernel on a scratch copy of p for m, v; pass 2 runs it on p with β1 = β2 = 1 and g = 0, which
+      // leaves the rounded m, v exactly as they are (1·m + 0·0) and applies decay + update with them.
+      Tensor m = bf16_to_f32_tensor(s.exp_avg), v = bf16_to_f32_tensor(s.exp_avg_sq);
+      Tensor scratch = p->clone_data();
+      adamw_update(scratch, g, m, v, a);
+      f32_into_bf16(m, s.exp_avg);
+      f32_into_bf16(v, s.exp_avg_sq);
+      m = bf16_to_f32_tensor(s.exp_avg), v = bf16_to_f32_tensor(s.exp_avg_sq);
+      AdamWUpdateArgs keep = a;
+      keep.beta1 = 1.0f, keep.beta2 = 1.0f;
+      adamw_update(*p, Tensor::zeros(p->shape()), m, v, keep);
+    }
   }
+}
+
+int64_t AdamW::state_bytes() const {
+  int64_t bytes = 0;
+  const int64_t elem = cfg_.moment_dtype == DType::bf16 ? 2 : 4;
+  for (const ParamState& s : state_)
+    if (s.exp_avg.defined()) bytes += 2 * elem * s.exp_avg.numel();
+  return bytes;
 }
 
 std::vector<StTensor> AdamW::state_tensors() const {
@@ -147,8 +210,13 @@ std::vector<StTensor> AdamW::state_tensors() const {
     const ParamState& s = state_[i];
     if (!s.exp_avg.defined()) continue;
     const std::string& name = params_[i].first;
-    out.push_back(from_f32("exp_avg." + name, s.exp_avg.shape(), s.exp_avg.data<float>()));
-    out.push_back(from_f32("exp_avg_sq." + name, s.exp_avg_sq.shape(), s.exp_avg_sq.data<float>()));
+    if (cfg_.moment_dtype == DType::f32) {
+      out.push_back(from_f32("exp_avg." + name, s.exp_avg.shape(), s.exp_avg.data<float>()));
+      out.push_back(from_f32("exp_avg_sq." + name, s.exp_avg_sq.shape(), s.exp_avg_sq.data<float>()));
+    } else {  // the bf16 codes as they are (BF16 on disk)
+      out.push_back(bf16_st("exp_avg." + name, s.exp_avg));
+      out.push_back(bf16_st("exp_avg_sq." + name, s.exp_avg_sq));
+    }
     out.push_back(step_tensor("step." + name, s.step));
   }
   return out;
@@ -163,8 +231,14 @@ void AdamW::load_state(const SafeTensorsFile& file) {
     const auto& [name, p] = params_[i];
     next[i].decay = state_[i].decay;
     if (!state_[i].exp_avg.defined() && !file.contains("exp_avg." + name)) continue;  // frozen parameter
-    next[i].exp_avg = tensor_from(get_f32(file, "exp_avg." + name, p->shape(), "adamw"));
-    next[i].exp_avg_sq = tensor_from(get_f32(file, "exp_avg_sq." + name, p->shape(), "adamw"));
+    if (cfg_.moment_dtype == DType::f32) {
+      next[i].exp_avg = tensor_from(get_f32(file, "exp_avg." + name, p->shape(), "adamw"));
+      next[i].exp_avg_sq = tensor_from(get_f32(file, "exp_avg_sq." + name, p->shape(), "adamw"));
+    } else {
+      next[i].exp_avg = tensor_from_bf16(get_typed(file, "exp_avg." + name, p->shape(), "adamw", StDType::BF16));
+      next[i].exp_avg_sq =
+          tensor_from_bf16(get_typed(file, "exp_avg_sq." + name, p->shape(), "adamw", StDType::BF16));
+    }
     next[i].step = get_step(file, "step." + name, "adamw");
     known.insert({"exp_avg." + name, "exp_avg_sq." + name, "step." + name});
   }

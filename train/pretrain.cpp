@@ -249,6 +249,7 @@ PretrainResult pretrain(const PretrainConfig& config, std::ostream& log, const P
   trc.grad_clip = tc.grad_clip;
   trc.adamw.lr = tc.lr;
   trc.adamw.weight_decay = tc.weight_decay;
+  trc.adamw.moment_dtype = tc.moments == "bf16" ? DType::bf16 : DType::f32;
   trc.eval_every = tc.eval_every;
   trc.checkpoint_every = tc.checkpoint_every;
   trc.out_dir = tc.out_dir;
