@@ -75,6 +75,8 @@ void ModelArgs::validate(const std::string& src) const {
   }
   if (scale_fmt != "" && scale_fmt != "ue8m0")
     config_error(src, "scale_fmt", "must be \"ue8m0\" or empty (plain amax/448 scales), got \"" + scale_fmt + "\"");
+  if (fp8_weights != "native" && fp8_weights != "dequant")
+    config_error(src, "fp8_weights", "must be \"native\" or \"dequant\", got \"" + fp8_weights + "\"");
   if (n_mtp_modules < 0) config_error(src, "n_mtp_modules", "must be >= 0");
 }
 
@@ -86,6 +88,7 @@ bool yarn_written(const ModelArgs& a) { return a.yarn_active(); }
 bool indexer_written(const ModelArgs& a) { return a.index_topk > 0; }
 bool index_fp8_written(const ModelArgs& a) { return a.index_topk > 0 && !a.index_fp8; }  // absent = true
 bool scale_fmt_written(const ModelArgs& a) { return !a.scale_fmt.empty(); }              // absent = ""
+bool fp8_weights_written(const ModelArgs& a) { return a.fp8_weights != "native"; }       // absent = native
 
 ModelArgField int_field(const char* name, int64_t ModelArgs::*m, ArgRange r, bool official, const char* hf,
                         HfForm form = HfForm::plain, bool (*when)(const ModelArgs&) = nullptr) {
@@ -164,6 +167,11 @@ const std::vector<ModelArgField>& model_arg_fields() {
     ModelArgField fp8{"fp8", ArgType::boolean, ArgRange::any, ours, nullptr, HfForm::none};
     fp8.boolean = &A::fp8;
     t.push_back(fp8);
+    ModelArgField fp8_weights{"fp8_weights", ArgType::string, ArgRange::any, ours, "fp8_weights", HfForm::plain};
+    fp8_weights.string = &A::fp8_weights;
+    fp8_weights.choices = {"native", "dequant"};
+    fp8_weights.hf_written = fp8_weights_written;
+    t.push_back(fp8_weights);
     return t;
   }();
   return fields;

@@ -69,6 +69,10 @@ struct ModelArgs {
   int64_t n_mtp_modules = 0;           // HF num_nextn_predict_layers
   // FP8 training: the linears of models/fp8_model.h run Fprop/Dgrad/Wgrad as FP8 GEMMs (ops/fp8_linear.h)
   bool fp8 = false;
+  // FP8 checkpoint weights (F8_E4M3 + weight_scale_inv): "native" = run them the official way (activations
+  // quantized per 1×128 tile, blockwise FP8 GEMM, f32 promotion), "dequant" = dequantize to f32 on load.
+  // HF config.json key fp8_weights (ours; absent = native); `--fp8 dequant` on the CLI overrides it.
+  std::string fp8_weights = "native";
 
   int64_t qk_head_dim() const { return qk_nope_head_dim + qk_rope_head_dim; }
   bool yarn_active() const { return max_seq_len > original_seq_len; }

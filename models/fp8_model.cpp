@@ -51,6 +51,18 @@ std::vector<std::pair<std::string, Linear*>> fp8_linears(Transformer& model) {
   return out;
 }
 
+std::vector<std::pair<std::string, Linear*>> checkpoint_fp8_linears(Transformer& model) {
+  NamedLinears out = fp8_linears(model);
+  for (size_t i = 0; i < model.layers.size(); i++)
+    if (model.layers[i]->dsa) out.push_back({"layers." + std::to_string(i) + ".attn.indexer.weights_proj", &model.layers[i]->dsa->indexer.weights_proj});
+  for (size_t k = 0; k < model.mtp.size(); k++) {
+    const std::string p = "mtp." + std::to_string(k);
+    out.push_back({p + ".eh_proj", &model.mtp[k]->eh_proj});
+    if (model.mtp[k]->block.dsa) out.push_back({p + ".attn.indexer.weights_proj", &model.mtp[k]->block.dsa->indexer.weights_proj});
+  }
+  return out;
+}
+
 int64_t enable_fp8_training(Transformer& model, const Fp8LinearOptions& options) {
   int64_t n = 0;
   for (auto& [name, lin] : fp8_linears(model)) {
@@ -63,7 +75,7 @@ int64_t enable_fp8_training(Transformer& model, const Fp8LinearOptions& options)
 
 int64_t dequantize_fp8_linears(Transformer& model) {
   int64_t n = 0;
-  for (auto& [name, lin] : fp8_linears(model))
+  for (auto& [name, lin] : checkpoint_fp8_linears(model))
     if (lin->is_fp8_weight()) lin->dequantize_fp8_weight(), n++;
   return n;
 }
@@ -77,7 +89,7 @@ int64_t quantize_fp8_linears(Transformer& model) {
 
 int64_t count_fp8_weights(Transformer& model) {
   int64_t n = 0;
-  for (auto& [name, lin] : fp8_linears(model)) n += lin->is_fp8_weight();
+  for (auto& [name, lin] : checkpoint_fp8_linears(model)) n += lin->is_fp8_weight();
   return n;
 }
 

@@ -24,11 +24,16 @@ namespace sg {
 // in the order of Transformer::named_parameters().
 std::vector<std::pair<std::string, Linear*>> fp8_linears(Transformer& model);
 
+// The linears an FP8 checkpoint may store as F8_E4M3 + weight_scale_inv: fp8_linears, then the indexer's
+// weights_proj and MTP's eh_proj (DeepSeek keeps those in BF16, but a file that quantizes them still
+// loads). Not the head or the MoE gate: those read their weight directly.
+std::vector<std::pair<std::string, Linear*>> checkpoint_fp8_linears(Transformer& model);
+
 // Sets Linear::fp8 (FP8 Fprop/Dgrad/Wgrad on the f32 master weight) and its options on every FP8 linear;
 // returns how many. The Transformer constructor calls it when args.fp8 is set.
 int64_t enable_fp8_training(Transformer& model, const Fp8LinearOptions& options);
 
-// Every FP8-stored weight -> its f32 dequantization (scales dropped); returns how many were converted.
+// Every FP8-stored weight (of checkpoint_fp8_linears) -> its f32 dequantization (scales dropped); returns how many were converted.
 int64_t dequantize_fp8_linears(Transformer& model);
 // Every FP8 linear's f32 weight -> 128×128-block E4M3 codes + scale (as an FP8 checkpoint stores it).
 int64_t quantize_fp8_linears(Transformer& model);

@@ -2,6 +2,7 @@
 // embedding, blocks, final norm, head; the MTP chain after it; every step under a name scope
 // ("layers.2.attn", "mtp.0.ffn") so the tape and the anomaly messages say where a number came from.
 #include "models/transformer.h"
+
 #include "models/fp8_model.h"
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 
 #include "autograd/node.h"
@@ -510,7 +512,35 @@ std::string hf_to_transformer_param(const std::string& hf, int64_t n_layers) {
 
 // ---- import / export ----------------------------------------------------------------------------
 
-Transformer load_model_dir(const std::string& dir, DType dtype) {
+namespace {
+
+// The FP8 block size of an HF config.json's quantization_config (DeepSeek-V3: quant_method "fp8", fmt
+// "e4m3", weight_block_size [128, 128]); 128 when absent. Our GEMM needs square blocks.
+int64_t fp8_block_of_config(const Json& c, const std::string& path) {
+  const Json* q = c.find("quantization_config");
+  if (!q || q->is_null()) return 128;
+  const std::string where = "[load_model_dir] " + path + ": quantization_config";
+  if (!q->is_object()) throw std::runtime_error(where + " must be an object");
+  if (const Json* m = q->find("quant_method"); m && !(m->is_string() && m->get_string() == "fp8"))
+    throw std::runtime_error(where + ".quant_method must be \"fp8\" (the only quantization this project reads)");
+  if (const Json* f = q->find("fmt"); f && !(f->is_string() && f->get_string() == "e4m3"))
+    throw std::runtime_error(where + ".fmt must be \"e4m3\" (DeepSeek-V3's weights)");
+  const Json* wb = q->find("weight_block_size");
+  if (!wb || wb->is_null()) return 128;
+  if (!wb->is_array() || wb->size() != 2 || !(*wb)[0].is_number() || !(*wb)[1].is_number())
+    throw std::runtime_error(where + ".weight_block_size must be [rows, cols]");
+  const int64_t b0 = (*wb)[0].get_int(), b1 = (*wb)[1].get_int();
+  if (b0 <= 0 || b0 != b1)
+    throw std::runtime_error(where + ".weight_block_size [" + std::to_string(b0) + ", " + std::to_string(b1) +
+                             "]: the FP8 GEMM needs square positive blocks");
+  return b0;
+}
+
+}  // namespace
+
+Transformer load_model_dir(const std::string& dir, DType dtype) { return load_model_dir(dir, dtype, ""); }
+
+Transformer load_model_dir(const std::string& dir, DType dtype, const std::string& fp8_weights_override) {
   const std::string config_path = (fs::path(dir) / "config.json").string();
   const std::string weights_path = (fs::path(dir) / "model.safetensors").string();
   const std::string where = "[load_model_dir] ";
@@ -518,10 +548,42 @@ Transformer load_model_dir(const std::string& dir, DType dtype) {
   if (!fs::exists(config_path)) throw std::runtime_error(where + config_path + ": no such file");
   if (!fs::exists(weights_path)) throw std::runtime_error(where + weights_path + ": no such file");
   ModelArgs args = load_model_args_json(config_path);
+  if (!fp8_weights_override.empty()) {
+    args.fp8_weights = fp8_weights_override;
+    args.validate("--fp8");
+  }
+  int64_t fp8_block = 128;
+  {
+    std::ifstream in(config_path, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    fp8_block = fp8_block_of_config(Json::parse(text.str(), config_path), config_path);
+  }
   SafeTensorsFile f = read_safetensors(weights_path);
 
   Rng rng(0);
   Transformer model(args, rng, dtype);
+  // FP8 weights: every linear whose weight the file stores as F8_E4M3 takes its codes (f8e4m3) and a
+  // scale buffer of the block grid's shape, filled below from '<name>.weight_scale_inv' (load_parameters
+  // checks its presence and shape). Which linears are FP8 is read from the file.
+  int64_t n_fp8 = 0;
+  for (auto& [name, lin] : checkpoint_fp8_linears(model)) {
+    int64_t k = 0;
+    std::string rest, on_disk = name;
+    if (split_mtp_name(name, k, rest)) on_disk = "layers." + std::to_string(args.n_layers + k) + "." + rest;
+    const StTensor* st = f.find(official_to_hf_name(on_disk + ".weight"));
+    if (!st || st->dtype != StDType::F8_E4M3) continue;
+    if (dtype != DType::f32)
+      throw std::runtime_error(where + weights_path + ": tensor '" + st->name + "' is F8_E4M3; FP8 weights load into an f32 model only");
+    const Shape shape = lin->weight.shape();
+    Tensor codes = Tensor::zeros(shape, DType::f8e4m3);
+    codes.set_name(lin->weight.name()).set_param_kind(lin->weight.param_kind());
+    lin->weight = codes;
+    lin->scale = Tensor::zeros({(shape[0] + fp8_block - 1) / fp8_block, (shape[1] + fp8_block - 1) / fp8_block});
+    lin->fp8_options.block = fp8_block;
+    lin->fp8_options.ue8m0 = args.scale_ue8m0();
+    n_fp8++;
+  }
   // The parameters and buffers under their on-disk layer names (mtp.k.* -> layers.{n_layers+k}.*).
   NamedParameters params = model.named_parameters_and_buffers();
   for (auto& [name, t] : params) {
@@ -530,6 +592,15 @@ Transformer load_model_dir(const std::string& dir, DType dtype) {
     if (split_mtp_name(name, k, rest)) name = "layers." + std::to_string(args.n_layers + k) + "." + rest;
   }
   load_parameters(params, f, weights_path, /*strict=*/false);
+  // A scale must be a positive finite number (the official weight_scale_inv is amax/448 of its block).
+  for (auto& [name, lin] : checkpoint_fp8_linears(model)) {
+    if (!lin->is_fp8_weight()) continue;
+    std::vector<float> sc = lin->scale.to_f32_vector();
+    for (size_t i = 0; i < sc.size(); i++)
+      if (!(sc[i] > 0.0f) || !std::isfinite(sc[i]))
+        throw std::runtime_error(where + weights_path + ": '" + name + ".weight_scale_inv' block " + std::to_string(i) +
+                                 " is " + std::to_string(sc[i]) + "; FP8 block scales must be positive and finite");
+  }
 
   // Everything else in the file must be an MTP module's copy of the shared embedding / head, equal to it.
   std::set<std::string> used;
@@ -572,6 +643,7 @@ Transformer load_model_dir(const std::string& dir, DType dtype) {
     if (!has_embed[k]) throw std::runtime_error(where + weights_path + ": no tensor '" + L + "embed_tokens.weight' (MTP copy of the embedding)");
     if (!has_head[k]) throw std::runtime_error(where + weights_path + ": no tensor '" + L + "shared_head.head.weight' (MTP copy of the head)");
   }
+  if (n_fp8 && args.fp8_weights == "dequant") dequantize_fp8_linears(model);
   return model;
 }
 
@@ -595,6 +667,18 @@ void save_model_dir(Transformer& model, const std::string& dir_in) {
   }
   Json config = model_args_to_hf_config(model.args);
   config.set("torch_dtype", model.dtype == DType::f64 ? "float64" : "float32");
+  if (count_fp8_weights(model) > 0) {  // the HF DeepSeek-V3 FP8 layout's description
+    int64_t block = 128;
+    for (auto& [name, lin] : checkpoint_fp8_linears(model))
+      if (lin->is_fp8_weight()) block = lin->fp8_options.block;
+    Json q = Json::object();
+    q.set("activation_scheme", "dynamic");
+    q.set("fmt", "e4m3");
+    q.set("quant_method", "fp8");
+    if (model.args.scale_ue8m0()) q.set("scale_fmt", "ue8m0");
+    q.set("weight_block_size", Json(Json::Array{Json(block), Json(block)}));
+    config.set("quantization_config", q);
+  }
 
   std::error_code ec;
   fs::remove_all(tmp, ec);

@@ -226,9 +226,15 @@ std::string hf_to_transformer_param(const std::string& hf, int64_t n_layers);
 
 // Reads DIR/config.json (HF) and DIR/model.safetensors (HF names). Every tensor must be used and every
 // parameter found with its exact shape; MTP copies of the head / embedding must equal the shared ones.
+// FP8 checkpoints (the HF DeepSeek-V3 layout): a linear whose weight is F8_E4M3 keeps its codes and its
+// '<name>.weight_scale_inv' block scales (block from config.json quantization_config.weight_block_size)
+// and runs the official way (act_quant per 1×128 tile, ue8m0 per scale_fmt, fp8_gemm); a missing,
+// mis-shaped or non-positive scale tensor is an error naming it. fp8_weights "dequant" (config.json key,
+// or fp8_weights_override: "native" | "dequant" | "" = the config's) dequantizes them to f32 instead.
 Transformer load_model_dir(const std::string& dir, DType dtype = DType::f32);
-// Writes DIR/config.json + DIR/model.safetensors (HF names, F32 or F64 as the model) into DIR.tmp,
-// then renames it over DIR.
+Transformer load_model_dir(const std::string& dir, DType dtype, const std::string& fp8_weights_override);
+// Writes DIR/config.json + DIR/model.safetensors (HF names, F32 or F64 as the model; FP8 weights as
+// F8_E4M3 + weight_scale_inv with a quantization_config) into DIR.tmp, then renames it over DIR.
 void save_model_dir(Transformer& model, const std::string& dir);
 
 }  // namespace sg

@@ -14,6 +14,21 @@ namespace sg {
 // ---- StTensor <-> Tensor ------------------------------------------------------------------------
 
 Tensor tensor_from_st(const StTensor& st, DType dtype) {
+  if (dtype == DType::f8e4m3) {  // the codes themselves, byte for byte (an FP8 checkpoint's weight)
+    if (st.dtype != StDType::F8_E4M3)
+      throw std::runtime_error("[weights] tensor '" + st.name + "' " + st_shape_str(st.shape) + " is " +
+                               st_dtype_name(st.dtype) + ", but an FP8 (f8e4m3) parameter needs F8_E4M3 codes");
+    Tensor t = Tensor::empty(st.shape, DType::f8e4m3);
+    if ((size_t)t.numel() != st.bytes.size())
+      throw std::runtime_error("[weights] tensor '" + st.name + "' " + st_shape_str(st.shape) + " holds " +
+                               std::to_string(st.bytes.size()) + " bytes, expected " + std::to_string(t.numel()));
+    if (!st.bytes.empty()) std::memcpy(t.fp8_codes(), st.bytes.data(), st.bytes.size());
+    return t;
+  }
+  if (st.dtype == StDType::F8_E4M3 || st.dtype == StDType::F8_E5M2)
+    throw std::runtime_error("[weights] tensor '" + st.name + "' " + st_shape_str(st.shape) + " is " +
+                             st_dtype_name(st.dtype) + " (FP8 codes): only a linear layer's weight can be FP8, with its "
+                             "block scales in '" + st.name + "_scale_inv'; this parameter is " + dtype_name(dtype));
   if (st.dtype != StDType::F32 && st.dtype != StDType::F64 && st.dtype != StDType::F16 && st.dtype != StDType::BF16)
     throw std::runtime_error("[weights] tensor '" + st.name + "' " + st_shape_str(st.shape) + " is " +
                              st_dtype_name(st.dtype) + "; tensor_from_st reads F32, F64, F16 and BF16");
@@ -25,6 +40,14 @@ Tensor tensor_from_st(const StTensor& st, DType dtype) {
 
 StTensor st_from_tensor(const std::string& name, const Tensor& t, std::optional<StDType> st_dtype) {
   if (!t.defined()) throw std::runtime_error("[weights] st_from_tensor('" + name + "'): the tensor is undefined");
+  if (t.dtype() == DType::f8e4m3) {  // FP8 codes stored as they are
+    if (st_dtype && *st_dtype != StDType::F8_E4M3)
+      throw std::runtime_error("[weights] st_from_tensor('" + name + "'): " + t.describe() + " can only be stored as F8_E4M3");
+    Tensor c = t.is_contiguous() ? t : t.clone_data();
+    StTensor st{name, StDType::F8_E4M3, t.shape(), std::vector<uint8_t>((size_t)t.numel())};
+    if (!st.bytes.empty()) std::memcpy(st.bytes.data(), c.fp8_codes(), st.bytes.size());
+    return st;
+  }
   StDType out = st_dtype.value_or(t.dtype() == DType::f64   ? StDType::F64
                                   : t.dtype() == DType::i64 ? StDType::I64
                                   : t.dtype() == DType::i32 ? StDType::I32
@@ -198,13 +221,19 @@ void load_parameters(NamedParameters& params, const SafeTensorsFile& f, const st
     if (st->shape != t->shape())
       throw std::runtime_error(where + "tensor '" + hf + "' (parameter '" + official + "') has shape " +
                                st_shape_str(st->shape) + " but the parameter has shape " + shape_str(t->shape()));
-    if (!is_floating(t->dtype()))
+    if (!is_floating(t->dtype()) && t->dtype() != DType::f8e4m3)
       throw std::runtime_error(where + "parameter '" + official + "' " + t->describe() + " is not floating point");
     Tensor src;
     try {
       src = tensor_from_st(*st, t->dtype());
     } catch (const std::exception& e) {
       throw std::runtime_error(where + "parameter '" + official + "': " + e.what());
+    }
+    if (t->dtype() == DType::f8e4m3) {  // codes: byte for byte into the (contiguous) parameter
+      if (!t->is_contiguous()) throw std::runtime_error(where + "FP8 parameter '" + official + "' is not contiguous");
+      if (t->numel()) std::memcpy(t->fp8_codes(), src.fp8_codes(), (size_t)t->numel());
+      used.insert(hf);
+      continue;
     }
     // In place, through the parameter's own strides: handles held elsewhere (an optimizer) see the new values.
     dispatch_float(t->dtype(), "load_parameters", [&]<class T>() {

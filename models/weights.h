@@ -23,8 +23,8 @@
 //     shared_head.head} keep their names; layers.N.embed ↔ model.layers.N.embed_tokens (the converter's rule)
 //   on any linear layer: .scale ↔ .weight_scale_inv (FP8 block scales)
 //
-// What this is not: sharded checkpoints, FP8 decoding (scales are carried as plain tensors), or the
-// whole-model save/load (that lives with the Transformer and the trainer).
+// What this is not: sharded checkpoints, FP8 arithmetic (codes and scales are carried as they are; the FP8
+// linear computes with them, ops/fp8_linear.h), or the whole-model save/load (models/transformer.h).
 #pragma once
 #include <optional>
 #include <string>
@@ -36,11 +36,12 @@
 namespace sg {
 
 // A contiguous Tensor with the file's numbers. F32, F64, F16 and BF16 are read (bf16/f16 exactly,
-// f64 rounded when dtype is f32); integer and FP8 tensors throw naming the tensor.
+// f64 rounded when dtype is f32); integer tensors throw naming the tensor. dtype f8e4m3 takes an
+// F8_E4M3 tensor's codes byte for byte (and only that); an FP8 tensor read as anything else throws.
 Tensor tensor_from_st(const StTensor& st, DType dtype = DType::f32);
 
 // The tensor's numbers as a safetensors entry, stored as `st_dtype` (default: F32 for f32 tensors,
-// F64 for f64, I64 / I32 for integer tensors; F16/BF16 round to nearest even).
+// F64 for f64, I64 / I32 for integer tensors, F8_E4M3 codes for f8e4m3; F16/BF16 round to nearest even).
 StTensor st_from_tensor(const std::string& name, const Tensor& t, std::optional<StDType> st_dtype = std::nullopt);
 
 // models/README.md §11. Unknown names throw "[weights] unknown HF parameter name '<name>' (<why>)".

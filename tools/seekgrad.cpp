@@ -90,6 +90,9 @@ int main(int argc, char** argv) {
   logits->add_option("--tokens", tokens_path, "JSON file: a list of token-id sequences")->required();
   logits->add_option("--out", out_path, "output safetensors file (float32 `logits` [B, T, V])")->required();
   logits->add_flag("--decode", decode, "produce the logits by incremental decoding through the KV cache");
+  std::string logits_fp8;
+  logits->add_option("--fp8", logits_fp8, "FP8 checkpoint weights: native (official FP8 GEMMs, the default) or dequant (to f32)")
+      ->check(CLI::IsMember({"native", "dequant"}));
 
   auto* bench_tr = bench->add_subcommand("train", "Training-step tokens/s (forward + backward + AdamW), peak memory, per-component times");
   std::string bench_config = "configs/bench-small.yaml";
@@ -136,7 +139,7 @@ int main(int argc, char** argv) {
     if (bench_moe->parsed()) return sg::bench::bench_moe(moe_json);
     if (bench_attn->parsed()) return sg::bench::bench_attention(attn_json, attn_quick);
     if (bench_roll->parsed()) return sg::bench::bench_rollout(rollout_config, rollout_json);
-    if (logits->parsed()) return sg::run_logits(model_dir, tokens_path, out_path, decode);
+    if (logits->parsed()) return sg::run_logits(model_dir, tokens_path, out_path, decode, logits_fp8);
     if (auto rc = data_model_commands.run(std::cout)) return *rc;
     if (trace->parsed()) return sg::run_trace_command(trace_cmd, std::cout);
   } catch (const std::exception& e) {

@@ -14,7 +14,7 @@ PostStageStart start_post_stage(const PretrainConfig& cfg, const std::string& st
   const std::string out_dir = section_out_dir.empty() ? (fs::path(cfg.train.out_dir) / stage).string() : section_out_dir;
   fs::create_directories(out_dir);
   set_num_threads((int)cfg.train.threads);
-  PostStageStart s{out_dir, data::Tokenizer::load(tokenizer_path), load_model_dir(init_model_dir)};
+  PostStageStart s{out_dir, data::Tokenizer::load(tokenizer_path), load_model_dir(init_model_dir, DType::f32, "dequant")};
   if (s.model.args.vocab_size != s.tok.vocab_size())
     throw std::runtime_error("[" + stage + "] " + init_model_dir + ": the model's vocab_size " + std::to_string(s.model.args.vocab_size) +
                              " differs from the tokenizer's " + std::to_string(s.tok.vocab_size()) + " (" + tokenizer_path + ")");

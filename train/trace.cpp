@@ -119,7 +119,7 @@ TraceRun prepare_trace(const std::string& config_path, const std::string& stage,
                : run.config.sft.out_dir.empty()   ? (fs::path(tc.out_dir) / "sft" / "model").string()
                                                   : (fs::path(run.config.sft.out_dir) / "model").string();
   if (!init_dir.empty() && fs::is_regular_file(fs::path(init_dir) / "model.safetensors")) {
-    run.model = std::make_unique<Transformer>(load_model_dir(init_dir));
+    run.model = std::make_unique<Transformer>(load_model_dir(init_dir, DType::f32, "dequant"));
     log << "model: " << init_dir << " (the model this stage starts from)\n";
   } else {
     Rng rng(tc.seed);

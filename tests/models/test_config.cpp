@@ -63,6 +63,7 @@ ModelArgs every_field_changed() {
   a.scale_fmt = "ue8m0";
   a.n_mtp_modules = 2;
   a.fp8 = true;
+  a.fp8_weights = "dequant";
   return a;
 }
 
@@ -136,7 +137,7 @@ TEST_CASE("config table: each field once, its member set for its type, all membe
     }
     for (const ModelArgField& g : fields) CHECK_MESSAGE((value_of(one, g) == value_of(defaults, g)) == (&g != &f), g.name);
   }
-  CHECK(fields.size() == 37);
+  CHECK(fields.size() == 38);
   CHECK(find_model_arg_field("dimm") == nullptr);
   CHECK(std::string(find_model_arg_field("dim")->hf) == "hidden_size");
   CHECK(std::string(find_model_arg_field("n_limited_groups")->hf) == "topk_group");

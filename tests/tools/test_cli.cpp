@@ -312,7 +312,7 @@ TEST_CASE("import: a sharded checkpoint (two files + model.safetensors.index.jso
   CHECK(!fs::exists(tmp.file("proj2")));
 }
 
-TEST_CASE("import: FP8 E4M3 weights with 128x128 block scales are dequantized") {
+TEST_CASE("import: FP8 E4M3 weights with 128x128 block scales are kept, or dequantized with --fp8 dequant") {
   CHECK(cli::fp8_e4m3_to_f32(0x38) == 1.0f);
   CHECK(cli::fp8_e4m3_to_f32(0x7E) == 448.0f);           // the largest finite value
   CHECK(cli::fp8_e4m3_to_f32(0xFE) == -448.0f);
@@ -355,11 +355,18 @@ TEST_CASE("import: FP8 E4M3 weights with 128x128 block scales are dequantized") 
   config.set("quantization_config", qc);
   spit(tmp.file("hf/config.json"), config.dump(2));
   write_safetensors(tmp.file("hf/model.safetensors"), tensors);
-  cli::ImportResult r = cli::import_hf_model(tmp.file("hf"), tmp.file("proj"));
+  cli::ImportResult r = cli::import_hf_model(tmp.file("hf"), tmp.file("proj"), "dequant", nullptr);
   CHECK(r.n_fp8_dequantized == 1);
   CHECK(r.n_tensors_in == 132);
   Transformer m = load_model_dir(tmp.file("proj"));
   CHECK(m.layers[0]->dense_ffn->w2.weight.to_f32_vector() == expect);
+  // The default keeps the codes and scales: the weight dequantizes to the same numbers.
+  cli::ImportResult rn = cli::import_hf_model(tmp.file("hf"), tmp.file("proj_fp8"));
+  CHECK(rn.n_fp8_kept == 1);
+  CHECK(rn.n_fp8_dequantized == 0);
+  Transformer mn = load_model_dir(tmp.file("proj_fp8"));
+  CHECK(mn.layers[0]->dense_ffn->w2.is_fp8_weight());
+  CHECK(mn.layers[0]->dense_ffn->w2.dense_weight().to_f32_vector() == expect);
 
   // An FP8 weight without its scale is an error naming both.
   std::erase_if(tensors, [&](const StTensor& t) { return t.name == name + "_scale_inv"; });

@@ -23,6 +23,7 @@
 #include "models/json.h"
 #include "models/transformer.h"
 #include "models/weights.h"
+#include "models/fp8_model.h"
 #include "ops/fp8.h"
 #include "train/problems.h"
 
@@ -141,7 +142,7 @@ std::string tokenizer_for_model(const std::string& model_dir, const std::string&
 int run_generate(const GenerateOptions& opt, std::ostream& out) {
   if (opt.tokenizer_path.empty()) fail("generate", "no tokenizer file (--tokenizer)");
   data::Tokenizer tok = data::Tokenizer::load(tokenizer_for_model(opt.model_dir, opt.tokenizer_path, "generate"));
-  Transformer model = load_model_dir(opt.model_dir);
+  Transformer model = load_model_dir(opt.model_dir, DType::f32, opt.fp8_weights);
   if (tok.vocab_size() > model.args.vocab_size)
     fail("generate", opt.tokenizer_path + " has " + std::to_string(tok.vocab_size()) + " ids but " + opt.model_dir +
                          "/config.json has vocab_size " + std::to_string(model.args.vocab_size));
@@ -359,6 +360,13 @@ void check_same_parameters(Transformer& a, Transformer& b, const char* who, cons
 }  // namespace
 
 ImportResult import_hf_model(const std::string& hf_dir, const std::string& out_dir, std::ostream* log) {
+  return import_hf_model(hf_dir, out_dir, "native", log);
+}
+
+ImportResult import_hf_model(const std::string& hf_dir, const std::string& out_dir, const std::string& fp8_mode,
+                             std::ostream* log) {
+  if (fp8_mode != "native" && fp8_mode != "dequant") fail("import", "--fp8 must be native or dequant, got '" + fp8_mode + "'");
+  const bool dequant = fp8_mode == "dequant";
   const auto t0 = Clock::now();
   if (!fs::is_directory(hf_dir)) fail("import", hf_dir + ": not a directory");
   if (out_dir.empty()) fail("import", "no output directory (--out DIR)");
@@ -384,7 +392,8 @@ ImportResult import_hf_model(const std::string& hf_dir, const std::string& out_d
   r.n_tensors_in = (int64_t)src.tensors.size();
   if (log) *log << "  read " << r.n_tensors_in << " tensors from " << src.files.size() << " file(s)\n";
 
-  // FP8 weights -> F32 with their *.weight_scale_inv; the scales are then dropped.
+  // FP8 weights: kept as F8_E4M3 + *.weight_scale_inv (native), or -> F32 with their scales, which are
+  // then dropped (--fp8 dequant).
   std::map<std::string, size_t> at;
   for (size_t i = 0; i < src.tensors.size(); i++) at[src.tensors[i].name] = i;
   std::set<std::string> used_scales;
@@ -395,20 +404,25 @@ ImportResult import_hf_model(const std::string& hf_dir, const std::string& out_d
     const std::string scale = t.name + "_scale_inv";
     auto it = at.find(scale);
     if (it == at.end()) fail("import", src.file_of[t.name] + ": FP8 tensor '" + t.name + "' has no '" + scale + "' (its block scales)");
-    t = dequantize_fp8_weight(t.name, t, src.tensors[it->second], b0, b1);
     used_scales.insert(scale);
+    if (!dequant) {
+      r.n_fp8_kept++;
+      continue;
+    }
+    t = dequantize_fp8_weight(t.name, t, src.tensors[it->second], b0, b1);
     r.n_fp8_dequantized++;
   }
   std::vector<StTensor> tensors;
   for (StTensor& t : src.tensors) {
     if (t.name.ends_with(".weight_scale_inv")) {
       if (!used_scales.count(t.name)) fail("import", src.file_of[t.name] + ": '" + t.name + "' scales no FP8 weight");
-      continue;
+      if (dequant) continue;
     }
     tensors.push_back(std::move(t));
   }
   src.tensors.clear();
   if (log && r.n_fp8_dequantized) *log << "  dequantized " << r.n_fp8_dequantized << " FP8 weights (" << b0 << "x" << b1 << " blocks)\n";
+  if (log && r.n_fp8_kept) *log << "  kept " << r.n_fp8_kept << " FP8 weights as E4M3 codes + " << b0 << "x" << b1 << " block scales\n";
 
   // Staging dir: the merged file under the original config, loaded (strict: every parameter with its
   // shape, nothing left over), then written in the project's layout.
@@ -424,7 +438,7 @@ ImportResult import_hf_model(const std::string& hf_dir, const std::string& out_d
     fs::copy_file(config_path, fs::path(staging) / "config.json");
     write_safetensors((fs::path(staging) / "model.safetensors").string(), tensors, {{"format", "pt"}});
     tensors.clear();
-    model = load_model_dir(staging);
+    model = load_model_dir(staging, DType::f32, dequant ? "dequant" : "native");
   } catch (const std::exception& e) {
     fs::remove_all(staging, ec);
     std::string msg = e.what();
@@ -488,7 +502,9 @@ std::string model_card(Transformer& model, const std::string& source_dir) {
 }
 
 ExportResult export_hf_model(const std::string& model_dir, const std::string& out_dir, const std::string& tokenizer_path,
-                             std::ostream* log) {
+                             std::ostream* log, const std::string& fp8_mode) {
+  if (fp8_mode != "keep" && fp8_mode != "quantize" && fp8_mode != "dequant")
+    fail("export", "--fp8 must be keep, quantize or dequant, got '" + fp8_mode + "'");
   if (out_dir.empty()) fail("export", "no output directory (--out DIR)");
   if (fs::exists(out_dir) && fs::exists(model_dir) && fs::equivalent(model_dir, out_dir))
     fail("export", out_dir + ": the output must not be the model directory");
@@ -498,7 +514,11 @@ ExportResult export_hf_model(const std::string& model_dir, const std::string& ou
     if (!fs::is_regular_file(tokenizer_path)) fail("export", tokenizer_path + ": no such tokenizer file");
     tok = data::Tokenizer::load(tokenizer_path);
   }
-  Transformer model = load_model_dir(model_dir);
+  Transformer model = load_model_dir(model_dir, DType::f32, fp8_mode == "dequant" ? "dequant" : "native");
+  if (fp8_mode == "quantize") {
+    const int64_t n = quantize_fp8_linears(model);
+    if (log) *log << "  quantized " << n << " linear weights to E4M3 with 128x128 block scales\n";
+  }
   if (tok && tok->vocab_size() > model.args.vocab_size)
     fail("export", tokenizer_path + " has " + std::to_string(tok->vocab_size()) + " ids but " + model_dir +
                        "/config.json has vocab_size " + std::to_string(model.args.vocab_size));
@@ -554,6 +574,8 @@ DataModelCommands::DataModelCommands(CLI::App& app) {
       "Its output equals plain greedy decoding; --check-greedy also runs plain greedy, checks that, and prints\n"
       "the wall-clock speed-up.");
   generate_->add_option("--model", generate_opt_.model_dir, "model directory (config.json + model.safetensors, HF names)")->required();
+  generate_->add_option("--fp8", generate_opt_.fp8_weights, "FP8 checkpoint weights: native (official FP8 GEMMs, the default) or dequant (to f32)")
+      ->check(CLI::IsMember({"native", "dequant"}));
   generate_->add_option("--tokenizer", generate_opt_.tokenizer_path, "tokenizer file (tokenizer.bpe from `seekgrad prepare`)")->required();
   generate_->add_option("--prompt", generate_opt_.prompt, "the text to continue (empty: start a new document)")->required();
   generate_->add_option("--max-new", generate_opt_.max_new, "new tokens at most")->capture_default_str()->check(CLI::NonNegativeNumber);
@@ -607,10 +629,13 @@ DataModelCommands::DataModelCommands(CLI::App& app) {
   import_ = app.add_subcommand("import", "DeepSeek-V3 / V3.2 HuggingFace model dir -> this project's model dir");
   import_->footer(
       "Reads FROM/config.json and FROM/model.safetensors, or FROM/model.safetensors.index.json and the files it\n"
-      "names. BF16/F16/F32 weights and FP8 E4M3 weights with weight_scale_inv blocks are converted to F32.\n"
+      "names. BF16/F16 weights are converted to F32; FP8 E4M3 weights with weight_scale_inv blocks are kept\n"
+      "(run the official FP8 way) or, with --fp8 dequant, converted to F32.\n"
       "Writes OUT/config.json + OUT/model.safetensors and checks the result by loading it.");
   import_->add_option("--from", import_from_, "HuggingFace model directory")->required();
   import_->add_option("--out", import_out_, "output model directory")->required();
+  import_->add_option("--fp8", import_fp8_, "FP8 weights: native (kept as E4M3 codes + block scales) or dequant (to F32)")
+      ->capture_default_str()->check(CLI::IsMember({"native", "dequant"}));
   export_ = app.add_subcommand("export", "This project's model dir -> HuggingFace dir (config.json, model.safetensors, README.md)");
   export_->footer(
       "HF parameter names, MTP modules as layers n_layers+k (with their embedding/head copies), a model card;\n"
@@ -618,6 +643,9 @@ DataModelCommands::DataModelCommands(CLI::App& app) {
   export_->add_option("--model", export_model_, "model directory")->required();
   export_->add_option("--out", export_out_, "output directory (replaced when it holds a model; any other non-empty directory is refused)")->required();
   export_->add_option("--tokenizer", export_tokenizer_, "tokenizer.bpe to ship with the model");
+  export_->add_option("--fp8", export_fp8_, "keep (weights as they are), quantize (the FP8 linears as F8_E4M3 + "
+                      "weight_scale_inv, the HF DeepSeek-V3 FP8 layout) or dequant (all F32)")
+      ->capture_default_str()->check(CLI::IsMember({"keep", "quantize", "dequant"}));
 }
 
 std::optional<int> DataModelCommands::run(std::ostream& out) {
@@ -651,7 +679,7 @@ std::optional<int> DataModelCommands::run(std::ostream& out) {
   }
   if (import_->parsed()) {
     out << "seekgrad import " << import_from_ << " -> " << import_out_ << "\n";
-    ImportResult r = import_hf_model(import_from_, import_out_, &out);
+    ImportResult r = import_hf_model(import_from_, import_out_, import_fp8_, &out);
     out << "  " << r.n_parameters << " parameters, " << r.args.n_layers << " layers + " << r.args.n_mtp_modules
         << " MTP, vocab " << r.args.vocab_size << "; loaded back OK (" << std::fixed << std::setprecision(2) << r.seconds
         << " s)\n"
@@ -660,7 +688,7 @@ std::optional<int> DataModelCommands::run(std::ostream& out) {
   }
   if (export_->parsed()) {
     out << "seekgrad export " << export_model_ << " -> " << export_out_ << "\n";
-    ExportResult r = export_hf_model(export_model_, export_out_, export_tokenizer_, &out);
+    ExportResult r = export_hf_model(export_model_, export_out_, export_tokenizer_, &out, export_fp8_);
     out << "  " << r.n_tensors << " tensors, " << r.n_parameters << " parameters, model.safetensors " << human_bytes((double)r.bytes)
         << "; wrote config.json, model.safetensors, README.md" << (export_tokenizer_.empty() ? "" : ", tokenizer.bpe") << "\n";
     return 0;

@@ -56,6 +56,7 @@ namespace sg::cli {
 
 struct GenerateOptions {
   std::string model_dir, tokenizer_path, prompt;
+  std::string fp8_weights;  // FP8 checkpoint weights: "" = config.json's fp8_weights, "native", "dequant"
   int64_t max_new = 64;
   SamplingConfig sampling{0.8, 40, 0.95, 0};
   bool speculative = false;   // MTP speculative decoding (greedy: temperature/top-k/top-p are not used)
@@ -106,6 +107,7 @@ struct ImportResult {
   std::vector<std::string> source_files;  // the safetensors files read
   int64_t n_tensors_in = 0;               // tensors in the source (scales included)
   int64_t n_fp8_dequantized = 0;          // F8_E4M3 weights turned into F32 with their block scales
+  int64_t n_fp8_kept = 0;                 // F8_E4M3 weights kept as codes + scales (the default)
   int64_t n_parameters = 0;               // numbers in the imported model
   ModelArgs args;
   double seconds = 0;
@@ -119,10 +121,14 @@ float fp8_e4m3_to_f32(uint8_t bits);
 StTensor dequantize_fp8_weight(const std::string& name, const StTensor& w, const StTensor& scale_inv, int64_t block_rows,
                                int64_t block_cols);
 
-// Reads hf_dir (config.json + model.safetensors or model.safetensors.index.json), dequantizes FP8,
-// writes out_dir (config.json + one F32 model.safetensors) via load_model_dir/save_model_dir, then
+// Reads hf_dir (config.json + model.safetensors or model.safetensors.index.json), keeps FP8 weights,
+// writes out_dir (config.json + one model.safetensors: F32, FP8 codes + scales as read) via load_model_dir/save_model_dir, then
 // loads out_dir again and checks every parameter against what was read.
 ImportResult import_hf_model(const std::string& hf_dir, const std::string& out_dir, std::ostream* log = nullptr);
+// fp8_mode "native" (the default above): FP8 weights stay F8_E4M3 codes + weight_scale_inv and run the
+// official FP8 way; "dequant": they become F32 (w · scale_inv per block) and the scales are dropped.
+ImportResult import_hf_model(const std::string& hf_dir, const std::string& out_dir, const std::string& fp8_mode,
+                             std::ostream* log);
 
 struct ExportResult {
   int64_t n_tensors = 0;     // in the written model.safetensors (MTP copies of embed/head included)
@@ -132,8 +138,11 @@ struct ExportResult {
 
 // Loads model_dir, writes out_dir/{config.json, model.safetensors, README.md} (and tokenizer.bpe when
 // tokenizer_path is given), reloads out_dir and checks it equals the source bit for bit.
+// fp8_mode: "keep" (weights as the model holds them), "quantize" (the linears of models/fp8_model.h as
+// 128×128-block E4M3 + weight_scale_inv, the HF DeepSeek-V3 FP8 layout), "dequant" (every weight F32).
 ExportResult export_hf_model(const std::string& model_dir, const std::string& out_dir,
-                             const std::string& tokenizer_path = "", std::ostream* log = nullptr);
+                             const std::string& tokenizer_path = "", std::ostream* log = nullptr,
+                             const std::string& fp8_mode = "keep");
 // The README.md model card export writes (architecture, sizes, tensor names, how it was made).
 std::string model_card(Transformer& model, const std::string& source_dir);
 
@@ -154,6 +163,7 @@ class DataModelCommands {
   ProblemEvalCliOptions problem_opt_;
   CLI::Option *eval_data_ = nullptr, *eval_problems_ = nullptr;
   std::string import_from_, import_out_, export_model_, export_out_, export_tokenizer_;
+  std::string import_fp8_ = "native", export_fp8_ = "keep";
 };
 
 }  // namespace sg::cli

@@ -50,8 +50,9 @@ static Tensor read_tokens(const std::string& path, int64_t vocab_size) {
   return Tensor::from_vector(ids, {B, T});
 }
 
-int run_logits(const std::string& model_dir, const std::string& tokens_json, const std::string& out_path, bool decode) {
-  Transformer model = load_model_dir(model_dir);
+int run_logits(const std::string& model_dir, const std::string& tokens_json, const std::string& out_path, bool decode,
+               const std::string& fp8_weights) {
+  Transformer model = load_model_dir(model_dir, DType::f32, fp8_weights);
   Tensor tokens = read_tokens(tokens_json, model.args.vocab_size);
   const int64_t B = tokens.size(0), T = tokens.size(1);
   if (T > model.args.max_seq_len)

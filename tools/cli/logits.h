@@ -15,6 +15,7 @@ namespace sg {
 
 // Returns 0 on success. Errors throw std::runtime_error naming the file and what is wrong
 // ("[logits] toks.json: sequence 1 has 23 tokens but sequence 0 has 24").
-int run_logits(const std::string& model_dir, const std::string& tokens_json, const std::string& out_path, bool decode);
+int run_logits(const std::string& model_dir, const std::string& tokens_json, const std::string& out_path, bool decode,
+               const std::string& fp8_weights = "");  // "" = config.json's fp8_weights; "native" | "dequant"
 
 }  // namespace sg
