@@ -9,10 +9,12 @@
 #include <cstdint>
 #include <vector>
 
+#include "ops/kernel_abi/elementwise.h"
+
 namespace sg::cpu {
 
-enum class UnaryOp { neg, exp, log, sqrt, rsqrt, abs, relu, sigmoid, silu, gelu, tanh, softplus, logsigmoid, square };
-enum class BinaryOp { add, sub, mul, div };
+using sg::BinaryOp;   // the op codes are the kernel ABI's (ops/kernel_abi/elementwise.h), shared by every backend
+using sg::UnaryOp;
 
 const char* unary_op_name(UnaryOp op);
 const char* binary_op_name(BinaryOp op);

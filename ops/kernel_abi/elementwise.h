@@ -1,0 +1,56 @@
+// ops/kernel_abi/elementwise.h — the elementwise kernels' arguments, one plain struct per kernel.
+//
+// The kernel ABI (README.md, Design §3): every backend's kernel takes the same struct of fixed-width fields and
+// raw pointers (host memory for the CPU kernels and the CUDA emulation, device memory for CUDA), so the dispatch
+// in ops/ fills it once and any backend can run it. Compiles as C++ and CUDA (and, later, Metal).
+#pragma once
+#include <cstdint>
+
+namespace sg {
+
+enum class UnaryOp : int32_t { neg, exp, log, sqrt, rsqrt, abs, relu, sigmoid, silu, gelu, tanh, softplus, logsigmoid, square };
+enum class BinaryOp : int32_t { add, sub, mul, div };
+
+constexpr int kMaxKernelDims = 8;   // the largest tensor rank a strided kernel walks
+
+// y[i] = f(x[i]), i < n; x, y contiguous.
+template <class T> struct UnaryArgs {
+  UnaryOp op;
+  int64_t n;
+  const T* x;
+  T* y;
+};
+
+// dx[i] = f'(x[i]) dy[i] (from x or from the forward output y, whichever the formula needs), i < n.
+template <class T> struct UnaryBackwardArgs {
+  UnaryOp op;
+  int64_t n;
+  const T* x;
+  const T* y;
+  const T* dy;
+  T* dx;
+};
+
+// out[idx] = a[idx · a_strides] (op) b[idx · b_strides] over `shape` (ndim dims, row-major); out contiguous.
+// A broadcast input has stride 0 on its broadcast dims.
+template <class T> struct BinaryArgs {
+  BinaryOp op;
+  int32_t ndim;
+  int64_t shape[kMaxKernelDims];
+  int64_t a_strides[kMaxKernelDims];
+  int64_t b_strides[kMaxKernelDims];
+  const T* a;
+  const T* b;
+  T* out;
+};
+
+// y[i] = x[i] * alpha + beta, i < n.
+template <class T> struct AffineArgs {
+  int64_t n;
+  T alpha;
+  T beta;
+  const T* x;
+  T* y;
+};
+
+}  // namespace sg
