@@ -56,4 +56,31 @@ template <class T> SG_HOST_DEVICE inline T logsigmoid(T x) { return -softplus(-x
 // d logsigmoid/dx = sigmoid(-x) = 1 - sigmoid(x)
 template <class T> SG_HOST_DEVICE inline T logsigmoid_backward(T x, T dy) { return dy * sigmoid(-x); }
 
+
+// a · b rounded to T on its own. nvcc fuses `a·c − b·s` into an fma (one rounding fewer) unless told not to;
+// these products keep the GPU's rotation to the CPU's sequence of roundings (g++ fuses nothing on the default
+// x86-64 target, which has no FMA).
+SG_HOST_DEVICE inline float mul_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+SG_HOST_DEVICE inline double mul_rn(double a, double b) {
+#if defined(__CUDA_ARCH__)
+  return __dmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+
+// RoPE: the rotation of one pair by angle φ, c = cos φ, s = sin φ (models/README.md §3):
+//   (a, b) -> (a c − b s, a s + b c)
+// The backward is the rotation by −φ: the same function with −s. Every backend's rope calls this one.
+template <class T> SG_HOST_DEVICE inline void rope_rotate(T a, T b, T c, T s, T& out_a, T& out_b) {
+  out_a = mul_rn(a, c) - mul_rn(b, s);
+  out_b = mul_rn(a, s) + mul_rn(b, c);
+}
+
 }  // namespace sg::scalar

@@ -11,6 +11,7 @@
 #include "autograd/runtime.h"
 #include "ops/cpu/runtime.h"
 #include "ops/cpu/simd.h"
+#include "ops/scalar_math.h"
 
 namespace sg::cpu {
 
@@ -345,7 +346,7 @@ void rope_forward(const T* x, const T* cos, const T* sin, T* y, int64_t B, int64
         T* yh = y + (t * H + h) * dr;
         for (int64_t i = 0; i < half; i++) {
           int64_t ia = interleaved ? 2 * i : i, ib = interleaved ? 2 * i + 1 : i + half;
-          rope_rotate<T>(xh[ia], xh[ib], cs[i], sign > 0 ? sn[i] : -sn[i], yh[ia], yh[ib]);
+          scalar::rope_rotate<T>(xh[ia], xh[ib], cs[i], sign > 0 ? sn[i] : -sn[i], yh[ia], yh[ib]);
         }
       }
     }

@@ -68,12 +68,8 @@ void layer_norm_backward(const T* x, const T* weight, const T* mean, const T* rs
                          T* dbias, int64_t rows, int64_t D);
 
 // ---- rope ---------------------------------------------------------------------------------------
-// The rotation of one pair by angle φ (models/README.md §3):  (a, b) -> (a cos φ − b sin φ, a sin φ + b cos φ).
-// The backward is the rotation by −φ, i.e. the same function with −sin.
-template <class T> inline void rope_rotate(T a, T b, T c, T s, T& out_a, T& out_b) {
-  out_a = a * c - b * s;
-  out_b = a * s + b * c;
-}
+// Each pair (a, b) is rotated by angle φ of its position: (a cos φ − b sin φ, a sin φ + b cos φ), by
+// scalar::rope_rotate (ops/scalar_math.h), the one function the CPU and CUDA kernels share.
 // x, y: [B, S, H, dr] (H = 1 for [B, S, dr]); cos, sin: [S, dr/2].
 // interleaved: pair i = (x[2i], x[2i+1]);  half_split: pair i = (x[i], x[i + dr/2]).
 // sign = +1 rotates by +φ (forward), −1 by −φ (backward: dx = rope(dy, cos, −sin)).

@@ -3,9 +3,11 @@
 #pragma once
 #include <cstdint>
 
+#include "ops/kernel_abi/reduce.h"
+
 namespace sg::cpu {
 
-enum class ReduceOp { sum, max, min };
+using sg::ReduceOp;   // the op codes are the kernel ABI's (ops/kernel_abi/reduce.h), shared by every backend
 
 // out[r] = reduce_{c} x[r, c]; the sum accumulates in double for f32 inputs.
 template <class T> void reduce_rows(ReduceOp op, const T* x, int64_t rows, int64_t cols, T* out);
