@@ -5,29 +5,58 @@
 #include <map>
 #include <mutex>
 #include <new>
+#include <stdexcept>
 #include <vector>
+
+#include "cuda/cuda_backend.h"
 
 namespace sg {
 
 namespace {
-struct CpuCache {
+
+// Where a pool's blocks come from and go back to.
+void* os_allocate(MemoryPool pool, size_t size) {
+  if (pool == MemoryPool::cuda) return cuda::device_malloc(size);
+  void* p = std::aligned_alloc(64, size);
+  if (!p) throw std::bad_alloc();
+  return p;
+}
+void os_free(MemoryPool pool, void* p) {
+  if (pool == MemoryPool::cuda) cuda::device_free(p);
+  else std::free(p);
+}
+
+struct Cache {
+  explicit Cache(MemoryPool p) : pool(p) {}
+  MemoryPool pool;
   std::mutex mu;
   std::map<size_t, std::vector<void*>> free_lists;  // size class -> cached blocks
   AllocatorStats stats;
-  ~CpuCache() {
+
+  // Holds mu. Every cached block back to the OS / the device.
+  void release_cached_locked() {
     for (auto& [size, blocks] : free_lists)
-      for (void* p : blocks) std::free(p);
+      for (void* p : blocks) os_free(pool, p);
+    free_lists.clear();
+    stats.cached_bytes = 0;
+  }
+  // At exit the host pools free their blocks. The cuda pool leaves them to the driver, which frees a process's
+  // device memory when it ends: cudaFree during static destruction may run after the CUDA runtime shut down.
+  ~Cache() {
+    if (pool_is_host(pool)) release_cached_locked();
   }
 };
-CpuCache& cache() {
-  static CpuCache c;
-  return c;
+
+Cache& cache(MemoryPool pool) {
+  static Cache caches[kMemoryPools] = {Cache(MemoryPool::cpu), Cache(MemoryPool::cuda), Cache(MemoryPool::cuda_emu)};
+  return caches[(int)pool];
 }
+
 }  // namespace
 
 // Size classes: below 256 bytes round to 64; above, each power-of-two interval [2^k, 2^(k+1))
 // is split into 4 equal steps, so at most 25% is wasted.
-size_t cpu_allocator_size_class(size_t nbytes) {
+size_t allocator_size_class(size_t nbytes) {
   if (nbytes <= 256) return nbytes == 0 ? 64 : (nbytes + 63) / 64 * 64;
   size_t pow2 = 1;
   while (pow2 * 2 <= nbytes) pow2 *= 2;
@@ -35,54 +64,70 @@ size_t cpu_allocator_size_class(size_t nbytes) {
   return (nbytes + step - 1) / step * step;
 }
 
-void* cpu_allocate(size_t nbytes) {
-  size_t size = cpu_allocator_size_class(nbytes);
-  CpuCache& c = cache();
+void* pool_allocate(MemoryPool pool, size_t nbytes) {
+  size_t size = allocator_size_class(nbytes);
+  Cache& c = cache(pool);
   std::lock_guard<std::mutex> lock(c.mu);
-  c.stats.n_allocs++;
   void* p = nullptr;
+  bool hit = false;
   auto it = c.free_lists.find(size);
   if (it != c.free_lists.end() && !it->second.empty()) {
     p = it->second.back();
     it->second.pop_back();
     c.stats.cached_bytes -= (int64_t)size;
-    c.stats.n_cache_hits++;
+    hit = true;
+  } else if (pool == MemoryPool::cuda) {
+    try {
+      p = os_allocate(pool, size);
+    } catch (const std::exception&) {
+      if (c.stats.cached_bytes == 0) throw;  // nothing to give back: the device is full (or absent)
+      c.release_cached_locked();
+      p = os_allocate(pool, size);
+    }
   } else {
-    p = std::aligned_alloc(64, size);
-    if (!p) throw std::bad_alloc();
+    p = os_allocate(pool, size);
   }
+  // Counted once the block exists, so a failed allocation leaves the statistics as they were.
+  c.stats.n_allocs++;
+  if (hit) c.stats.n_cache_hits++;
   c.stats.allocated_bytes += (int64_t)size;
   if (c.stats.allocated_bytes > c.stats.peak_bytes) c.stats.peak_bytes = c.stats.allocated_bytes;
   return p;
 }
 
-void cpu_free(void* ptr, size_t nbytes) {
+void pool_free(MemoryPool pool, void* ptr, size_t nbytes) {
   if (!ptr) return;
-  size_t size = cpu_allocator_size_class(nbytes);
-  CpuCache& c = cache();
+  size_t size = allocator_size_class(nbytes);
+  Cache& c = cache(pool);
   std::lock_guard<std::mutex> lock(c.mu);
   c.free_lists[size].push_back(ptr);
   c.stats.allocated_bytes -= (int64_t)size;
   c.stats.cached_bytes += (int64_t)size;
 }
 
-AllocatorStats cpu_allocator_stats() {
-  std::lock_guard<std::mutex> lock(cache().mu);
-  return cache().stats;
-}
-
-void cpu_allocator_reset_peak() {
-  std::lock_guard<std::mutex> lock(cache().mu);
-  cache().stats.peak_bytes = cache().stats.allocated_bytes;
-}
-
-void cpu_allocator_release_cached() {
-  CpuCache& c = cache();
+AllocatorStats allocator_stats(MemoryPool pool) {
+  Cache& c = cache(pool);
   std::lock_guard<std::mutex> lock(c.mu);
-  for (auto& [size, blocks] : c.free_lists)
-    for (void* p : blocks) std::free(p);
-  c.free_lists.clear();
-  c.stats.cached_bytes = 0;
+  return c.stats;
 }
+
+void allocator_reset_peak(MemoryPool pool) {
+  Cache& c = cache(pool);
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.stats.peak_bytes = c.stats.allocated_bytes;
+}
+
+void allocator_release_cached(MemoryPool pool) {
+  Cache& c = cache(pool);
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.release_cached_locked();
+}
+
+void* cpu_allocate(size_t nbytes) { return pool_allocate(MemoryPool::cpu, nbytes); }
+void cpu_free(void* ptr, size_t nbytes) { pool_free(MemoryPool::cpu, ptr, nbytes); }
+AllocatorStats cpu_allocator_stats() { return allocator_stats(MemoryPool::cpu); }
+void cpu_allocator_reset_peak() { allocator_reset_peak(MemoryPool::cpu); }
+void cpu_allocator_release_cached() { allocator_release_cached(MemoryPool::cpu); }
+size_t cpu_allocator_size_class(size_t nbytes) { return allocator_size_class(nbytes); }
 
 }  // namespace sg

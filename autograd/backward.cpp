@@ -11,6 +11,7 @@
 #include <unordered_set>
 
 #include "autograd/node.h"
+#include "ops/kernels.h"
 
 namespace sg {
 
@@ -41,27 +42,46 @@ std::vector<std::shared_ptr<Node>> topological_order(const Tensor& root) {
   return order;
 }
 
-// acc + g, elementwise, same shape. Kept here (not in ops/) so autograd depends on nothing.
-static void check_cpu_accumulation(const Tensor& acc, const Tensor& g) {
-  if (acc.device() != Device::CPU || g.device() != Device::CPU)
-    throw std::runtime_error("[backward] gradient accumulation on " + std::string(device_name(acc.device())) +
-                             " is done by that backend; this build accumulates CPU gradients only");
+// "x (2, 3) f32 on cpu": describe() names the device only when it is not the CPU.
+static std::string located(const Tensor& t) {
+  return t.device() == Device::CPU ? t.describe() + " on cpu" : t.describe();
 }
+
+// acc + g, elementwise, same shape, on their device. On the CPU a plain loop, kept here (not in ops/) so the
+// common case depends on nothing; on another device that device's binary add kernel, through the one device
+// dispatch (ops/kernels.h), as one flat run of n values.
 template <class T> static void add_loop(const T* pa, const T* pb, T* po, int64_t n) {
 #pragma omp simd
   for (int64_t i = 0; i < n; i++) po[i] = pa[i] + pb[i];
 }
-// out = a + b over n contiguous values (out may be a: the in-place update).
+template <class T> static void add_on_device(const Tensor& a, const Tensor& b, const Tensor& out) {
+  BinaryArgs<T> args{};
+  args.op = BinaryOp::add;
+  args.ndim = 1;
+  args.shape[0] = out.numel();
+  args.a_strides[0] = args.b_strides[0] = 1;
+  args.a = a.device_data<T>();
+  args.b = b.device_data<T>();
+  args.out = out.device_data<T>();
+  kernels::binary_forward<T>("backward", out.device(), args);
+}
+// out = a + b over n contiguous values (out may be a: the in-place update; each element is read, then written,
+// by the same iteration or thread).
 static void add_contiguous(const Tensor& a, const Tensor& b, const Tensor& out) {
   int64_t n = out.numel();
-  if (out.dtype() == DType::f32) add_loop(a.data<float>(), b.data<float>(), out.data<float>(), n);
-  else add_loop(a.data<double>(), b.data<double>(), out.data<double>(), n);
+  if (out.device() != Device::CPU) {
+    if (out.dtype() == DType::f32) add_on_device<float>(a, b, out);
+    else add_on_device<double>(a, b, out);
+  } else if (out.dtype() == DType::f32) {
+    add_loop(a.data<float>(), b.data<float>(), out.data<float>(), n);
+  } else {
+    add_loop(a.data<double>(), b.data<double>(), out.data<double>(), n);
+  }
 }
 static Tensor add_same_shape(const Tensor& acc, const Tensor& g) {
-  check_cpu_accumulation(acc, g);
   Tensor a = acc.is_contiguous() ? acc : acc.clone_data();
   Tensor b = g.is_contiguous() ? g : g.clone_data();
-  Tensor out = Tensor::empty(acc.shape(), acc.dtype());
+  Tensor out = Tensor::empty(acc.shape(), acc.dtype(), acc.device());
   add_contiguous(a, b, out);
   return out;
 }
@@ -85,8 +105,10 @@ static void accumulate(std::shared_ptr<TensorImpl>& slot, const Tensor& g) {
     return;
   }
   Tensor acc(slot);
-  if (acc.device() == Device::CPU && g.device() == Device::CPU && acc.is_contiguous() && g.is_contiguous() &&
-      slot.use_count() == 2 && slot->storage.use_count() == 1) {  // 2: the slot and `acc`
+  if (acc.device() != g.device())
+    throw std::runtime_error("[backward] cannot add a gradient on " + std::string(device_name(g.device())) + " to " +
+                             located(acc));
+  if (acc.is_contiguous() && g.is_contiguous() && slot.use_count() == 2 && slot->storage.use_count() == 1) {  // 2: the slot and `acc`
     add_contiguous(acc, g, acc);
     return;
   }
@@ -96,8 +118,8 @@ static void accumulate(std::shared_ptr<TensorImpl>& slot, const Tensor& g) {
 // A leaf's .grad gets its own buffer: the gradient flowing in may be the caller's seed or the
 // very tensor another input received (add passes dy through), and .grad is updated in place
 // later (clipping, optimizers) — so it is copied unless exclusively owned and contiguous already.
-// Hooks run first, once, on the leaf's total gradient of the sweep.
-// (Gradients on other devices are kept as they come; their backend owns copying them.)
+// Hooks run first, once, on the leaf's total gradient of the sweep. The gradient is on the leaf's device (the
+// sweep checks every gradient's device against its input's), and so is the copy.
 static void finish_leaf(const Tensor& leaf, std::shared_ptr<TensorImpl> g_impl) {
   if (!leaf.impl()->hooks.empty()) {
     Tensor g(g_impl);
@@ -106,7 +128,7 @@ static void finish_leaf(const Tensor& leaf, std::shared_ptr<TensorImpl> g_impl) 
   }
   if (leaf.impl()->grad) {
     accumulate(leaf.impl()->grad, Tensor(g_impl));
-  } else if (g_impl->device != Device::CPU || (exclusively_owned(g_impl) && Tensor(g_impl).is_contiguous())) {
+  } else if (exclusively_owned(g_impl) && Tensor(g_impl).is_contiguous()) {
     leaf.impl()->grad = std::move(g_impl);
   } else {
     leaf.impl()->grad = Tensor(g_impl).clone_data().impl_ptr();
@@ -117,9 +139,8 @@ struct GradStats {
   double norm = 0, min = 0, max = 0;
   bool finite = true;
 };
-static GradStats stats_of(const Tensor& g) {
+static GradStats stats_of(const Tensor& g) {  // a gradient on a device is copied to the host (trace/anomaly only)
   GradStats s;
-  if (g.device() != Device::CPU) return s;
   std::vector<double> v = g.to_f64_vector();
   if (v.empty()) return s;
   s.min = s.max = v[0];
@@ -168,9 +189,13 @@ void backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
     if (root.numel() != 1)
       throw std::runtime_error("[backward] " + root.describe() +
                                " is not a scalar: pass the gradient of the output explicitly");
-    seed = Tensor::ones(root.shape(), root.dtype());
+    seed = Tensor::ones(root.shape(), root.dtype(), root.device());
   } else if (seed.shape() != root.shape()) {
     throw std::runtime_error("[backward] gradient " + shape_str(seed.shape()) + " does not match " + root.describe());
+  } else if (seed.device() != root.device()) {
+    throw std::runtime_error("[backward] gradient " + seed.describe() + " and " + root.describe() +
+                             " are on different devices (" + device_name(seed.device()) + " and " +
+                             device_name(root.device()) + "): pass the gradient on the root's device");
   }
 
   // A leaf root: its gradient is the seed.
@@ -216,6 +241,10 @@ void backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
       if (gi.shape() != in.shape())
         throw std::runtime_error("[backward] " + node->label() + " produced a gradient of shape " +
                                  shape_str(gi.shape()) + " for input " + std::to_string(i) + " " + in.describe());
+      if (gi.device() != in.device())
+        throw std::runtime_error("[backward] " + node->label() + " produced a gradient on " + device_name(gi.device()) +
+                                 " for input " + std::to_string(i) + " " + located(in) +
+                                 ": gradients accumulate on their tensor's device");
       check_grad("backward", *node, i, gi);
       if (in.grad_fn()) {
         accumulate(grads[in.grad_fn().get()], gi);

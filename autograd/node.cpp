@@ -41,7 +41,7 @@ void Node::release() {
 
 // Returns a description of the first NaN/Inf in t ("NaN at flat index 3"), or "" if all finite.
 static std::string first_non_finite(const Tensor& t) {
-  if (!t.defined() || !is_floating(t.dtype()) || t.device() != Device::CPU) return "";
+  if (!t.defined() || !is_floating(t.dtype())) return "";  // a tensor on a device is copied to the host first
   std::vector<double> v = t.to_f64_vector();
   for (size_t i = 0; i < v.size(); i++)
     if (!std::isfinite(v[i])) return std::string(std::isnan(v[i]) ? "NaN" : "Inf") + " at flat index " + std::to_string(i);

@@ -6,7 +6,8 @@
 //
 // It lives in the engine layer (autograd/, std only) because every layer above uses it: the CPU
 // kernels (ops/cpu/), the optimizer kernels, the trainer's thread setting. The CPU backend's own
-// switches (SEEKGRAD_NAIVE, the CPU's SIMD features) are in ops/cpu/runtime.h.
+// switches (SEEKGRAD_NAIVE, the CPU's SIMD features) are in ops/cpu/runtime.h; the devices and the CUDA
+// emulation switch (SEEKGRAD_CUDA_EMU) in autograd/device.h.
 //
 // Determinism (same inputs => same bits on any thread count): which thread runs a chunk never matters,
 // but HOW MANY chunks [0, n) is cut into does — it follows num_threads(). So a kernel must not let a

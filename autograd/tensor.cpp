@@ -52,15 +52,6 @@ const char* param_kind_name(ParamKind k) {
   return "?";
 }
 
-const char* device_name(Device d) {
-  switch (d) {
-    case Device::CPU: return "cpu";
-    case Device::CUDA: return "cuda";
-    case Device::Metal: return "metal";
-  }
-  return "?";
-}
-
 std::string shape_str(const Shape& s) {
   std::string out = "(";
   for (size_t i = 0; i < s.size(); i++) {
@@ -86,16 +77,11 @@ Shape contiguous_strides(const Shape& s) {
   return st;
 }
 
-Storage::Storage(size_t nbytes_, Device device_) : nbytes(nbytes_), device(device_) {
-  if (device != Device::CPU)
-    throw std::runtime_error(std::string("[storage] tensors on ") + device_name(device) +
-                             " are created by that backend (cuda/, metal/), not by Tensor::empty");
-  data = cpu_allocate(nbytes);
+Storage::Storage(size_t nbytes_, Device device_) : nbytes(nbytes_), device(device_), pool(memory_pool_for(device_)) {
+  data = pool_allocate(pool, nbytes);
 }
 
-Storage::~Storage() {
-  if (device == Device::CPU) cpu_free(data, nbytes);
-}
+Storage::~Storage() { pool_free(pool, data, nbytes); }
 
 void throw_dtype_mismatch(const Tensor& t, DType wanted) {
   throw std::runtime_error("[data] " + t.describe() + " read as " + dtype_name(wanted));
@@ -164,20 +150,20 @@ void for_each_offset(const Shape& shape, const Shape& strides, int64_t offset, F
 }
 }  // namespace
 
-Tensor Tensor::full(const Shape& shape, double value, DType dtype) {
+Tensor Tensor::full(const Shape& shape, double value, DType dtype, Device device) {
   Tensor t = empty(shape, dtype);
   char* p = static_cast<char*>(t.raw_data());
   size_t es = dtype_size(dtype);
   for (int64_t i = 0; i < t.numel(); i++) store(p + i * es, dtype, value);
-  return t;
+  return t.to(device);
 }
-Tensor Tensor::zeros(const Shape& shape, DType dtype) {
+Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
   Tensor t = empty(shape, dtype);
   std::memset(t.raw_data(), 0, t.numel() * dtype_size(dtype));
-  return t;
+  return t.to(device);
 }
-Tensor Tensor::ones(const Shape& shape, DType dtype) { return full(shape, 1.0, dtype); }
-Tensor Tensor::scalar(double value, DType dtype) { return full({}, value, dtype); }
+Tensor Tensor::ones(const Shape& shape, DType dtype, Device device) { return full(shape, 1.0, dtype, device); }
+Tensor Tensor::scalar(double value, DType dtype, Device device) { return full({}, value, dtype, device); }
 
 template <class T>
 static Tensor from_values(const std::vector<T>& values, const Shape& shape) {
@@ -250,8 +236,24 @@ std::string Tensor::describe() const {
 
 // ---- numbers --------------------------------------------------------------------------------
 
+// Element [0,...,0]'s bytes, in whatever memory the storage is (unchecked: the callers below check).
+static char* element_bytes(const Tensor& t) {
+  return static_cast<char*>(t.impl()->storage->data) + t.offset() * (int64_t)dtype_size(t.dtype());
+}
+
 void* Tensor::raw_data() const {
-  return static_cast<char*>(impl_->storage->data) + impl_->offset * (int64_t)dtype_size(impl_->dtype);
+  if (impl_->device != Device::CPU)
+    throw std::runtime_error("[data] " + describe() + " is not in host memory: host code reads it with to(Device::CPU)" +
+                             " (kernels take device_data())");
+  return element_bytes(*this);
+}
+void* Tensor::raw_device_data() const {
+  const MemoryPool now = memory_pool_for(impl_->device);
+  if (impl_->storage->pool != now)
+    throw std::runtime_error("[device_data] " + describe() + " lives in " + memory_pool_name(impl_->storage->pool) +
+                             " memory, but " + device_name(impl_->device) + " kernels now run on " + memory_pool_name(now) +
+                             " memory (was the CUDA emulation switched since it was made?)");
+  return element_bytes(*this);
 }
 uint8_t* Tensor::fp8_codes() const {
   if (!is_fp8(dtype()))
@@ -259,13 +261,37 @@ uint8_t* Tensor::fp8_codes() const {
   return static_cast<uint8_t*>(raw_data());
 }
 
-static void require_cpu(const Tensor& t, const char* what) {
-  if (t.device() != Device::CPU)
-    throw std::runtime_error(std::string("[") + what + "] " + t.describe() + " is not on the CPU; copy it with to_cpu() first");
+// The elements of a strided view on a device, gathered into a contiguous CPU tensor: the bytes the view spans are
+// copied to the host in one piece, then walked with the view's strides there.
+static Tensor gather_to_host(const Tensor& x) {
+  if (x.numel() == 0) return Tensor::empty(x.shape(), x.dtype());
+  int64_t lo = x.offset(), hi = x.offset();
+  for (int64_t d = 0; d < x.dim(); d++) {
+    const int64_t extent = (x.shape()[d] - 1) * x.strides()[d];
+    (extent < 0 ? lo : hi) += extent;
+  }
+  const size_t es = dtype_size(x.dtype());
+  Tensor span = Tensor::empty({hi - lo + 1}, x.dtype());
+  copy_memory(MemoryPool::cpu, span.raw_data(), x.impl()->storage->pool,
+              static_cast<const char*>(x.impl()->storage->data) + lo * (int64_t)es, (size_t)(hi - lo + 1) * es);
+  return make_view(span, x.shape(), x.strides(), x.offset() - lo).clone_data();
+}
+
+Tensor Tensor::to(Device device) const {
+  if (impl_->device == device) return *this;
+  // A contiguous source on the host or on this device: a strided CPU view is copied into one piece first, a
+  // strided device view gathered to the host (then it may already be where it goes).
+  Tensor src = is_contiguous() ? *this : impl_->device == Device::CPU ? clone_data() : gather_to_host(*this);
+  Tensor out = src.device() == device ? src : empty(shape(), dtype(), device);
+  if (!out.same(src))
+    copy_memory(out.impl()->storage->pool, element_bytes(out), src.impl()->storage->pool, element_bytes(src),
+                (size_t)numel() * dtype_size(dtype()));
+  out.impl()->name = impl_->name;
+  return out;
 }
 
 std::vector<double> Tensor::to_f64_vector() const {
-  require_cpu(*this, "to_f64_vector");
+  if (device() != Device::CPU) return to(Device::CPU).to_f64_vector();
   std::vector<double> out;
   out.reserve(numel());
   const char* base = static_cast<const char*>(impl_->storage->data);
@@ -278,7 +304,7 @@ std::vector<float> Tensor::to_f32_vector() const {
   return std::vector<float>(d.begin(), d.end());
 }
 std::vector<int64_t> Tensor::to_i64_vector() const {
-  require_cpu(*this, "to_i64_vector");
+  if (device() != Device::CPU) return to(Device::CPU).to_i64_vector();
   std::vector<int64_t> out;
   out.reserve(numel());
   const char* base = static_cast<const char*>(impl_->storage->data);
@@ -290,10 +316,19 @@ std::vector<int64_t> Tensor::to_i64_vector() const {
   return out;
 }
 
+// The element at `off` (in elements from the storage's start), copied to the host first when it is elsewhere.
+static double load_element(const Tensor& t, int64_t off) {
+  const size_t es = dtype_size(t.dtype());
+  const char* p = static_cast<const char*>(t.impl()->storage->data) + off * (int64_t)es;
+  if (t.device() == Device::CPU) return load(p, t.dtype());
+  alignas(8) char host[8];
+  copy_memory(MemoryPool::cpu, host, t.impl()->storage->pool, p, es);
+  return load(host, t.dtype());
+}
+
 double Tensor::item() const {
   if (numel() != 1) throw std::runtime_error("[item] " + describe() + " has " + std::to_string(numel()) + " elements, not 1");
-  require_cpu(*this, "item");
-  return load(raw_data(), dtype());
+  return load_element(*this, offset());
 }
 
 static int64_t element_offset(const Tensor& t, const std::vector<int64_t>& index) {
@@ -309,21 +344,26 @@ static int64_t element_offset(const Tensor& t, const std::vector<int64_t>& index
   }
   return off;
 }
-double Tensor::at(const std::vector<int64_t>& index) const {
-  require_cpu(*this, "at");
-  int64_t off = element_offset(*this, index);
-  return load(static_cast<const char*>(impl_->storage->data) + off * dtype_size(dtype()), dtype());
-}
+double Tensor::at(const std::vector<int64_t>& index) const { return load_element(*this, element_offset(*this, index)); }
 void Tensor::set_at(const std::vector<int64_t>& index, double v) {
-  require_cpu(*this, "set_at");
+  if (device() != Device::CPU)
+    throw std::runtime_error("[set_at] " + describe() + " is not in host memory: host code cannot write it" +
+                             " (set the values on a CPU tensor, then copy it with to(Device::" +
+                             (device() == Device::CUDA ? "CUDA" : "Metal") + "))");
   int64_t off = element_offset(*this, index);
   store(static_cast<char*>(impl_->storage->data) + off * dtype_size(dtype()), dtype(), v);
 }
 
 Tensor Tensor::clone_data() const {
-  require_cpu(*this, "clone_data");
-  Tensor out = empty(shape(), dtype());
   size_t es = dtype_size(dtype());
+  if (device() != Device::CPU) {
+    if (!is_contiguous()) return to(Device::CPU).to(device());  // no strided copy kernel on devices yet: via the host
+    Tensor out = empty(shape(), dtype(), device());
+    copy_memory(out.impl()->storage->pool, element_bytes(out), impl_->storage->pool, element_bytes(*this),
+                (size_t)numel() * es);
+    return out;
+  }
+  Tensor out = empty(shape(), dtype());
   char* dst = static_cast<char*>(out.raw_data());
   if (is_contiguous()) {
     std::memcpy(dst, raw_data(), numel() * es);

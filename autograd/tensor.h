@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "autograd/device.h"
 #include "autograd/rng.h"
 
 namespace sg {
@@ -26,11 +27,10 @@ namespace sg {
 // one element (at, to_f64_vector) decodes it exactly; writing one (set_at, full) rounds to nearest
 // even. Compute ops refuse them by name: dequantize (ops/fp8_tensor.h) or convert first.
 enum class DType : uint8_t { f32, f64, i32, i64, bf16, f16, f8e4m3, f8e5m2 };
-enum class Device : uint8_t { CPU, CUDA, Metal };
+// Device (CPU, CUDA, Metal) and the memory behind each: autograd/device.h.
 
 size_t dtype_size(DType dt);
 const char* dtype_name(DType dt);
-const char* device_name(Device d);
 inline bool is_floating(DType dt) { return dt == DType::f32 || dt == DType::f64; }  // compute dtypes
 inline bool is_fp8(DType dt) { return dt == DType::f8e4m3 || dt == DType::f8e5m2; }
 inline bool is_low_precision(DType dt) { return is_fp8(dt) || dt == DType::bf16 || dt == DType::f16; }
@@ -53,12 +53,15 @@ std::string shape_str(const Shape& s);                 // "(2, 3, 4)"
 int64_t shape_numel(const Shape& s);
 Shape contiguous_strides(const Shape& s);
 
-// A block of memory on one device. Freed through the caching allocator when the last view dies.
+// A block of memory on one device, from the caching allocator's pool for that device (autograd/allocator.h):
+// host memory for the CPU, device memory for CUDA, host memory again for CUDA under the emulation
+// (autograd/device.h). Goes back to the pool it came from when the last view dies.
 struct Storage {
   void* data = nullptr;
   size_t nbytes = 0;
   Device device = Device::CPU;
-  Storage(size_t nbytes, Device device);
+  MemoryPool pool = MemoryPool::cpu;   // memory_pool_for(device) when it was allocated
+  Storage(size_t nbytes, Device device);   // Metal: "[metal] no Metal backend in this build"
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -90,11 +93,13 @@ class Tensor {
   explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
 
   // ---- factories -------------------------------------------------------------------------
+  // empty/zeros/ones/full/scalar take a device (the values are written on the host and copied there);
+  // the others make CPU tensors: move them with to().
   static Tensor empty(const Shape& shape, DType dtype = DType::f32, Device device = Device::CPU);
-  static Tensor zeros(const Shape& shape, DType dtype = DType::f32);
-  static Tensor ones(const Shape& shape, DType dtype = DType::f32);
-  static Tensor full(const Shape& shape, double value, DType dtype = DType::f32);
-  static Tensor scalar(double value, DType dtype = DType::f32);
+  static Tensor zeros(const Shape& shape, DType dtype = DType::f32, Device device = Device::CPU);
+  static Tensor ones(const Shape& shape, DType dtype = DType::f32, Device device = Device::CPU);
+  static Tensor full(const Shape& shape, double value, DType dtype = DType::f32, Device device = Device::CPU);
+  static Tensor scalar(double value, DType dtype = DType::f32, Device device = Device::CPU);
   static Tensor from_vector(const std::vector<float>& values, const Shape& shape);
   static Tensor from_vector(const std::vector<double>& values, const Shape& shape);
   static Tensor from_vector(const std::vector<int64_t>& values, const Shape& shape);
@@ -118,16 +123,28 @@ class Tensor {
   std::string describe() const;   // "x (2, 3) f32" — used in error messages
 
   // ---- numbers ---------------------------------------------------------------------------
-  template <class T> T* data() const;          // pointer to element [0,...,0]; checks the dtype
-  void* raw_data() const;
+  // Host code touches the numbers of CPU tensors only: data/raw_data/fp8_codes/set_at of a tensor on another
+  // device throw naming it. READING works on any device: to_*_vector, item and at copy to the host first.
+  template <class T> T* data() const;          // pointer to element [0,...,0]; checks the dtype and the CPU
+  void* raw_data() const;                      // the same, untyped
   uint8_t* fp8_codes() const;                  // the codes of an f8e4m3 / f8e5m2 tensor; checks the dtype
   std::vector<float> to_f32_vector() const;    // any layout, row-major order
   std::vector<double> to_f64_vector() const;
   std::vector<int64_t> to_i64_vector() const;
   double item() const;                         // a one-element tensor's value
   double at(const std::vector<int64_t>& index) const;        // read one element (any dtype, strides)
-  void set_at(const std::vector<int64_t>& index, double v);  // write one element
-  Tensor clone_data() const;  // a contiguous copy with no autograd history (not recorded)
+  void set_at(const std::vector<int64_t>& index, double v);  // write one element (CPU only)
+  Tensor clone_data() const;  // a contiguous copy on the same device with no autograd history (not recorded)
+  // A contiguous copy on `device` (x itself when it is there already), with x's name and NO autograd history:
+  // the differentiable move is sg::to_device (ops/device.h). Host <-> device copies; a strided view on a device
+  // is gathered on the host.
+  Tensor to(Device device) const;
+  // For a backend's kernels (ops/kernels.h): element [0,...,0] in the memory of the tensor's device (device
+  // memory for CUDA, host memory for the CPU and the CUDA emulation). Checks the dtype, and that the storage
+  // comes from the pool the kernels of this device use now (an emulated tensor after the emulation was turned
+  // off is refused by name).
+  template <class T> T* device_data() const;
+  void* raw_device_data() const;
 
   // ---- autograd --------------------------------------------------------------------------
   bool requires_grad() const { return impl_->requires_grad; }
@@ -171,6 +188,10 @@ void throw_dtype_mismatch(const Tensor& t, DType wanted);
 template <class T> T* Tensor::data() const {
   if (impl_->dtype != dtype_of<T>::value) throw_dtype_mismatch(*this, dtype_of<T>::value);
   return static_cast<T*>(raw_data());
+}
+template <class T> T* Tensor::device_data() const {
+  if (impl_->dtype != dtype_of<T>::value) throw_dtype_mismatch(*this, dtype_of<T>::value);
+  return static_cast<T*>(raw_device_data());
 }
 
 // Builds a view: same storage, new shape/strides/offset. Used by ops/ view ops only.

@@ -70,7 +70,7 @@ std::vector<Hop> shortest_path(const Tensor& loss, const Tensor& param) {
 }
 
 double norm_of(const Tensor& g) {
-  if (!g.defined() || g.device() != Device::CPU) return std::numeric_limits<double>::quiet_NaN();
+  if (!g.defined()) return std::numeric_limits<double>::quiet_NaN();
   double sq = 0;
   for (double x : g.to_f64_vector()) sq += x * x;
   return std::sqrt(sq);
@@ -205,7 +205,7 @@ GradientPath gradient_path(const Tensor& loss, const Tensor& param, const Tensor
   last->backward = [&, last_backward](const Tensor& g) {
     std::vector<Tensor> grads = last_backward(g);
     for (size_t j = 0; j < grads.size() && j < last->inputs.size(); j++) {
-      if (!is_param(last->inputs[j], param) || !grads[j].defined() || grads[j].device() != Device::CPU) continue;
+      if (!is_param(last->inputs[j], param) || !grads[j].defined()) continue;
       std::vector<double> v = grads[j].to_f64_vector();
       if (edge_sum.empty()) edge_sum.assign(v.size(), 0.0);
       for (size_t k = 0; k < v.size(); k++) edge_sum[k] += v[k];

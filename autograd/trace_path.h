@@ -37,7 +37,7 @@ struct GradPathStep {
   uint64_t sequence = 0;            // Node::sequence (creation order)
   std::string op, scope;            // "matmul", "layers.0.attn.wkv_a"
   Shape grad_shape;                 // the gradient of the node's output (= its output's shape)
-  double grad_norm = 0;             // its L2 norm (NaN if no gradient reached the node, or not on the CPU)
+  double grad_norm = 0;             // its L2 norm (NaN if no gradient reached the node)
   bool grad_reached = false;        // false: backward never got a gradient to this node (undefined upstream)
   std::vector<std::string> inputs;  // one per input: "%12", "layers.0.attn.wkv_a.weight (48, 16)", "x (3) const", "-"
   int64_t via_input = 0;            // which input the path continues through (the last step: the parameter)

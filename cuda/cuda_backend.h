@@ -2,8 +2,10 @@
 // SEEKGRAD_CUDA=ON (nvcc found); otherwise cuda/no_cuda.cpp provides the same functions, each
 // throwing "[cuda] this build has no CUDA backend (configure with -DSEEKGRAD_CUDA=ON)".
 //
-// This scope is the device plumbing (devices, memory, copies); the kernel set that mirrors
-// ops/cpu/ arrives with the GPU-kernels chapter.
+// The device plumbing (devices, memory, copies). The engine reaches it through autograd/device.h (copies) and
+// autograd/allocator.h (the caching allocator for device memory); the kernels are cuda/<family>.h, dispatched
+// by ops/kernels.h. Launches and copies go to the default stream, so they run in the order they are issued, and
+// every copy to the host waits for the kernels before it.
 #pragma once
 #include <cstddef>
 #include <string>
@@ -17,6 +19,7 @@ void* device_malloc(size_t nbytes);
 void device_free(void* ptr);
 void copy_host_to_device(void* dst, const void* src, size_t nbytes);
 void copy_device_to_host(void* dst, const void* src, size_t nbytes);
+void copy_device_to_device(void* dst, const void* src, size_t nbytes);
 // y[i] = a * x[i] + y[i] on the device; the smallest kernel that proves the toolchain end to end.
 void saxpy(size_t n, float a, const float* x, float* y);
 

@@ -43,6 +43,10 @@ void copy_device_to_host(void* dst, const void* src, size_t nbytes) {
   check(cudaMemcpy(dst, src, nbytes, cudaMemcpyDeviceToHost), "cudaMemcpy device->host");
 }
 
+void copy_device_to_device(void* dst, const void* src, size_t nbytes) {
+  check(cudaMemcpy(dst, src, nbytes, cudaMemcpyDeviceToDevice), "cudaMemcpy device->device");
+}
+
 // y[i] += a x[i]; one thread per element, grid-stride loop.
 __global__ void saxpy_kernel(size_t n, float a, const float* x, float* y) {
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)

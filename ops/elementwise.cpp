@@ -1,4 +1,7 @@
 // ops/elementwise.cpp — elementwise ops, forward and backward side by side. See elementwise.h.
+//
+// Unary, binary and scalar-affine ops run their kernels through the device dispatch (ops/kernels.h): on the CPU,
+// or on CUDA (the GPU, or its emulation). pow, where/masked_fill and to_dtype are CPU-only so far (check_cpu).
 #include "ops/fp8.h"
 #include "ops/elementwise.h"
 
@@ -7,28 +10,33 @@
 #include "autograd/node.h"
 #include "ops/cpu/elementwise.h"
 #include "ops/dispatch.h"
+#include "ops/kernels.h"
 #include "ops/reduce.h"
 #include "ops/shape.h"
 
 namespace sg {
 
 // ---- unary -----------------------------------------------------------------------------------
-// y = f(x);  dx = f'(x) ⊙ dy, computed by cpu::unary_backward (formulas listed there).
-static Tensor unary(cpu::UnaryOp op, const Tensor& x_in) {
+// y = f(x);  dx = f'(x) ⊙ dy, computed by the unary_backward kernel (formulas in ops/cpu/elementwise.cpp and
+// cuda/kernels/elementwise.cuh, one per op).
+static Tensor unary(UnaryOp op, const Tensor& x_in) {
   const char* name = cpu::unary_op_name(op);
   check_defined(name, x_in, "x");
   check_floating(name, x_in);
-  check_cpu(name, x_in);
   Tensor x = x_in.is_contiguous() ? x_in : contiguous(x_in.detach());
-  Tensor y = Tensor::empty(x.shape(), x.dtype());
-  dispatch_float(x.dtype(), name, [&]<class T>() { cpu::unary_forward<T>(op, x.data<T>(), y.data<T>(), x.numel()); });
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  dispatch_float(x.dtype(), name, [&]<class T>() {
+    kernels::unary_forward<T>(name, x.device(), {op, x.numel(), x.device_data<T>(), y.device_data<T>()});
+  });
   if (needs_grad(x_in)) {
     Tensor xs = x.detach(), ys = y.detach();
-    record(name, y, {x_in}, [op, xs, ys](const Tensor& dy_in) {
+    record(name, y, {x_in}, [op, name, xs, ys](const Tensor& dy_in) {
+      check_same_device(name, dy_in, xs);
       Tensor dy = dy_in.is_contiguous() ? dy_in : contiguous(dy_in);
-      Tensor dx = Tensor::empty(xs.shape(), xs.dtype());
-      dispatch_float(xs.dtype(), "unary_backward", [&]<class T>() {
-        cpu::unary_backward<T>(op, xs.data<T>(), ys.data<T>(), dy.data<T>(), dx.data<T>(), xs.numel());
+      Tensor dx = Tensor::empty(xs.shape(), xs.dtype(), xs.device());
+      dispatch_float(xs.dtype(), name, [&]<class T>() {
+        kernels::unary_backward<T>(name, xs.device(),
+                                   {op, xs.numel(), xs.device_data<T>(), ys.device_data<T>(), dy.device_data<T>(), dx.device_data<T>()});
       });
       return std::vector<Tensor>{dx};
     });
@@ -36,20 +44,20 @@ static Tensor unary(cpu::UnaryOp op, const Tensor& x_in) {
   return y;
 }
 
-Tensor neg(const Tensor& x) { return unary(cpu::UnaryOp::neg, x); }
-Tensor square(const Tensor& x) { return unary(cpu::UnaryOp::square, x); }
-Tensor exp(const Tensor& x) { return unary(cpu::UnaryOp::exp, x); }
-Tensor log(const Tensor& x) { return unary(cpu::UnaryOp::log, x); }
-Tensor sqrt(const Tensor& x) { return unary(cpu::UnaryOp::sqrt, x); }
-Tensor rsqrt(const Tensor& x) { return unary(cpu::UnaryOp::rsqrt, x); }
-Tensor abs(const Tensor& x) { return unary(cpu::UnaryOp::abs, x); }
-Tensor relu(const Tensor& x) { return unary(cpu::UnaryOp::relu, x); }
-Tensor sigmoid(const Tensor& x) { return unary(cpu::UnaryOp::sigmoid, x); }
-Tensor silu(const Tensor& x) { return unary(cpu::UnaryOp::silu, x); }
-Tensor gelu(const Tensor& x) { return unary(cpu::UnaryOp::gelu, x); }
-Tensor tanh(const Tensor& x) { return unary(cpu::UnaryOp::tanh, x); }
-Tensor softplus(const Tensor& x) { return unary(cpu::UnaryOp::softplus, x); }
-Tensor logsigmoid(const Tensor& x) { return unary(cpu::UnaryOp::logsigmoid, x); }
+Tensor neg(const Tensor& x) { return unary(UnaryOp::neg, x); }
+Tensor square(const Tensor& x) { return unary(UnaryOp::square, x); }
+Tensor exp(const Tensor& x) { return unary(UnaryOp::exp, x); }
+Tensor log(const Tensor& x) { return unary(UnaryOp::log, x); }
+Tensor sqrt(const Tensor& x) { return unary(UnaryOp::sqrt, x); }
+Tensor rsqrt(const Tensor& x) { return unary(UnaryOp::rsqrt, x); }
+Tensor abs(const Tensor& x) { return unary(UnaryOp::abs, x); }
+Tensor relu(const Tensor& x) { return unary(UnaryOp::relu, x); }
+Tensor sigmoid(const Tensor& x) { return unary(UnaryOp::sigmoid, x); }
+Tensor silu(const Tensor& x) { return unary(UnaryOp::silu, x); }
+Tensor gelu(const Tensor& x) { return unary(UnaryOp::gelu, x); }
+Tensor tanh(const Tensor& x) { return unary(UnaryOp::tanh, x); }
+Tensor softplus(const Tensor& x) { return unary(UnaryOp::softplus, x); }
+Tensor logsigmoid(const Tensor& x) { return unary(UnaryOp::logsigmoid, x); }
 
 // ---- binary with broadcasting ---------------------------------------------------------------
 
@@ -61,46 +69,84 @@ static Shape broadcast_strides(const Tensor& t, const Shape& shape) {
   return st;
 }
 
-static Tensor binary_forward(cpu::BinaryOp op, const Tensor& a, const Tensor& b) {
+// The binary kernel's arguments for out[idx] = a[idx] (op) b[idx] over `shape` (out contiguous): each input's
+// strides over the output's shape (0 on broadcast dims), size-1 dims dropped, and neighbouring dims merged where
+// both inputs step through them as one run (outer stride = inner stride × inner size), so the kernel walks as few
+// dims as it can: a (B, T, D) + (D) bias becomes (B·T, D). At most kMaxKernelDims remain after merging.
+template <class T>
+static BinaryArgs<T> binary_args(const char* name, BinaryOp op, const Shape& shape, const Tensor& a, const Tensor& b,
+                                 const Tensor& out) {
+  const Shape sa = broadcast_strides(a, shape), sb = broadcast_strides(b, shape);
+  BinaryArgs<T> args{};
+  args.op = op;
+  int nd = 0;
+  for (size_t d = 0; d < shape.size(); d++) {
+    if (shape[d] == 1) continue;
+    if (nd > 0 && args.a_strides[nd - 1] == sa[d] * shape[d] && args.b_strides[nd - 1] == sb[d] * shape[d]) {
+      args.shape[nd - 1] *= shape[d];
+      args.a_strides[nd - 1] = sa[d];
+      args.b_strides[nd - 1] = sb[d];
+      continue;
+    }
+    if (nd == kMaxKernelDims)
+      op_error(name, a.describe() + " and " + b.describe() + " broadcast over more than " + std::to_string(kMaxKernelDims) +
+                         " dims that cannot be merged; the kernels walk at most that many");
+    args.shape[nd] = shape[d];
+    args.a_strides[nd] = sa[d];
+    args.b_strides[nd] = sb[d];
+    nd++;
+  }
+  args.ndim = nd;
+  args.a = a.device_data<T>();
+  args.b = b.device_data<T>();
+  args.out = out.device_data<T>();
+  return args;
+}
+
+static Tensor binary_forward(BinaryOp op, const Tensor& a, const Tensor& b) {
   const char* name = cpu::binary_op_name(op);
   check_defined(name, a, "a");
   check_defined(name, b, "b");
   check_floating(name, a);
   check_same_dtype(name, a, b);
-  check_cpu(name, a);
-  check_cpu(name, b);
+  check_same_device(name, a, b);
   Shape shape = broadcast_shapes(name, a, b);
-  Tensor out = Tensor::empty(shape, a.dtype());
+  Tensor out = Tensor::empty(shape, a.dtype(), a.device());
   dispatch_float(a.dtype(), name, [&]<class T>() {
-    cpu::binary_forward<T>(op, shape, static_cast<const T*>(a.raw_data()), broadcast_strides(a, shape),
-                           static_cast<const T*>(b.raw_data()), broadcast_strides(b, shape), out.data<T>());
+    kernels::binary_forward<T>(name, a.device(), binary_args<T>(name, op, shape, a, b, out));
   });
   return out;
 }
 
 // add:  da = sum_to(dy, a.shape),        db = sum_to(dy, b.shape)
 Tensor add(const Tensor& a, const Tensor& b) {
-  Tensor y = binary_forward(cpu::BinaryOp::add, a, b);
+  Tensor y = binary_forward(BinaryOp::add, a, b);
   if (needs_grad({a, b})) {
     Shape sa = a.shape(), sb = b.shape();
-    record("add", y, {a, b}, [sa, sb](const Tensor& dy) { return std::vector<Tensor>{sum_to(dy, sa), sum_to(dy, sb)}; });
+    bool ga = a.requires_grad(), gb = b.requires_grad();
+    record("add", y, {a, b}, [sa, sb, ga, gb](const Tensor& dy) {
+      return std::vector<Tensor>{ga ? sum_to(dy, sa) : Tensor(), gb ? sum_to(dy, sb) : Tensor()};
+    });
   }
   return y;
 }
 
 // sub:  da = sum_to(dy),                 db = -sum_to(dy)
 Tensor sub(const Tensor& a, const Tensor& b) {
-  Tensor y = binary_forward(cpu::BinaryOp::sub, a, b);
+  Tensor y = binary_forward(BinaryOp::sub, a, b);
   if (needs_grad({a, b})) {
     Shape sa = a.shape(), sb = b.shape();
-    record("sub", y, {a, b}, [sa, sb](const Tensor& dy) { return std::vector<Tensor>{sum_to(dy, sa), neg(sum_to(dy, sb))}; });
+    bool ga = a.requires_grad(), gb = b.requires_grad();
+    record("sub", y, {a, b}, [sa, sb, ga, gb](const Tensor& dy) {
+      return std::vector<Tensor>{ga ? sum_to(dy, sa) : Tensor(), gb ? neg(sum_to(dy, sb)) : Tensor()};
+    });
   }
   return y;
 }
 
 // mul:  da = sum_to(dy ⊙ b),             db = sum_to(dy ⊙ a)
 Tensor mul(const Tensor& a, const Tensor& b) {
-  Tensor y = binary_forward(cpu::BinaryOp::mul, a, b);
+  Tensor y = binary_forward(BinaryOp::mul, a, b);
   if (needs_grad({a, b})) {
     Tensor as = a.detach(), bs = b.detach();
     bool ga = a.requires_grad(), gb = b.requires_grad();
@@ -113,7 +159,7 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 
 // div:  da = sum_to(dy / b),             db = -sum_to(dy ⊙ a / b²) = -sum_to(dy ⊙ y / b)
 Tensor div(const Tensor& a, const Tensor& b) {
-  Tensor y = binary_forward(cpu::BinaryOp::div, a, b);
+  Tensor y = binary_forward(BinaryOp::div, a, b);
   if (needs_grad({a, b})) {
     Tensor bs = b.detach(), ys = y.detach();
     Shape sa = a.shape();
@@ -130,10 +176,11 @@ Tensor div(const Tensor& a, const Tensor& b) {
 static Tensor affine(const char* name, const Tensor& x_in, double alpha, double beta) {
   check_defined(name, x_in, "x");
   check_floating(name, x_in);
-  check_cpu(name, x_in);
   Tensor x = x_in.is_contiguous() ? x_in : contiguous(x_in.detach());
-  Tensor y = Tensor::empty(x.shape(), x.dtype());
-  dispatch_float(x.dtype(), name, [&]<class T>() { cpu::affine_forward<T>(x.data<T>(), (T)alpha, (T)beta, y.data<T>(), x.numel()); });
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  dispatch_float(x.dtype(), name, [&]<class T>() {
+    kernels::affine_forward<T>(name, x.device(), {x.numel(), (T)alpha, (T)beta, x.device_data<T>(), y.device_data<T>()});
+  });
   if (needs_grad(x_in))
     record(name, y, {x_in}, [alpha](const Tensor& dy) { return std::vector<Tensor>{alpha == 1.0 ? dy : mul(dy, alpha)}; });
   return y;
@@ -169,6 +216,8 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   check_floating("where", a);
   check_same_dtype("where", a, b);
   check_cpu("where", cond);
+  check_cpu("where", a);
+  check_cpu("where", b);
   Shape shape = broadcast_shapes("where", a, b);
   Tensor shape_probe = Tensor::empty(shape, a.dtype());
   shape = broadcast_shapes("where", cond, shape_probe);
@@ -215,6 +264,8 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
 Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
   check_defined("masked_fill", x, "x");
   check_defined("masked_fill", mask, "mask");
+  check_cpu("masked_fill", x);
+  check_cpu("masked_fill", mask);
   Shape shape = broadcast_shapes("masked_fill", x, mask);
   if (shape != x.shape())
     op_error("masked_fill", "mask " + mask.describe() + " must broadcast to x " + x.describe() + " without growing it");

@@ -2,6 +2,7 @@
 #pragma once
 #include "autograd/node.h"
 #include "autograd/tensor.h"
+#include "ops/device.h"
 #include "ops/elementwise.h"
 #include "ops/index.h"
 #include "ops/linalg.h"

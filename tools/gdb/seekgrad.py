@@ -156,6 +156,17 @@ def _read_values(impl, shape, strides, offset, dtype, count):
     return out, None
 
 
+def _storage_pool(impl):
+    """The MemoryPool a tensor's storage came from ("cpu", "cuda", "cuda_emu"), or None."""
+    storage = _shared_ptr_get(impl["storage"])
+    if not int(storage):
+        return None
+    try:
+        return _enum_name(storage.dereference()["pool"])
+    except gdb.error:
+        return None
+
+
 def _node_label(node):
     op, scope = _string(node["op"]), _string(node["scope"])
     return scope + "/" + op if scope else op
@@ -183,6 +194,9 @@ def tensor_impl_summary(impl):
 
     n = _numel(shape)
     limit = int(_values_param.value)
+    if device != "cpu" and _storage_pool(impl) == "cuda_emu":
+        parts[parts.index(device)] = device + " (emulated)"  # host memory (autograd/device.h): readable
+        device = "cpu"
     if device != "cpu":
         parts.append("[values on %s]" % device)
     elif dtype not in _FORMATS:
