@@ -10,8 +10,10 @@
 // parts of the FP8 work build on these functions. The safetensors reader (models/safetensors.h) and
 // the FP8 import (tools/cli/commands.h) call these; there is no second copy.
 #pragma once
-#include <bit>
 #include <cstdint>
+#if !defined(__CUDACC__)
+#include <bit>
+#endif
 
 #if defined(__CUDACC__)
 #define SG_HOST_DEVICE __host__ __device__
@@ -23,9 +25,15 @@ namespace sg::lowp {
 
 namespace detail {
 
-// The f32 bits of x and back (C++20 std::bit_cast is constexpr).
-SG_HOST_DEVICE constexpr uint32_t bits_of(float x) { return std::bit_cast<uint32_t>(x); }
-SG_HOST_DEVICE constexpr float float_of(uint32_t b) { return std::bit_cast<float>(b); }
+// The f32 bits of x and back (C++20 std::bit_cast is constexpr). nvcc compiles the .cu files as C++17,
+// which has no std::bit_cast: there the builtin behind it, constexpr on host and device alike.
+#if defined(__CUDACC__)
+SG_HOST_DEVICE constexpr uint32_t bits_of(float x) { return __builtin_bit_cast(uint32_t, x); }
+SG_HOST_DEVICE constexpr float float_of(uint32_t b) { return __builtin_bit_cast(float, b); }
+#else
+constexpr uint32_t bits_of(float x) { return std::bit_cast<uint32_t>(x); }
+constexpr float float_of(uint32_t b) { return std::bit_cast<float>(b); }
+#endif
 
 // Rounds a finite, non-negative f32 (given by its bits `a`, sign bit clear) to a binary format with
 // M mantissa bits and exponent bias B, to nearest, ties to even, with an UNBOUNDED exponent above:

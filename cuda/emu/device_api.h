@@ -9,6 +9,8 @@
 //                                                               warp exchanges: every lane of the warp meets first
 //   atomicAdd / atomicMax / atomicMin / atomicExch              plain read-modify-write (lanes never preempt
 //                                                               each other, so these are atomic by construction)
+//   __fadd_rn / __fsub_rn / __fmul_rn / __fdiv_rn / __fsqrt_rn  f32 arithmetic rounded to nearest (the plain
+//                                                               operations; see below for contraction)
 //   __global__ __device__ __host__ __forceinline__ __restrict__ qualifiers that mean nothing on the CPU
 //   __shared__                                                  `static thread_local`: one copy per kernel
 //                                                               instantiation, shared by the block's lanes
@@ -122,3 +124,14 @@ template <class T> T atomicExch(T* address, T v) {
   *address = v;
   return old;
 }
+
+// CUDA's correctly rounded f32 intrinsics. nvcc never fuses them into an FMA (it fuses a·b + c written plainly,
+// -fmad=true), so a kernel that must give the bits of a CPU loop built with -ffp-contract=off spells its
+// products and sums with them (cuda/kernels/optim.cuh). Here they are the plain operations; an emulation file
+// whose kernels rely on them is built with -ffp-contract=off as well (CMakeLists.txt), so that g++ on a
+// target with FMA does not fuse them after inlining either.
+inline float __fadd_rn(float a, float b) { return a + b; }
+inline float __fsub_rn(float a, float b) { return a - b; }
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline float __fdiv_rn(float a, float b) { return a / b; }
+inline float __fsqrt_rn(float a) { return std::sqrt(a); }

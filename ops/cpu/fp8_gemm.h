@@ -32,26 +32,17 @@
 #include <cstdint>
 
 #include "ops/cpu/gemm.h"  // GemmKernel
+#include "ops/kernel_abi/fp8.h"
 
 namespace sg::cpu {
 
-enum class Fp8Accumulation : int32_t { fp32_promoted = 0, limited_promoted = 1, limited = 2 };
+using sg::Fp8Accumulation;  // fp32_promoted, limited_promoted, limited (ops/kernel_abi/fp8.h)
 const char* fp8_accumulation_name(Fp8Accumulation a);  // "fp32_promoted", "limited_promoted", "limited"
 
-// One plain struct of fixed-width fields (DESIGN: kernel arguments compile as C++, CUDA and Metal).
-struct Fp8GemmArgs {
-  const uint8_t* a = nullptr;      // [M, K] E4M3 codes, row stride K
-  const float* a_scale = nullptr;  // [ceil(M / a_scale_rows), ceil(K / block)]
-  const uint8_t* b = nullptr;      // [N, K] E4M3 codes, row stride K
-  const float* b_scale = nullptr;  // [ceil(N / b_scale_rows), ceil(K / block)]
-  float* c = nullptr;              // [M, N], row stride N; overwritten
-  int64_t M = 0, N = 0, K = 0;
-  int64_t block = 128;             // K-block width: one scale and one promotion per block
-  int64_t a_scale_rows = 1;        // rows of A sharing a scale: 1 (tiles) or block (blocks)
-  int64_t b_scale_rows = 128;      // rows of B sharing a scale: block (weights) or 1 (re-quantized tiles)
-  Fp8Accumulation accumulation = Fp8Accumulation::fp32_promoted;
-  int32_t accum_bits = 14;         // limited modes: significant bits the accumulator keeps
-};
+// One plain struct of fixed-width fields (DESIGN: kernel arguments compile as C++, CUDA and Metal), shared
+// with the device kernels: ops/kernel_abi/fp8.h (a, a_scale, b, b_scale, c, M, N, K, block, a_scale_rows,
+// b_scale_rows, accumulation, accum_bits).
+using sg::Fp8GemmArgs;
 
 // Throws std::invalid_argument naming the field for null pointers, negative sizes, block < 1, or
 // scale_rows other than 1 or block.

@@ -19,17 +19,14 @@
 #pragma once
 #include <cstdint>
 
+#include "ops/kernel_abi/optim.h"
+
 namespace sg::cpu {
 
 // ---- AdamW ------------------------------------------------------------------------------------
-// The per-step scalars, computed once per parameter by the optimizer (train/optim.cpp) in double
-// from its config and the parameter's step t, then rounded to f32.
-struct AdamWUpdateArgs {
-  float lr = 0, beta1 = 0, beta2 = 0, eps = 0;
-  float decay_factor = 1;           // 1 − lr·λ (1 when this parameter is not decayed)
-  float step_size = 0;              // lr / (1 − β1^t)
-  float bias_correction2_sqrt = 1;  // sqrt(1 − β2^t)
-};
+// The per-step scalars (lr, β1, β2, ε, decay_factor, step_size, bias_correction2_sqrt): one struct for
+// every backend, in ops/kernel_abi/optim.h.
+using sg::AdamWUpdateArgs;
 // p, g, m, v: (n). p, m, v are updated in place:
 //   p ← p·decay_factor;  m ← β1·m + (1 − β1)·g;  v ← β2·v + (1 − β2)·g²;
 //   p ← p − step_size · m / (sqrt(v) / bias_correction2_sqrt + ε)
@@ -38,11 +35,7 @@ void adamw_update_f32_v1_naive(float* p, const float* g, float* m, float* v, int
 void adamw_update_f32_v2_parallel(float* p, const float* g, float* m, float* v, int64_t n, const AdamWUpdateArgs& a);
 
 // ---- SGD with momentum (PyTorch's torch.optim.SGD, dampening 0) --------------------------------
-struct SGDUpdateArgs {
-  float lr = 0, momentum = 0, weight_decay = 0;
-  int32_t nesterov = 0;  // 1: p ← p − lr·(d + μ·buf)
-  int32_t first = 0;     // 1: this parameter's first step, buf ← d (not μ·buf + d)
-};
+using sg::SGDUpdateArgs;  // lr, momentum, weight_decay, nesterov, first (ops/kernel_abi/optim.h)
 // p, g: (n); buf: (n), or null when momentum is 0 (plain SGD, no buffer). p, buf updated in place:
 //   d ← g + λ·p;  buf ← first ? d : μ·buf + d;  p ← p − lr·(buf ? (nesterov ? d + μ·buf : buf) : d)
 void sgd_update_f32(float* p, const float* g, float* buf, int64_t n, const SGDUpdateArgs& a);

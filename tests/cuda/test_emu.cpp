@@ -2,6 +2,7 @@
 // the two lane orders, and the errors. The kernels here are written exactly as CUDA kernels are.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <numeric>
 #include <vector>
 
@@ -167,4 +168,29 @@ TEST_CASE("cuda emu: errors name the kernel — oversized block, empty grid, a s
   std::vector<int> coords(8, 0);
   sg::emu::launch("coordinates", dim3(2), dim3(4), coordinates_kernel, coords.data());
   for (int i = 0; i < 8; i++) CHECK(coords[i] == i + 1);
+}
+
+// The rounded f32 intrinsics (__fadd_rn & co.): one correctly rounded operation each, as on the GPU.
+__global__ void rounded_ops_kernel(const float* a, const float* b, float* out) {
+  const int i = threadIdx.x;
+  out[5 * i + 0] = __fadd_rn(a[i], b[i]);
+  out[5 * i + 1] = __fsub_rn(a[i], b[i]);
+  out[5 * i + 2] = __fmul_rn(a[i], b[i]);
+  out[5 * i + 3] = __fdiv_rn(a[i], b[i]);
+  out[5 * i + 4] = __fsqrt_rn(b[i]);
+}
+
+TEST_CASE("cuda emu: the rounded f32 intrinsics are the IEEE operations") {
+  const std::vector<float> a = {1.0f, -3.5f, 1e-30f, 7.0f}, b = {3.0f, 0.1f, 1e-10f, 2.0f};
+  std::vector<float> out(20);
+  sg::emu::launch("rounded_ops", dim3(1), dim3(4), rounded_ops_kernel, a.data(), b.data(), out.data());
+  for (int i = 0; i < 4; i++) {
+    CHECK(out[5 * i + 0] == a[i] + b[i]);
+    CHECK(out[5 * i + 1] == a[i] - b[i]);
+    CHECK(out[5 * i + 2] == a[i] * b[i]);
+    CHECK(out[5 * i + 3] == a[i] / b[i]);
+    CHECK(out[5 * i + 4] == std::sqrt(b[i]));
+  }
+  CHECK(out[3] == 1.0f / 3.0f);
+  CHECK(out[19] == 1.41421353816986083984375f);  // sqrt(2) rounded to nearest f32
 }
