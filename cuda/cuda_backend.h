@@ -2,8 +2,8 @@
 // SEEKGRAD_CUDA=ON (nvcc found); otherwise cuda/no_cuda.cpp provides the same functions, each
 // throwing "[cuda] this build has no CUDA backend (configure with -DSEEKGRAD_CUDA=ON)".
 //
-// This scope is the device plumbing (devices, memory, copies); the kernel set that mirrors
-// ops/cpu/ arrives with the GPU-kernels chapter.
+// The device plumbing (devices, memory, copies, synchronize); the kernels are the families of cuda/*.h
+// (cuda/README.md), e.g. cuda/gemm.h.
 #pragma once
 #include <cstddef>
 #include <string>
@@ -17,6 +17,19 @@ void* device_malloc(size_t nbytes);
 void device_free(void* ptr);
 void copy_host_to_device(void* dst, const void* src, size_t nbytes);
 void copy_device_to_host(void* dst, const void* src, size_t nbytes);
+// Waits until every kernel launched so far has finished, and rethrows an error one of them hit. Kernel
+// launches return at once: time a kernel as synchronize(); start clock; launch; synchronize(); stop clock.
+void synchronize();
+
+// What a device is, for computing its peak throughput (chapter 15): SMs × clock × work per SM per clock.
+struct DeviceProperties {
+  std::string name;
+  int sm_count = 0;            // streaming multiprocessors
+  int clock_khz = 0;           // the peak (boost) SM clock
+  int major = 0, minor = 0;    // compute capability (8.0 = A100, 9.0 = H100)
+  size_t memory_bytes = 0;     // global memory
+};
+DeviceProperties device_properties(int device);
 // y[i] = a * x[i] + y[i] on the device; the smallest kernel that proves the toolchain end to end.
 void saxpy(size_t n, float a, const float* x, float* y);
 
