@@ -106,7 +106,7 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   Tensor first_key;  // [B, S] i64 on q's device: packed sequences only
   if (segment_ids.defined()) {
     if (!causal) op_error(kOp, "segment_ids " + segment_ids.describe() + " need causal attention" + shapes());
-    check_same_device(kOp, q, segment_ids);
+    // (segment_ids may live on any device: they are read on the host, where first_key is built, then moved to q's)
     first_key = segment_first_keys(segment_ids, B, S, T, sp, shapes()).to(dev);
   }
 

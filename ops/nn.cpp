@@ -389,9 +389,9 @@ Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
 Tensor dropout(const Tensor& x, double p, Rng& rng, bool training) {
   const char* name = "dropout";
   check_float_input(name, x, "x");
-  check_cpu(name, x);  // no CUDA kernel yet (the mask is drawn on the host)
   if (!(p >= 0.0 && p < 1.0)) op_error(name, "p = " + std::to_string(p) + " must be in [0, 1)");
-  if (!training || p == 0.0) return x;  // the identity; rng is not advanced
+  if (!training || p == 0.0) return x;  // the identity (on any device); rng is not advanced
+  check_cpu(name, x);  // no CUDA kernel yet (the mask is drawn on the host)
   Tensor xc = rows_of(x, {});
   Tensor mask = Tensor::empty(x.shape(), x.dtype());
   Tensor y = Tensor::empty(x.shape(), x.dtype());
