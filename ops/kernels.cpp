@@ -9,6 +9,7 @@
 #include "autograd/runtime.h"
 #include "cuda/attention.h"
 #include "cuda/elementwise.h"
+#include "cuda/fp8.h"
 #include "cuda/gemm.h"
 #include "cuda/index.h"
 #include "cuda/norm.h"
@@ -20,6 +21,8 @@
 #include "ops/cpu/attention.h"
 #include "ops/cpu/copy.h"
 #include "ops/cpu/elementwise.h"
+#include "ops/cpu/fp8_gemm.h"
+#include "ops/cpu/fp8_quant.h"
 #include "ops/cpu/gemm.h"
 #include "ops/cpu/index.h"
 #include "ops/cpu/nn.h"
@@ -611,6 +614,63 @@ void attention_backward(const char* op, Device d, const AttentionArgs& a, const 
         return;
       }
       cuda_needs_f32(op);
+    case Device::Metal: no_metal(op);
+  }
+}
+
+// ---- fp8 -------------------------------------------------------------------------------------------------------
+
+void act_quant(const char* op, Device d, const Fp8ActQuantArgs& a) {
+  switch (d) {
+    case Device::CPU: cpu::act_quant_f32(a.x, a.rows, a.K, a.block, a.ue8m0 != 0, a.codes, a.scales); return;
+    case Device::CUDA:
+      if (cuda_emulation()) cuda_emu::act_quant_f32(a);
+      else cuda::act_quant_f32(a);
+      return;
+    case Device::Metal: no_metal(op);
+  }
+}
+
+void act_dequant(const char* op, Device d, const Fp8ActDequantArgs& a) {
+  switch (d) {
+    case Device::CPU: cpu::act_dequant_f32(a.codes, a.scales, a.rows, a.K, a.block, a.out); return;
+    case Device::CUDA:
+      if (cuda_emulation()) cuda_emu::act_dequant_f32(a);
+      else cuda::act_dequant_f32(a);
+      return;
+    case Device::Metal: no_metal(op);
+  }
+}
+
+void weight_quant(const char* op, Device d, const Fp8WeightQuantArgs& a) {
+  switch (d) {
+    case Device::CPU: cpu::weight_quant_f32(a.w, a.N, a.K, a.block, a.codes, a.scale_inv); return;
+    case Device::CUDA:
+      if (cuda_emulation()) cuda_emu::weight_quant_f32(a);
+      else cuda::weight_quant_f32(a);
+      return;
+    case Device::Metal: no_metal(op);
+  }
+}
+
+void weight_dequant(const char* op, Device d, const Fp8WeightDequantArgs& a) {
+  switch (d) {
+    case Device::CPU: cpu::weight_dequant_f32(a.codes, a.scale_inv, a.N, a.K, a.block, a.out); return;
+    case Device::CUDA:
+      if (cuda_emulation()) cuda_emu::weight_dequant_f32(a);
+      else cuda::weight_dequant_f32(a);
+      return;
+    case Device::Metal: no_metal(op);
+  }
+}
+
+void fp8_gemm(const char* op, Device d, const Fp8GemmArgs& a) {
+  switch (d) {
+    case Device::CPU: cpu::fp8_gemm(a); return;
+    case Device::CUDA:
+      if (cuda_emulation()) cuda_emu::fp8_gemm(a);
+      else cuda::fp8_gemm(a);
+      return;
     case Device::Metal: no_metal(op);
   }
 }

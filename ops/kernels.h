@@ -38,6 +38,7 @@
 #include "autograd/device.h"
 #include "ops/kernel_abi/attention.h"
 #include "ops/kernel_abi/elementwise.h"
+#include "ops/kernel_abi/fp8.h"
 #include "ops/kernel_abi/gemm.h"
 #include "ops/kernel_abi/index.h"
 #include "ops/kernel_abi/norm.h"
@@ -145,5 +146,12 @@ void attention_forward(const char* op, Device d, const AttentionArgs& a, const T
 template <class T>
 void attention_backward(const char* op, Device d, const AttentionArgs& a, const T* q, const T* k, const T* v, const T* o,
                         const T* lse, const T* do_, T* dq, T* dk, T* dv);
+
+// ---- fp8 (ops/kernel_abi/fp8.h; CPU ops/cpu/fp8_quant.h, ops/cpu/fp8_gemm.h; CUDA cuda/fp8.h); f32 and E4M3 codes --
+void act_quant(const char* op, Device d, const Fp8ActQuantArgs& a);          // 1×block tiles
+void act_dequant(const char* op, Device d, const Fp8ActDequantArgs& a);
+void weight_quant(const char* op, Device d, const Fp8WeightQuantArgs& a);    // block×block blocks
+void weight_dequant(const char* op, Device d, const Fp8WeightDequantArgs& a);
+void fp8_gemm(const char* op, Device d, const Fp8GemmArgs& a);               // blockwise scales, promoted sums
 
 }  // namespace sg::kernels
