@@ -11,149 +11,18 @@
 // gate scores) is the same on both sides: the scores differ by ~1e-7 and no two are that close here (checked).
 #include <doctest/doctest.h>
 
-#include <chrono>
-#include <cmath>
-
-#include "tests/test_util.h"
+#include "tests/cuda/model_check.h"
 
 #include "autograd/device.h"
-#include "models/transformer.h"
-#include "ops/ops.h"
-#include "train/clip.h"
-#include "train/optim.h"
 
 using namespace sg;
 
-namespace {
-
-ModelArgs tiny_args(bool moe) {
-  ModelArgs a;
-  a.vocab_size = 32;
-  a.dim = 16;
-  a.inter_dim = 32;
-  a.moe_inter_dim = 16;
-  a.n_layers = moe ? 2 : 1;
-  a.n_dense_layers = 1;
-  a.n_heads = 2;
-  a.n_routed_experts = 4;
-  a.n_shared_experts = 1;
-  a.n_activated_experts = 2;
-  a.score_func = "sigmoid";
-  a.gate_bias = moe;
-  a.q_lora_rank = moe ? 8 : 0;
-  a.kv_lora_rank = 8;
-  a.qk_nope_head_dim = 8;
-  a.qk_rope_head_dim = 4;
-  a.v_head_dim = 8;
-  a.max_seq_len = 8;
-  a.original_seq_len = 8;
-  a.max_batch_size = 2;
-  a.n_mtp_modules = moe ? 1 : 0;
-  a.validate("tiny_args");
-  return a;
-}
-
-// Every parameter and buffer to `device` (requires_grad and the ParamKind kept), and the rope table.
-void move_model(Transformer& m, Device device) {
-  for (auto& [name, p] : m.named_parameters_and_buffers()) {
-    const bool grad = p->requires_grad();
-    const ParamKind kind = p->param_kind();
-    Tensor t = p->to(device);
-    if (grad) t.requires_grad_();
-    t.set_param_kind(kind);
-    *p = t;
-  }
-  m.rope.cos = m.rope.cos.to(device);
-  m.rope.sin = m.rope.sin.to(device);
-}
-
-double max_abs(const std::vector<double>& v) {
-  double m = 0;
-  for (double x : v) m = std::max(m, std::abs(x));
-  return m;
-}
-
-// |got - want| <= tol · max|want| elementwise; returns the worst error relative to max|want|.
-double check_scaled(const Tensor& got, const Tensor& want, double tol, const std::string& what) {
-  INFO(what);
-  REQUIRE(got.defined());
-  REQUIRE(want.defined());
-  REQUIRE(got.shape() == want.shape());
-  const std::vector<double> g = got.to_f64_vector(), w = want.to_f64_vector();
-  const double scale = std::max(max_abs(w), 1e-30);
-  double worst = 0;
-  for (size_t i = 0; i < g.size(); i++) worst = std::max(worst, std::abs(g[i] - w[i]) / scale);
-  INFO("worst |got - want| / max|want| = " << worst << " (max|want| " << scale << ")");
-  CHECK(worst <= tol);
-  return worst;
-}
-
-void check_model(bool moe) {
-  CudaEmulationScope emu(true);
-  const ModelArgs args = tiny_args(moe);
-  Rng init_a(7), init_b(7);
-  Transformer cpu_model(args, init_a), cuda_model(args, init_b);
-  move_model(cuda_model, Device::CUDA);
-  Rng data(11);
-  Tensor tokens = Tensor::randint({2, 4}, data, 0, args.vocab_size), targets = Tensor::randint({2, 4}, data, 0, args.vocab_size);
-  targets.set_at({1, 3}, -100);  // an ignored target
-
-  const double mtp_lambda = 0.3, balance_alpha = 1e-2;
-  const auto t0 = std::chrono::steady_clock::now();
-  LossOutput want = cpu_model.loss(tokens, targets, mtp_lambda, balance_alpha);
-  want.loss.backward();
-  const auto t1 = std::chrono::steady_clock::now();
-  LossOutput got = cuda_model.loss(tokens.to(Device::CUDA), targets.to(Device::CUDA), mtp_lambda, balance_alpha);
-  CHECK(got.loss.device() == Device::CUDA);
-  got.loss.backward();
-  const auto t2 = std::chrono::steady_clock::now();
-  MESSAGE(std::string(moe ? "MoE + MTP" : "dense") << " model forward + backward: CPU " << std::chrono::duration<double>(t1 - t0).count()
-                                        << " s, emulated CUDA " << std::chrono::duration<double>(t2 - t1).count() << " s");
-  CHECK(got.expert_loads == want.expert_loads);  // the same routing
-  double worst = check_scaled(got.loss, want.loss, 1e-5, "loss");
-  if (moe) {
-    worst = std::max(worst, check_scaled(got.main_loss, want.main_loss, 1e-5, "main loss"));
-    REQUIRE(got.mtp_losses.size() == 1);
-    worst = std::max(worst, check_scaled(got.mtp_losses[0], want.mtp_losses[0], 1e-5, "mtp loss"));
-    worst = std::max(worst, check_scaled(got.balance_loss, want.balance_loss, 1e-5, "balance loss"));
-  }
-
-  NamedParameters pc = cpu_model.named_parameters(), pg = cuda_model.named_parameters();
-  REQUIRE(pc.size() == pg.size());
-  int with_grad = 0;
-  for (size_t i = 0; i < pc.size(); i++) {
-    CAPTURE(pc[i].first);
-    CHECK(pg[i].second->device() == Device::CUDA);
-    REQUIRE(pc[i].second->grad().defined() == pg[i].second->grad().defined());
-    if (!pc[i].second->grad().defined()) continue;
-    with_grad++;
-    CHECK(pg[i].second->grad().device() == Device::CUDA);
-    worst = std::max(worst, check_scaled(pg[i].second->grad(), pc[i].second->grad(), 1e-4, "grad of " + pc[i].first));
-  }
-  CHECK(with_grad > 0);
-
-  // One training step where the parameters live: clipping (grad norm on the device) and AdamW.
-  const double norm_cpu = clip_grad_norm(pc, 0.5), norm_cuda = clip_grad_norm(pg, 0.5);
-  CHECK(std::abs(norm_cuda - norm_cpu) <= 1e-4 * norm_cpu);
-  // eps 1e-3: AdamW's first step is lr·g/(|g| + eps), which for |g| << eps would amplify a gradient's last-bit
-  // difference into ±lr (a sign); with eps 1e-3 the step is at most lr/eps = 10 times the gradient's difference.
-  AdamWConfig cfg;
-  cfg.weight_decay = 0.1;
-  cfg.eps = 1e-3;
-  AdamW opt_cpu(pc, cfg), opt_cuda(pg, cfg);
-  opt_cpu.step(1e-2);
-  opt_cuda.step(1e-2);
-  for (size_t i = 0; i < pc.size(); i++)
-    worst = std::max(worst, check_scaled(*pg[i].second, *pc[i].second, 1e-4, "stepped " + pc[i].first));
-  MESSAGE("worst relative difference over the loss, " << with_grad << " gradients and the stepped weights: " << worst);
-}
-
-}  // namespace
-
 TEST_CASE("dispatch model emu: a dense 1-layer Transformer on CUDA gives the CPU's loss, gradients and AdamW step") {
-  check_model(false);
+  CudaEmulationScope emu(true);
+  sg::test::model::check_model(false);
 }
 
 TEST_CASE("dispatch model emu: a 2-layer MoE Transformer with MTP on CUDA gives the CPU's losses, gradients and step") {
-  check_model(true);
+  CudaEmulationScope emu(true);
+  sg::test::model::check_model(true);
 }
