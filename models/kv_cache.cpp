@@ -2,7 +2,6 @@
 #include "models/kv_cache.h"
 
 #include "autograd/node.h"
-#include "ops/cpu/copy.h"
 #include "ops/dispatch.h"
 #include "ops/shape.h"
 
@@ -11,10 +10,8 @@ namespace sg {
 void write_cache_rows(const Tensor& cache, const Tensor& values, int64_t start_pos) {
   NoGradGuard no_grad;
   Tensor dst = narrow(narrow(cache, 0, 0, values.size(0)), 1, start_pos, values.size(1));
-  Tensor src = values.detach();
-  dispatch_float(cache.dtype(), "kv_cache", [&]<class T>() {
-    cpu::strided_copy(src.shape(), src.data<T>(), src.strides(), dst.data<T>(), dst.strides());
-  });
+  dispatch_float(cache.dtype(), "kv_cache", []<class T>() {});  // throws unless the cache is f32 / f64
+  copy_into(dst, values.detach());
 }
 
 Tensor read_cache_rows(const Tensor& cache, const Tensor& current, int64_t start_pos) {

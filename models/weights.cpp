@@ -6,8 +6,8 @@
 #include <stdexcept>
 #include <vector>
 
-#include "ops/cpu/copy.h"
 #include "ops/dispatch.h"
+#include "ops/shape.h"
 
 namespace sg {
 
@@ -236,9 +236,7 @@ void load_parameters(NamedParameters& params, const SafeTensorsFile& f, const st
       continue;
     }
     // In place, through the parameter's own strides: handles held elsewhere (an optimizer) see the new values.
-    dispatch_float(t->dtype(), "load_parameters", [&]<class T>() {
-      cpu::strided_copy(src.shape(), src.data<T>(), src.strides(), t->data<T>(), t->strides());
-    });
+    copy_into(*t, src.to(t->device()));
     used.insert(hf);
   }
   if (!strict) return;

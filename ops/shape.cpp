@@ -96,6 +96,45 @@ Tensor contiguous(const Tensor& x) {
   return y;
 }
 
+// ---- copy_into -------------------------------------------------------------------------------
+void copy_into(const Tensor& dst, const Tensor& src) {
+  const char* op = "copy_into";
+  check_defined(op, dst, "dst");
+  check_defined(op, src, "src");
+  check_same_dtype(op, dst, src);
+  check_same_device(op, dst, src);
+  if (dst.shape() != src.shape()) op_error(op, "src " + src.describe() + " does not have the shape of dst " + dst.describe());
+  if (dst.numel() == 0) return;
+  if (dst.device() == Device::CPU) {
+    copy_into_view(op, src, dst);
+    return;
+  }
+  // The innermost dims [first, ndim) over which dst is one contiguous run, and one contiguous copy per index of
+  // the dims before them (src walked through its strides).
+  int64_t first = dst.dim(), run = 1;
+  while (first > 0 && (dst.shape()[first - 1] == 1 || dst.strides()[first - 1] == run)) run *= dst.shape()[--first];
+  const Shape outer_shape(dst.shape().begin(), dst.shape().begin() + first);
+  const int64_t outer = shape_numel(outer_shape);
+  const size_t es = dtype_size(dst.dtype());
+  NoGradGuard no_grad;
+  for (int64_t o = 0; o < outer; o++) {
+    int64_t rest = o, dst_off = 0;
+    Tensor piece = src.detach();
+    for (int64_t d = first - 1; d >= 0; d--) {
+      const int64_t i = rest % dst.shape()[d];
+      rest /= dst.shape()[d];
+      dst_off += i * dst.strides()[d];
+    }
+    for (int64_t d = 0, r = o, div = outer; d < first; d++) {  // the src sub-tensor of index o (dims [0, first) fixed)
+      div /= dst.shape()[d];
+      piece = narrow(piece, 0, r / div, 1);
+      piece = squeeze(piece, 0);
+      r %= div;
+    }
+    copy_to_contiguous(op, piece, static_cast<char*>(dst.raw_device_data()) + (size_t)dst_off * es);
+  }
+}
+
 // ---- reshape / view --------------------------------------------------------------------------
 
 static Shape infer_shape(const char* op, const Tensor& x, Shape shape) {

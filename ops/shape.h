@@ -3,7 +3,8 @@
 //
 // Views are stride arithmetic over the same storage (no kernel runs); their backward maps the
 // gradient back the same way (reshape back, inverse permutation, sum over expanded dims, scatter
-// into a zero tensor for a slice). contiguous() and cat() copy through cpu::strided_copy.
+// into a zero tensor for a slice). contiguous(), cat() and copy_into() copy through the strided copy kernels
+// (ops/kernels.h), on the tensors' device.
 #pragma once
 #include <vector>
 
@@ -27,6 +28,12 @@ Tensor stack(const std::vector<Tensor>& xs, int64_t dim);
 std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim);   // last piece may be smaller
 std::vector<Tensor> split_sizes(const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim);
 std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim);
+
+// dst = src elementwise, IN PLACE, outside the tape: dst may be any view (a KV cache's rows, a parameter loaded
+// through its own strides); src has dst's shape, dtype and device. The CPU copies through both strides; a device
+// copies each contiguous run of dst (the innermost dims over which dst is contiguous) in one launch per index of
+// the dims outside it.
+void copy_into(const Tensor& dst, const Tensor& src);
 
 // The broadcast of two shapes (numpy rules), or a "[op] cannot broadcast a (..) with b (..)" error.
 Shape broadcast_shapes(const char* op, const Tensor& a, const Tensor& b);

@@ -85,6 +85,26 @@ TEST_CASE("dispatch reduce emu: cat along every dim and slice's backward (steps 
   }, {input({3, 6}, 17)});
 }
 
+TEST_CASE("dispatch reduce emu: copy_into a view (KV-cache rows, a transposed parameter) on CUDA equals the CPU's") {
+  CudaEmulationScope emu(true);
+  for (sg::emu::LaneOrder order : {sg::emu::LaneOrder::forward, sg::emu::LaneOrder::reverse}) {
+    sg::emu::LaneOrderScope scope(order);
+    Tensor cache = input({3, 6, 2, 4}, 50, false), rows = input({2, 3, 2, 4}, 51, false);
+    Tensor cache_c = cache.to(Device::CUDA);
+    copy_into(narrow(narrow(cache, 0, 0, 2), 1, 1, 3), rows);                                      // B = 2 runs
+    copy_into(narrow(narrow(cache_c, 0, 0, 2), 1, 1, 3), permute(permute(rows, {1, 0, 2, 3}).to(Device::CUDA), {1, 0, 2, 3}));
+    CHECK(cache_c.to_f32_vector() == cache.to_f32_vector());
+    Tensor w = input({4, 5}, 52, false), src = input({5, 4}, 53, false);
+    Tensor w_c = w.to(Device::CUDA);
+    copy_into(transpose(w, 0, 1), src);                                                             // no run: one launch per element
+    copy_into(transpose(w_c, 0, 1), src.to(Device::CUDA));
+    CHECK(w_c.to_f32_vector() == w.to_f32_vector());
+  }
+  Tensor a = Tensor::zeros({2, 3}).to(Device::CUDA);
+  CHECK(error_of([&] { copy_into(a, Tensor::zeros({2, 3})); }).find("[copy_into]") == 0);
+  CHECK(error_of([&] { copy_into(a, Tensor::zeros({3, 2}).to(Device::CUDA)); }).find("does not have the shape of dst") != std::string::npos);
+}
+
 TEST_CASE("dispatch reduce emu: sum, mean, max, min over any axes, and sum_to of a broadcast backward") {
   CudaEmulationScope emu(true);
   check_on_cuda_both_orders("sum/all", [](const std::vector<Tensor>& in) { return sum(in[0]); }, {input({7, 9}, 20)}, kSum);
