@@ -28,10 +28,19 @@
 //        - kernels::<kernel><T>(op, x.device(), args) inside dispatch_float.
 //      Whatever the op calls besides its kernel (contiguous, sum_to, ...) must be dispatched too, or the op
 //      refuses a CUDA tensor by that callee's name.
-//   4. Tests: tests/cuda/test_dispatch_emu.cpp style — the op on a CUDA tensor under CudaEmulationScope equals the
-//      op on the CPU (values and gradients), in both lane orders; tests/cuda/test_devices_gpu.cpp runs the same on
-//      a GPU when there is one.
-// Ops not dispatched yet keep check_cpu(op, t): "[matmul] has no CUDA kernel yet; x (2, 3) f32 on cuda".
+//   4. Tests: tests/cuda/test_dispatch_<family>_emu.cpp — the op on a CUDA tensor under CudaEmulationScope equals
+//      the op on the CPU (values and gradients, tests/cuda/dispatch_checks.h), in both lane orders; the registry
+//      walk (tests/cuda/registry_walk.h) and the tiny-model check (tests/cuda/model_check.h) run every op on the
+//      device; tests/cuda/test_dispatch_gpu.cpp and test_devices_gpu.cpp run the same on a GPU when there is one.
+//
+// DISPATCHED (every family of cuda/): elementwise, reduce + copy (contiguous, cat, slice's backward, copy_into, sum,
+// mean, var, sum_to, max, min), softmax (softmax, log_softmax, cross_entropy), norm (rms_norm, layer_norm, rope),
+// topk (topk, argmax), index (embedding, index_select, index_add, gather, scatter_add), optim (AdamW, SGD, the
+// grad norm, clipping), gemm (matmul, linear), attention (scaled_dot_product_attention), fp8 (quantize / dequantize,
+// fp8_matmul, fp8_linear). Where a CPU loop has no device kernel with its contract, the op says how it gets by on a
+// device (cat and slice's backward lay their output out dim-first; fp8_transpose_blocks goes through the host).
+// CPU ONLY (no CUDA kernel yet): pow, where / masked_fill, to_dtype between dtypes, hadamard_rotate, dropout with
+// p > 0 in training; they keep check_cpu(op, t): "[pow] has no CUDA kernel yet; x (2, 3) f32 on cuda".
 //
 // What this is not: a registry or a code generator. One function and one switch per kernel, read top to bottom.
 #pragma once
