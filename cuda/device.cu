@@ -47,6 +47,22 @@ void copy_device_to_device(void* dst, const void* src, size_t nbytes) {
   check(cudaMemcpy(dst, src, nbytes, cudaMemcpyDeviceToDevice), "cudaMemcpy device->device");
 }
 
+void synchronize() { check(cudaDeviceSynchronize(), "cudaDeviceSynchronize"); }
+
+DeviceProperties device_properties(int device) {
+  DeviceProperties p;
+  p.name = device_name(device);
+  const std::string where = "(device " + std::to_string(device) + ")";
+  check(cudaDeviceGetAttribute(&p.sm_count, cudaDevAttrMultiProcessorCount, device), "cudaDevAttrMultiProcessorCount" + where);
+  check(cudaDeviceGetAttribute(&p.clock_khz, cudaDevAttrClockRate, device), "cudaDevAttrClockRate" + where);
+  check(cudaDeviceGetAttribute(&p.major, cudaDevAttrComputeCapabilityMajor, device), "cudaDevAttrComputeCapabilityMajor" + where);
+  check(cudaDeviceGetAttribute(&p.minor, cudaDevAttrComputeCapabilityMinor, device), "cudaDevAttrComputeCapabilityMinor" + where);
+  cudaDeviceProp prop{};
+  check(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties" + where);
+  p.memory_bytes = prop.totalGlobalMem;
+  return p;
+}
+
 // y[i] += a x[i]; one thread per element, grid-stride loop.
 __global__ void saxpy_kernel(size_t n, float a, const float* x, float* y) {
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)

@@ -17,6 +17,8 @@ void device_free(void*) { no_cuda(); }
 void copy_host_to_device(void*, const void*, size_t) { no_cuda(); }
 void copy_device_to_host(void*, const void*, size_t) { no_cuda(); }
 void copy_device_to_device(void*, const void*, size_t) { no_cuda(); }
+void synchronize() { no_cuda(); }
+DeviceProperties device_properties(int) { no_cuda(); }
 void saxpy(size_t, float, const float*, float*) { no_cuda(); }
 
 }  // namespace sg::cuda
