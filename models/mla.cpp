@@ -55,8 +55,8 @@ Tensor MLAProjection::latent_rows() const { return cat({c, k_pe}, -1); }
 
 int64_t MLACache::bytes() const { return bytes_per_token() * max_batch_size * max_seq_len; }
 
-// Additive attention mask of the composite paths: −inf where key position key_start + t > query position
-// start_pos + s. Without segment ids: [S, T]. With segment ids seg [B, T] (one per key; the query at
+// Additive attention mask of the composite paths (built on the host; the callers move it to the scores'
+// device): −inf where key position key_start + t > query position start_pos + s. Without segment ids: [S, T]. With segment ids seg [B, T] (one per key; the query at
 // position p has seg[b, p − key_start]): [B, 1, S, T], also −inf where the two ids differ.
 static Tensor attention_mask(int64_t S, int64_t T, int64_t key_start, int64_t start_pos, const Tensor& seg, DType dtype) {
   const int64_t B = seg.defined() ? seg.size(0) : 1;
@@ -292,7 +292,7 @@ Tensor MLA::forward_naive(const MLAProjection& P, int64_t start_pos, MLACache* c
     // The composite, every step on the tape: [B,H,S,dn+dr] · [B,H,dn+dr,T] -> scores [B,H,S,T]
     Tensor scores = mul(matmul(permute(q, {0, 2, 1, 3}), permute(keys, {0, 2, 3, 1})), softmax_scale);
     if (S > 1 || segment_ids.defined())
-      scores = add(scores, attention_mask(S, T, key_start, start_pos, segment_ids, scores.dtype()));
+      scores = add(scores, attention_mask(S, T, key_start, start_pos, segment_ids, scores.dtype()).to(scores.device()));
     Tensor p = softmax(scores, -1);
     o = matmul(p, permute(values, {0, 2, 1, 3}));
   } else {
@@ -366,7 +366,7 @@ MLAAttention MLA::absorbed_attention(const MLAProjection& P, const Tensor& keys,
                         matmul(permute(P.q_pe, {0, 2, 1, 3}), unsqueeze(transpose(rope_keys, 1, 2), 1)));
     scores = mul(scores, softmax_scale);
     if (S > 1 || segment_ids.defined())
-      scores = add(scores, attention_mask(S, N, key_start, start_pos, segment_ids, scores.dtype()));
+      scores = add(scores, attention_mask(S, N, key_start, start_pos, segment_ids, scores.dtype()).to(scores.device()));
     Tensor p = softmax(scores, -1);
     o_latent = matmul(p, unsqueeze(latents, 1));  // [B,H,S,T]·[B,1,T,r]
     if (keep_probs) result.probs = permute(p, {0, 2, 1, 3});

@@ -149,7 +149,7 @@ Tensor seq_balance_loss(const Tensor& scores, const Tensor& indices, int64_t bat
       if (idx[a] < 0 || idx[a] >= n_experts) moe_error(op, "expert index " + std::to_string(idx[a]) + " out of range");
       f[b * n_experts + idx[a]] += unit;
     }
-  Tensor f_t = to_dtype(Tensor::from_vector(f, {batch, n_experts}), scores.dtype());
+  Tensor f_t = to_dtype(Tensor::from_vector(f, {batch, n_experts}), scores.dtype()).to(scores.device());
   Tensor s_norm = div(scores, sum(scores, {-1}, true));             // s'_{i,t} = s_{i,t} / Σ_j s_{j,t}
   Tensor P = mean(reshape(s_norm, {batch, T, n_experts}), {1});     // P_i = mean_t s'_{i,t}   [B, N_r]
   return mul(sum(mul(f_t, P), {1}), alpha);                         // α Σ_i f_i P_i           [B]
@@ -191,7 +191,9 @@ Tensor dispatch_experts(const Tensor& x, const Tensor& weights, const Tensor& in
     slot_sorted[pos] = a;
   }
   if (stats) *stats = routing_stats(load, dropped);
-  if (offset[E] == 0) return Tensor::zeros({N, dim}, x.dtype());
+  // (the index tensors below are built on the host and moved to x's device, where the ops run)
+  const Device dev = x.device();
+  if (offset[E] == 0) return Tensor::zeros({N, dim}, x.dtype(), dev);
 
   // 4. each expert with ≥ 1 token runs once, on all of its tokens:
   //      x_e = x[tokens of e]   [n_e, dim]      (index_select; backward: index_add of dx_e)
@@ -201,7 +203,7 @@ Tensor dispatch_experts(const Tensor& x, const Tensor& weights, const Tensor& in
     int64_t n_e = kept[e];
     if (n_e == 0) continue;
     ScopeGuard scope("experts." + std::to_string(e));
-    Tensor tok_e = Tensor::from_vector(std::vector<int64_t>(token_sorted.begin() + offset[e], token_sorted.begin() + offset[e + 1]), {n_e});
+    Tensor tok_e = Tensor::from_vector(std::vector<int64_t>(token_sorted.begin() + offset[e], token_sorted.begin() + offset[e + 1]), {n_e}).to(dev);
     Tensor x_e = index_select(x, 0, tok_e);
     outs.push_back(experts[e].forward(x_e));
   }
@@ -209,9 +211,9 @@ Tensor dispatch_experts(const Tensor& x, const Tensor& weights, const Tensor& in
   //      o = h ⊙ weights[slot_sorted]     [A, dim]   (each row times its own gate weight)
   //      y[token_sorted[j]] += o[j]                   (one index_add over all experts' rows)
   Tensor h = cat(outs, 0);
-  Tensor w_sorted = index_select(reshape(weights, {N * K}), 0, Tensor::from_vector(slot_sorted, {offset[E]}));
+  Tensor w_sorted = index_select(reshape(weights, {N * K}), 0, Tensor::from_vector(slot_sorted, {offset[E]}).to(dev));
   Tensor o = mul(h, unsqueeze(w_sorted, 1));
-  return index_add(Tensor::zeros({N, dim}, x.dtype()), 0, Tensor::from_vector(token_sorted, {offset[E]}), o);
+  return index_add(Tensor::zeros({N, dim}, x.dtype(), dev), 0, Tensor::from_vector(token_sorted, {offset[E]}).to(dev), o);
 }
 
 // ---- DeepSeekMoE ------------------------------------------------------------------------------
@@ -268,7 +270,7 @@ Tensor switch_aux_loss(const Tensor& probs, const Tensor& indices) {
   std::vector<int64_t> load = expert_load(indices, E);
   std::vector<double> f(E);
   for (int64_t i = 0; i < E; i++) f[i] = (double)load[i] / (double)(N * K);
-  Tensor f_t = to_dtype(Tensor::from_vector(f, {E}), probs.dtype());
+  Tensor f_t = to_dtype(Tensor::from_vector(f, {E}), probs.dtype()).to(probs.device());
   Tensor P = mean(probs, {0});  // [E]
   return mul(sum(mul(f_t, P)), (double)E);
 }

@@ -1,5 +1,6 @@
-// ops/attention.cpp — scaled_dot_product_attention (see attention.h): argument checks, the call into
-// the CPU kernel (ops/cpu/attention.cpp), the saved tensors and the backward, side by side.
+// ops/attention.cpp — scaled_dot_product_attention (see attention.h): argument checks, the kernel through the
+// device dispatch (ops/kernels.h: ops/cpu/attention.cpp, or the CUDA flash kernels of cuda/attention.h), the saved
+// tensors and the backward, side by side.
 //
 // Forward, per (b, h) with kv head g = h / (H/Hkv), per query row s (P never leaves the kernel):
 //   S_st = scale · q_s · k_t  (t ≤ start_pos + s when causal),  P = softmax_t(S),  o_s = Σ_t P_st v_t
@@ -15,8 +16,8 @@
 #include <map>
 
 #include "autograd/node.h"
-#include "ops/cpu/attention.h"
 #include "ops/dispatch.h"
+#include "ops/kernels.h"
 #include "ops/shape.h"
 
 namespace sg {
@@ -42,12 +43,11 @@ static Tensor contiguous_data(const Tensor& x) {
   return contiguous(x.detach());
 }
 
-// first_key [B, S] i64 for the kernel (ops/cpu/attention.h): for query row s (position p = sp + s) of row b,
-// the first position of the run of segment_ids[b, :] that holds p. Checks segment_ids: an i64 [B, T] CPU
-// tensor in which every id is one contiguous run per row.
+// first_key [B, S] i64 for the kernel (ops/kernel_abi/attention.h), on the CPU: for query row s (position
+// p = sp + s) of row b, the first position of the run of segment_ids[b, :] that holds p. Checks segment_ids (read
+// on the host from any device): an i64 [B, T] tensor in which every id is one contiguous run per row.
 static Tensor segment_first_keys(const Tensor& segment_ids, int64_t B, int64_t S, int64_t T, int64_t sp,
                                  const std::string& shapes) {
-  check_cpu(kOp, segment_ids);
   if (segment_ids.dtype() != DType::i64 || segment_ids.shape() != Shape{B, T})
     op_error(kOp, "segment_ids " + segment_ids.describe() + " must be an i64 tensor [B, T] = " + shape_str({B, T}) +
                       ", one segment id per key position" + shapes);
@@ -81,12 +81,13 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   for (auto [t, what] : {std::pair{q, "q"}, std::pair{k, "k"}, std::pair{v, "v"}}) {
     check_defined(kOp, t, what);
     check_floating(kOp, t);
-    check_cpu(kOp, t);
     if (t.dim() != 4)
       op_error(kOp, std::string(what) + " " + t.describe() + " must be 4-D: q [B, H, S, D], k [B, Hkv, T, D], v [B, Hkv, T, Dv]");
   }
   check_same_dtype(kOp, q, k);
   check_same_dtype(kOp, q, v);
+  check_same_device(kOp, q, k);
+  check_same_device(kOp, q, v);
   const int64_t B = q.size(0), H = q.size(1), S = q.size(2), D = q.size(3);
   const int64_t Hkv = k.size(1), T = k.size(2), Dv = v.size(3);
   auto shapes = [&] { return " (q " + q.describe() + ", k " + k.describe() + ", v " + v.describe() + ")"; };
@@ -101,48 +102,55 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
     op_error(kOp, "start_pos " + std::to_string(sp) + " with S = " + std::to_string(S) + " query rows needs 0 <= start_pos <= T - S = " +
                       std::to_string(T - S) + shapes());
   if (causal && T == 0 && S > 0) op_error(kOp, "causal attention with no keys" + shapes());
-  Tensor first_key;  // [B, S] i64: packed sequences only
+  const Device dev = q.device();
+  Tensor first_key;  // [B, S] i64 on q's device: packed sequences only
   if (segment_ids.defined()) {
     if (!causal) op_error(kOp, "segment_ids " + segment_ids.describe() + " need causal attention" + shapes());
-    first_key = segment_first_keys(segment_ids, B, S, T, sp, shapes());
+    // (segment_ids may live on any device: they are read on the host, where first_key is built, then moved to q's)
+    first_key = segment_first_keys(segment_ids, B, S, T, sp, shapes()).to(dev);
   }
 
   Tensor qc = kernel_operand(q), kc = kernel_operand(k), vc = kernel_operand(v);
-  cpu::AttentionArgs a;
+  AttentionArgs a;
   a.B = B, a.H = H, a.Hkv = Hkv, a.S = S, a.T = T, a.D = D, a.Dv = Dv;
   a.q_sb = qc.strides()[0], a.q_sh = qc.strides()[1], a.q_ss = row_stride(qc);
   a.k_sb = kc.strides()[0], a.k_sh = kc.strides()[1], a.k_ss = row_stride(kc);
   a.v_sb = vc.strides()[0], a.v_sh = vc.strides()[1], a.v_ss = row_stride(vc);
   a.scale = scale, a.causal = causal, a.start_pos = causal ? sp : 0;
-  a.first_key = first_key.defined() ? first_key.data<int64_t>() : nullptr;
+  a.first_key = first_key.defined() ? first_key.device_data<int64_t>() : nullptr;
 
-  Tensor out = Tensor::empty({B, H, S, Dv}, q.dtype());
-  Tensor lse = Tensor::empty({B, H, S}, q.dtype());
+  Tensor out = Tensor::empty({B, H, S, Dv}, q.dtype(), dev);
+  Tensor lse = Tensor::empty({B, H, S}, q.dtype(), dev);
   if (B * H * S > 0) {
     dispatch_float(q.dtype(), kOp, [&]<class T>() {
-      cpu::attention_forward<T>(a, qc.data<T>(), kc.data<T>(), vc.data<T>(), out.data<T>(), lse.data<T>());
+      kernels::attention_forward<T>(kOp, dev, a, qc.device_data<T>(), kc.device_data<T>(), vc.device_data<T>(),
+                                    out.device_data<T>(), lse.device_data<T>());
     });
   } else {
-    out = Tensor::zeros({B, H, S, Dv}, q.dtype());
+    out = Tensor::zeros({B, H, S, Dv}, q.dtype(), dev);
   }
 
   if (needs_grad({q, k, v})) {
     Tensor os = out.detach();
     // (first_key is captured so that the array a.first_key points into lives as long as the backward)
     record(kOp, out, {q, k, v}, [a, qc, kc, vc, os, lse, first_key](const Tensor& dout) {
-      Tensor dq = Tensor::empty({a.B, a.H, a.S, a.D}, qc.dtype());
-      Tensor dk = Tensor::empty({a.B, a.Hkv, a.T, a.D}, qc.dtype());  // the kernels overwrite all three
-      Tensor dv = Tensor::empty({a.B, a.Hkv, a.T, a.Dv}, qc.dtype());
+      const char* bname = "scaled_dot_product_attention_backward";
+      const Device dev = qc.device();
+      check_same_device(bname, dout, qc);
+      Tensor dq = Tensor::empty({a.B, a.H, a.S, a.D}, qc.dtype(), dev);
+      Tensor dk = Tensor::empty({a.B, a.Hkv, a.T, a.D}, qc.dtype(), dev);  // the kernels overwrite all three
+      Tensor dv = Tensor::empty({a.B, a.Hkv, a.T, a.Dv}, qc.dtype(), dev);
       if (a.B * a.H * a.S > 0) {
         Tensor dos = contiguous_data(dout);
-        dispatch_float(qc.dtype(), "scaled_dot_product_attention_backward", [&]<class T>() {
-          cpu::attention_backward<T>(a, qc.data<T>(), kc.data<T>(), vc.data<T>(), os.data<T>(), lse.data<T>(),
-                                     dos.data<T>(), dq.data<T>(), dk.data<T>(), dv.data<T>());
+        dispatch_float(qc.dtype(), bname, [&]<class T>() {
+          kernels::attention_backward<T>(bname, dev, a, qc.device_data<T>(), kc.device_data<T>(), vc.device_data<T>(),
+                                         os.device_data<T>(), lse.device_data<T>(), dos.device_data<T>(), dq.device_data<T>(),
+                                         dk.device_data<T>(), dv.device_data<T>());
         });
       } else {  // no query rows: nothing flows back
-        dq = Tensor::zeros({a.B, a.H, a.S, a.D}, qc.dtype());
-        dk = Tensor::zeros({a.B, a.Hkv, a.T, a.D}, qc.dtype());
-        dv = Tensor::zeros({a.B, a.Hkv, a.T, a.Dv}, qc.dtype());
+        dq = Tensor::zeros({a.B, a.H, a.S, a.D}, qc.dtype(), dev);
+        dk = Tensor::zeros({a.B, a.Hkv, a.T, a.D}, qc.dtype(), dev);
+        dv = Tensor::zeros({a.B, a.Hkv, a.T, a.Dv}, qc.dtype(), dev);
       }
       return std::vector<Tensor>{dq, dk, dv};
     });

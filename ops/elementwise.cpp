@@ -276,8 +276,8 @@ Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
 // y = (dtype) x:  dx = (x.dtype) dy
 Tensor to_dtype(const Tensor& x, DType dtype) {
   check_defined("to_dtype", x, "x");
+  if (x.dtype() == dtype) return x;  // on any device
   check_cpu("to_dtype", x);
-  if (x.dtype() == dtype) return x;
   std::vector<double> v = x.to_f64_vector();
   Tensor y = Tensor::empty(x.shape(), dtype);
   for (int64_t i = 0; i < y.numel(); i++) {

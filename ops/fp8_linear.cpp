@@ -6,16 +6,16 @@
 #include "autograd/node.h"
 #include "ops/cpu/fp8_quant.h"
 #include "ops/dispatch.h"
+#include "ops/kernels.h"
 #include "ops/shape.h"
 
 namespace sg {
 
 namespace {
 
-// A contiguous 2-D f32 CPU tensor, or a named error.
+// A contiguous 2-D f32 tensor (on its device), or a named error.
 Tensor as_f32_matrix(const char* op, const Tensor& t, const char* role) {
   check_defined(op, t, role);
-  if (t.device() != Device::CPU) op_error(op, std::string(role) + " " + t.describe() + " is not on the CPU");
   if (t.dtype() != DType::f32)
     op_error(op, std::string(role) + " " + t.describe() + " must be f32 (FP8 GEMMs read f32 activations; got " +
                      dtype_name(t.dtype()) + ")");
@@ -27,30 +27,36 @@ void check_block(const char* op, int64_t block) {
   if (block < 1) op_error(op, "block must be >= 1, got " + std::to_string(block));
 }
 
-Fp8Tensor empty_fp8(int64_t rows, int64_t cols, int64_t block, int64_t scale_rows) {
+Fp8Tensor empty_fp8(int64_t rows, int64_t cols, int64_t block, int64_t scale_rows, Device device) {
   Fp8Tensor q;
   q.block = block;
   q.scale_rows = scale_rows;
-  q.codes = Tensor::empty({rows, cols}, DType::f8e4m3);
-  q.scale = Tensor::empty({cpu::fp8_num_blocks(rows, scale_rows), cpu::fp8_num_blocks(cols, block)}, DType::f32);
+  q.codes = Tensor::empty({rows, cols}, DType::f8e4m3, device);
+  q.scale = Tensor::empty({cpu::fp8_num_blocks(rows, scale_rows), cpu::fp8_num_blocks(cols, block)}, DType::f32, device);
   return q;
 }
+
+// The E4M3 codes of q in the memory of their device (Tensor::fp8_codes is the host's view).
+uint8_t* codes_of(const Tensor& codes) { return static_cast<uint8_t*>(codes.raw_device_data()); }
 
 }  // namespace
 
 Fp8Tensor fp8_quantize_tiles(const Tensor& x, bool ue8m0, int64_t block) {
   check_block("fp8_quantize_tiles", block);
   Tensor xc = as_f32_matrix("fp8_quantize_tiles", x, "x");
-  Fp8Tensor q = empty_fp8(xc.size(0), xc.size(1), block, 1);
-  cpu::act_quant_f32(xc.data<float>(), xc.size(0), xc.size(1), block, ue8m0, q.codes.fp8_codes(), q.scale.data<float>());
+  Fp8Tensor q = empty_fp8(xc.size(0), xc.size(1), block, 1, xc.device());
+  kernels::act_quant("fp8_quantize_tiles", xc.device(),
+                     {xc.device_data<float>(), xc.size(0), xc.size(1), block, ue8m0 ? 1 : 0, codes_of(q.codes),
+                      q.scale.device_data<float>()});
   return q;
 }
 
 Fp8Tensor fp8_quantize_blocks(const Tensor& w, int64_t block) {
   check_block("fp8_quantize_blocks", block);
   Tensor wc = as_f32_matrix("fp8_quantize_blocks", w, "w");
-  Fp8Tensor q = empty_fp8(wc.size(0), wc.size(1), block, block);
-  cpu::weight_quant_f32(wc.data<float>(), wc.size(0), wc.size(1), block, q.codes.fp8_codes(), q.scale.data<float>());
+  Fp8Tensor q = empty_fp8(wc.size(0), wc.size(1), block, block, wc.device());
+  kernels::weight_quant("fp8_quantize_blocks", wc.device(),
+                        {wc.device_data<float>(), wc.size(0), wc.size(1), block, codes_of(q.codes), q.scale.device_data<float>()});
   return q;
 }
 
@@ -63,6 +69,7 @@ Fp8Tensor fp8_weight(const Tensor& codes, const Tensor& scale_inv, const std::st
     op_error(op, what + ": codes " + codes.describe() + " must be a 2-D f8e4m3 tensor");
   if (scale_inv.dtype() != DType::f32)
     op_error(op, what + ": scale_inv " + scale_inv.describe() + " must be f32");
+  check_same_device(op, codes, scale_inv);
   const Shape want = {cpu::fp8_num_blocks(codes.size(0), block), cpu::fp8_num_blocks(codes.size(1), block)};
   if (scale_inv.shape() != want)
     op_error(op, what + ": scale_inv " + scale_inv.describe() + " does not match codes " + codes.describe() + ": " +
@@ -76,18 +83,34 @@ Fp8Tensor fp8_weight(const Tensor& codes, const Tensor& scale_inv, const std::st
 }
 
 Tensor fp8_dequantize(const Fp8Tensor& q) {
-  Tensor out = Tensor::empty({q.rows(), q.cols()}, DType::f32);
+  const Device dev = q.codes.device();
+  check_same_device("fp8_dequantize", q.codes, q.scale);
+  Tensor out = Tensor::empty({q.rows(), q.cols()}, DType::f32, dev);
   if (q.scale_rows == 1)
-    cpu::act_dequant_f32(q.codes.fp8_codes(), q.scale.data<float>(), q.rows(), q.cols(), q.block, out.data<float>());
+    kernels::act_dequant("fp8_dequantize", dev,
+                         {codes_of(q.codes), q.scale.device_data<float>(), q.rows(), q.cols(), q.block, out.device_data<float>()});
   else
-    cpu::weight_dequant_f32(q.codes.fp8_codes(), q.scale.data<float>(), q.rows(), q.cols(), q.block, out.data<float>());
+    kernels::weight_dequant("fp8_dequantize", dev,
+                            {codes_of(q.codes), q.scale.device_data<float>(), q.rows(), q.cols(), q.block, out.device_data<float>()});
   return out;
 }
 
 Fp8Tensor fp8_transpose_blocks(const Fp8Tensor& q) {
   if (q.scale_rows != q.block) op_error("fp8_transpose_blocks", "needs block scales (scale_rows == block), got tiles");
+  const Device dev = q.codes.device();
+  if (dev != Device::CPU) {
+    // No device kernel moves 1-byte elements (the copy kernel's words are 4 bytes): the codes and scales go to the
+    // host, are transposed there, and come back. Exact; it costs two copies of the weight per call on a GPU.
+    Fp8Tensor host = q;
+    host.codes = q.codes.to(Device::CPU);
+    host.scale = q.scale.to(Device::CPU);
+    Fp8Tensor t = fp8_transpose_blocks(host);
+    t.codes = t.codes.to(dev);
+    t.scale = t.scale.to(dev);
+    return t;
+  }
   const int64_t R = q.rows(), C = q.cols();
-  Fp8Tensor t = empty_fp8(C, R, q.block, q.block);
+  Fp8Tensor t = empty_fp8(C, R, q.block, q.block, Device::CPU);
   const uint8_t* src = q.codes.fp8_codes();
   uint8_t* dst = t.codes.fp8_codes();
   for (int64_t r = 0; r < R; r++)
@@ -106,19 +129,23 @@ Tensor fp8_matmul(const Fp8Tensor& a, const Fp8Tensor& b, cpu::Fp8Accumulation a
     op_error(op, "a " + a.codes.describe() + " and b " + b.codes.describe() + " must share the contracted (last) dim");
   if (a.block != b.block)
     op_error(op, "a has K blocks of " + std::to_string(a.block) + " but b of " + std::to_string(b.block));
-  Tensor c = Tensor::empty({a.rows(), b.rows()}, DType::f32);
-  cpu::Fp8GemmArgs g;
-  g.a = a.codes.fp8_codes();
-  g.a_scale = a.scale.data<float>();
-  g.b = b.codes.fp8_codes();
-  g.b_scale = b.scale.data<float>();
-  g.c = c.data<float>();
+  check_same_device(op, a.codes, b.codes);
+  check_same_device(op, a.codes, a.scale);
+  check_same_device(op, b.codes, b.scale);
+  const Device dev = a.codes.device();
+  Tensor c = Tensor::empty({a.rows(), b.rows()}, DType::f32, dev);
+  Fp8GemmArgs g;
+  g.a = codes_of(a.codes);
+  g.a_scale = a.scale.device_data<float>();
+  g.b = codes_of(b.codes);
+  g.b_scale = b.scale.device_data<float>();
+  g.c = c.device_data<float>();
   g.M = a.rows(), g.N = b.rows(), g.K = a.cols();
   g.block = a.block;
   g.a_scale_rows = a.scale_rows;
   g.b_scale_rows = b.scale_rows;
   g.accumulation = accumulation;
-  cpu::fp8_gemm(g);
+  kernels::fp8_gemm(op, dev, g);
   return c;
 }
 

@@ -2,7 +2,8 @@
 //
 // Every op: check the arguments (errors name the op, the tensors and the shapes), make x / src /
 // index contiguous, check every index against its bound (the kernels trust them), run the kernel
-// from ops/cpu/index.cpp, record the backward. The four ops are each other's backward:
+// through the device dispatch (ops/kernels.h: ops/cpu/index.cpp or the CUDA kernels), record the backward. Indices
+// are checked on the host (copied there when they live on a device). The four ops are each other's backward:
 //
 //   index_select  ⇄  index_add       (one index per slice along dim; embedding = index_select of rows)
 //   gather        ⇄  scatter_add     (one index per element)
@@ -11,8 +12,8 @@
 #include "ops/index.h"
 
 #include "autograd/node.h"
-#include "ops/cpu/index.h"
 #include "ops/dispatch.h"
+#include "ops/kernels.h"
 #include "ops/shape.h"
 
 namespace sg {
@@ -24,19 +25,19 @@ static std::string named(const char* role, const Tensor& t) { return std::string
 
 static void check_float_input(const char* op, const Tensor& t, const char* role) {
   check_defined(op, t, role);
-  check_cpu(op, t);
   if (!is_floating(t.dtype())) op_error(op, named(role, t) + " must be f32 or f64, got " + dtype_name(t.dtype()));
 }
 
 static void check_index_input(const char* op, const Tensor& index, const char* role) {
   check_defined(op, index, role);
-  check_cpu(op, index);
   if (index.dtype() != DType::i32 && index.dtype() != DType::i64)
     op_error(op, named(role, index) + " must be an integer tensor (i32 or i64), got " + dtype_name(index.dtype()));
 }
 
-// Flat position of the first value of `index` (contiguous, i32/i64) outside [0, bound), or -1.
-static int64_t first_out_of_range(const Tensor& index, int64_t bound) {
+// Flat position of the first value of `index` (contiguous, i32/i64) outside [0, bound), or -1. Read on the host
+// (an index on a device is copied here first: the kernels trust their indices, so the op checks them).
+static int64_t first_out_of_range(const Tensor& index_in, int64_t bound) {
+  const Tensor index = index_in.to(Device::CPU);
   return dispatch_index(index.dtype(), "index", [&]<class I>() -> int64_t {
     const I* p = index.data<I>();
     for (int64_t i = 0; i < index.numel(); i++)
@@ -81,6 +82,19 @@ static void check_fits(const char* op, const Tensor& index, const Tensor& x, int
                        " (only dim " + std::to_string(dim) + ", the indexed one, may be larger)");
 }
 
+// Every tensor an op reads on one device (an index on the CPU for a CUDA x is refused, not copied).
+static void check_one_device(const char* op, const Tensor& x, const Tensor& index, const Tensor& src = Tensor()) {
+  check_same_device(op, x, index);
+  if (src.defined()) check_same_device(op, x, src);
+}
+
+// gather / scatter_add's kernel arguments carry the full shapes, at most kMaxKernelDims dims.
+static void check_rank(const char* op, const Tensor& x) {
+  if (x.dim() > kMaxKernelDims)
+    op_error(op, named("x", x) + " has " + std::to_string(x.dim()) + " dims; the kernels take at most " +
+                     std::to_string(kMaxKernelDims));
+}
+
 // x seen as (outer, n, inner) around `dim`, the layout of the index_select / index_add kernels.
 struct DimSplit {
   int64_t outer = 1, n = 1, inner = 1;
@@ -100,11 +114,13 @@ static Tensor contiguous_data(const Tensor& t) { return t.is_contiguous() ? t.de
 // with grad mode off, so nothing is recorded either way). index must be contiguous and in range (it was
 // checked by the forward); src may have any layout.
 static Tensor index_add_into_zeros(const Shape& shape, int64_t d, const Tensor& index, const Tensor& src) {
-  Tensor y = Tensor::zeros(shape, src.dtype()), sc = contiguous_data(src);
+  check_same_device("index_add", src, index);
+  Tensor y = Tensor::zeros(shape, src.dtype(), src.device()), sc = contiguous_data(src);
   DimSplit s = split_at(shape, d);
   dispatch_float(src.dtype(), "index_add", [&]<class T>() {
     dispatch_index(index.dtype(), "index_add", [&]<class I>() {
-      cpu::index_add_forward<T, I>(y.data<T>(), index.data<I>(), sc.data<T>(), s.outer, s.n, index.numel(), s.inner);
+      kernels::index_add_forward<T, I>("index_add", src.device(), {s.outer, s.n, index.numel(), s.inner, y.device_data<T>(),
+                                                                   index.device_data<I>(), sc.device_data<T>()});
     });
   });
   return y;
@@ -116,6 +132,7 @@ static Tensor index_add_into_zeros(const Shape& shape, int64_t d, const Tensor& 
 Tensor embedding(const Tensor& weight, const Tensor& ids) {
   check_float_input("embedding", weight, "weight");
   check_index_input("embedding", ids, "ids");
+  check_one_device("embedding", weight, ids);
   if (weight.dim() != 2) op_error("embedding", named("weight", weight) + " must be 2-D (vocab, dim)");
   int64_t V = weight.shape()[0], D = weight.shape()[1];
   Tensor w = contiguous_data(weight), id = contiguous_data(ids);
@@ -126,10 +143,11 @@ Tensor embedding(const Tensor& weight, const Tensor& ids) {
                               " is outside the vocabulary of " + named("weight", weight));
   Shape out_shape = ids.shape();
   out_shape.push_back(D);
-  Tensor y = Tensor::empty(out_shape, weight.dtype());
+  Tensor y = Tensor::empty(out_shape, weight.dtype(), weight.device());
   dispatch_float(w.dtype(), "embedding", [&]<class T>() {
     dispatch_index(id.dtype(), "embedding", [&]<class I>() {
-      cpu::index_select_forward<T, I>(w.data<T>(), id.data<I>(), y.data<T>(), 1, V, N, D);
+      kernels::index_select_forward<T, I>("embedding", w.device(),
+                                          {1, V, N, D, w.device_data<T>(), id.device_data<I>(), y.device_data<T>()});
     });
   });
   if (needs_grad(weight)) {
@@ -150,6 +168,7 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   const char* op = "index_select";
   check_float_input(op, x, "x");
   check_index_input(op, index, "index");
+  check_one_device(op, x, index);
   int64_t d = normalize_dim(op, x, dim);
   if (index.dim() != 1) op_error(op, named("index", index) + " must be 1-D");
   Tensor xc = contiguous_data(x), ic = contiguous_data(index);
@@ -158,10 +177,11 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   int64_t k = ic.numel();
   Shape out_shape = x.shape();
   out_shape[d] = k;
-  Tensor y = Tensor::empty(out_shape, x.dtype());
+  Tensor y = Tensor::empty(out_shape, x.dtype(), x.device());
   dispatch_float(x.dtype(), op, [&]<class T>() {
     dispatch_index(ic.dtype(), op, [&]<class I>() {
-      cpu::index_select_forward<T, I>(xc.data<T>(), ic.data<I>(), y.data<T>(), s.outer, s.n, k, s.inner);
+      kernels::index_select_forward<T, I>(op, x.device(), {s.outer, s.n, k, s.inner, xc.device_data<T>(), ic.device_data<I>(),
+                                                           y.device_data<T>()});
     });
   });
   if (needs_grad(x)) {
@@ -182,6 +202,7 @@ Tensor index_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor
   check_index_input(op, index, "index");
   check_float_input(op, src, "src");
   check_same_float_dtype(op, x, src);
+  check_one_device(op, x, index, src);
   int64_t d = normalize_dim(op, x, dim);
   if (index.dim() != 1) op_error(op, named("index", index) + " must be 1-D");
   int64_t k = index.numel();
@@ -196,7 +217,8 @@ Tensor index_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor
   Tensor y = x.clone_data();
   dispatch_float(x.dtype(), op, [&]<class T>() {
     dispatch_index(ic.dtype(), op, [&]<class I>() {
-      cpu::index_add_forward<T, I>(y.data<T>(), ic.data<I>(), sc.data<T>(), s.outer, s.n, k, s.inner);
+      kernels::index_add_forward<T, I>(op, x.device(), {s.outer, s.n, k, s.inner, y.device_data<T>(), ic.device_data<I>(),
+                                                        sc.device_data<T>()});
     });
   });
   if (needs_grad({x, src})) {
@@ -215,20 +237,29 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
   const char* op = "gather";
   check_float_input(op, x, "x");
   check_index_input(op, index, "index");
+  check_one_device(op, x, index);
   int64_t d = normalize_dim(op, x, dim);
   check_fits(op, index, x, d);
+  check_rank(op, x);
   Tensor xc = contiguous_data(x), ic = contiguous_data(index);
   check_index_range(op, ic, x, "x", d);
-  Tensor y = Tensor::empty(index.shape(), x.dtype());
+  Tensor y = Tensor::empty(index.shape(), x.dtype(), x.device());
   dispatch_float(x.dtype(), op, [&]<class T>() {
     dispatch_index(ic.dtype(), op, [&]<class I>() {
-      cpu::gather_forward<T, I>(xc.data<T>(), xc.shape(), ic.data<I>(), ic.shape(), d, y.data<T>());
+      GatherArgs<T, I> a{};
+      a.ndim = (int32_t)x.dim();
+      a.dim = (int32_t)d;
+      for (int64_t k = 0; k < x.dim(); k++) a.x_shape[k] = xc.shape()[k], a.index_shape[k] = ic.shape()[k];
+      a.x = xc.device_data<T>();
+      a.index = ic.device_data<I>();
+      a.out = y.device_data<T>();
+      kernels::gather_forward<T, I>(op, x.device(), a);
     });
   });
   if (needs_grad(x)) {
     Shape x_shape = x.shape();
     record(op, y, {x}, [ic, x_shape, d](const Tensor& dy) {
-      return std::vector<Tensor>{scatter_add(Tensor::zeros(x_shape, dy.dtype()), d, ic, dy)};
+      return std::vector<Tensor>{scatter_add(Tensor::zeros(x_shape, dy.dtype(), dy.device()), d, ic, dy)};
     });
   }
   return y;
@@ -243,8 +274,10 @@ Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tens
   check_index_input(op, index, "index");
   check_float_input(op, src, "src");
   check_same_float_dtype(op, x, src);
+  check_one_device(op, x, index, src);
   int64_t d = normalize_dim(op, x, dim);
   check_fits(op, index, x, d);
+  check_rank(op, x);
   if (src.shape() != index.shape())
     op_error(op, named("src", src) + " and " + named("index", index) + " must have the same shape");
   Tensor ic = contiguous_data(index), sc = contiguous_data(src);
@@ -252,7 +285,14 @@ Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tens
   Tensor y = x.clone_data();
   dispatch_float(x.dtype(), op, [&]<class T>() {
     dispatch_index(ic.dtype(), op, [&]<class I>() {
-      cpu::scatter_add_forward<T, I>(y.data<T>(), y.shape(), ic.data<I>(), ic.shape(), d, sc.data<T>());
+      ScatterAddArgs<T, I> a{};
+      a.ndim = (int32_t)x.dim();
+      a.dim = (int32_t)d;
+      for (int64_t k = 0; k < x.dim(); k++) a.out_shape[k] = y.shape()[k], a.index_shape[k] = ic.shape()[k];
+      a.out = y.device_data<T>();
+      a.index = ic.device_data<I>();
+      a.src = sc.device_data<T>();
+      kernels::scatter_add_forward<T, I>(op, x.device(), a);
     });
   });
   if (needs_grad({x, src})) {

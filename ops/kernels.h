@@ -36,7 +36,16 @@
 // What this is not: a registry or a code generator. One function and one switch per kernel, read top to bottom.
 #pragma once
 #include "autograd/device.h"
+#include "ops/kernel_abi/attention.h"
 #include "ops/kernel_abi/elementwise.h"
+#include "ops/kernel_abi/fp8.h"
+#include "ops/kernel_abi/gemm.h"
+#include "ops/kernel_abi/index.h"
+#include "ops/kernel_abi/norm.h"
+#include "ops/kernel_abi/optim.h"
+#include "ops/kernel_abi/reduce.h"
+#include "ops/kernel_abi/softmax.h"
+#include "ops/kernel_abi/topk.h"
 
 namespace sg::kernels {
 
@@ -45,5 +54,104 @@ template <class T> void unary_forward(const char* op, Device d, const UnaryArgs<
 template <class T> void unary_backward(const char* op, Device d, const UnaryBackwardArgs<T>& a);   // dx = f'(x) dy
 template <class T> void binary_forward(const char* op, Device d, const BinaryArgs<T>& a);          // out = a (op) b
 template <class T> void affine_forward(const char* op, Device d, const AffineArgs<T>& a);          // y = alpha x + beta
+
+// ---- reduce and copy (ops/kernel_abi/reduce.h; CPU ops/cpu/reduce.h, ops/cpu/copy.h; CUDA cuda/reduce.h) -------
+template <class T> void reduce_rows(const char* op, Device d, const ReduceRowsArgs<T>& a);         // out[r] = Σ/max/min_c x[r, c]
+template <class T> void arg_reduce_rows(const char* op, Device d, const ArgReduceRowsArgs<T>& a);  // out[r] = first argmax/argmin
+// dst (contiguous) = src gathered through its strides. A copy moves bits, not numbers, so W is the element's WORD:
+// uint8_t, uint16_t, uint32_t or uint64_t for a 1-, 2-, 4- or 8-byte dtype (the CPU takes all four). The CUDA kernel
+// moves 32-bit words: an 8-byte element is copied as its two halves (one more dim of 2, so ndim < kMaxKernelDims);
+// 1- and 2-byte elements are refused on CUDA by the op's name.
+template <class W> void strided_copy(const char* op, Device d, const StridedCopyArgs<W>& a);
+// The CPU's copy into a STRIDED destination: dst[i · dst_strides] = src[i · src_strides] over shape (cat and slice's
+// backward write into a view of their output). No backend but the CPU has one: the CUDA kernel writes contiguous
+// destinations only, so on CUDA those ops lay their output out so that each write is contiguous (ops/shape.cpp).
+// (The sizes are pointers to the caller's arrays: no ABI struct, no rank limit, as the CPU loop has none.)
+template <class W> struct StridedCopyIntoArgs {
+  int64_t ndim;
+  const int64_t* shape;
+  const int64_t* src_strides;
+  const int64_t* dst_strides;
+  const W* src;
+  W* dst;
+};
+template <class W> void strided_copy_into(const char* op, Device d, const StridedCopyIntoArgs<W>& a);
+
+// ---- softmax (ops/kernel_abi/softmax.h; CPU ops/cpu/nn.h; CUDA cuda/softmax.h) ----------------------------------
+template <class T> void softmax_forward(const char* op, Device d, const SoftmaxArgs<T>& a);
+template <class T> void softmax_backward(const char* op, Device d, const SoftmaxBackwardArgs<T>& a);
+template <class T> void log_softmax_forward(const char* op, Device d, const LogSoftmaxArgs<T>& a);
+template <class T> void log_softmax_backward(const char* op, Device d, const LogSoftmaxBackwardArgs<T>& a);
+template <class T> void cross_entropy_forward(const char* op, Device d, const CrossEntropyArgs<T>& a);
+template <class T> void cross_entropy_backward(const char* op, Device d, const CrossEntropyBackwardArgs<T>& a);
+
+// ---- norm and rope (ops/kernel_abi/norm.h; CPU ops/cpu/nn.h; CUDA cuda/norm.h) ---------------------------------
+// The backward kernels of a device sum dweight / dbias over rows through a scratch buffer the op allocates on
+// that device: these say how many elements (0 on the CPU, whose kernels need none; 0 when no dweight is asked).
+int64_t rms_norm_backward_scratch_size(Device d, int64_t rows, int64_t D);
+int64_t layer_norm_backward_scratch_size(Device d, int64_t rows, int64_t D);
+// eps: the CPU kernels add it in double to a double mean (f32 rows too), the CUDA kernels add a.eps (T); the op
+// passes both, so the CPU keeps its bits.
+template <class T> void rms_norm_forward(const char* op, Device d, const RmsNormArgs<T>& a, double eps);
+template <class T> void rms_norm_backward(const char* op, Device d, const RmsNormBackwardArgs<T>& a);
+template <class T> void layer_norm_forward(const char* op, Device d, const LayerNormArgs<T>& a, double eps);
+template <class T> void layer_norm_backward(const char* op, Device d, const LayerNormBackwardArgs<T>& a);
+template <class T> void rope_forward(const char* op, Device d, const RopeArgs<T>& a);
+template <class T> void rope_backward(const char* op, Device d, const RopeBackwardArgs<T>& a);
+
+// ---- topk (ops/kernel_abi/topk.h; CPU ops/cpu/nn.h; CUDA cuda/topk.h) -------------------------------------------
+template <class T> void topk_forward(const char* op, Device d, const TopkArgs<T>& a);
+template <class T> void topk_backward(const char* op, Device d, const TopkBackwardArgs<T>& a);
+template <class T> void argmax_forward(const char* op, Device d, const ArgmaxArgs<T>& a);
+
+// ---- index (ops/kernel_abi/index.h; CPU ops/cpu/index.h; CUDA cuda/index.h); I = int32_t or int64_t -------------
+template <class T, class I> void index_select_forward(const char* op, Device d, const IndexSelectArgs<T, I>& a);
+template <class T, class I> void index_add_forward(const char* op, Device d, const IndexAddArgs<T, I>& a);
+template <class T, class I> void gather_forward(const char* op, Device d, const GatherArgs<T, I>& a);
+template <class T, class I> void scatter_add_forward(const char* op, Device d, const ScatterAddArgs<T, I>& a);
+
+// ---- optimizer (ops/kernel_abi/optim.h; CPU ops/cpu/optim.h; CUDA cuda/optim.h); f32 only ----------------------
+void adamw_update(const char* op, Device d, const AdamWKernelArgs& a);
+void sgd_update(const char* op, Device d, const SGDKernelArgs& a);
+// Σ_i Σ_j x[i][j]². The CPU returns it; a device writes it to a.out[0] in its memory (a.partials: scratch of
+// sum_squares_partials(n, count) doubles there) and returns NaN: the op reads the result back.
+double sum_squares(const char* op, Device d, const SumSquaresArgs& a);
+void scale(const char* op, Device d, const ScaleArgs& a);
+
+// ---- gemm (ops/kernel_abi/gemm.h; CPU ops/cpu/gemm.h; CUDA cuda/gemm.h) -----------------------------------------
+// C = alpha op(A) op(B) + beta C for a.batch matrices (operand b at X + b · stride_x). The CPU runs one
+// cpu::gemm_f32 per matrix: many small ones (attention heads) one per thread, few big ones with the threads inside
+// each GEMM, as ops/linalg.cpp always did; CUDA launches cuda::gemm once (v3, or v4 for tf32). GemmArgsF64 is the
+// same contract in double for the CPU's gradcheck GEMM (cpu::gemm_f64; the CUDA kernels are f32).
+struct GemmArgsF64 {
+  int32_t trans_a, trans_b;
+  int64_t M, N, K;
+  double alpha;
+  const double* A;
+  int64_t lda;
+  const double* B;
+  int64_t ldb;
+  double beta;
+  double* C;
+  int64_t ldc;
+  int64_t batch = 1;
+  int64_t stride_a = 0, stride_b = 0, stride_c = 0;
+};
+void gemm(const char* op, Device d, const GemmArgs& a);
+void gemm(const char* op, Device d, const GemmArgsF64& a);
+
+// ---- attention (ops/kernel_abi/attention.h; CPU ops/cpu/attention.h; CUDA cuda/attention.h) ---------------------
+template <class T>
+void attention_forward(const char* op, Device d, const AttentionArgs& a, const T* q, const T* k, const T* v, T* o, T* lse);
+template <class T>
+void attention_backward(const char* op, Device d, const AttentionArgs& a, const T* q, const T* k, const T* v, const T* o,
+                        const T* lse, const T* do_, T* dq, T* dk, T* dv);
+
+// ---- fp8 (ops/kernel_abi/fp8.h; CPU ops/cpu/fp8_quant.h, ops/cpu/fp8_gemm.h; CUDA cuda/fp8.h); f32 and E4M3 codes --
+void act_quant(const char* op, Device d, const Fp8ActQuantArgs& a);          // 1×block tiles
+void act_dequant(const char* op, Device d, const Fp8ActDequantArgs& a);
+void weight_quant(const char* op, Device d, const Fp8WeightQuantArgs& a);    // block×block blocks
+void weight_dequant(const char* op, Device d, const Fp8WeightDequantArgs& a);
+void fp8_gemm(const char* op, Device d, const Fp8GemmArgs& a);               // blockwise scales, promoted sums
 
 }  // namespace sg::kernels

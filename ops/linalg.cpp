@@ -4,10 +4,12 @@
 //   y = x·Wᵀ     dx = dy·W,                                        dW = dyᵀ·x  (one GEMM over all tokens)
 #include "ops/linalg.h"
 
+#include <type_traits>
+
 #include "autograd/node.h"
 #include "autograd/runtime.h"
-#include "ops/cpu/gemm.h"
 #include "ops/dispatch.h"
+#include "ops/kernels.h"
 #include "ops/reduce.h"
 #include "ops/shape.h"
 
@@ -40,8 +42,33 @@ static bool stored_transposed(const Tensor& x) {
   return rs == 1 && cols > 1 && cs >= rows;
 }
 
+// The kernel arguments of C = op(A)·op(B) for one matrix (batch 1), in the GEMM args type of T.
+template <class T> using GemmArgsOf = std::conditional_t<std::is_same_v<T, float>, GemmArgs, kernels::GemmArgsF64>;
+template <class T>
+static GemmArgsOf<T> gemm_args(const MatrixOperand& A, const MatrixOperand& B, int64_t M, int64_t N, int64_t K, const T* a,
+                               const T* b, T* c) {
+  GemmArgsOf<T> g{};
+  g.trans_a = A.trans ? 1 : 0;
+  g.trans_b = B.trans ? 1 : 0;
+  g.M = M, g.N = N, g.K = K;
+  g.alpha = 1;
+  g.A = a, g.lda = A.ld;
+  g.B = b, g.ldb = B.ld;
+  g.beta = 0;
+  g.C = c, g.ldc = N;
+  g.batch = 1;
+  return g;
+}
+
 // C[batch] = A[batch] · B[batch] for the broadcast batch dims of a, b (both already >= 2-D).
+//   CPU: one GEMM call per matrix — many small matrices (attention heads) one per thread, few big ones with the
+//        GEMM's threads inside, as always.
+//   a device: as few batched launches as the strides allow. The batch dims are merged from the innermost out while
+//        A, B and C each step through them with one stride (a broadcast dim has stride 0 on its operand); each
+//        index of the dims left outside that run is one launch of `run` matrices.
 static Tensor batched_gemm(const Tensor& a, const Tensor& b) {
+  check_same_device("matmul", a, b);
+  const Device dev = a.device();
   int64_t M = a.shape()[a.dim() - 2], K = a.shape()[a.dim() - 1], N = b.shape()[b.dim() - 1];
   Shape batch_a(a.shape().begin(), a.shape().end() - 2), batch_b(b.shape().begin(), b.shape().end() - 2);
   Tensor pa = Tensor::empty(batch_a, a.dtype()), pb = Tensor::empty(batch_b, b.dtype());
@@ -54,36 +81,60 @@ static Tensor batched_gemm(const Tensor& a, const Tensor& b) {
   full_b.insert(full_b.end(), {K, N});
   Tensor ea = expand(a.detach(), full_a), eb = expand(b.detach(), full_b);
   MatrixOperand A = as_gemm_operand(ea), B = as_gemm_operand(eb);
-  Tensor c = Tensor::empty(out_shape, a.dtype());
+  Tensor c = Tensor::empty(out_shape, a.dtype(), dev);
   int64_t n_batch = shape_numel(batch), nb = (int64_t)batch.size();
-  auto batch_offset = [&](const Tensor& t, int64_t i) {
+  // element offset of matrix i (row-major over the batch dims [0, upto)) of t
+  auto batch_offset = [&](const Tensor& t, int64_t i, int64_t upto) {
     int64_t off = 0;
-    for (int64_t d = nb - 1; d >= 0; d--) {
+    for (int64_t d = upto - 1; d >= 0; d--) {
       off += (i % batch[d]) * t.strides()[d];
       i /= batch[d];
     }
     return off;
   };
   dispatch_float(a.dtype(), "matmul", [&]<class T>() {
-    const T* a0 = static_cast<const T*>(A.t.raw_data());
-    const T* b0 = static_cast<const T*>(B.t.raw_data());
-    T* c0 = c.data<T>();
-    auto one = [&](int64_t i) {
-      const T* pa_i = a0 + batch_offset(A.t, i);
-      const T* pb_i = b0 + batch_offset(B.t, i);
-      T* pc_i = c0 + i * M * N;
-      if constexpr (std::is_same_v<T, float>)
-        cpu::gemm_f32(A.trans, B.trans, M, N, K, 1.0f, pa_i, A.ld, pb_i, B.ld, 0.0f, pc_i, N);
+    const T* a0 = static_cast<const T*>(A.t.raw_device_data());
+    const T* b0 = static_cast<const T*>(B.t.raw_device_data());
+    T* c0 = c.device_data<T>();
+    if (dev == Device::CPU) {
+      auto one = [&](int64_t i) {
+        kernels::gemm("matmul", dev, gemm_args<T>(A, B, M, N, K, a0 + batch_offset(A.t, i, nb), b0 + batch_offset(B.t, i, nb),
+                                                  c0 + i * M * N));
+      };
+      // Many small matrices (attention heads): one thread per matrix. Few big ones: GEMM threads inside.
+      if (n_batch >= 2 * num_threads() && M * N * K < (int64_t)1 << 22)
+        parallel_for(n_batch, 1, [&](int64_t i0, int64_t i1) {
+          for (int64_t i = i0; i < i1; i++) one(i);
+        });
       else
-        cpu::gemm_f64(A.trans, B.trans, M, N, K, 1.0, pa_i, A.ld, pb_i, B.ld, 0.0, pc_i, N);
-    };
-    // Many small matrices (attention heads): one thread per matrix. Few big ones: GEMM threads inside.
-    if (n_batch >= 2 * num_threads() && M * N * K < (int64_t)1 << 22)
-      parallel_for(n_batch, 1, [&](int64_t i0, int64_t i1) {
-        for (int64_t i = i0; i < i1; i++) one(i);
-      });
-    else
-      for (int64_t i = 0; i < n_batch; i++) one(i);
+        for (int64_t i = 0; i < n_batch; i++) one(i);
+      return;
+    }
+    // The run of innermost batch dims [first, nb) with one stride per operand (size-1 dims step nowhere).
+    int64_t first = nb, run = 1, sa = 0, sb = 0;
+    bool strided = false;
+    for (int64_t d = nb - 1; d >= 0; d--) {
+      if (batch[d] == 1) {
+        first = d;
+        continue;
+      }
+      const int64_t ta = A.t.strides()[d], tb = B.t.strides()[d];
+      if (!strided) {
+        sa = ta, sb = tb, strided = true;
+      } else if (ta != sa * run || tb != sb * run) {
+        break;
+      }
+      run *= batch[d];
+      first = d;
+    }
+    const int64_t outer = n_batch / std::max<int64_t>(run, 1);
+    for (int64_t o = 0; o < outer; o++) {
+      GemmArgsOf<T> g = gemm_args<T>(A, B, M, N, K, a0 + batch_offset(A.t, o, first), b0 + batch_offset(B.t, o, first),
+                                     c0 + o * run * M * N);
+      g.batch = run;
+      g.stride_a = sa, g.stride_b = sb, g.stride_c = M * N;
+      kernels::gemm("matmul", dev, g);
+    }
   });
   return c;
 }
@@ -93,8 +144,7 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   check_defined("matmul", b_in, "b");
   check_floating("matmul", a_in);
   check_same_dtype("matmul", a_in, b_in);
-  check_cpu("matmul", a_in);
-  check_cpu("matmul", b_in);
+  check_same_device("matmul", a_in, b_in);
   if (a_in.dim() == 0 || b_in.dim() == 0) op_error("matmul", "needs at least 1-D inputs, got " + a_in.describe() + " and " + b_in.describe());
   if (a_in.dim() == 1 && b_in.dim() == 1) return squeeze(matmul(unsqueeze(a_in, 0), b_in), 0);  // dot: [1] -> ()
   if (a_in.dim() == 1) return squeeze(matmul(unsqueeze(a_in, 0), b_in), -2);

@@ -1,6 +1,7 @@
-// ops/nn.cpp — the fused nn ops (see nn.h): argument checks, the call into the CPU kernel
-// (ops/cpu/nn.cpp), the saved tensors and the backward, side by side, the derivative in a
-// comment above each backward. ops/README.md indexes the formulas; tests/ops/test_nn.cpp checks
+// ops/nn.cpp — the fused nn ops (see nn.h): argument checks, the kernel through the device dispatch
+// (ops/kernels.h: the CPU kernels of ops/cpu/nn.cpp, or the CUDA ones), the saved tensors and the backward,
+// side by side, the derivative in a comment above each backward. hadamard_rotate and dropout have CPU kernels
+// only (check_cpu). ops/README.md indexes the formulas; tests/ops/test_nn.cpp checks
 // every op against its composite twin built from elementwise/reduce ops, gradients included.
 //
 // Layout: the kernels read contiguous [rows, cols] buffers. An op over `dim` moves that dim last
@@ -17,6 +18,7 @@
 #include "ops/cpu/nn.h"
 #include "ops/dispatch.h"
 #include "ops/elementwise.h"
+#include "ops/kernels.h"
 #include "ops/shape.h"
 
 namespace sg {
@@ -53,7 +55,6 @@ static Tensor unrows(const Tensor& t, const std::vector<int64_t>& perm) {
 static void check_float_input(const char* op, const Tensor& x, const char* what) {
   check_defined(op, x, what);
   check_floating(op, x);
-  check_cpu(op, x);
 }
 
 // A constant table (rope's cos/sin) in x's dtype, contiguous, outside the tape.
@@ -65,7 +66,7 @@ static Tensor constant_like(const Tensor& t, DType dtype) {
 // ---- softmax / log_softmax --------------------------------------------------------------------
 // softmax:      y = exp(x − max) / Σ exp(x − max)   dx = y ⊙ (dy − Σ dy ⊙ y)
 // log_softmax:  y = x − max − log Σ exp(x − max)    dx = dy − exp(y) ⊙ Σ dy
-// (sums over `dim`; the backward kernels are cpu::softmax_backward / log_softmax_backward)
+// (sums over `dim`; the backward kernels are softmax_backward / log_softmax_backward, ops/kernels.h)
 static Tensor softmax_op(bool log, const Tensor& x, int64_t dim) {
   const char* name = log ? "log_softmax" : "softmax";
   check_float_input(name, x, "x");
@@ -73,20 +74,24 @@ static Tensor softmax_op(bool log, const Tensor& x, int64_t dim) {
   std::vector<int64_t> perm = dim_last_perm(x.dim(), d);
   Tensor xr = rows_of(x, perm);
   int64_t cols = x.shape()[d], rows = cols ? x.numel() / cols : 0;
-  Tensor yr = Tensor::empty(xr.shape(), x.dtype());
-  dispatch_float(x.dtype(), name, [&]<class T>() {
-    if (log) cpu::log_softmax_forward<T>(xr.data<T>(), yr.data<T>(), rows, cols);
-    else cpu::softmax_forward<T>(xr.data<T>(), yr.data<T>(), rows, cols);
+  Tensor yr = Tensor::empty(xr.shape(), x.dtype(), x.device());
+  if (rows > 0) dispatch_float(x.dtype(), name, [&]<class T>() {
+    const SoftmaxArgs<T> a{rows, cols, xr.device_data<T>(), yr.device_data<T>()};
+    if (log) kernels::log_softmax_forward<T>(name, x.device(), a);
+    else kernels::softmax_forward<T>(name, x.device(), a);
   });
   Tensor y = unrows(yr, perm);
   if (needs_grad(x)) {
     Tensor ys = yr.detach();  // the output in the [rows, cols] layout (detached: no cycle)
     record(name, y, {x}, [log, ys, perm, rows, cols](const Tensor& dy) {
+      const char* bname = log ? "log_softmax_backward" : "softmax_backward";
+      check_same_device(bname, dy, ys);
       Tensor dyr = rows_of(dy, perm);
-      Tensor dxr = Tensor::empty(ys.shape(), ys.dtype());
-      dispatch_float(ys.dtype(), log ? "log_softmax_backward" : "softmax_backward", [&]<class T>() {
-        if (log) cpu::log_softmax_backward<T>(ys.data<T>(), dyr.data<T>(), dxr.data<T>(), rows, cols);
-        else cpu::softmax_backward<T>(ys.data<T>(), dyr.data<T>(), dxr.data<T>(), rows, cols);
+      Tensor dxr = Tensor::empty(ys.shape(), ys.dtype(), ys.device());
+      if (rows > 0) dispatch_float(ys.dtype(), bname, [&]<class T>() {
+        const SoftmaxBackwardArgs<T> a{rows, cols, ys.device_data<T>(), dyr.device_data<T>(), dxr.device_data<T>()};
+        if (log) kernels::log_softmax_backward<T>(bname, ys.device(), a);
+        else kernels::softmax_backward<T>(bname, ys.device(), a);
       });
       return std::vector<Tensor>{unrows(dxr, perm)};
     });
@@ -104,7 +109,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
   const char* name = "cross_entropy";
   check_float_input(name, logits, "logits");
   check_defined(name, targets, "targets");
-  check_cpu(name, targets);
+  check_same_device(name, logits, targets);
   dispatch_index(targets.dtype(), name, []<class I>() {});  // throws unless targets are i32/i64
   if (logits.dim() < 1) op_error(name, "logits " + logits.describe() + " needs a vocabulary dim");
   Shape lead(logits.shape().begin(), logits.shape().end() - 1);
@@ -114,10 +119,10 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
   int64_t V = logits.shape().back(), rows = shape_numel(lead);
   if (V == 0 && rows > 0) op_error(name, "logits " + logits.describe() + " has an empty vocabulary dim");
 
-  auto t = std::make_shared<std::vector<int64_t>>(targets.to_i64_vector());  // row-major, like the rows
+  const std::vector<int64_t> t = targets.to_i64_vector();  // row-major, like the rows (read on the host)
   int64_t n_valid = 0;
   for (int64_t i = 0; i < rows; i++) {
-    int64_t ti = (*t)[i];
+    int64_t ti = t[i];
     if (ti == ignore_index) continue;
     if (ti < 0 || ti >= V)
       op_error(name, "target " + std::to_string(ti) + " at position " + std::to_string(i) + " is outside [0, " +
@@ -125,21 +130,30 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
     n_valid++;
   }
 
+  // The kernels read the targets as i64 in the memory of the logits' device; the per-row losses come back to the
+  // host and are added there in row order, in double, on every device.
+  const Device dev = logits.device();
   Tensor x = rows_of(logits, {});
-  Tensor lse = Tensor::empty({rows}, logits.dtype());
+  Tensor t64 = Tensor::from_vector(t, {rows}).to(dev);
+  Tensor lse = Tensor::empty({rows}, logits.dtype(), dev);
+  Tensor loss = Tensor::empty({rows}, logits.dtype(), dev);
   double total = 0;
-  dispatch_float(logits.dtype(), name, [&]<class T>() {
-    std::vector<T> loss(rows);
-    cpu::cross_entropy_forward<T>(x.data<T>(), t->data(), lse.data<T>(), loss.data(), rows, V, ignore_index);
-    for (T l : loss) total += l;
+  if (rows > 0) dispatch_float(logits.dtype(), name, [&]<class T>() {
+    kernels::cross_entropy_forward<T>(name, dev, {rows, V, ignore_index, x.device_data<T>(), t64.device_data<int64_t>(),
+                                                  lse.device_data<T>(), loss.device_data<T>()});
+    Tensor loss_host = loss.to(Device::CPU);
+    const T* l = loss_host.data<T>();
+    for (int64_t i = 0; i < rows; i++) total += l[i];
   });
-  Tensor y = Tensor::scalar(n_valid ? total / (double)n_valid : 0.0, logits.dtype());
+  Tensor y = Tensor::scalar(n_valid ? total / (double)n_valid : 0.0, logits.dtype(), dev);
   if (needs_grad(logits)) {
-    record(name, y, {logits}, [x, t, lse, rows, V, ignore_index, n_valid](const Tensor& dy) {
-      Tensor dx = Tensor::empty(x.shape(), x.dtype());
+    record(name, y, {logits}, [x, t64, lse, rows, V, ignore_index, n_valid](const Tensor& dy) {
+      Tensor dx = Tensor::empty(x.shape(), x.dtype(), x.device());
       double scale = n_valid ? dy.item() / (double)n_valid : 0.0;
-      dispatch_float(x.dtype(), "cross_entropy_backward", [&]<class T>() {
-        cpu::cross_entropy_backward<T>(x.data<T>(), t->data(), lse.data<T>(), (T)scale, dx.data<T>(), rows, V, ignore_index);
+      if (rows > 0) dispatch_float(x.dtype(), "cross_entropy_backward", [&]<class T>() {
+        kernels::cross_entropy_backward<T>("cross_entropy_backward", x.device(),
+                                           {rows, V, ignore_index, (T)scale, x.device_data<T>(), t64.device_data<int64_t>(),
+                                            lse.device_data<T>(), dx.device_data<T>()});
       });
       return std::vector<Tensor>{dx};
     });
@@ -153,6 +167,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
 static void check_norm_param(const char* op, const Tensor& x, const Tensor& p, const char* what) {
   check_float_input(op, p, what);
   check_same_dtype(op, x, p);
+  check_same_device(op, x, p);
   if (p.dim() != 1 || p.shape()[0] != x.shape().back())
     op_error(op, std::string(what) + " has shape " + shape_str(p.shape()) + " but x has last dim " +
                      std::to_string(x.shape().back()));
@@ -165,21 +180,30 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps) {
   check_defined(name, weight, "weight");
   check_norm_param(name, x, weight, "weight");
   int64_t D = x.shape().back(), rows = D ? x.numel() / D : 0;
+  const Device dev = x.device();
   Tensor xc = rows_of(x, {}), wc = rows_of(weight, {});
-  Tensor y = Tensor::empty(x.shape(), x.dtype());
-  Tensor rstd = Tensor::empty({rows}, x.dtype());
-  dispatch_float(x.dtype(), name, [&]<class T>() {
-    cpu::rms_norm_forward<T>(xc.data<T>(), wc.data<T>(), y.data<T>(), rstd.data<T>(), rows, D, eps);
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), dev);
+  Tensor rstd = Tensor::empty({rows}, x.dtype(), dev);
+  if (rows > 0) dispatch_float(x.dtype(), name, [&]<class T>() {
+    kernels::rms_norm_forward<T>(name, dev, {rows, D, (T)eps, xc.device_data<T>(), wc.device_data<T>(), y.device_data<T>(),
+                                             rstd.device_data<T>()}, eps);
   });
   if (needs_grad({x, weight})) {
     bool gw = weight.requires_grad();
     record(name, y, {x, weight}, [xc, wc, rstd, rows, D, gw](const Tensor& dy_in) {
+      const char* bname = "rms_norm_backward";
+      const Device dev = xc.device();
+      check_same_device(bname, dy_in, xc);
       Tensor dy = rows_of(dy_in, {});
-      Tensor dx = Tensor::empty(xc.shape(), xc.dtype());
-      Tensor dweight = gw ? Tensor::empty(wc.shape(), wc.dtype()) : Tensor();
-      dispatch_float(xc.dtype(), "rms_norm_backward", [&]<class T>() {
-        cpu::rms_norm_backward<T>(xc.data<T>(), wc.data<T>(), rstd.data<T>(), dy.data<T>(), dx.data<T>(),
-                                  gw ? dweight.data<T>() : nullptr, rows, D);
+      Tensor dx = Tensor::empty(xc.shape(), xc.dtype(), dev);
+      Tensor dweight = gw ? Tensor::empty(wc.shape(), wc.dtype(), dev) : Tensor();
+      // a device sums dweight over rows through per-block partial rows (ops/kernel_abi/norm.h); the CPU needs none
+      const int64_t n_scratch = gw ? kernels::rms_norm_backward_scratch_size(dev, rows, D) : 0;
+      Tensor scratch = n_scratch ? Tensor::empty({n_scratch}, xc.dtype(), dev) : Tensor();
+      if (rows > 0 || gw) dispatch_float(xc.dtype(), bname, [&]<class T>() {
+        kernels::rms_norm_backward<T>(bname, dev, {rows, D, xc.device_data<T>(), wc.device_data<T>(), rstd.device_data<T>(),
+                                                   dy.device_data<T>(), dx.device_data<T>(), gw ? dweight.device_data<T>() : nullptr,
+                                                   n_scratch ? scratch.device_data<T>() : nullptr});
       });
       return std::vector<Tensor>{dx, dweight};
     });
@@ -199,24 +223,33 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
   bool has_bias = bias.defined();
   if (has_bias) check_norm_param(name, x, bias, "bias");
   int64_t D = x.shape().back(), rows = D ? x.numel() / D : 0;
+  const Device dev = x.device();
   Tensor xc = rows_of(x, {}), wc = rows_of(weight, {}), bc = has_bias ? rows_of(bias, {}) : Tensor();
-  Tensor y = Tensor::empty(x.shape(), x.dtype());
-  Tensor mean = Tensor::empty({rows}, x.dtype()), rstd = Tensor::empty({rows}, x.dtype());
-  dispatch_float(x.dtype(), name, [&]<class T>() {
-    cpu::layer_norm_forward<T>(xc.data<T>(), wc.data<T>(), has_bias ? bc.data<T>() : nullptr, y.data<T>(),
-                               mean.data<T>(), rstd.data<T>(), rows, D, eps);
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), dev);
+  Tensor mean = Tensor::empty({rows}, x.dtype(), dev), rstd = Tensor::empty({rows}, x.dtype(), dev);
+  if (rows > 0) dispatch_float(x.dtype(), name, [&]<class T>() {
+    kernels::layer_norm_forward<T>(name, dev, {rows, D, (T)eps, xc.device_data<T>(), wc.device_data<T>(),
+                                               has_bias ? bc.device_data<T>() : nullptr, y.device_data<T>(),
+                                               mean.device_data<T>(), rstd.device_data<T>()}, eps);
   });
   if (needs_grad({x, weight, bias})) {
     bool gw = weight.requires_grad(), gb = has_bias && bias.requires_grad();
     record(name, y, {x, weight, bias}, [xc, wc, mean, rstd, rows, D, gw, gb](const Tensor& dy_in) {
+      const char* bname = "layer_norm_backward";
+      const Device dev = xc.device();
+      check_same_device(bname, dy_in, xc);
       Tensor dy = rows_of(dy_in, {});
-      Tensor dx = Tensor::empty(xc.shape(), xc.dtype());
-      Tensor dweight = gw ? Tensor::empty(wc.shape(), wc.dtype()) : Tensor();
-      Tensor dbias = gb ? Tensor::empty(wc.shape(), wc.dtype()) : Tensor();
-      dispatch_float(xc.dtype(), "layer_norm_backward", [&]<class T>() {
-        cpu::layer_norm_backward<T>(xc.data<T>(), wc.data<T>(), mean.data<T>(), rstd.data<T>(), dy.data<T>(),
-                                    dx.data<T>(), gw ? dweight.data<T>() : nullptr, gb ? dbias.data<T>() : nullptr,
-                                    rows, D);
+      Tensor dx = Tensor::empty(xc.shape(), xc.dtype(), dev);
+      Tensor dweight = gw ? Tensor::empty(wc.shape(), wc.dtype(), dev) : Tensor();
+      Tensor dbias = gb ? Tensor::empty(wc.shape(), wc.dtype(), dev) : Tensor();
+      const int64_t n_scratch = gw || gb ? kernels::layer_norm_backward_scratch_size(dev, rows, D) : 0;
+      Tensor scratch = n_scratch ? Tensor::empty({n_scratch}, xc.dtype(), dev) : Tensor();
+      if (rows > 0 || gw || gb) dispatch_float(xc.dtype(), bname, [&]<class T>() {
+        kernels::layer_norm_backward<T>(bname, dev, {rows, D, xc.device_data<T>(), wc.device_data<T>(), mean.device_data<T>(),
+                                                     rstd.device_data<T>(), dy.device_data<T>(), dx.device_data<T>(),
+                                                     gw ? dweight.device_data<T>() : nullptr,
+                                                     gb ? dbias.device_data<T>() : nullptr,
+                                                     n_scratch ? scratch.device_data<T>() : nullptr});
       });
       return std::vector<Tensor>{dx, dweight, dbias};
     });
@@ -237,6 +270,7 @@ static Tensor hadamard_rows(const Tensor& xc, int64_t rows, int64_t n) {
 Tensor hadamard_rotate(const Tensor& x) {
   const char* name = "hadamard_rotate";
   check_float_input(name, x, "x");
+  check_cpu(name, x);  // no CUDA kernel yet
   if (x.dim() < 1) op_error(name, "x " + x.describe() + " needs at least one dim");
   const int64_t n = x.shape().back(), rows = n ? x.numel() / n : 0;
   if (!cpu::is_power_of_two(n))
@@ -261,6 +295,8 @@ Tensor rope(const Tensor& x, const Tensor& cos, const Tensor& sin, RopeLayout la
   check_float_input(name, x, "x");
   check_float_input(name, cos, "cos");
   check_float_input(name, sin, "sin");
+  check_same_device(name, x, cos);
+  check_same_device(name, x, sin);
   if (x.dim() != 3 && x.dim() != 4)
     op_error(name, "x " + x.describe() + " must be [B, S, H, dr] or [B, S, dr]");
   int64_t B = x.shape()[0], S = x.shape()[1], H = x.dim() == 4 ? x.shape()[2] : 1, dr = x.shape().back();
@@ -272,16 +308,19 @@ Tensor rope(const Tensor& x, const Tensor& cos, const Tensor& sin, RopeLayout la
     op_error(name, "sin " + sin.describe() + " does not match x " + x.describe() + ", which needs " + shape_str(table));
   bool interleaved = layout == RopeLayout::interleaved;
   Tensor xc = rows_of(x, {}), cs = constant_like(cos, x.dtype()), sn = constant_like(sin, x.dtype());
-  Tensor y = Tensor::empty(x.shape(), x.dtype());
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   dispatch_float(x.dtype(), name, [&]<class T>() {
-    cpu::rope_forward<T>(xc.data<T>(), cs.data<T>(), sn.data<T>(), y.data<T>(), B, S, H, dr, interleaved);
+    kernels::rope_forward<T>(name, x.device(), {B, S, H, dr, interleaved ? 1 : 0, xc.device_data<T>(), cs.device_data<T>(),
+                                                sn.device_data<T>(), y.device_data<T>()});
   });
   if (needs_grad(x)) {
     record(name, y, {x}, [cs, sn, B, S, H, dr, interleaved](const Tensor& dy_in) {
+      check_same_device("rope_backward", dy_in, cs);
       Tensor dy = rows_of(dy_in, {});
-      Tensor dx = Tensor::empty(dy.shape(), dy.dtype());
+      Tensor dx = Tensor::empty(dy.shape(), dy.dtype(), dy.device());
       dispatch_float(dy.dtype(), "rope_backward", [&]<class T>() {
-        cpu::rope_backward<T>(dy.data<T>(), cs.data<T>(), sn.data<T>(), dx.data<T>(), B, S, H, dr, interleaved);
+        kernels::rope_backward<T>("rope_backward", dy.device(), {B, S, H, dr, interleaved ? 1 : 0, dy.device_data<T>(),
+                                                                 cs.device_data<T>(), sn.device_data<T>(), dx.device_data<T>()});
       });
       return std::vector<Tensor>{dx};
     });
@@ -304,18 +343,21 @@ TopK topk(const Tensor& x, int64_t k, int64_t dim, bool largest) {
   int64_t rows = shape_numel(Shape(xr.shape().begin(), xr.shape().end() - 1));
   Shape out_shape = xr.shape();
   out_shape.back() = k;
-  Tensor vr = Tensor::empty(out_shape, x.dtype()), ir = Tensor::empty(out_shape, DType::i64);
+  Tensor vr = Tensor::empty(out_shape, x.dtype(), x.device()), ir = Tensor::empty(out_shape, DType::i64, x.device());
   dispatch_float(x.dtype(), name, [&]<class T>() {
-    cpu::topk_forward<T>(xr.data<T>(), vr.data<T>(), ir.data<int64_t>(), rows, n, k, largest);
+    kernels::topk_forward<T>(name, x.device(), {rows, n, k, largest ? 1 : 0, xr.device_data<T>(), vr.device_data<T>(),
+                                                ir.device_data<int64_t>()});
   });
   TopK out{unrows(vr, perm), unrows(ir, perm)};
   if (needs_grad(x)) {
     Shape in_rows_shape = xr.shape();
     record(name, out.values, {x}, [ir, in_rows_shape, perm, rows, n, k](const Tensor& dv) {
+      check_same_device("topk_backward", dv, ir);
       Tensor dvr = rows_of(dv, perm);
-      Tensor dxr = Tensor::empty(in_rows_shape, dvr.dtype());
+      Tensor dxr = Tensor::empty(in_rows_shape, dvr.dtype(), dvr.device());
       dispatch_float(dvr.dtype(), "topk_backward", [&]<class T>() {
-        cpu::topk_backward<T>(dvr.data<T>(), ir.data<int64_t>(), dxr.data<T>(), rows, n, k);
+        kernels::topk_backward<T>("topk_backward", dvr.device(),
+                                  {rows, n, k, dvr.device_data<T>(), ir.device_data<int64_t>(), dxr.device_data<T>()});
       });
       return std::vector<Tensor>{unrows(dxr, perm)};
     });
@@ -334,8 +376,10 @@ Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
   Shape out_shape = x.shape();
   if (keepdim) out_shape[d] = 1;
   else out_shape.erase(out_shape.begin() + d);
-  Tensor out = Tensor::empty(out_shape, DType::i64);
-  dispatch_float(x.dtype(), name, [&]<class T>() { cpu::argmax_forward<T>(xr.data<T>(), out.data<int64_t>(), x.numel() / n, n); });
+  Tensor out = Tensor::empty(out_shape, DType::i64, x.device());
+  dispatch_float(x.dtype(), name, [&]<class T>() {
+    kernels::argmax_forward<T>(name, x.device(), {x.numel() / n, n, xr.device_data<T>(), out.device_data<int64_t>()});
+  });
   return out;
 }
 
@@ -346,7 +390,8 @@ Tensor dropout(const Tensor& x, double p, Rng& rng, bool training) {
   const char* name = "dropout";
   check_float_input(name, x, "x");
   if (!(p >= 0.0 && p < 1.0)) op_error(name, "p = " + std::to_string(p) + " must be in [0, 1)");
-  if (!training || p == 0.0) return x;  // the identity; rng is not advanced
+  if (!training || p == 0.0) return x;  // the identity (on any device); rng is not advanced
+  check_cpu(name, x);  // no CUDA kernel yet (the mask is drawn on the host)
   Tensor xc = rows_of(x, {});
   Tensor mask = Tensor::empty(x.shape(), x.dtype());
   Tensor y = Tensor::empty(x.shape(), x.dtype());

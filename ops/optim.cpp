@@ -1,15 +1,12 @@
-// ops/optim.cpp — see optim.h: checks, then the device switch of each optimizer kernel.
+// ops/optim.cpp — see optim.h: checks, then each optimizer kernel through the device dispatch (ops/kernels.h).
 #include "ops/optim.h"
 
 #include "ops/dispatch.h"
+#include "ops/kernels.h"
 
 namespace sg {
 
 namespace {
-
-[[noreturn]] void no_kernel(const char* op, Device d) {
-  op_error(op, std::string("no kernel for device ") + device_name(d) + " (only cpu has one)");
-}
 
 // `t` (called `what`) must be a defined, contiguous f32 tensor on `device` shaped like `like`.
 void check_operand(const char* op, const Tensor& t, const char* what, const Tensor& like, Device device) {
@@ -35,15 +32,14 @@ void adamw_update(const Tensor& param, const Tensor& grad, const Tensor& exp_avg
   check_operand(op, grad, "grad", param, d);
   check_operand(op, exp_avg, "exp_avg", param, d);
   check_operand(op, exp_avg_sq, "exp_avg_sq", param, d);
-  switch (d) {
-    case Device::CPU:
-      cpu::adamw_update_f32(param.data<float>(), grad.data<float>(), exp_avg.data<float>(), exp_avg_sq.data<float>(),
-                            param.numel(), args);
-      return;
-    case Device::CUDA:
-    case Device::Metal: break;
-  }
-  no_kernel(op, d);
+  AdamWKernelArgs a;
+  a.n = param.numel();
+  a.p = param.device_data<float>();
+  a.g = grad.device_data<float>();
+  a.m = exp_avg.device_data<float>();
+  a.v = exp_avg_sq.device_data<float>();
+  a.step = args;
+  kernels::adamw_update(op, d, a);
 }
 
 void sgd_update(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer, const SGDUpdateArgs& args) {
@@ -53,15 +49,13 @@ void sgd_update(const Tensor& param, const Tensor& grad, const Tensor& momentum_
   check_operand(op, param, "param", param, d);
   check_operand(op, grad, "grad", param, d);
   if (momentum_buffer.defined()) check_operand(op, momentum_buffer, "momentum_buffer", param, d);
-  switch (d) {
-    case Device::CPU:
-      cpu::sgd_update_f32(param.data<float>(), grad.data<float>(),
-                          momentum_buffer.defined() ? momentum_buffer.data<float>() : nullptr, param.numel(), args);
-      return;
-    case Device::CUDA:
-    case Device::Metal: break;
-  }
-  no_kernel(op, d);
+  SGDKernelArgs a;
+  a.n = param.numel();
+  a.p = param.device_data<float>();
+  a.g = grad.device_data<float>();
+  a.buf = momentum_buffer.defined() ? momentum_buffer.device_data<float>() : nullptr;
+  a.step = args;
+  kernels::sgd_update(op, d, a);
 }
 
 double sum_squares(const std::vector<Tensor>& xs) {
@@ -75,30 +69,28 @@ double sum_squares(const std::vector<Tensor>& xs) {
     const std::string what = "xs[" + std::to_string(i) + "]";
     check_defined(op, xs[i], what.c_str());
     check_operand(op, xs[i], what.c_str(), xs[i], d);
+    data.push_back(xs[i].device_data<float>());
+    n.push_back(xs[i].numel());
   }
-  switch (d) {
-    case Device::CPU:
-      for (const Tensor& x : xs) {
-        data.push_back(x.data<float>());
-        n.push_back(x.numel());
-      }
-      return cpu::sum_squares_f32(data.data(), n.data(), (int64_t)xs.size());
-    case Device::CUDA:
-    case Device::Metal: break;
-  }
-  no_kernel(op, d);
+  SumSquaresArgs a;
+  a.x = data.data();  // a host table of pointers into the device's memory (ops/kernel_abi/optim.h)
+  a.n = n.data();
+  a.count = (int64_t)xs.size();
+  if (d == Device::CPU) return kernels::sum_squares(op, d, a);
+  // A device writes the sum in its memory, through per-block partials there: both are f64 device tensors.
+  Tensor partials = Tensor::empty({std::max<int64_t>(1, sum_squares_partials(a.n, a.count))}, DType::f64, d);
+  Tensor out = Tensor::empty({1}, DType::f64, d);
+  a.partials = partials.device_data<double>();
+  a.out = out.device_data<double>();
+  kernels::sum_squares(op, d, a);
+  return out.item();
 }
 
 void scale_in_place(const Tensor& x, double c) {
   const char* op = "scale_in_place";
   check_defined(op, x, "x");
   check_operand(op, x, "x", x, x.device());
-  switch (x.device()) {
-    case Device::CPU: cpu::scale_f32(x.data<float>(), x.numel(), (float)c); return;
-    case Device::CUDA:
-    case Device::Metal: break;
-  }
-  no_kernel(op, x.device());
+  kernels::scale(op, x.device(), {x.numel(), x.device_data<float>(), (float)c});
 }
 
 }  // namespace sg

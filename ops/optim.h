@@ -1,12 +1,12 @@
-// ops/optim.h — the optimizer and clipping kernels on tensors: argument checks, then one visible
-// `switch` on the device per kernel (CPU: ops/cpu/optim.h; a device with no kernel gets
-// "[adamw_update] no kernel for device cuda"). train/optim.cpp and train/clip.cpp call these, never a
-// backend's kernels, so a device backend runs the optimizer step where the parameters live.
+// ops/optim.h — the optimizer and clipping kernels on tensors: argument checks, then each kernel through the
+// device dispatch (ops/kernels.h: CPU ops/cpu/optim.h, CUDA cuda/optim.h). train/optim.cpp and train/clip.cpp
+// call these, never a backend's kernels, so the optimizer step runs where the parameters live.
 //
 //   adamw_update(p, g, m, v, args)       one AdamW step of one parameter, in place (math: train/optim.h)
 //   sgd_update(p, g, buf, args)          one SGD step; buf undefined = no momentum
 //   sum_squares(xs)                      Σ over every tensor of Σ x² in double (the grad norm's square);
-//                                        the same number on any thread count (fixed chunks)
+//                                        the same number on any thread count (fixed chunks); on CUDA a
+//                                        deterministic double within rounding of the CPU's (cuda/optim.h)
 //   scale_in_place(x, c)                 x ← c·x (the clipping step)
 //
 // Every tensor must be a contiguous f32 tensor, all of one call on one device, shapes matching; the

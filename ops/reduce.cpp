@@ -1,15 +1,15 @@
 // ops/reduce.cpp — reductions, forward and backward side by side. See reduce.h.
 //
 // Every reduction: normalise the axes, permute them to the end, make the tensor contiguous as
-// [rows, cols], reduce each row (ops/cpu/reduce.cpp), reshape to the kept dims.
+// [rows, cols], reduce each row (the reduce_rows kernel, ops/kernels.h), reshape to the kept dims.
 #include "ops/reduce.h"
 
 #include <algorithm>
 
 #include "autograd/node.h"
-#include "ops/cpu/reduce.h"
 #include "ops/dispatch.h"
 #include "ops/elementwise.h"
+#include "ops/kernels.h"
 #include "ops/shape.h"
 
 namespace sg {
@@ -66,14 +66,15 @@ static Tensor rows_view(const Tensor& x, const ReducePlan& p) {
 Tensor sum(const Tensor& x, const std::vector<int64_t>& axes, bool keepdim) {
   check_defined("sum", x, "x");
   check_floating("sum", x);
-  check_cpu("sum", x);
   ReducePlan p = plan_reduce("sum", x, axes, keepdim);
   Tensor xr = rows_view(x, p);
-  Tensor y = Tensor::empty(p.out_shape, x.dtype());
+  Tensor y = Tensor::empty(p.out_shape, x.dtype(), x.device());
   if (p.cols == 0) {
-    y = Tensor::zeros(p.out_shape, x.dtype());
+    y = Tensor::zeros(p.out_shape, x.dtype(), x.device());
   } else {
-    dispatch_float(x.dtype(), "sum", [&]<class T>() { cpu::reduce_rows<T>(cpu::ReduceOp::sum, xr.data<T>(), p.rows, p.cols, y.data<T>()); });
+    dispatch_float(x.dtype(), "sum", [&]<class T>() {
+      kernels::reduce_rows<T>("sum", x.device(), {ReduceOp::sum, p.rows, p.cols, xr.device_data<T>(), y.device_data<T>()});
+    });
   }
   if (needs_grad(x)) {
     Shape keep = p.keep_shape, in_shape = x.shape();
@@ -92,29 +93,33 @@ Tensor mean(const Tensor& x, const std::vector<int64_t>& axes, bool keepdim) {
 Tensor mean(const Tensor& x) { return mean(x, {}, false); }
 
 // ---- max / min -------------------------------------------------------------------------------
-// y = max_axes x:  dx = dy at the (first) position of the maximum, 0 elsewhere.
-static Tensor extreme(cpu::ReduceOp op, const char* name, const Tensor& x, const std::vector<int64_t>& axes, bool keepdim) {
+// y = max_axes x:  dx = dy at the (first) position of the maximum, 0 elsewhere — the topk backward with k = 1
+// (dx[r, arg[r]] = 0 + dy[r]), in the permuted [rows, cols] layout, permuted back.
+static Tensor extreme(ReduceOp op, const char* name, const Tensor& x, const std::vector<int64_t>& axes, bool keepdim) {
   check_defined(name, x, "x");
   check_floating(name, x);
-  check_cpu(name, x);
   ReducePlan p = plan_reduce(name, x, axes, keepdim);
   if (p.cols == 0) op_error(name, "reduction over an empty set of elements of " + x.describe());
   Tensor xr = rows_view(x, p);
-  Tensor y = Tensor::empty(p.out_shape, x.dtype());
-  dispatch_float(x.dtype(), name, [&]<class T>() { cpu::reduce_rows<T>(op, xr.data<T>(), p.rows, p.cols, y.data<T>()); });
+  Tensor y = Tensor::empty(p.out_shape, x.dtype(), x.device());
+  dispatch_float(x.dtype(), name, [&]<class T>() {
+    kernels::reduce_rows<T>(name, x.device(), {op, p.rows, p.cols, xr.device_data<T>(), y.device_data<T>()});
+  });
   if (needs_grad(x)) {
-    std::vector<int64_t> arg(p.rows);
-    dispatch_float(x.dtype(), name, [&]<class T>() { cpu::arg_reduce_rows<T>(op, xr.data<T>(), p.rows, p.cols, arg.data()); });
+    Tensor arg = Tensor::empty({p.rows}, DType::i64, x.device());  // [rows]: the column of each row's extreme
+    dispatch_float(x.dtype(), name, [&]<class T>() {
+      kernels::arg_reduce_rows<T>(name, x.device(), {op, p.rows, p.cols, xr.device_data<T>(), arg.device_data<int64_t>()});
+    });
     Shape in_shape = x.shape(), permuted_shape = xr.shape();
     std::vector<int64_t> perm = p.perm;
     int64_t rows = p.rows, cols = p.cols;
     record(name, y, {x}, [arg, in_shape, permuted_shape, perm, rows, cols](const Tensor& dy_in) {
       Tensor dy = contiguous(dy_in);
-      Tensor dxr = Tensor::zeros(permuted_shape, dy.dtype());  // in the permuted [rows, cols] layout
+      check_same_device("max_backward", dy, arg);
+      Tensor dxr = Tensor::empty(permuted_shape, dy.dtype(), dy.device());  // in the permuted [rows, cols] layout
       dispatch_float(dy.dtype(), "max_backward", [&]<class T>() {
-        const T* g = dy.data<T>();
-        T* d = dxr.data<T>();
-        for (int64_t r = 0; r < rows; r++) d[r * cols + arg[r]] = g[r];
+        kernels::topk_backward<T>("max_backward", dy.device(),
+                                  {rows, cols, 1, dy.device_data<T>(), arg.device_data<int64_t>(), dxr.device_data<T>()});
       });
       std::vector<int64_t> inverse(perm.size());
       for (size_t i = 0; i < perm.size(); i++) inverse[perm[i]] = (int64_t)i;
@@ -123,8 +128,8 @@ static Tensor extreme(cpu::ReduceOp op, const char* name, const Tensor& x, const
   }
   return y;
 }
-Tensor max(const Tensor& x, const std::vector<int64_t>& axes, bool keepdim) { return extreme(cpu::ReduceOp::max, "max", x, axes, keepdim); }
-Tensor min(const Tensor& x, const std::vector<int64_t>& axes, bool keepdim) { return extreme(cpu::ReduceOp::min, "min", x, axes, keepdim); }
+Tensor max(const Tensor& x, const std::vector<int64_t>& axes, bool keepdim) { return extreme(ReduceOp::max, "max", x, axes, keepdim); }
+Tensor min(const Tensor& x, const std::vector<int64_t>& axes, bool keepdim) { return extreme(ReduceOp::min, "min", x, axes, keepdim); }
 
 // ---- var -------------------------------------------------------------------------------------
 // var = Σ (x - mean)² / (n - correction), composed from differentiable ops, so its backward is

@@ -5,27 +5,93 @@
 #include <cstring>
 
 #include "autograd/node.h"
-#include "ops/cpu/copy.h"
 #include "ops/dispatch.h"
+#include "ops/kernels.h"
 #include "ops/reduce.h"
 
 namespace sg {
+
+// ---- the copies (the strided copy kernels, ops/kernels.h) ------------------------------------
+// A copy moves element-size words whatever the dtype: `body` runs with W = the word of x's element size.
+template <class F> static void with_word(const char* op, const Tensor& x, F&& body) {
+  switch (dtype_size(x.dtype())) {
+    case 1: body.template operator()<uint8_t>(); return;
+    case 2: body.template operator()<uint16_t>(); return;
+    case 4: body.template operator()<uint32_t>(); return;
+    case 8: body.template operator()<uint64_t>(); return;
+  }
+  op_error(op, x.describe() + " has " + std::to_string(dtype_size(x.dtype())) + "-byte elements");
+}
+
+// dst (contiguous, x's shape, in the memory of x's device) = x. The kernel walks x's dims with size-1 dims
+// dropped and neighbouring dims merged where x steps through them as one run (a (B, T, D) slice of a
+// (B, T, 2D) tensor copies as (B·T, D) rows), so any rank whose runs fit kMaxKernelDims dims is copied.
+static void copy_to_contiguous(const char* op, const Tensor& x, void* dst) {
+  with_word(op, x, [&]<class W>() {
+    StridedCopyArgs<W> a{};
+    int nd = 0;
+    for (int64_t d = 0; d < x.dim(); d++) {
+      const int64_t n = x.shape()[d], st = x.strides()[d];
+      if (n == 1) continue;
+      if (nd > 0 && a.src_strides[nd - 1] == st * n) {
+        a.shape[nd - 1] *= n;
+        a.src_strides[nd - 1] = st;
+        continue;
+      }
+      if (nd == kMaxKernelDims)
+        op_error(op, x.describe() + " with strides " + shape_str(x.strides()) + " has more than " +
+                         std::to_string(kMaxKernelDims) + " dims that cannot be merged; the copy kernels walk at most that many");
+      a.shape[nd] = n;
+      a.src_strides[nd] = st;
+      nd++;
+    }
+    a.ndim = nd;
+    a.src = static_cast<const W*>(x.raw_device_data());
+    a.dst = static_cast<W*>(dst);
+    kernels::strided_copy<W>(op, x.device(), a);
+  });
+}
+
+// The view `dst` (of a CPU tensor) = src, both walked through their own strides: the CPU's copy into a strided
+// destination (cat, slice's backward). src and dst have one shape.
+static void copy_into_view(const char* op, const Tensor& src, const Tensor& dst) {
+  with_word(op, src, [&]<class W>() {
+    kernels::StridedCopyIntoArgs<W> a{};
+    a.ndim = src.dim();
+    a.shape = src.shape().data();
+    a.src_strides = src.strides().data();
+    a.dst_strides = dst.strides().data();
+    a.src = static_cast<const W*>(src.raw_device_data());
+    a.dst = static_cast<W*>(dst.raw_device_data());
+    kernels::strided_copy_into<W>(op, dst.device(), a);
+  });
+}
+
+// Where row `row` of dim 0 of a contiguous tensor t starts, in the memory of its device.
+static void* row_start(const Tensor& t, int64_t row) {
+  return static_cast<char*>(t.raw_device_data()) + (size_t)(row * (t.dim() ? t.strides()[0] : 0)) * dtype_size(t.dtype());
+}
+
+// The permutation that moves `dim` first, the other dims in order, and its inverse.
+static std::vector<int64_t> dim_first_perm(int64_t ndim, int64_t dim) {
+  std::vector<int64_t> perm{dim};
+  for (int64_t d = 0; d < ndim; d++)
+    if (d != dim) perm.push_back(d);
+  return perm;
+}
+static std::vector<int64_t> inverse_perm(const std::vector<int64_t>& perm) {
+  std::vector<int64_t> inverse(perm.size());
+  for (size_t i = 0; i < perm.size(); i++) inverse[perm[i]] = (int64_t)i;
+  return inverse;
+}
 
 // ---- contiguous ------------------------------------------------------------------------------
 // y = x laid out row-major.  dx = dy.
 Tensor contiguous(const Tensor& x) {
   check_defined("contiguous", x, "x");
   if (x.is_contiguous()) return x;
-  check_cpu("contiguous", x);
-  Tensor y = Tensor::empty(x.shape(), x.dtype());
-  size_t es = dtype_size(x.dtype());
-  // Copy element-size-wide words; the kernel is dtype-agnostic.
-  if (es == 4)
-    cpu::strided_copy(x.shape(), static_cast<const int32_t*>(x.impl()->storage->data) + x.offset(), x.strides(),
-                      static_cast<int32_t*>(y.raw_data()), y.strides());
-  else
-    cpu::strided_copy(x.shape(), static_cast<const int64_t*>(x.impl()->storage->data) + x.offset(), x.strides(),
-                      static_cast<int64_t*>(y.raw_data()), y.strides());
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  copy_to_contiguous("contiguous", x, y.raw_device_data());
   if (needs_grad(x)) record("contiguous", y, {x}, [](const Tensor& dy) { return std::vector<Tensor>{dy}; });
   return y;
 }
@@ -218,18 +284,30 @@ Shape broadcast_shapes(const char* op, const Tensor& a, const Tensor& b) {
 
 // ---- slice / narrow --------------------------------------------------------------------------
 // y = x[.., start:end:step, ..].  dx = zeros like x with dx[.., start:end:step, ..] = dy.
+// The CPU copies dy into the strided view of dx. The CUDA copy kernel writes contiguous destinations, so there dx
+// is built with `dim` first, where each slice row (all of them at once when step is 1) is one contiguous run, and
+// permuted back.
 static Tensor slice_backward(const Tensor& dy, const Shape& in_shape, int64_t dim, int64_t start, int64_t step) {
-  Tensor dx = Tensor::zeros(in_shape, dy.dtype());
-  Tensor target = make_view(dx, dy.shape(), dx.strides(), 0);
-  Shape st = dx.strides();
-  st[dim] *= step;
-  target = make_view(dx, dy.shape(), st, start * dx.strides()[dim]);
-  Tensor src = dy;
-  dispatch_float(dy.dtype(), "slice", [&]<class T>() {
-    cpu::strided_copy(src.shape(), static_cast<const T*>(src.raw_data()), src.strides(), static_cast<T*>(target.raw_data()),
-                      target.strides());
-  });
-  return dx;
+  if (dy.device() == Device::CPU) {
+    Tensor dx = Tensor::zeros(in_shape, dy.dtype());
+    Shape st = dx.strides();
+    st[dim] *= step;
+    copy_into_view("slice", dy, make_view(dx, dy.shape(), st, start * dx.strides()[dim]));
+    return dx;
+  }
+  NoGradGuard no_grad;
+  const std::vector<int64_t> perm = dim_first_perm((int64_t)in_shape.size(), dim);
+  Shape first_shape(in_shape.size());
+  for (size_t i = 0; i < perm.size(); i++) first_shape[i] = in_shape[perm[i]];
+  Tensor dx_first = Tensor::zeros(first_shape, dy.dtype(), dy.device());
+  Tensor dy_first = permute(dy.detach(), perm);
+  if (step == 1) {
+    copy_to_contiguous("slice", dy_first, row_start(dx_first, start));
+  } else {
+    for (int64_t j = 0; j < dy_first.size(0); j++)
+      copy_to_contiguous("slice", narrow(dy_first, 0, j, 1), row_start(dx_first, start + j * step));
+  }
+  return dim == 0 ? dx_first : contiguous(permute(dx_first, inverse_perm(perm)));
 }
 
 Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t step) {
@@ -272,7 +350,7 @@ Tensor cat(const std::vector<Tensor>& xs, int64_t dim) {
   int64_t total = 0;
   for (size_t i = 0; i < xs.size(); i++) {
     check_defined("cat", xs[i], "input");
-    check_cpu("cat", xs[i]);
+    check_same_device("cat", xs[i], x0);
     if (xs[i].dtype() != x0.dtype() || xs[i].dim() != x0.dim())
       op_error("cat", "input " + std::to_string(i) + " " + xs[i].describe() + " does not match input 0 " + x0.describe());
     for (int64_t k = 0; k < x0.dim(); k++)
@@ -282,16 +360,33 @@ Tensor cat(const std::vector<Tensor>& xs, int64_t dim) {
     total += xs[i].shape()[d];
   }
   shape[d] = total;
-  Tensor y = Tensor::empty(shape, x0.dtype());
+  Tensor y = Tensor::empty(shape, x0.dtype(), x0.device());
+  int64_t outer = 1;
+  for (int64_t k = 0; k < d; k++) outer *= shape[k];
   int64_t at = 0;
-  size_t es = dtype_size(x0.dtype());
-  for (const Tensor& x : xs) {
-    Tensor dst = make_view(y, x.shape(), y.strides(), at * y.strides()[d]);
-    if (es == 4)
-      cpu::strided_copy(x.shape(), static_cast<const int32_t*>(x.raw_data()), x.strides(), static_cast<int32_t*>(dst.raw_data()), dst.strides());
-    else
-      cpu::strided_copy(x.shape(), static_cast<const int64_t*>(x.raw_data()), x.strides(), static_cast<int64_t*>(dst.raw_data()), dst.strides());
-    at += x.shape()[d];
+  if (outer == 1) {  // each input's block of y is one contiguous run: a contiguous copy on any device
+    for (const Tensor& x : xs) {
+      copy_to_contiguous("cat", x, static_cast<char*>(y.raw_device_data()) + (size_t)(at * y.strides()[d]) * dtype_size(y.dtype()));
+      at += x.shape()[d];
+    }
+  } else if (y.device() == Device::CPU) {  // the CPU copies into the strided view of y
+    for (const Tensor& x : xs) {
+      copy_into_view("cat", x, make_view(y, x.shape(), y.strides(), at * y.strides()[d]));
+      at += x.shape()[d];
+    }
+  } else {
+    // The CUDA copy kernel writes contiguous destinations: y is built with `d` first, where every input is one
+    // contiguous block of rows, then permuted back (one more copy).
+    NoGradGuard no_grad;
+    const std::vector<int64_t> perm = dim_first_perm(x0.dim(), d);
+    Shape first_shape(shape.size());
+    for (size_t i = 0; i < perm.size(); i++) first_shape[i] = shape[perm[i]];
+    Tensor y_first = Tensor::empty(first_shape, x0.dtype(), x0.device());
+    for (const Tensor& x : xs) {
+      copy_to_contiguous("cat", permute(x.detach(), perm), row_start(y_first, at));
+      at += x.shape()[d];
+    }
+    y = contiguous(permute(y_first, inverse_perm(perm)));
   }
   if (needs_grad(xs)) {
     std::vector<int64_t> sizes;

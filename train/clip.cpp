@@ -11,15 +11,16 @@ namespace sg {
 
 namespace {
 
-// The parameter's gradient as a contiguous f32 CPU tensor (or undefined). Leaf gradients own a
-// contiguous buffer (autograd/backward.cpp), so this is the tensor itself, updated in place.
+// The parameter's gradient as a contiguous f32 tensor on the parameter's device (or undefined). Leaf gradients
+// own a contiguous buffer (autograd/backward.cpp), so this is the tensor itself, updated in place.
 Tensor grad_of(const std::string& name, const Tensor* p) {
   if (!p || !p->defined()) throw std::invalid_argument("[clip] parameter '" + name + "' is not a tensor");
   Tensor g = p->grad();
   if (!g.defined()) return g;
-  if (g.dtype() != DType::f32 || g.device() != Device::CPU || !g.is_contiguous())
+  if (g.dtype() != DType::f32 || g.device() != p->device() || !g.is_contiguous())
     throw std::runtime_error("[clip] gradient of '" + name + "' is " + g.describe() + " on " +
-                             device_name(g.device()) + "; expected a contiguous f32 CPU tensor");
+                             device_name(g.device()) + "; expected a contiguous f32 tensor on " +
+                             device_name(p->device()) + ", the parameter's device");
   return g;
 }
 

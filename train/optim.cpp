@@ -14,7 +14,8 @@ namespace sg {
 
 namespace {
 
-// The gradient of a parameter as a contiguous f32 tensor, or an undefined tensor when it has none.
+// The gradient of a parameter as a contiguous f32 tensor on the parameter's device, or an undefined tensor when it
+// has none.
 Tensor usable_grad(const std::string& who, const std::string& name, const Tensor& p) {
   if (!p.requires_grad()) return Tensor();
   Tensor g = p.grad();
@@ -22,9 +23,9 @@ Tensor usable_grad(const std::string& who, const std::string& name, const Tensor
   if (g.shape() != p.shape())
     throw std::runtime_error("[" + who + "] gradient of '" + name + "' has shape " + shape_str(g.shape()) +
                              " but the parameter has shape " + shape_str(p.shape()));
-  if (g.dtype() != DType::f32 || g.device() != Device::CPU)
+  if (g.dtype() != DType::f32 || g.device() != p.device())
     throw std::runtime_error("[" + who + "] gradient of '" + name + "' is " + dtype_name(g.dtype()) + " on " +
-                             device_name(g.device()) + "; expected f32 on CPU");
+                             device_name(g.device()) + "; expected f32 on " + device_name(p.device()) + ", the parameter's device");
   return g.is_contiguous() ? g : g.clone_data();
 }
 
@@ -121,9 +122,9 @@ Optimizer::Optimizer(NamedParameters params, const char* who) : params_(std::mov
     if (p->param_kind() == ParamKind::buffer)
       throw std::invalid_argument(std::string("[") + who + "] '" + name +
                                   "' is a buffer (Module::buffers), not a parameter; pass named_parameters()");
-    if (p->dtype() != DType::f32 || p->device() != Device::CPU || !p->is_contiguous())
+    if (p->dtype() != DType::f32 || p->device() == Device::Metal || !p->is_contiguous())
       throw std::invalid_argument(std::string("[") + who + "] parameter '" + name + "' is " + p->describe() +
-                                  " on " + device_name(p->device()) + "; expected a contiguous f32 CPU tensor");
+                                  " on " + device_name(p->device()) + "; expected a contiguous f32 tensor on cpu or cuda");
   }
 }
 
@@ -141,9 +142,13 @@ AdamW::AdamW(NamedParameters params, AdamWConfig cfg, DecayPredicate decay)
   for (size_t i = 0; i < params_.size(); ++i) {
     const auto& [name, p] = params_[i];
     state_[i].decay = decay ? decay(name, *p) : false;
+    // The moments live with the parameter. bf16 moments are decoded and rounded by host loops (below): CPU only.
+    if (cfg.moment_dtype == DType::bf16 && p->device() != Device::CPU)
+      throw std::invalid_argument("[adamw] parameter '" + name + "' is on " + device_name(p->device()) +
+                                  ": bf16 moments are kept on the CPU only; use moment_dtype f32");
     if (p->requires_grad()) {
-      state_[i].exp_avg = Tensor::zeros(p->shape(), cfg.moment_dtype);
-      state_[i].exp_avg_sq = Tensor::zeros(p->shape(), cfg.moment_dtype);
+      state_[i].exp_avg = Tensor::zeros(p->shape(), cfg.moment_dtype, p->device());
+      state_[i].exp_avg_sq = Tensor::zeros(p->shape(), cfg.moment_dtype, p->device());
     }
   }
 }
@@ -162,8 +167,8 @@ void AdamW::step(double lr) {
     if (!g.defined()) continue;
     ParamState& s = state_[i];
     if (!s.exp_avg.defined()) {  // requires_grad was switched on after the optimizer was built
-      s.exp_avg = Tensor::zeros(p->shape(), cfg_.moment_dtype);
-      s.exp_avg_sq = Tensor::zeros(p->shape(), cfg_.moment_dtype);
+      s.exp_avg = Tensor::zeros(p->shape(), cfg_.moment_dtype, p->device());
+      s.exp_avg_sq = Tensor::zeros(p->shape(), cfg_.moment_dtype, p->device());
     }
     s.step += 1;
     const double t = (double)s.step;
@@ -210,9 +215,10 @@ std::vector<StTensor> AdamW::state_tensors() const {
     const ParamState& s = state_[i];
     if (!s.exp_avg.defined()) continue;
     const std::string& name = params_[i].first;
-    if (cfg_.moment_dtype == DType::f32) {
-      out.push_back(from_f32("exp_avg." + name, s.exp_avg.shape(), s.exp_avg.data<float>()));
-      out.push_back(from_f32("exp_avg_sq." + name, s.exp_avg_sq.shape(), s.exp_avg_sq.data<float>()));
+    if (cfg_.moment_dtype == DType::f32) {  // (moments on a device are read back to the host)
+      const Tensor m = s.exp_avg.to(Device::CPU), v = s.exp_avg_sq.to(Device::CPU);
+      out.push_back(from_f32("exp_avg." + name, m.shape(), m.data<float>()));
+      out.push_back(from_f32("exp_avg_sq." + name, v.shape(), v.data<float>()));
     } else {  // the bf16 codes as they are (BF16 on disk)
       out.push_back(bf16_st("exp_avg." + name, s.exp_avg));
       out.push_back(bf16_st("exp_avg_sq." + name, s.exp_avg_sq));
@@ -232,8 +238,8 @@ void AdamW::load_state(const SafeTensorsFile& file) {
     next[i].decay = state_[i].decay;
     if (!state_[i].exp_avg.defined() && !file.contains("exp_avg." + name)) continue;  // frozen parameter
     if (cfg_.moment_dtype == DType::f32) {
-      next[i].exp_avg = tensor_from(get_f32(file, "exp_avg." + name, p->shape(), "adamw"));
-      next[i].exp_avg_sq = tensor_from(get_f32(file, "exp_avg_sq." + name, p->shape(), "adamw"));
+      next[i].exp_avg = tensor_from(get_f32(file, "exp_avg." + name, p->shape(), "adamw")).to(p->device());
+      next[i].exp_avg_sq = tensor_from(get_f32(file, "exp_avg_sq." + name, p->shape(), "adamw")).to(p->device());
     } else {
       next[i].exp_avg = tensor_from_bf16(get_typed(file, "exp_avg." + name, p->shape(), "adamw", StDType::BF16));
       next[i].exp_avg_sq =
@@ -263,7 +269,7 @@ void SGD::step(double lr) {
     if (!g.defined()) continue;
     bool first = false;
     if (cfg_.momentum != 0 && !buf_[i].defined()) {
-      buf_[i] = Tensor::zeros(p->shape());
+      buf_[i] = Tensor::zeros(p->shape(), DType::f32, p->device());
       first = true;
     }
     SGDUpdateArgs a;
@@ -280,8 +286,10 @@ std::vector<StTensor> SGD::state_tensors() const {
   std::vector<StTensor> out;
   out.push_back(step_tensor("step", steps_));
   for (size_t i = 0; i < params_.size(); ++i)
-    if (buf_[i].defined())
-      out.push_back(from_f32("momentum_buffer." + params_[i].first, buf_[i].shape(), buf_[i].data<float>()));
+    if (buf_[i].defined()) {
+      const Tensor b = buf_[i].to(Device::CPU);
+      out.push_back(from_f32("momentum_buffer." + params_[i].first, b.shape(), b.data<float>()));
+    }
   return out;
 }
 
@@ -293,7 +301,7 @@ void SGD::load_state(const SafeTensorsFile& file) {
     const auto& [name, p] = params_[i];
     const std::string key = "momentum_buffer." + name;
     if (!file.contains(key)) continue;  // never stepped (or no momentum): the buffer starts at the next step
-    next[i] = tensor_from(get_f32(file, key, p->shape(), "sgd"));
+    next[i] = tensor_from(get_f32(file, key, p->shape(), "sgd")).to(p->device());
     known.insert(key);
   }
   check_no_extra(file, known, "sgd");

@@ -29,9 +29,10 @@
 //
 // Which parameters are stepped: those with requires_grad() and a defined .grad(); the others are
 // left alone and their step count does not advance (a MoE expert that received no token this step
-// keeps its moments as they were, as in PyTorch). Parameters must be contiguous f32 CPU tensors.
-// The arithmetic is a kernel like every other: ops/optim.h's adamw_update / sgd_update (one device
-// switch; the CPU loops over raw floats in ops/cpu/optim.cpp); this file keeps the bookkeeping.
+// keeps its moments as they were, as in PyTorch). Parameters must be contiguous f32 tensors on the CPU
+// or CUDA; the state lives with each parameter (bf16 moments: CPU only).
+// The arithmetic is a kernel like every other: ops/optim.h's adamw_update / sgd_update (the device
+// dispatch, ops/kernels.h; the CPU loops over raw floats in ops/cpu/optim.cpp); this file keeps the bookkeeping.
 //
 // Checkpoints: state_tensors() lists the state as safetensors tensors with stable names
 // ("exp_avg.<param name>", "exp_avg_sq.<param name>", "step.<param name>", "step"), and
@@ -72,7 +73,7 @@ class Optimizer {
   virtual void load_state(const SafeTensorsFile& file) = 0;
 
  protected:
-  // Checks the list: non-null, defined, unique non-empty names, contiguous f32 CPU tensors, no
+  // Checks the list: non-null, defined, unique non-empty names, contiguous f32 CPU/CUDA tensors, no
   // buffers (a tensor registered with add_buffer: the gate bias is changed by its own rule only).
   Optimizer(NamedParameters params, const char* who);
   NamedParameters params_;

@@ -182,7 +182,8 @@ inline void check_unary_ops(double tol) {
 }
 
 // add/sub/mul/div: a transposed view against a full-shape tensor (both get gradients), and against a broadcast
-// constant on either side (the broadcast input takes no gradient: sum, its backward, has no CUDA kernel yet).
+// constant on either side (the broadcast input takes no gradient here: its backward, sum_to, adds in another order
+// than the CPU, so it is not bit-equal; tests/cuda/test_dispatch_reduce_emu.cpp checks it within a tolerance).
 inline void check_binary_ops(double tol) {
   using BinaryFn = Tensor (*)(const Tensor&, const Tensor&);
   const std::vector<std::pair<const char*, BinaryFn>> ops = {
@@ -229,7 +230,7 @@ inline void check_binary_ops(double tol) {
 }
 
 // The small graph: out = silu(a ⊙ b + c) ⊙ a with b (4) broadcast over a (3, 4), backward from an explicit
-// gradient on the device (sum has no CUDA kernel yet). a is used twice, so its two gradients are added on the
+// gradient on the device (b takes no gradient: see check_binary_ops). a is used twice, so its two gradients are added on the
 // device by backward()'s accumulation.
 inline void check_graph(double tol) {
   Rng rng(21);
