@@ -2,7 +2,7 @@
 // SEEKGRAD_CUDA=ON (nvcc found); otherwise cuda/no_cuda.cpp provides the same functions, each
 // throwing "[cuda] this build has no CUDA backend (configure with -DSEEKGRAD_CUDA=ON)".
 //
-// The device plumbing (devices, memory, copies, synchronize). The engine reaches it through autograd/device.h
+// The device plumbing (devices, memory, copies, synchronize, properties). The engine reaches it through autograd/device.h
 // (copies) and autograd/allocator.h (the caching allocator for device memory); the kernels are cuda/<family>.h,
 // dispatched by ops/kernels.h. Launches and copies go to the default stream, so they run in the order they are issued, and
 // every copy to the host waits for the kernels before it.

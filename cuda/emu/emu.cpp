@@ -15,6 +15,10 @@
 #include <stdexcept>
 #include <vector>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#endif
+
 thread_local dim3 threadIdx;
 thread_local dim3 blockIdx;
 thread_local dim3 blockDim;
@@ -40,6 +44,8 @@ struct Lane {
   int predicate = 0;
   uint64_t result = 0;
   unsigned vote = 0;
+  char* stack = nullptr;
+  void* asan_fake_stack = nullptr;
 };
 
 // Lane stacks, kept per OS thread between launches (mmap is slow next to a small kernel).
@@ -69,7 +75,24 @@ struct BlockRun {
   int current = -1;
   std::exception_ptr error;
   LaunchStats* stats = nullptr;
+  // the scheduler's stack, as AddressSanitizer needs to hear of it (asan_leaving / asan_arrived)
+  void* asan_fake_stack = nullptr;
+  const void* scheduler_stack = nullptr;
+  size_t scheduler_stack_bytes = 0;
 };
+
+// AddressSanitizer (the `sanitize` preset) tracks one stack per thread; each fiber switch tells it which stack
+// we go to (leaving) and, once there, that we arrived. Without ASan these do nothing.
+void asan_leaving(void** fake_stack_save, const void* to_stack, size_t to_bytes) {
+#if defined(__SANITIZE_ADDRESS__)
+  __sanitizer_start_switch_fiber(fake_stack_save, to_stack, to_bytes);
+#endif
+}
+void asan_arrived(void* fake_stack, const void** from_stack, size_t* from_bytes) {
+#if defined(__SANITIZE_ADDRESS__)
+  __sanitizer_finish_switch_fiber(fake_stack, from_stack, from_bytes);
+#endif
+}
 
 thread_local BlockRun* t_run = nullptr;
 thread_local LaneOrder t_order = LaneOrder::forward;
@@ -79,12 +102,14 @@ thread_local StackPool t_stacks;
 // A lane's whole life: the kernel body, then back to the scheduler for good.
 void lane_entry() {
   BlockRun* run = t_run;
+  asan_arrived(nullptr, &run->scheduler_stack, &run->scheduler_stack_bytes);
   try {
     (*run->body)();
   } catch (...) {
     if (!run->error) run->error = std::current_exception();
   }
   run->lanes[run->current].state = LaneState::done;
+  asan_leaving(nullptr, run->scheduler_stack, run->scheduler_stack_bytes);   // nullptr: this fiber ends
   swapcontext(&run->lanes[run->current].context, &run->scheduler);
 }
 
@@ -92,7 +117,9 @@ void switch_to(BlockRun& run, int lane) {
   run.current = lane;
   threadIdx = run.lanes[lane].thread_idx;
   run.stats->switches++;
+  asan_leaving(&run.asan_fake_stack, run.lanes[lane].stack, kStackBytes);
   swapcontext(&run.scheduler, &run.lanes[lane].context);
+  asan_arrived(run.asan_fake_stack, nullptr, nullptr);
   run.current = -1;
 }
 
@@ -102,7 +129,9 @@ void block_current(LaneState state) {
   if (!run || run->current < 0) throw std::runtime_error("[cuda emu] a device function was called outside a launch");
   Lane& me = run->lanes[run->current];
   me.state = state;
+  asan_leaving(&me.asan_fake_stack, run->scheduler_stack, run->scheduler_stack_bytes);
   swapcontext(&me.context, &run->scheduler);
+  asan_arrived(me.asan_fake_stack, &run->scheduler_stack, &run->scheduler_stack_bytes);
   threadIdx = me.thread_idx;   // resumed: this lane's coordinates again
 }
 
@@ -182,6 +211,8 @@ std::string describe_lanes(const BlockRun& run) {
 // loop whose variables it could clobber).
 [[gnu::noinline]] void init_lane(Lane& lane, char* stack) {
   lane.state = LaneState::runnable;
+  lane.stack = stack;
+  lane.asan_fake_stack = nullptr;
   getcontext(&lane.context);
   lane.context.uc_stack.ss_sp = stack;
   lane.context.uc_stack.ss_size = kStackBytes;
