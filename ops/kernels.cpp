@@ -684,34 +684,34 @@ template void binary_forward<double>(const char*, Device, const BinaryArgs<doubl
 template void affine_forward<float>(const char*, Device, const AffineArgs<float>&);
 template void affine_forward<double>(const char*, Device, const AffineArgs<double>&);
 
-#define SG_FLOAT_KERNELS(T)                                                                                         \
-  template void reduce_rows<T>(const char*, Device, const ReduceRowsArgs<T>&);                                      \
-  template void arg_reduce_rows<T>(const char*, Device, const ArgReduceRowsArgs<T>&);                               \
-  template void softmax_forward<T>(const char*, Device, const SoftmaxArgs<T>&);                                     \
-  template void softmax_backward<T>(const char*, Device, const SoftmaxBackwardArgs<T>&);                            \
-  template void log_softmax_forward<T>(const char*, Device, const LogSoftmaxArgs<T>&);                              \
-  template void log_softmax_backward<T>(const char*, Device, const LogSoftmaxBackwardArgs<T>&);                     \
-  template void cross_entropy_forward<T>(const char*, Device, const CrossEntropyArgs<T>&);                          \
-  template void cross_entropy_backward<T>(const char*, Device, const CrossEntropyBackwardArgs<T>&);                 \
-  template void rms_norm_forward<T>(const char*, Device, const RmsNormArgs<T>&, double);                               \
-  template void rms_norm_backward<T>(const char*, Device, const RmsNormBackwardArgs<T>&);                           \
-  template void layer_norm_forward<T>(const char*, Device, const LayerNormArgs<T>&, double);                               \
-  template void layer_norm_backward<T>(const char*, Device, const LayerNormBackwardArgs<T>&);                       \
-  template void rope_forward<T>(const char*, Device, const RopeArgs<T>&);                                           \
-  template void rope_backward<T>(const char*, Device, const RopeBackwardArgs<T>&);                                  \
-  template void topk_forward<T>(const char*, Device, const TopkArgs<T>&);                                           \
-  template void topk_backward<T>(const char*, Device, const TopkBackwardArgs<T>&);                                  \
-  template void argmax_forward<T>(const char*, Device, const ArgmaxArgs<T>&);                                       \
-  template void index_select_forward<T, int32_t>(const char*, Device, const IndexSelectArgs<T, int32_t>&);          \
-  template void index_select_forward<T, int64_t>(const char*, Device, const IndexSelectArgs<T, int64_t>&);          \
-  template void index_add_forward<T, int32_t>(const char*, Device, const IndexAddArgs<T, int32_t>&);                \
-  template void index_add_forward<T, int64_t>(const char*, Device, const IndexAddArgs<T, int64_t>&);                \
-  template void gather_forward<T, int32_t>(const char*, Device, const GatherArgs<T, int32_t>&);                     \
-  template void gather_forward<T, int64_t>(const char*, Device, const GatherArgs<T, int64_t>&);                     \
-  template void scatter_add_forward<T, int32_t>(const char*, Device, const ScatterAddArgs<T, int32_t>&);            \
-  template void scatter_add_forward<T, int64_t>(const char*, Device, const ScatterAddArgs<T, int64_t>&);            \
+#define SG_FLOAT_KERNELS(T)                                                                                           \
+  template void reduce_rows<T>(const char*, Device, const ReduceRowsArgs<T>&);                                        \
+  template void arg_reduce_rows<T>(const char*, Device, const ArgReduceRowsArgs<T>&);                                 \
+  template void softmax_forward<T>(const char*, Device, const SoftmaxArgs<T>&);                                       \
+  template void softmax_backward<T>(const char*, Device, const SoftmaxBackwardArgs<T>&);                              \
+  template void log_softmax_forward<T>(const char*, Device, const LogSoftmaxArgs<T>&);                                \
+  template void log_softmax_backward<T>(const char*, Device, const LogSoftmaxBackwardArgs<T>&);                       \
+  template void cross_entropy_forward<T>(const char*, Device, const CrossEntropyArgs<T>&);                            \
+  template void cross_entropy_backward<T>(const char*, Device, const CrossEntropyBackwardArgs<T>&);                   \
+  template void rms_norm_forward<T>(const char*, Device, const RmsNormArgs<T>&, double);                              \
+  template void rms_norm_backward<T>(const char*, Device, const RmsNormBackwardArgs<T>&);                             \
+  template void layer_norm_forward<T>(const char*, Device, const LayerNormArgs<T>&, double);                          \
+  template void layer_norm_backward<T>(const char*, Device, const LayerNormBackwardArgs<T>&);                         \
+  template void rope_forward<T>(const char*, Device, const RopeArgs<T>&);                                             \
+  template void rope_backward<T>(const char*, Device, const RopeBackwardArgs<T>&);                                    \
+  template void topk_forward<T>(const char*, Device, const TopkArgs<T>&);                                             \
+  template void topk_backward<T>(const char*, Device, const TopkBackwardArgs<T>&);                                    \
+  template void argmax_forward<T>(const char*, Device, const ArgmaxArgs<T>&);                                         \
+  template void index_select_forward<T, int32_t>(const char*, Device, const IndexSelectArgs<T, int32_t>&);            \
+  template void index_select_forward<T, int64_t>(const char*, Device, const IndexSelectArgs<T, int64_t>&);            \
+  template void index_add_forward<T, int32_t>(const char*, Device, const IndexAddArgs<T, int32_t>&);                  \
+  template void index_add_forward<T, int64_t>(const char*, Device, const IndexAddArgs<T, int64_t>&);                  \
+  template void gather_forward<T, int32_t>(const char*, Device, const GatherArgs<T, int32_t>&);                       \
+  template void gather_forward<T, int64_t>(const char*, Device, const GatherArgs<T, int64_t>&);                       \
+  template void scatter_add_forward<T, int32_t>(const char*, Device, const ScatterAddArgs<T, int32_t>&);              \
+  template void scatter_add_forward<T, int64_t>(const char*, Device, const ScatterAddArgs<T, int64_t>&);              \
   template void attention_forward<T>(const char*, Device, const AttentionArgs&, const T*, const T*, const T*, T*, T*); \
-  template void attention_backward<T>(const char*, Device, const AttentionArgs&, const T*, const T*, const T*,       \
+  template void attention_backward<T>(const char*, Device, const AttentionArgs&, const T*, const T*, const T*,        \
                                       const T*, const T*, const T*, T*, T*, T*);
 SG_FLOAT_KERNELS(float)
 SG_FLOAT_KERNELS(double)
