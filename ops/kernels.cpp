@@ -684,38 +684,60 @@ template void binary_forward<double>(const char*, Device, const BinaryArgs<doubl
 template void affine_forward<float>(const char*, Device, const AffineArgs<float>&);
 template void affine_forward<double>(const char*, Device, const AffineArgs<double>&);
 
-#define SG_FLOAT_KERNELS(T)                                                                                           \
-  template void reduce_rows<T>(const char*, Device, const ReduceRowsArgs<T>&);                                        \
-  template void arg_reduce_rows<T>(const char*, Device, const ArgReduceRowsArgs<T>&);                                 \
-  template void softmax_forward<T>(const char*, Device, const SoftmaxArgs<T>&);                                       \
-  template void softmax_backward<T>(const char*, Device, const SoftmaxBackwardArgs<T>&);                              \
-  template void log_softmax_forward<T>(const char*, Device, const LogSoftmaxArgs<T>&);                                \
-  template void log_softmax_backward<T>(const char*, Device, const LogSoftmaxBackwardArgs<T>&);                       \
-  template void cross_entropy_forward<T>(const char*, Device, const CrossEntropyArgs<T>&);                            \
-  template void cross_entropy_backward<T>(const char*, Device, const CrossEntropyBackwardArgs<T>&);                   \
-  template void rms_norm_forward<T>(const char*, Device, const RmsNormArgs<T>&, double);                              \
-  template void rms_norm_backward<T>(const char*, Device, const RmsNormBackwardArgs<T>&);                             \
-  template void layer_norm_forward<T>(const char*, Device, const LayerNormArgs<T>&, double);                          \
-  template void layer_norm_backward<T>(const char*, Device, const LayerNormBackwardArgs<T>&);                         \
-  template void rope_forward<T>(const char*, Device, const RopeArgs<T>&);                                             \
-  template void rope_backward<T>(const char*, Device, const RopeBackwardArgs<T>&);                                    \
-  template void topk_forward<T>(const char*, Device, const TopkArgs<T>&);                                             \
-  template void topk_backward<T>(const char*, Device, const TopkBackwardArgs<T>&);                                    \
-  template void argmax_forward<T>(const char*, Device, const ArgmaxArgs<T>&);                                         \
-  template void index_select_forward<T, int32_t>(const char*, Device, const IndexSelectArgs<T, int32_t>&);            \
-  template void index_select_forward<T, int64_t>(const char*, Device, const IndexSelectArgs<T, int64_t>&);            \
-  template void index_add_forward<T, int32_t>(const char*, Device, const IndexAddArgs<T, int32_t>&);                  \
-  template void index_add_forward<T, int64_t>(const char*, Device, const IndexAddArgs<T, int64_t>&);                  \
-  template void gather_forward<T, int32_t>(const char*, Device, const GatherArgs<T, int32_t>&);                       \
-  template void gather_forward<T, int64_t>(const char*, Device, const GatherArgs<T, int64_t>&);                       \
-  template void scatter_add_forward<T, int32_t>(const char*, Device, const ScatterAddArgs<T, int32_t>&);              \
-  template void scatter_add_forward<T, int64_t>(const char*, Device, const ScatterAddArgs<T, int64_t>&);              \
-  template void attention_forward<T>(const char*, Device, const AttentionArgs&, const T*, const T*, const T*, T*, T*); \
-  template void attention_backward<T>(const char*, Device, const AttentionArgs&, const T*, const T*, const T*,        \
-                                      const T*, const T*, const T*, T*, T*, T*);
-SG_FLOAT_KERNELS(float)
-SG_FLOAT_KERNELS(double)
-#undef SG_FLOAT_KERNELS
+template void reduce_rows<float>(const char*, Device, const ReduceRowsArgs<float>&);
+template void arg_reduce_rows<float>(const char*, Device, const ArgReduceRowsArgs<float>&);
+template void softmax_forward<float>(const char*, Device, const SoftmaxArgs<float>&);
+template void softmax_backward<float>(const char*, Device, const SoftmaxBackwardArgs<float>&);
+template void log_softmax_forward<float>(const char*, Device, const LogSoftmaxArgs<float>&);
+template void log_softmax_backward<float>(const char*, Device, const LogSoftmaxBackwardArgs<float>&);
+template void cross_entropy_forward<float>(const char*, Device, const CrossEntropyArgs<float>&);
+template void cross_entropy_backward<float>(const char*, Device, const CrossEntropyBackwardArgs<float>&);
+template void rms_norm_forward<float>(const char*, Device, const RmsNormArgs<float>&, double);
+template void rms_norm_backward<float>(const char*, Device, const RmsNormBackwardArgs<float>&);
+template void layer_norm_forward<float>(const char*, Device, const LayerNormArgs<float>&, double);
+template void layer_norm_backward<float>(const char*, Device, const LayerNormBackwardArgs<float>&);
+template void rope_forward<float>(const char*, Device, const RopeArgs<float>&);
+template void rope_backward<float>(const char*, Device, const RopeBackwardArgs<float>&);
+template void topk_forward<float>(const char*, Device, const TopkArgs<float>&);
+template void topk_backward<float>(const char*, Device, const TopkBackwardArgs<float>&);
+template void argmax_forward<float>(const char*, Device, const ArgmaxArgs<float>&);
+template void index_select_forward<float, int32_t>(const char*, Device, const IndexSelectArgs<float, int32_t>&);
+template void index_select_forward<float, int64_t>(const char*, Device, const IndexSelectArgs<float, int64_t>&);
+template void index_add_forward<float, int32_t>(const char*, Device, const IndexAddArgs<float, int32_t>&);
+template void index_add_forward<float, int64_t>(const char*, Device, const IndexAddArgs<float, int64_t>&);
+template void gather_forward<float, int32_t>(const char*, Device, const GatherArgs<float, int32_t>&);
+template void gather_forward<float, int64_t>(const char*, Device, const GatherArgs<float, int64_t>&);
+template void scatter_add_forward<float, int32_t>(const char*, Device, const ScatterAddArgs<float, int32_t>&);
+template void scatter_add_forward<float, int64_t>(const char*, Device, const ScatterAddArgs<float, int64_t>&);
+template void attention_forward<float>(const char*, Device, const AttentionArgs&, const float*, const float*, const float*, float*, float*);
+template void attention_backward<float>(const char*, Device, const AttentionArgs&, const float*, const float*, const float*, const float*, const float*, const float*, float*, float*, float*);
+template void reduce_rows<double>(const char*, Device, const ReduceRowsArgs<double>&);
+template void arg_reduce_rows<double>(const char*, Device, const ArgReduceRowsArgs<double>&);
+template void softmax_forward<double>(const char*, Device, const SoftmaxArgs<double>&);
+template void softmax_backward<double>(const char*, Device, const SoftmaxBackwardArgs<double>&);
+template void log_softmax_forward<double>(const char*, Device, const LogSoftmaxArgs<double>&);
+template void log_softmax_backward<double>(const char*, Device, const LogSoftmaxBackwardArgs<double>&);
+template void cross_entropy_forward<double>(const char*, Device, const CrossEntropyArgs<double>&);
+template void cross_entropy_backward<double>(const char*, Device, const CrossEntropyBackwardArgs<double>&);
+template void rms_norm_forward<double>(const char*, Device, const RmsNormArgs<double>&, double);
+template void rms_norm_backward<double>(const char*, Device, const RmsNormBackwardArgs<double>&);
+template void layer_norm_forward<double>(const char*, Device, const LayerNormArgs<double>&, double);
+template void layer_norm_backward<double>(const char*, Device, const LayerNormBackwardArgs<double>&);
+template void rope_forward<double>(const char*, Device, const RopeArgs<double>&);
+template void rope_backward<double>(const char*, Device, const RopeBackwardArgs<double>&);
+template void topk_forward<double>(const char*, Device, const TopkArgs<double>&);
+template void topk_backward<double>(const char*, Device, const TopkBackwardArgs<double>&);
+template void argmax_forward<double>(const char*, Device, const ArgmaxArgs<double>&);
+template void index_select_forward<double, int32_t>(const char*, Device, const IndexSelectArgs<double, int32_t>&);
+template void index_select_forward<double, int64_t>(const char*, Device, const IndexSelectArgs<double, int64_t>&);
+template void index_add_forward<double, int32_t>(const char*, Device, const IndexAddArgs<double, int32_t>&);
+template void index_add_forward<double, int64_t>(const char*, Device, const IndexAddArgs<double, int64_t>&);
+template void gather_forward<double, int32_t>(const char*, Device, const GatherArgs<double, int32_t>&);
+template void gather_forward<double, int64_t>(const char*, Device, const GatherArgs<double, int64_t>&);
+template void scatter_add_forward<double, int32_t>(const char*, Device, const ScatterAddArgs<double, int32_t>&);
+template void scatter_add_forward<double, int64_t>(const char*, Device, const ScatterAddArgs<double, int64_t>&);
+template void attention_forward<double>(const char*, Device, const AttentionArgs&, const double*, const double*, const double*, double*, double*);
+template void attention_backward<double>(const char*, Device, const AttentionArgs&, const double*, const double*, const double*, const double*, const double*, const double*, double*, double*, double*);
 
 template void strided_copy<uint8_t>(const char*, Device, const StridedCopyArgs<uint8_t>&);
 template void strided_copy<uint16_t>(const char*, Device, const StridedCopyArgs<uint16_t>&);

@@ -24,8 +24,11 @@
 #include "cuda/attention.h"
 #include "cuda/emu/emu.h"
 #include "ops/cpu/attention.h"
+#include "tests/cuda/emu_test_util.h"
 
 using sg::emu::LaneOrder;
+
+using sg::test::emu::random_values;
 
 namespace {
 
@@ -37,13 +40,6 @@ struct Case {
   bool packed;        // causal packed sequences: first_key from segments of each batch row
   bool cache_layout;  // q stored [B, S, H, D], k and v [B, Tmax, Hkv, D] with Tmax > T (a KV cache, read in place)
 };
-
-std::vector<float> random_values(size_t n, uint64_t seed, float lo, float hi) {
-  sg::Rng rng(seed);
-  std::vector<float> v(n);
-  for (float& x : v) x = (float)(lo + (hi - lo) * rng.uniform());
-  return v;
-}
 
 // max over entries of |x − ref| / (|ref| + max|ref|): ≤ 1e-5 passes (see the top of the file).
 double scaled_err(const std::vector<float>& x, const std::vector<float>& ref) {

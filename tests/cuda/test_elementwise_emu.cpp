@@ -12,23 +12,14 @@
 #include "cuda/emu/emu.h"
 #include "ops/cpu/elementwise.h"
 #include "ops/cpu/runtime.h"
+#include "tests/cuda/emu_test_util.h"
 
 using sg::emu::LaneOrder;
 
+using sg::test::emu::random_values;
+using sg::test::emu::NaiveScope;
+
 namespace {
-
-std::vector<float> random_values(int64_t n, uint64_t seed, float lo, float hi) {
-  sg::Rng rng(seed);
-  std::vector<float> v((size_t)n);
-  for (float& x : v) x = (float)(lo + (hi - lo) * rng.uniform());
-  return v;
-}
-
-struct NaiveScope {
-  bool saved = sg::naive_kernels();
-  explicit NaiveScope(bool on) { sg::set_naive_kernels(on); }
-  ~NaiveScope() { sg::set_naive_kernels(saved); }
-};
 
 double max_rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
   double m = 0;

@@ -25,17 +25,16 @@
 #include "ops/cpu/runtime.h"
 #include "ops/fp8.h"
 #include "tests/test_util.h"
+#include "tests/cuda/emu_test_util.h"
 
 using sg::emu::LaneOrder;
 using sg::test::error_of;
 
+using sg::test::emu::same_bits;
+
 namespace {
 
 constexpr LaneOrder kOrders[] = {LaneOrder::forward, LaneOrder::reverse};
-
-template <class T> bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
-}
 
 // Random signed values with magnitudes log-uniform over 10^lo .. 10^hi: tiles whose small entries land on
 // E4M3 subnormal codes (|x / scale| < 2^-6) and on zero, as well as on normal codes.

@@ -19,21 +19,14 @@
 #include "cuda/softmax.h"
 #include "ops/cpu/nn.h"
 #include "tests/test_util.h"
+#include "tests/cuda/emu_test_util.h"
 
 using sg::emu::LaneOrder;
 
+using sg::test::emu::random_values;
+using sg::test::emu::same_bits;
+
 namespace {
-
-std::vector<float> random_values(int64_t n, uint64_t seed, float lo, float hi) {
-  sg::Rng rng(seed);
-  std::vector<float> v((size_t)n);
-  for (float& x : v) x = (float)rng.uniform(lo, hi);
-  return v;
-}
-
-template <class T> bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
-}
 
 constexpr double kTol = 4e-6;
 

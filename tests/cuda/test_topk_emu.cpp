@@ -15,8 +15,12 @@
 #include "ops/cpu/nn.h"
 #include "ops/cpu/runtime.h"
 #include "tests/test_util.h"
+#include "tests/cuda/emu_test_util.h"
 
 using sg::emu::LaneOrder;
+
+using sg::test::emu::same_bits;
+using sg::test::emu::NaiveScope;
 
 namespace {
 
@@ -33,16 +37,6 @@ std::vector<float> tied_values(int64_t n, uint64_t seed, bool specials) {
   }
   return v;
 }
-
-template <class T> bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
-}
-
-struct NaiveScope {
-  bool saved = sg::naive_kernels();
-  explicit NaiveScope(bool on) { sg::set_naive_kernels(on); }
-  ~NaiveScope() { sg::set_naive_kernels(saved); }
-};
 
 void check_topk(int64_t rows, int64_t n, int64_t k, bool specials, uint64_t seed) {
   CAPTURE(rows);
