@@ -2,6 +2,7 @@
 #include "autograd/device.h"
 
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -33,6 +34,31 @@ std::atomic<bool>& emulation_setting() {
 
 bool cuda_emulation() { return emulation_setting().load(std::memory_order_relaxed); }
 void set_cuda_emulation(bool on) { emulation_setting() = on; }
+
+Device parse_device(const std::string& name, const std::string& where) {
+  if (name == "cpu") return Device::CPU;
+  if (name == "cuda") {
+    if (!cuda_emulation() && !cuda::available())
+      throw std::runtime_error(where + ": device 'cuda' but this " +
+                               std::string(cuda::device_count() > 0 ? "build has no CUDA backend"
+                                                                    : "machine has no CUDA device (or the build has no CUDA backend)") +
+                               "; SEEKGRAD_CUDA_EMU=1 runs the CUDA kernels in the CPU emulator (slow: for checking, "
+                               "not for speed), or use device 'cpu'");
+    return Device::CUDA;
+  }
+  if (name == "metal") throw std::runtime_error(where + ": device 'metal': this build has no Metal backend");
+  throw std::runtime_error(where + ": device '" + name + "' is not one of cpu, cuda");
+}
+
+std::string describe_device(Device d) {
+  if (d != Device::CUDA) return device_name(d);
+  if (cuda_emulation()) return "cuda (emulated on the CPU: SEEKGRAD_CUDA_EMU)";
+  const cuda::DeviceProperties p = cuda::device_properties(0);
+  char mem[32];
+  std::snprintf(mem, sizeof mem, "%.1f GiB", (double)p.memory_bytes / (1024.0 * 1024.0 * 1024.0));
+  return "cuda: " + p.name + " (sm_" + std::to_string(p.major) + std::to_string(p.minor) + ", " +
+         std::to_string(p.sm_count) + " SMs, " + mem + ")";
+}
 
 const char* memory_pool_name(MemoryPool p) {
   switch (p) {

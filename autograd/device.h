@@ -21,11 +21,19 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 namespace sg {
 
 enum class Device : uint8_t { CPU, CUDA, Metal };
 const char* device_name(Device d);   // "cpu", "cuda", "metal"
+
+// "cpu" -> CPU, "cuda" -> CUDA (a config's or a flag's value); anything else throws naming `where` and the choices.
+// Asking for cuda checks that it can run: a GPU is present, or the emulation is on — else the error says how to get
+// one ("... no CUDA device ...; SEEKGRAD_CUDA_EMU=1 runs the CUDA kernels in the CPU emulator").
+Device parse_device(const std::string& name, const std::string& where);
+// One line for logs: "cpu", "cuda: NVIDIA H100 80GB HBM3 (132 SMs, 79.1 GiB)", "cuda (emulated on the CPU)".
+std::string describe_device(Device d);
 
 // The CUDA emulation switch (process-wide; read from SEEKGRAD_CUDA_EMU the first time it is asked).
 bool cuda_emulation();

@@ -21,10 +21,11 @@ const char* attention_kind(int64_t n_heads, int64_t n_kv_heads) {
 
 // ---- the cache ---------------------------------------------------------------------------------
 
-KVCache::KVCache(int64_t max_batch_size_, int64_t max_seq_len_, int64_t n_kv_heads_, int64_t head_dim_, DType dtype)
+KVCache::KVCache(int64_t max_batch_size_, int64_t max_seq_len_, int64_t n_kv_heads_, int64_t head_dim_, DType dtype,
+                 Device device)
     : max_batch_size(max_batch_size_), max_seq_len(max_seq_len_), n_kv_heads(n_kv_heads_), head_dim(head_dim_) {
-  k = Tensor::zeros({max_batch_size, max_seq_len, n_kv_heads, head_dim}, dtype);
-  v = Tensor::zeros({max_batch_size, max_seq_len, n_kv_heads, head_dim}, dtype);
+  k = Tensor::zeros({max_batch_size, max_seq_len, n_kv_heads, head_dim}, dtype, device);
+  v = Tensor::zeros({max_batch_size, max_seq_len, n_kv_heads, head_dim}, dtype, device);
 }
 
 int64_t KVCache::bytes_per_token() const {

@@ -47,7 +47,8 @@ struct KVCache {
   Tensor v;  // [max_batch_size, max_seq_len, Hkv, hd]
 
   KVCache() = default;
-  KVCache(int64_t max_batch_size, int64_t max_seq_len, int64_t n_kv_heads, int64_t head_dim, DType dtype = DType::f32);
+  KVCache(int64_t max_batch_size, int64_t max_seq_len, int64_t n_kv_heads, int64_t head_dim, DType dtype = DType::f32,
+          Device device = Device::CPU);
   // One layer, one sequence: 2 · Hkv · hd · element size (sizeof(float) for the f32 cache).
   int64_t bytes_per_token() const;
   int64_t bytes() const;  // everything allocated

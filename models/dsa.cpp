@@ -27,8 +27,9 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 
 std::string described(const Tensor& t) { return t.defined() ? t.describe() : std::string("(undefined)"); }
 
-// Additive causal mask [S, T]: −inf where key position key_start + t > query position start_pos + s.
-Tensor causal_mask(int64_t S, int64_t T, int64_t key_start, int64_t start_pos, DType dtype) {
+// Additive causal mask [S, T]: −inf where key position key_start + t > query position start_pos + s. Built on
+// the host (S·T values) and moved to `device`, where the scores are.
+Tensor causal_mask(int64_t S, int64_t T, int64_t key_start, int64_t start_pos, DType dtype, Device device) {
   Tensor mask = Tensor::zeros({S, T}, dtype);
   dispatch_float(dtype, "dsa", [&]<class T_>() {
     T_* m = mask.data<T_>();
@@ -36,7 +37,7 @@ Tensor causal_mask(int64_t S, int64_t T, int64_t key_start, int64_t start_pos, D
       for (int64_t t = 0; t < T; t++)
         if (key_start + t > start_pos + s) m[s * T + t] = -std::numeric_limits<T_>::infinity();
   });
-  return mask;
+  return mask.to(device);
 }
 
 // RoPE (half-split) on the FIRST dr dims of the last axis, the rest passed through: the indexer's layout.
@@ -47,10 +48,12 @@ Tensor rope_first(const Tensor& x, int64_t dr, const Tensor& cos, const Tensor& 
 }
 
 // A tensor's numbers in row-major order, read through a contiguous copy with a plain loop (the generic
-// Tensor::to_f64_vector walks the strides element by element; these tensors can be [B,S,T]).
+// Tensor::to_f64_vector walks the strides element by element; these tensors can be [B,S,T]). A device tensor is
+// made contiguous there and copied to the host: the selection's bookkeeping (which slots are causal, the recall)
+// is host code over B·S·k numbers.
 std::vector<double> values_of(const Tensor& t) {
   NoGradGuard no_grad;
-  Tensor c = t.is_contiguous() ? t.detach() : contiguous(t.detach());
+  Tensor c = (t.is_contiguous() ? t.detach() : contiguous(t.detach())).to(Device::CPU);
   std::vector<double> out(c.numel());
   dispatch_float(c.dtype(), "dsa", [&]<class T>() {
     const T* p = c.data<T>();
@@ -60,22 +63,23 @@ std::vector<double> values_of(const Tensor& t) {
 }
 
 std::vector<int64_t> slots_of(const Tensor& t) {
-  if (t.dtype() != DType::i64 || !t.is_contiguous()) return t.to_i64_vector();
+  if (t.dtype() != DType::i64 || !t.is_contiguous() || t.device() != Device::CPU) return t.to_i64_vector();
   const int64_t* p = t.data<int64_t>();
   return std::vector<int64_t>(p, p + t.numel());
 }
 
-// 1 where a score is −inf (an excluded entry), 0 elsewhere (for masked_fill): scores' shape and dtype.
+// 1 where a score is −inf (an excluded entry), 0 elsewhere (for masked_fill): scores' shape, dtype and device
+// (made on the host from the scores' values).
 Tensor excluded_mask(const Tensor& scores) {
   NoGradGuard no_grad;
-  Tensor c = scores.is_contiguous() ? scores.detach() : contiguous(scores.detach());
+  Tensor c = (scores.is_contiguous() ? scores.detach() : contiguous(scores.detach())).to(Device::CPU);
   Tensor m = Tensor::empty(c.shape(), c.dtype());
   dispatch_float(c.dtype(), "dsa", [&]<class T>() {
     const T* p = c.data<T>();
     T* q = m.data<T>();
     for (int64_t i = 0; i < c.numel(); i++) q[i] = std::isinf(p[i]) && p[i] < 0 ? T(1) : T(0);
   });
-  return m;
+  return m.to(scores.device());
 }
 
 }  // namespace
@@ -90,19 +94,19 @@ Tensor LayerNorm::forward(const Tensor& x) const { return layer_norm(x, weight, 
 
 // ---- caches --------------------------------------------------------------------------------------------
 
-IndexerCache::IndexerCache(const ModelArgs& a, int64_t max_batch_size_, int64_t max_seq_len_, DType dtype)
+IndexerCache::IndexerCache(const ModelArgs& a, int64_t max_batch_size_, int64_t max_seq_len_, DType dtype,
+                           Device device)
     : max_batch_size(max_batch_size_), max_seq_len(max_seq_len_), fp8(a.index_fp8) {
   if (max_batch_size <= 0 || max_seq_len <= 0)
     throw std::runtime_error("[dsa] IndexerCache needs max_batch_size and max_seq_len > 0, got " +
                              std::to_string(max_batch_size) + " and " + std::to_string(max_seq_len));
   if (!fp8) {
-    k_cache = Tensor::zeros({max_batch_size, max_seq_len, a.index_head_dim}, dtype);
+    k_cache = Tensor::zeros({max_batch_size, max_seq_len, a.index_head_dim}, dtype, device);
     return;
   }
   const int64_t nb = cpu::fp8_num_blocks(a.index_head_dim, Indexer::kQuantBlock);
-  k_cache = Tensor::empty({max_batch_size, max_seq_len, a.index_head_dim}, DType::f8e4m3);
-  std::fill(k_cache.fp8_codes(), k_cache.fp8_codes() + k_cache.numel(), uint8_t(0));  // E4M3 +0
-  k_scale_cache = Tensor::zeros({max_batch_size, max_seq_len, nb}, DType::f32);
+  k_cache = Tensor::zeros({max_batch_size, max_seq_len, a.index_head_dim}, DType::f8e4m3, device);  // E4M3 +0
+  k_scale_cache = Tensor::zeros({max_batch_size, max_seq_len, nb}, DType::f32, device);
 }
 
 int64_t IndexerCache::bytes_per_token() const {
@@ -112,8 +116,9 @@ int64_t IndexerCache::bytes_per_token() const {
   return b;
 }
 
-DSACache::DSACache(const ModelArgs& a, int64_t max_batch_size, int64_t max_seq_len, DType dtype)
-    : mla(a, MLAMode::absorbed, max_batch_size, max_seq_len, dtype), indexer(a, max_batch_size, max_seq_len, dtype) {}
+DSACache::DSACache(const ModelArgs& a, int64_t max_batch_size, int64_t max_seq_len, DType dtype, Device device)
+    : mla(a, MLAMode::absorbed, max_batch_size, max_seq_len, dtype, device),
+      indexer(a, max_batch_size, max_seq_len, dtype, device) {}
 
 int64_t DSACache::bytes_per_token() const { return mla.bytes_per_token() + indexer.bytes_per_token(); }
 
@@ -280,7 +285,7 @@ Tensor Indexer::compute_scores(const Tensor& x, const Tensor& qr, int64_t start_
                                 key_codes + b * key_rows * dI, key_scales + b * key_rows * nb, S, HI, dI, T,
                                 kQuantBlock, I.data<float>() + b * S * T);
     if (x.dtype() != DType::f32) I = to_dtype(I, x.dtype());
-    return add(I, causal_mask(S, T, key_start, start_pos, I.dtype()));
+    return add(I, causal_mask(S, T, key_start, start_pos, I.dtype(), I.device()));
   }
   Tensor keys = k;  // [B,T,d_I]
   int64_t key_start = start_pos;
@@ -294,7 +299,7 @@ Tensor Indexer::compute_scores(const Tensor& x, const Tensor& qr, int64_t start_
   Tensor dots = reshape(matmul(reshape(q, {B, S * HI, dI}), transpose(keys, 1, 2)), {B, S, HI, T});
   // I [B,S,T] = Σ_j w_j ReLU(dots_j): a [1, H_I] · [H_I, T] product per query
   Tensor I = reshape(matmul(unsqueeze(w, 2), relu(dots)), {B, S, T});
-  return add(I, causal_mask(S, T, key_start, start_pos, I.dtype()));
+  return add(I, causal_mask(S, T, key_start, start_pos, I.dtype(), I.device()));
 }
 
 Tensor Indexer::forward(const Tensor& x, const Tensor& qr, int64_t start_pos, const RopeTable& rope,
@@ -314,7 +319,7 @@ Tensor select_topk(const Tensor& index_scores, int64_t k) {
   std::vector<int64_t> slots = slots_of(best.indices);
   for (size_t i = 0; i < slots.size(); i++)
     if (std::isinf(values[i]) && values[i] < 0) slots[i] = -1;  // a future key: fewer than k are causal
-  return Tensor::from_vector(slots, {B, S, kk});
+  return Tensor::from_vector(slots, {B, S, kk}).to(index_scores.device());
 }
 
 // ---- DSA -----------------------------------------------------------------------------------------------
@@ -435,9 +440,11 @@ DSAStep attend_selected(const DSA& m, const MLAProjection& P, int64_t start_pos,
       step.attended_per_query[b * S + s] = used;
       step.attended += used;
     }
-  Tensor row_index = Tensor::from_vector(rows, {B * S * k});
+  const Device device = kv_rows.device();
+  Tensor row_index = Tensor::from_vector(rows, {B * S * k}).to(device);
   Tensor mask = Tensor::from_vector(slot_mask, {B, S, 1, k});
   if (dtype != DType::f64) mask = to_dtype(mask, dtype);
+  mask = mask.to(device);
 
   // Gather the selected rows, kv_sel [B,S,k,r+dr] (whole rows of a contiguous table: gathering from a
   // column-narrowed view would copy the table), then MLA's absorbed core over the k slots.
@@ -445,7 +452,7 @@ DSAStep attend_selected(const DSA& m, const MLAProjection& P, int64_t start_pos,
   MLAAttention att = mla.absorbed_attention(P, kv_sel, key_start, start_pos, mask, /*keep_probs=*/true);
   step.out = att.out;
   step.qr = P.qr;
-  step.indices = indices.dtype() == DType::i64 ? indices : Tensor::from_vector(idx, indices.shape());
+  step.indices = indices.dtype() == DType::i64 ? indices : Tensor::from_vector(idx, indices.shape()).to(device);
   step.probs = att.probs.detach();  // [B,S,H,k]
   return step;
 }
@@ -551,8 +558,9 @@ Tensor indexer_sparse_kl(const Tensor& index_scores, const Tensor& indices, cons
       idx[i] = 0;
       unused[i] = 1.0;
     }
-  Tensor I_sel = gather(index_scores, 2, Tensor::from_vector(idx, indices.shape()));
-  I_sel = masked_fill(I_sel, Tensor::from_vector(unused, indices.shape()), -kInf);
+  const Device device = index_scores.device();
+  Tensor I_sel = gather(index_scores, 2, Tensor::from_vector(idx, indices.shape()).to(device));
+  I_sel = masked_fill(I_sel, Tensor::from_vector(unused, indices.shape()).to(device), -kInf);
   // p_{S_t} = Σ_h probs over the slots, L1-normalised (each head already sums to 1, so this is the head mean).
   Tensor target;
   {

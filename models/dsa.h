@@ -92,7 +92,8 @@ struct IndexerCache {
 
   IndexerCache() = default;
   // dtype: the fp32 cache's dtype (the model's); the fp8 cache is f8e4m3 + f32 whatever the model's dtype.
-  IndexerCache(const ModelArgs& args, int64_t max_batch_size, int64_t max_seq_len, DType dtype = DType::f32);
+  IndexerCache(const ModelArgs& args, int64_t max_batch_size, int64_t max_seq_len, DType dtype = DType::f32,
+               Device device = Device::CPU);
   // per layer and sequence: fp8: d_I × 1 + ceil(d_I/128) × 4 bytes; fp32: d_I × the element size
   int64_t bytes_per_token() const;
 };
@@ -143,7 +144,8 @@ struct DSACache {
   IndexerCache indexer;  // fp8: k_cache [B,Smax,d_I] f8e4m3 + k_scale_cache [B,Smax,nb] f32; fp32: k_cache [B,Smax,d_I]
 
   DSACache() = default;
-  DSACache(const ModelArgs& args, int64_t max_batch_size, int64_t max_seq_len, DType dtype = DType::f32);
+  DSACache(const ModelArgs& args, int64_t max_batch_size, int64_t max_seq_len, DType dtype = DType::f32,
+           Device device = Device::CPU);
   int64_t bytes_per_token() const;  // MLA's (r_kv + dr) × the element size + the indexer's, per layer and sequence
 };
 

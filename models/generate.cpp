@@ -134,15 +134,19 @@ std::vector<int64_t> generate(Transformer& model, const std::vector<int64_t>& pr
 }
 
 // Moves cache row from[j] to row j, positions [0, len), for j = 0.. in order (from is increasing and
-// from[j] >= j, so a row is read before anything is written over it). buf: [max_batch, max_seq, ...].
+// from[j] >= j, so a row is read before anything is written over it). buf: [max_batch, max_seq, ...], contiguous,
+// on any device: each row's first len positions are one run of bytes, copied where the cache lives (memcpy on the
+// host, a device-to-device copy on a GPU — whatever the dtype, fp8 codes included).
 static void compact_rows(const Tensor& buf, const std::vector<int64_t>& from, int64_t len) {
   if (!buf.defined()) return;
+  if (!buf.is_contiguous()) throw std::runtime_error("[generate_batch] a cache buffer " + buf.describe() + " is not contiguous");
   const int64_t per_pos = buf.numel() / (buf.size(0) * buf.size(1));
   const size_t bytes = (size_t)(len * per_pos) * dtype_size(buf.dtype());
   const size_t row_stride = (size_t)(buf.size(1) * per_pos) * dtype_size(buf.dtype());
-  char* base = static_cast<char*>(buf.raw_data());
+  const MemoryPool pool = buf.impl()->storage->pool;
+  char* base = static_cast<char*>(buf.raw_device_data());
   for (size_t j = 0; j < from.size(); j++)
-    if (from[j] != (int64_t)j) std::memmove(base + j * row_stride, base + (size_t)from[j] * row_stride, bytes);
+    if (from[j] != (int64_t)j) copy_memory(pool, base + j * row_stride, pool, base + (size_t)from[j] * row_stride, bytes);
 }
 
 static void compact_cache(TransformerCache& cache, const std::vector<int64_t>& from) {

@@ -26,17 +26,18 @@ int64_t mla_cache_values_per_token(const ModelArgs& a, MLAMode mode) {
 
 // ---- the cache ---------------------------------------------------------------------------------
 
-MLACache::MLACache(const ModelArgs& a, MLAMode mode_, int64_t max_batch_size_, int64_t max_seq_len_, DType dtype)
+MLACache::MLACache(const ModelArgs& a, MLAMode mode_, int64_t max_batch_size_, int64_t max_seq_len_, DType dtype,
+                   Device device)
     : mode(mode_), max_batch_size(max_batch_size_), max_seq_len(max_seq_len_) {
   if (max_batch_size <= 0 || max_seq_len <= 0)
     throw std::runtime_error("[mla] MLACache needs max_batch_size and max_seq_len > 0, got " +
                              std::to_string(max_batch_size) + " and " + std::to_string(max_seq_len));
   if (mode == MLAMode::naive) {
-    k_cache = Tensor::zeros({max_batch_size, max_seq_len, a.n_heads, a.qk_head_dim()}, dtype);
-    v_cache = Tensor::zeros({max_batch_size, max_seq_len, a.n_heads, a.v_head_dim}, dtype);
+    k_cache = Tensor::zeros({max_batch_size, max_seq_len, a.n_heads, a.qk_head_dim()}, dtype, device);
+    v_cache = Tensor::zeros({max_batch_size, max_seq_len, a.n_heads, a.v_head_dim}, dtype, device);
   } else {
     kv_lora_rank = a.kv_lora_rank;
-    kv = Tensor::zeros({max_batch_size, max_seq_len, a.kv_lora_rank + a.qk_rope_head_dim}, dtype);
+    kv = Tensor::zeros({max_batch_size, max_seq_len, a.kv_lora_rank + a.qk_rope_head_dim}, dtype, device);
   }
 }
 

@@ -69,7 +69,8 @@ struct MLACache {
 
   MLACache() = default;
   // Zero-filled buffers for the mode's layout (the other mode's tensors stay undefined).
-  MLACache(const ModelArgs& args, MLAMode mode, int64_t max_batch_size, int64_t max_seq_len, DType dtype = DType::f32);
+  MLACache(const ModelArgs& args, MLAMode mode, int64_t max_batch_size, int64_t max_seq_len, DType dtype = DType::f32,
+           Device device = Device::CPU);
   int64_t values_per_token() const;  // per layer, per sequence
   int64_t bytes_per_token() const;   // values_per_token × the element size
   int64_t bytes() const;             // everything allocated

@@ -78,6 +78,22 @@ struct Module {
     }
     return out;
   }
+  // Moves every parameter and buffer to `device`: each tensor is replaced by its copy there (Tensor::to), its
+  // requires_grad and ParamKind kept, so an optimizer built AFTERWARDS sees the moved tensors (one built before
+  // holds pointers to the same Tensor objects, but its moments stay where they were made). Gradients are not
+  // moved (zero_grad first). A module with device-side tables of its own (the rope table) moves them itself:
+  // Transformer::to.
+  void move_parameters_to(Device device) {
+    for (auto& [name, p] : named_parameters_and_buffers()) {
+      if (!p->defined() || p->device() == device) continue;
+      const bool grad = p->requires_grad();
+      const ParamKind kind = p->param_kind();
+      Tensor t = p->detach().to(device);
+      if (grad) t.requires_grad_();
+      t.set_param_kind(kind);
+      *p = t;
+    }
+  }
   // Elements over the parameters (buffers are not parameters).
   int64_t num_parameters() {
     int64_t n = 0;

@@ -126,10 +126,17 @@ void Gate::update_bias(const std::vector<int64_t>& load, double gamma) {
   double mean = 0;
   for (int64_t l : load) mean += (double)l;
   mean /= (double)load.size();
+  // N_r numbers, updated on the host and copied back in place (the bias may live on a device; an optimizer or a
+  // checkpoint holding this tensor sees the new values).
+  Tensor host = bias.device() == Device::CPU ? bias : bias.to(Device::CPU);
   for (int64_t i = 0; i < n_experts(); i++) {
     double d = mean - (double)load[i];
     double sign = d > 0 ? 1.0 : d < 0 ? -1.0 : 0.0;
-    bias.set_at({i}, bias.at({i}) + gamma * sign);
+    host.set_at({i}, host.at({i}) + gamma * sign);
+  }
+  if (!host.same(bias)) {
+    NoGradGuard no_grad;
+    copy_into(bias, host.to(bias.device()));
   }
 }
 

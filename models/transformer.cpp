@@ -232,7 +232,7 @@ Tensor Transformer::hidden(const Tensor& tokens, int64_t start_pos, TransformerC
   Tensor h;
   {
     ScopeGuard s("embed");
-    h = embed.forward(tokens);  // [B,S,d]
+    h = embed.forward(tokens.to(device()));  // [B,S,d] (host tokens are moved to the model's device)
   }
   if (aux) aux->assign(layers.size(), BlockAux{});
   for (size_t i = 0; i < layers.size(); i++) {
@@ -272,7 +272,7 @@ Tensor Transformer::mtp_forward(int64_t k, const Tensor& next_tokens, const Tens
   Tensor e;
   {
     ScopeGuard se("embed");
-    e = embed.forward(next_tokens);
+    e = embed.forward(next_tokens.to(device()));
   }
   return mtp[k]->forward(e, h_prev, start_pos, rope, cache ? &cache->mtp[k] : nullptr, aux, train, segment_ids);
 }
@@ -295,7 +295,9 @@ LossOutput Transformer::loss(const Tensor& tokens, const Tensor& targets, double
   return loss(tokens, targets, o);
 }
 
-LossOutput Transformer::loss(const Tensor& tokens, const Tensor& targets, const LossOptions& options) const {
+LossOutput Transformer::loss(const Tensor& tokens_in, const Tensor& targets_in, const LossOptions& options) const {
+  const Tensor tokens = tokens_in.defined() ? tokens_in.to(device()) : tokens_in;  // host inputs are fine
+  const Tensor targets = targets_in.defined() ? targets_in.to(device()) : targets_in;
   const double mtp_lambda = options.mtp_lambda, balance_alpha = options.balance_alpha;
   const TrainForward* train = options.train.dsa ? &options.train : nullptr;
   if (!targets.defined() || targets.shape() != tokens.shape() || targets.dtype() != DType::i64)
@@ -338,7 +340,7 @@ LossOutput Transformer::loss(const Tensor& tokens, const Tensor& targets, const 
       for (int64_t b = 0; b < tokens.size(0); b++)
         for (int64_t i = 0; i < L; i++)
           if (ids[b * S + i] != ids[b * S + i + d]) t[b * L + i] = -100;
-      tgt = Tensor::from_vector(t, tgt.shape());
+      tgt = Tensor::from_vector(t, tgt.shape()).to(device());
     }
     BlockAux mtp_aux;
     Tensor hk = mtp_forward(k, next, slice(h_prev, 1, 0, L), 0, nullptr, &mtp_aux, train, seg_k);
@@ -365,7 +367,7 @@ LossOutput Transformer::loss(const Tensor& tokens, const Tensor& targets, const 
     out.balance_loss = mul(bal, 1.0 / (double)ran.size());
     total = add(total, out.balance_loss);
   } else {
-    out.balance_loss = Tensor::scalar(0.0, dtype);
+    out.balance_loss = Tensor::scalar(0.0, dtype, device());
   }
   for (const MoEOutput& m : ran) out.expert_loads.push_back(m.stats.tokens_per_expert);
   if (!dsa_ran.empty()) {
@@ -428,6 +430,12 @@ void Transformer::update_gate_biases(const std::vector<std::vector<int64_t>>& lo
     if (blocks[i]->gate.bias.defined() && !loads[i].empty()) blocks[i]->gate.update_bias(loads[i], gamma);
 }
 
+void Transformer::to(Device d) {
+  move_parameters_to(d);
+  rope.cos = rope.cos.to(d);
+  rope.sin = rope.sin.to(d);
+}
+
 std::unique_ptr<TransformerCache> Transformer::make_cache(int64_t batch, int64_t max_len) const {
   if (batch <= 0 || max_len <= 0 || max_len > args.max_seq_len)
     fail("make_cache(batch " + std::to_string(batch) + ", max_len " + std::to_string(max_len) +
@@ -439,9 +447,9 @@ std::unique_ptr<TransformerCache> Transformer::make_cache(int64_t batch, int64_t
   auto block_cache = [&](const Block& b) {
     BlockCache bc;
     if (b.dsa)
-      bc.dsa = DSACache(args, batch, max_len, dtype);
+      bc.dsa = DSACache(args, batch, max_len, dtype, device());
     else
-      bc.attn = MLACache(args, b.attn_mode, batch, max_len, dtype);
+      bc.attn = MLACache(args, b.attn_mode, batch, max_len, dtype, device());
     return bc;
   };
   for (auto& b : layers) c->layers.push_back(block_cache(*b));

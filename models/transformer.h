@@ -207,8 +207,14 @@ struct Transformer : Module {
   // summed (add_expert_loads) — as DeepSeek-V3 updates the bias at the end of each step.
   void update_gate_biases(const std::vector<std::vector<int64_t>>& loads, double gamma);
 
+  // Every parameter, buffer and the rope table to `device` (Module::move_parameters_to); the model's forward,
+  // loss and caches then run there. Inputs (tokens, targets, segment ids) may stay on the host: forward and
+  // loss move them to device() (a few bytes per token).
+  void to(Device device);
+  Device device() const { return embed.weight.defined() ? embed.weight.device() : Device::CPU; }
+
   // Zero-filled caches for every block and MTP module, in the blocks' attn_mode (absorbed unless
-  // set_attn_mode() said otherwise). max_len <= args.max_seq_len.
+  // set_attn_mode() said otherwise), on the model's device(). max_len <= args.max_seq_len.
   std::unique_ptr<TransformerCache> make_cache(int64_t batch, int64_t max_len) const;
   void set_attn_mode(MLAMode mode);  // every block (main and MTP); caches made before no longer fit
 

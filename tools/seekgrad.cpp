@@ -42,6 +42,10 @@ int main(int argc, char** argv) {
       "GRPO -> EXPORT of the tiny DeepSeek config, ending with the held-out accuracy of each stage");
   std::string pipeline_config = "configs/tiny.yaml";
   pipeline->add_option("--config", pipeline_config, "pipeline config (YAML)");
+  std::string pipeline_device;
+  pipeline->add_option("--device", pipeline_device,
+                       "override train.device: cpu, or cuda (a GPU; SEEKGRAD_CUDA_EMU=1 runs the CUDA kernels in the CPU emulator)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
 
   // ---- train ----
   auto* train = app.add_subcommand("train", "Pretrain a model from a YAML config (resumes from <out_dir>/checkpoint)");
@@ -49,6 +53,10 @@ int main(int argc, char** argv) {
   int train_steps = 0;
   train->add_option("--config", train_config, "YAML config (model: + train: sections)")->required();
   train->add_option("--steps", train_steps, "override train.steps");
+  std::string train_device;
+  train->add_option("--device", train_device,
+                    "override train.device: cpu, or cuda (a GPU; SEEKGRAD_CUDA_EMU=1 runs the CUDA kernels in the CPU emulator)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
 
   // ---- bench ----
   auto* bench = app.add_subcommand("bench", "Benchmarks (GFLOP/s, GB/s vs this machine's measured ceilings)");
@@ -130,9 +138,9 @@ int main(int argc, char** argv) {
       std::string text = ch1.str();
       std::cout << text.substr(text.rfind("   loss ")) << "\n";
       if (rc != 0) return rc;
-      return sg::run_pipeline(pipeline_config);
+      return sg::run_pipeline(pipeline_config, pipeline_device);
     }
-    if (train->parsed()) return sg::run_train(train_config, train_steps);
+    if (train->parsed()) return sg::run_train(train_config, train_steps, train_device);
     if (bench_tr->parsed()) return sg::bench::bench_train(bench_config, bench_train_json, bench_steps);
     if (bench_gemm->parsed()) return sg::bench::bench_gemm(gemm_opt);
     if (bench_ops->parsed()) return sg::bench::bench_ops(ops_opt);

@@ -8,7 +8,9 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "autograd/node.h"
 #include "models/safetensors.h"
+#include "ops/shape.h"
 
 namespace fs = std::filesystem;
 
@@ -26,9 +28,7 @@ constexpr const char* kStateFile = "trainer_state.json";
 
 StTensor param_tensor(const std::string& name, const Tensor* p) {
   if (!p || !p->defined()) throw std::runtime_error("[checkpoint] parameter '" + name + "' is not a tensor");
-  if (p->device() != Device::CPU)
-    throw std::runtime_error("[checkpoint] parameter '" + name + "' is on " + device_name(p->device()) +
-                             "; copy it to the CPU first");
+  // (A parameter on a device is read back to the host: to_f32_vector / to_f64_vector copy it.)
   if (p->dtype() == DType::f32) {
     std::vector<float> v = p->to_f32_vector();
     return from_f32(name, p->shape(), v.data());
@@ -166,8 +166,8 @@ void load_checkpoint(const std::string& dir_str, const NamedParameters& params, 
     if (p->dtype() != DType::f32 && p->dtype() != DType::f64)
       throw std::runtime_error("[checkpoint] parameter '" + name + "' is " + p->describe() +
                                "; checkpoints hold f32 or f64 parameters");
-    if (!p->is_contiguous() || p->device() != Device::CPU)
-      throw std::runtime_error("[checkpoint] parameter '" + name + "' must be a contiguous CPU tensor to load into");
+    if (!p->is_contiguous())
+      throw std::runtime_error("[checkpoint] parameter '" + name + "' must be a contiguous tensor to load into");
     if (t->dtype == StDType::F8_E4M3 || t->dtype == StDType::F8_E5M2)
       fail(model_path.string(), "tensor '" + name + "' is FP8; checkpoints hold f32 parameters");
   }
@@ -198,6 +198,19 @@ void load_checkpoint(const std::string& dir_str, const NamedParameters& params, 
   }
   for (const auto& [name, p] : params) {
     const StTensor& t = *model.find(name);
+    if (p->device() != Device::CPU) {  // through a host tensor, copied in place (handles held elsewhere see it)
+      Tensor host = Tensor::empty(p->shape(), p->dtype());
+      if (p->dtype() == DType::f32) {
+        std::vector<float> v = to_f32(t);
+        std::memcpy(host.data<float>(), v.data(), v.size() * sizeof(float));
+      } else {
+        std::vector<double> v = to_f64(t);
+        std::memcpy(host.data<double>(), v.data(), v.size() * sizeof(double));
+      }
+      NoGradGuard no_grad;
+      copy_into(*p, host.to(p->device()));
+      continue;
+    }
     if (p->dtype() == DType::f32) {
       if (t.dtype == StDType::F32) {
         std::memcpy(p->data<float>(), t.bytes.data(), t.bytes.size());

@@ -262,6 +262,7 @@ KeyTable train_keys(const Reader& rd, TrainConfig& c) {
   i64("checkpoint_every", c.checkpoint_every, Range::nonnegative);
   t["out_dir"] = [&rd, &c](const YAML::Node& n, const std::string& k) { c.out_dir = rd.string(n, k); };
   i64("threads", c.threads, Range::positive);
+  KeyAdder{rd, t}.str("device", c.device, {"cpu", "cuda"});
   i64("sample_tokens", c.sample_tokens, Range::nonnegative);
   t["data"] = [&rd, &c](const YAML::Node& n, const std::string& k) { read_section(rd, n, k, data_keys(rd, c.data)); };
   return t;

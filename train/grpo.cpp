@@ -277,7 +277,9 @@ GrpoResult run_grpo(const PretrainConfig& cfg, const std::string& init_model_dir
   const std::string& out_dir = start.out_dir;
   const data::Tokenizer& tok = start.tok;
   Transformer& policy = start.model;
-  const Transformer reference = load_model_dir(init_model_dir, DType::f32, "dequant");  // π_ref: the initial policy, frozen (FP8 weights dequantized, as the policy)
+  // π_ref: the initial policy, frozen (FP8 weights dequantized, as the policy), on the policy's device.
+  Transformer reference = load_model_dir(init_model_dir, DType::f32, "dequant");
+  reference.to(policy.device());
   if (policy.args.max_batch_size < gc.group_size)
     log << "grpo: note: model.max_batch_size " << policy.args.max_batch_size << " < group_size " << gc.group_size
         << ": the sampler decodes in chunks of " << policy.args.max_batch_size << " rows\n";

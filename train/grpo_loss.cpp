@@ -19,11 +19,12 @@ namespace {
 
 std::string shape_str(const Tensor& t) { return t.defined() ? t.describe() : std::string("undefined"); }
 
-// A constant tensor (no history) of `dtype` holding `values` (row-major).
-Tensor constant(const std::vector<double>& values, const Shape& shape, DType dtype) {
+// A constant tensor (no history) of `dtype` holding `values` (row-major), on `device` (made on the host, then
+// copied: the loss's per-token constants are N·L numbers).
+Tensor constant(const std::vector<double>& values, const Shape& shape, DType dtype, Device device = Device::CPU) {
   NoGradGuard no_grad;
   Tensor t = Tensor::from_vector(values, shape);
-  return dtype == DType::f64 ? t : to_dtype(t, dtype);
+  return (dtype == DType::f64 ? t : to_dtype(t, dtype)).to(device);
 }
 
 }  // namespace
@@ -104,9 +105,10 @@ GRPOLossOutput grpo_loss(const Tensor& logp, const Tensor& old_logp, const Tenso
   }
   if (tokens == 0) throw std::invalid_argument(std::string(op) + "the mask selects no token");
 
-  Tensor mask_c = constant(m, shape, dt), old_c = constant(old_v, shape, dt), ref_c = constant(ref_v, shape, dt);
-  Tensor w_c = constant(w, shape, dt), adv_c = constant(adv, {N, 1}, dt);
-  Tensor lp = where(mask_c, logp, Tensor::zeros(shape, dt));
+  const Device dev = logp.device();
+  Tensor mask_c = constant(m, shape, dt, dev), old_c = constant(old_v, shape, dt, dev), ref_c = constant(ref_v, shape, dt, dev);
+  Tensor w_c = constant(w, shape, dt, dev), adv_c = constant(adv, {N, 1}, dt, dev);
+  Tensor lp = where(mask_c, logp, Tensor::zeros(shape, dt, dev));
 
   // Surrogate.
   Tensor ratio = exp(lp - old_c);                               // ρ [N,L]
@@ -127,7 +129,7 @@ GRPOLossOutput grpo_loss(const Tensor& logp, const Tensor& old_logp, const Tenso
         n_active++;
       }
     }
-  Tensor surr = where(constant(active, shape, DType::f64), constant(clipped, shape, dt), ratio * adv_c);
+  Tensor surr = where(constant(active, shape, dt, dev), constant(clipped, shape, dt, dev), ratio * adv_c);
 
   // KL estimator.
   Tensor d = ref_c - lp;                                        // log(π_ref / π_θ)

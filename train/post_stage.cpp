@@ -18,6 +18,7 @@ PostStageStart start_post_stage(const PretrainConfig& cfg, const std::string& st
   if (s.model.args.vocab_size != s.tok.vocab_size())
     throw std::runtime_error("[" + stage + "] " + init_model_dir + ": the model's vocab_size " + std::to_string(s.model.args.vocab_size) +
                              " differs from the tokenizer's " + std::to_string(s.tok.vocab_size()) + " (" + tokenizer_path + ")");
+  s.model.to(parse_device(cfg.train.device, cfg.source + ": train.device"));  // the stage trains where pretraining did
   return s;
 }
 

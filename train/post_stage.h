@@ -15,10 +15,11 @@ namespace sg {
 struct PostStageStart {
   std::string out_dir;  // the section's out_dir, or train.out_dir/<stage>; created
   data::Tokenizer tok;
-  Transformer model;    // loaded from init_model_dir
+  Transformer model;    // loaded from init_model_dir, moved to train.device
 };
 
-// Creates the stage's directory, sets the thread count (train.threads), loads the tokenizer and the model and
+// Creates the stage's directory, sets the thread count (train.threads), loads the tokenizer and the model (moved to
+// train.device) and
 // throws "[<stage>] DIR: the model's vocab_size V differs from the tokenizer's W (FILE)" when they do not fit.
 PostStageStart start_post_stage(const PretrainConfig& cfg, const std::string& stage, const std::string& section_out_dir,
                                 const std::string& init_model_dir, const std::string& tokenizer_path);

@@ -237,7 +237,9 @@ PretrainResult pretrain(const PretrainConfig& config, std::ostream& log, const P
   // ---- MODEL ----
   ModelArgs args = pretrain_model_args(config, data);
   Rng rng(tc.seed);
-  Transformer model(args, rng);
+  Transformer model(args, rng);  // initialised on the host (the same numbers on every device), then moved
+  const Device device = parse_device(tc.device, config.source + ": train.device");
+  model.to(device);
   res.vocab_size = args.vocab_size;
   res.n_parameters = model.num_parameters();
   res.ln_vocab = std::log((double)args.vocab_size);
@@ -265,7 +267,8 @@ PretrainResult pretrain(const PretrainConfig& config, std::ostream& log, const P
       << args.n_activated_experts << ", MTP " << args.n_mtp_modules << ", vocab " << args.vocab_size
       << " (ln V = " << std::setprecision(4) << res.ln_vocab << ")\n"
       << "train: " << tc.steps << " steps x " << tc.grad_accum << " x " << tc.batch_size << " x " << tc.seq_len
-      << " tokens, " << schedule.describe() << ", " << num_threads() << " threads\n";
+      << " tokens, " << schedule.describe() << ", " << num_threads() << " threads, device " << describe_device(device)
+      << "\n";
 
   // ---- LOOP (resumes from out_dir/checkpoint when there is one) ----
   TrainerResult tr = trainer.run();

@@ -46,20 +46,6 @@ inline ModelArgs tiny_args(bool moe) {
   return a;
 }
 
-// Every parameter and buffer to `device` (requires_grad and the ParamKind kept), and the rope table.
-inline void move_model(Transformer& m, Device device) {
-  for (auto& [name, p] : m.named_parameters_and_buffers()) {
-    const bool grad = p->requires_grad();
-    const ParamKind kind = p->param_kind();
-    Tensor t = p->to(device);
-    if (grad) t.requires_grad_();
-    t.set_param_kind(kind);
-    *p = t;
-  }
-  m.rope.cos = m.rope.cos.to(device);
-  m.rope.sin = m.rope.sin.to(device);
-}
-
 inline double max_abs(const std::vector<double>& v) {
   double m = 0;
   for (double x : v) m = std::max(m, std::abs(x));
@@ -85,7 +71,7 @@ inline void check_model(bool moe, double tol = 1e-4) {
   const ModelArgs args = tiny_args(moe);
   Rng init_a(7), init_b(7);
   Transformer cpu_model(args, init_a), cuda_model(args, init_b);
-  move_model(cuda_model, Device::CUDA);
+  cuda_model.to(Device::CUDA);  // every parameter, buffer and the rope table
   Rng data(11);
   Tensor tokens = Tensor::randint({2, 4}, data, 0, args.vocab_size);
   Tensor targets = Tensor::randint({2, 4}, data, 0, args.vocab_size);

@@ -75,10 +75,12 @@ void paired_difference(const ProblemEvalResult& a, const ProblemEvalResult& b, d
 
 }  // namespace
 
-int run_reasoning_pipeline(const std::string& config_path, std::ostream& out) {
+int run_reasoning_pipeline(const std::string& config_path, std::ostream& out, const std::string& device_override) {
   try {
     const auto t_all = Clock::now();
     PretrainConfig cfg = load_pretrain_config(config_path);
+    if (!device_override.empty()) cfg.train.device = device_override;
+    const Device device = parse_device(cfg.train.device, cfg.source + ": train.device");
     const std::string root = cfg.train.out_dir;
     const ReasoningConfig& rc = cfg.reasoning;
     const int n_stages = 2 + (cfg.sft.enabled ? 1 : 0) + (cfg.grpo.enabled ? 1 : 0);
@@ -99,6 +101,7 @@ int run_reasoning_pipeline(const std::string& config_path, std::ostream& out) {
       const auto t = Clock::now();
       data::Tokenizer tok = data::Tokenizer::load((fs::path(root) / "data" / "tokenizer.bpe").string());
       Transformer model = load_model_dir(row.model_dir);
+      model.to(device);
       row.eval = evaluate_problems(model, tok, test, eo);
       ProblemEvalOptions go = eo;
       go.samples = 1;

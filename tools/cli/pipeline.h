@@ -24,6 +24,7 @@
 namespace sg {
 
 // Returns the process exit code (1 on error, printed to stderr).
-int run_reasoning_pipeline(const std::string& config_path, std::ostream& out);
+// device_override ("cpu", "cuda"; "" = the config's train.device): where every stage trains and evaluates.
+int run_reasoning_pipeline(const std::string& config_path, std::ostream& out, const std::string& device_override = "");
 
 }  // namespace sg

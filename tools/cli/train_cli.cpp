@@ -10,9 +10,10 @@
 
 namespace sg {
 
-int run_train(const std::string& config_path, int steps_override) {
+int run_train(const std::string& config_path, int steps_override, const std::string& device_override) {
   try {
     PretrainConfig cfg = load_pretrain_config(config_path);
+    if (!device_override.empty()) cfg.train.device = device_override;
     if (steps_override > 0) {
       cfg.train.steps = steps_override;
       if (cfg.train.warmup_steps >= steps_override) cfg.train.warmup_steps = steps_override / 10;
@@ -35,10 +36,10 @@ int run_train(const std::string& config_path, int steps_override) {
   }
 }
 
-int run_pipeline(const std::string& config_path) {
+int run_pipeline(const std::string& config_path, const std::string& device_override) {
   const std::string path = config_path.empty() ? "configs/tiny.yaml" : config_path;
-  std::cout << "seekgrad pipeline: " << path << "\n";
-  return run_reasoning_pipeline(path, std::cout);
+  std::cout << "seekgrad pipeline: " << path << (device_override.empty() ? "" : " --device " + device_override) << "\n";
+  return run_reasoning_pipeline(path, std::cout, device_override);
 }
 
 }  // namespace sg
