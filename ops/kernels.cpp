@@ -12,6 +12,7 @@
 #include "cuda/fp8.h"
 #include "cuda/gemm.h"
 #include "cuda/index.h"
+#include "cuda/indexer.h"
 #include "cuda/norm.h"
 #include "cuda/optim.h"
 #include "cuda/reduce.h"
@@ -23,7 +24,9 @@
 #include "ops/cpu/elementwise.h"
 #include "ops/cpu/fp8_gemm.h"
 #include "ops/cpu/fp8_quant.h"
+#include "ops/cpu/fp8_index.h"
 #include "ops/cpu/gemm.h"
+#include "ops/cpu/hadamard.h"
 #include "ops/cpu/index.h"
 #include "ops/cpu/nn.h"
 #include "ops/cpu/optim.h"
@@ -674,6 +677,52 @@ void fp8_gemm(const char* op, Device d, const Fp8GemmArgs& a) {
     case Device::Metal: no_metal(op);
   }
 }
+
+// ---- indexer ---------------------------------------------------------------------------------------------------
+
+template <class T> void hadamard_rotate(const char* op, Device d, const HadamardArgs<T>& a) {
+  switch (d) {
+    case Device::CPU:
+      if constexpr (is_f32<T>) cpu::hadamard_rotate_f32(a.x, a.rows, a.n, a.y);
+      else cpu::hadamard_rotate_f64(a.x, a.rows, a.n, a.y);
+      return;
+    case Device::CUDA:
+      if constexpr (is_f32<T>) {
+        if (cuda_emulation()) cuda_emu::hadamard_rotate_f32(a);
+        else cuda::hadamard_rotate_f32(a);
+        return;
+      }
+      cuda_needs_f32(op);
+    case Device::Metal: no_metal(op);
+  }
+}
+
+void fp8_index_scores(const char* op, Device d, const Fp8IndexScoresArgs& a) {
+  switch (d) {
+    case Device::CPU: {
+      // (the CPU kernel checks S, H, D, T and block; these are the batch's own, and nb needs block >= 1)
+      if (a.B < 0 || a.key_rows < a.T || a.block < 1)
+        op_error(op, "fp8_index_scores: need B >= 0, key_rows >= T and block >= 1, got B " + std::to_string(a.B) +
+                         ", key_rows " + std::to_string(a.key_rows) + ", T " + std::to_string(a.T) + ", block " +
+                         std::to_string(a.block));
+      const int64_t nb = cpu::fp8_num_blocks(a.D, a.block);
+      for (int64_t b = 0; b < a.B; b++)
+        cpu::fp8_index_scores_f32(a.q_codes + b * a.S * a.H * a.D, a.q_scales + b * a.S * a.H * nb,
+                                  a.weights + b * a.S * a.H, a.k_codes + b * a.key_rows * a.D,
+                                  a.k_scales + b * a.key_rows * nb, a.S, a.H, a.D, a.T, a.block,
+                                  a.scores + b * a.S * a.T);
+      return;
+    }
+    case Device::CUDA:
+      if (cuda_emulation()) cuda_emu::fp8_index_scores_f32(a);
+      else cuda::fp8_index_scores_f32(a);
+      return;
+    case Device::Metal: no_metal(op);
+  }
+}
+
+template void hadamard_rotate<float>(const char*, Device, const HadamardArgs<float>&);
+template void hadamard_rotate<double>(const char*, Device, const HadamardArgs<double>&);
 
 template void unary_forward<float>(const char*, Device, const UnaryArgs<float>&);
 template void unary_forward<double>(const char*, Device, const UnaryArgs<double>&);

@@ -37,10 +37,12 @@
 // mean, var, sum_to, max, min), softmax (softmax, log_softmax, cross_entropy), norm (rms_norm, layer_norm, rope),
 // topk (topk, argmax), index (embedding, index_select, index_add, gather, scatter_add), optim (AdamW, SGD, the
 // grad norm, clipping), gemm (matmul, linear), attention (scaled_dot_product_attention), fp8 (quantize / dequantize,
-// fp8_matmul, fp8_linear). Where a CPU loop has no device kernel with its contract, the op says how it gets by on a
-// device (cat and slice's backward lay their output out dim-first; fp8_transpose_blocks goes through the host).
-// CPU ONLY (no CUDA kernel yet): pow, where / masked_fill, to_dtype between dtypes, hadamard_rotate, dropout with
-// p > 0 in training; they keep check_cpu(op, t): "[pow] has no CUDA kernel yet; x (2, 3) f32 on cuda".
+// fp8_matmul, fp8_linear), indexer (hadamard_rotate; fp8_index_scores, a kernel with no op: models/dsa.cpp calls it),
+// dropout (the mask drawn on the host, the mul kernel). Where a CPU loop has no device kernel with its contract,
+// the op says how it gets by on a device (cat and slice's backward lay their output out dim-first;
+// fp8_transpose_blocks goes through the host).
+// CPU ONLY (no CUDA kernel yet): pow, where / masked_fill, to_dtype between dtypes; they keep check_cpu(op, t):
+// "[pow] has no CUDA kernel yet; x (2, 3) f32 on cuda".
 //
 // What this is not: a registry or a code generator. One function and one switch per kernel, read top to bottom.
 #pragma once
@@ -50,6 +52,7 @@
 #include "ops/kernel_abi/fp8.h"
 #include "ops/kernel_abi/gemm.h"
 #include "ops/kernel_abi/index.h"
+#include "ops/kernel_abi/indexer.h"
 #include "ops/kernel_abi/norm.h"
 #include "ops/kernel_abi/optim.h"
 #include "ops/kernel_abi/reduce.h"
@@ -162,5 +165,12 @@ void act_dequant(const char* op, Device d, const Fp8ActDequantArgs& a);
 void weight_quant(const char* op, Device d, const Fp8WeightQuantArgs& a);    // block×block blocks
 void weight_dequant(const char* op, Device d, const Fp8WeightDequantArgs& a);
 void fp8_gemm(const char* op, Device d, const Fp8GemmArgs& a);               // blockwise scales, promoted sums
+
+// ---- indexer (ops/kernel_abi/indexer.h; CPU ops/cpu/hadamard.h, ops/cpu/fp8_index.h; CUDA cuda/indexer.h) -------
+// y = x · H_n / √n per row (f32 and f64 on the CPU; f32 and n <= 4096 on CUDA, a larger n refused by the kernel).
+template <class T> void hadamard_rotate(const char* op, Device d, const HadamardArgs<T>& a);
+// The FP8 index score of a.B sequences (f32, E4M3 codes): the CPU runs cpu::fp8_index_scores_f32 per sequence,
+// CUDA one launch for all; the same bits.
+void fp8_index_scores(const char* op, Device d, const Fp8IndexScoresArgs& a);
 
 }  // namespace sg::kernels

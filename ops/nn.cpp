@@ -1,8 +1,8 @@
 // ops/nn.cpp — the fused nn ops (see nn.h): argument checks, the kernel through the device dispatch
 // (ops/kernels.h: the CPU kernels of ops/cpu/nn.cpp, or the CUDA ones), the saved tensors and the backward,
-// side by side, the derivative in a comment above each backward. hadamard_rotate and dropout have CPU kernels
-// only (check_cpu). ops/README.md indexes the formulas; tests/ops/test_nn.cpp checks
-// every op against its composite twin built from elementwise/reduce ops, gradients included.
+// side by side, the derivative in a comment above each backward. ops/README.md indexes the formulas;
+// tests/ops/test_nn.cpp checks every op against its composite twin built from elementwise/reduce ops, gradients
+// included.
 //
 // Layout: the kernels read contiguous [rows, cols] buffers. An op over `dim` moves that dim last
 // (a permute view) and copies to contiguous; its output is permuted back and copied again. The
@@ -260,26 +260,30 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
 // ---- hadamard_rotate --------------------------------------------------------------------------
 // y = x · M,  M = H_n / √n symmetric and orthonormal (M = Mᵀ = M⁻¹)
 // dx = dy · Mᵀ = dy · M: the backward is the same rotation.
-static Tensor hadamard_rows(const Tensor& xc, int64_t rows, int64_t n) {
-  Tensor y = Tensor::empty(xc.shape(), xc.dtype());
-  if (xc.dtype() == DType::f32) cpu::hadamard_rotate_f32(xc.data<float>(), rows, n, y.data<float>());
-  else cpu::hadamard_rotate_f64(xc.data<double>(), rows, n, y.data<double>());
+// (kernels::hadamard_rotate; on CUDA n <= 4096, cuda/kernels/indexer.cuh, a larger n refused by the kernel.)
+static Tensor hadamard_rows(const char* op, const Tensor& xc, int64_t rows, int64_t n) {
+  Tensor y = Tensor::empty(xc.shape(), xc.dtype(), xc.device());
+  if (rows > 0) dispatch_float(xc.dtype(), op, [&]<class T>() {
+    kernels::hadamard_rotate<T>(op, xc.device(), {rows, n, xc.device_data<T>(), y.device_data<T>()});
+  });
   return y;
 }
 
 Tensor hadamard_rotate(const Tensor& x) {
   const char* name = "hadamard_rotate";
   check_float_input(name, x, "x");
-  check_cpu(name, x);  // no CUDA kernel yet
   if (x.dim() < 1) op_error(name, "x " + x.describe() + " needs at least one dim");
   const int64_t n = x.shape().back(), rows = n ? x.numel() / n : 0;
   if (!cpu::is_power_of_two(n))
     op_error(name, "x " + x.describe() + ": the last dim n = " + std::to_string(n) +
                        " must be a power of two (the Sylvester Hadamard matrix H_n)");
-  Tensor y = hadamard_rows(rows_of(x, {}), rows, n);
+  Tensor y = hadamard_rows(name, rows_of(x, {}), rows, n);
   if (needs_grad(x)) {
-    record(name, y, {x}, [rows, n](const Tensor& dy_in) {
-      return std::vector<Tensor>{hadamard_rows(rows_of(dy_in, {}), rows, n)};
+    const Device dev = x.device();
+    record(name, y, {x}, [rows, n, dev](const Tensor& dy_in) {
+      if (dy_in.device() != dev)
+        op_error("hadamard_rotate_backward", "dy " + dy_in.describe() + " is not on x's device " + device_name(dev));
+      return std::vector<Tensor>{hadamard_rows("hadamard_rotate_backward", rows_of(dy_in, {}), rows, n)};
     });
   }
   return y;
@@ -386,25 +390,49 @@ Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
 // ---- dropout ----------------------------------------------------------------------------------
 // y = x ⊙ m,  m_i = 1/(1−p) with probability 1−p, else 0 (drawn from rng, row-major order)
 // dx = dy ⊙ m  (the same mask)
+// The mask is drawn on the HOST on every device (cpu::dropout_mask: one rng.uniform() per element, row-major) and
+// then moved to x's device: the same seed gives the same mask, hence the same numbers, on the CPU and on CUDA, and
+// rng advances by the same n draws, so the calls after it draw the same numbers too. (A device RNG would give
+// another mask per device.) The product is the elementwise mul kernel (kernels::binary_forward), forward and
+// backward; x * m is the CPU's dropout_apply to the bit.
+static void mul_by_mask(const char* op, const Tensor& x, const Tensor& mask, const Tensor& y) {
+  const int64_t n = x.numel();
+  if (n == 0) return;
+  dispatch_float(x.dtype(), op, [&]<class T>() {
+    BinaryArgs<T> a{};
+    a.op = BinaryOp::mul;
+    a.ndim = 1;
+    a.shape[0] = n;
+    a.a_strides[0] = 1;
+    a.b_strides[0] = 1;
+    a.a = x.device_data<T>();
+    a.b = mask.device_data<T>();
+    a.out = y.device_data<T>();
+    kernels::binary_forward<T>(op, x.device(), a);
+  });
+}
+
 Tensor dropout(const Tensor& x, double p, Rng& rng, bool training) {
   const char* name = "dropout";
   check_float_input(name, x, "x");
   if (!(p >= 0.0 && p < 1.0)) op_error(name, "p = " + std::to_string(p) + " must be in [0, 1)");
   if (!training || p == 0.0) return x;  // the identity (on any device); rng is not advanced
-  check_cpu(name, x);  // no CUDA kernel yet (the mask is drawn on the host)
+  if (x.device() == Device::CUDA && x.dtype() != DType::f32)  // before any draw: a refusal leaves rng as it was
+    op_error(name, "the CUDA backend computes f32; this tensor on cuda is " + std::string(dtype_name(x.dtype())) +
+                       " (convert it to f32 on the CPU, then move it)");
   Tensor xc = rows_of(x, {});
-  Tensor mask = Tensor::empty(x.shape(), x.dtype());
-  Tensor y = Tensor::empty(x.shape(), x.dtype());
-  int64_t n = x.numel();
-  dispatch_float(x.dtype(), name, [&]<class T>() {
-    cpu::dropout_mask<T>(rng, p, mask.data<T>(), n);
-    cpu::dropout_apply<T>(xc.data<T>(), mask.data<T>(), y.data<T>(), n);
-  });
+  Tensor host_mask = Tensor::empty(x.shape(), x.dtype());
+  const int64_t n = x.numel();
+  dispatch_float(x.dtype(), name, [&]<class T>() { cpu::dropout_mask<T>(rng, p, host_mask.data<T>(), n); });
+  Tensor mask = x.device() == Device::CPU ? host_mask : host_mask.to(x.device());
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  mul_by_mask(name, xc, mask, y);
   if (needs_grad(x)) {
-    record(name, y, {x}, [mask, n](const Tensor& dy_in) {
+    record(name, y, {x}, [mask](const Tensor& dy_in) {
+      check_same_device("dropout_backward", dy_in, mask);
       Tensor dy = rows_of(dy_in, {});
-      Tensor dx = Tensor::empty(dy.shape(), dy.dtype());
-      dispatch_float(dy.dtype(), "dropout_backward", [&]<class T>() { cpu::dropout_apply<T>(dy.data<T>(), mask.data<T>(), dx.data<T>(), n); });
+      Tensor dx = Tensor::empty(dy.shape(), dy.dtype(), dy.device());
+      mul_by_mask("dropout_backward", dy, mask, dx);
       return std::vector<Tensor>{dx};
     });
   }

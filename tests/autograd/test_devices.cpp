@@ -99,8 +99,6 @@ TEST_CASE("devices: ops without a CUDA kernel yet refuse a CUDA tensor by the op
   CHECK(error_of([&] { pow(x, 3.0); }) == "[pow] has no CUDA kernel yet; x (2, 3) f32 on cuda");
   CHECK(error_of([&] { to_dtype(x, DType::f64); }) == "[to_dtype] has no CUDA kernel yet; x (2, 3) f32 on cuda");
   CHECK(error_of([&] { where(Tensor::ones({2, 3}), x, x); }) == "[where] has no CUDA kernel yet; x (2, 3) f32 on cuda");
-  CHECK(error_of([&] { hadamard_rotate(Tensor::ones({2, 4}).to(Device::CUDA)); }) ==
-        "[hadamard_rotate] has no CUDA kernel yet; tensor (2, 4) f32 on cuda");
   // An op whose kernels are dispatched, handed tensors on two devices, names both.
   CHECK(error_of([&] { matmul(x, w); }).find("are on different devices (cuda and cpu)") != std::string::npos);
   // to_dtype to the dtype a tensor has is the tensor itself, on any device.
