@@ -11,11 +11,11 @@
 #include <stdexcept>
 
 #include "autograd/node.h"
-#include "ops/cpu/copy.h"
-#include "ops/cpu/fp8_index.h"
-#include "ops/cpu/fp8_quant.h"
-#include "ops/cpu/hadamard.h"
+#include "ops/cpu/fp8_quant.h"  // fp8_num_blocks
+#include "ops/cpu/hadamard.h"   // is_power_of_two
 #include "ops/dispatch.h"
+#include "ops/fp8_linear.h"
+#include "ops/kernels.h"
 #include "ops/ops.h"
 #include "models/kv_cache.h"
 
@@ -172,14 +172,26 @@ Tensor Indexer::loss_scores(const Tensor& x, const Tensor& qr, int64_t start_pos
 
 namespace {
 
-// act_quant of `t` (any float dtype, [rows, n] in row-major order) after rounding to f32: E4M3 codes
-// [rows, n] and f32 scales [rows, ceil(n / block)].
-void quantize_rows(const Tensor& t, int64_t rows, int64_t n, bool ue8m0, std::vector<uint8_t>& codes,
-                   std::vector<float>& scales) {
-  Tensor f = contiguous(t.dtype() == DType::f32 ? t : to_dtype(t, DType::f32));
-  codes.resize(rows * n);
-  scales.resize(rows * cpu::fp8_num_blocks(n, Indexer::kQuantBlock));
-  cpu::act_quant_f32(f.data<float>(), rows, n, Indexer::kQuantBlock, ue8m0, codes.data(), scales.data());
+// `t` (any float dtype, [rows, n] in row-major order) as a contiguous f32 matrix [rows, n] on its device: what
+// act_quant and the score kernel read.
+Tensor rows_f32(const Tensor& t, int64_t rows, int64_t n) {
+  return reshape(contiguous(t.dtype() == DType::f32 ? t : to_dtype(t, DType::f32)), {rows, n});
+}
+
+// cache[b, start_pos : start_pos + S, :] = values[b·S : (b+1)·S, :] for b < B: the fp8 key cache (E4M3 codes) and its
+// scales. Each sequence's rows are one run of bytes in both (contiguous), copied where the cache lives — a byte
+// copy, so the 1-byte codes need no kernel of their own.
+void copy_cache_rows(const Tensor& cache, const Tensor& values, int64_t start_pos, int64_t B, int64_t S) {
+  if (!cache.is_contiguous() || !values.is_contiguous() || cache.device() != values.device())
+    throw std::runtime_error("[dsa] the fp8 key cache " + cache.describe() + " and this step's rows " + values.describe() +
+                             " must be contiguous tensors on one device");
+  const size_t row = (size_t)(cache.numel() / (cache.size(0) * cache.size(1))) * dtype_size(cache.dtype());
+  const MemoryPool dst_pool = cache.impl()->storage->pool, src_pool = values.impl()->storage->pool;
+  char* dst = static_cast<char*>(cache.raw_device_data());
+  const char* src = static_cast<const char*>(values.raw_device_data());
+  for (int64_t b = 0; b < B; b++)
+    copy_memory(dst_pool, dst + (size_t)(b * cache.size(1) + start_pos) * row, src_pool, src + (size_t)(b * S) * row,
+                (size_t)S * row);
 }
 
 }  // namespace
@@ -255,35 +267,34 @@ Tensor Indexer::compute_scores(const Tensor& x, const Tensor& qr, int64_t start_
     w = mul(weights_proj.forward(x), 1.0 / std::sqrt((double)(HI * dI)));
   }
   if (quantized) {
-    // act_quant of q^I, k^I (1×128 tiles along d_I), the fp8 score per sequence against the E4M3 keys:
-    // this step's, or the cache's rows [0, start_pos + S) after this step's are written.
-    std::vector<uint8_t> q_codes, k_codes;
-    std::vector<float> q_scales, k_scales;
-    quantize_rows(q, B * S * HI, dI, ue8m0, q_codes, q_scales);
-    quantize_rows(k, B * S, dI, ue8m0, k_codes, k_scales);
-    Tensor wf = contiguous(w.dtype() == DType::f32 ? w : to_dtype(w, DType::f32));
-    const uint8_t* key_codes = k_codes.data();
-    const float* key_scales = k_scales.data();
+    // act_quant of q^I, k^I (1×128 tiles along d_I) where they live, then the fp8 score per sequence against the
+    // E4M3 keys: this step's, or the cache's rows [0, start_pos + S) after this step's are written.
+    const Device device = x.device();
+    Fp8Tensor qq = fp8_quantize_tiles(rows_f32(q, B * S * HI, dI), ue8m0, kQuantBlock);  // [B·S·H_I, d_I]
+    Fp8Tensor kq = fp8_quantize_tiles(rows_f32(k, B * S, dI), ue8m0, kQuantBlock);       // [B·S, d_I]
+    Tensor wf = rows_f32(w, B * S, HI);
+    const uint8_t* key_codes = static_cast<const uint8_t*>(kq.codes.raw_device_data());
+    const float* key_scales = kq.scale.device_data<float>();
     int64_t T = S, key_rows = S, key_start = start_pos;
     if (cache) {
-      uint8_t* cc = cache->k_cache.fp8_codes();
-      float* cs = cache->k_scale_cache.data<float>();
-      const int64_t Smax = cache->max_seq_len;
-      for (int64_t b = 0; b < B; b++) {
-        std::copy_n(&k_codes[b * S * dI], S * dI, cc + (b * Smax + start_pos) * dI);
-        std::copy_n(&k_scales[b * S * nb], S * nb, cs + (b * Smax + start_pos) * nb);
-      }
-      key_codes = cc;
-      key_scales = cs;
+      copy_cache_rows(cache->k_cache, kq.codes, start_pos, B, S);
+      copy_cache_rows(cache->k_scale_cache, kq.scale, start_pos, B, S);
+      key_codes = static_cast<const uint8_t*>(cache->k_cache.raw_device_data());
+      key_scales = cache->k_scale_cache.device_data<float>();
       T = start_pos + S;
-      key_rows = Smax;
+      key_rows = cache->max_seq_len;
       key_start = 0;
     }
-    Tensor I = Tensor::empty({B, S, T}, DType::f32);
-    for (int64_t b = 0; b < B; b++)
-      cpu::fp8_index_scores_f32(&q_codes[b * S * HI * dI], &q_scales[b * S * HI * nb], wf.data<float>() + b * S * HI,
-                                key_codes + b * key_rows * dI, key_scales + b * key_rows * nb, S, HI, dI, T,
-                                kQuantBlock, I.data<float>() + b * S * T);
+    Tensor I = Tensor::empty({B, S, T}, DType::f32, device);
+    Fp8IndexScoresArgs args;
+    args.q_codes = static_cast<const uint8_t*>(qq.codes.raw_device_data());
+    args.q_scales = qq.scale.device_data<float>();
+    args.weights = wf.device_data<float>();
+    args.k_codes = key_codes;
+    args.k_scales = key_scales;
+    args.scores = I.device_data<float>();
+    args.B = B, args.S = S, args.H = HI, args.D = dI, args.T = T, args.key_rows = key_rows, args.block = kQuantBlock;
+    kernels::fp8_index_scores("dsa", device, args);
     if (x.dtype() != DType::f32) I = to_dtype(I, x.dtype());
     return add(I, causal_mask(S, T, key_start, start_pos, I.dtype(), I.device()));
   }

@@ -224,6 +224,7 @@ void PretrainStage::load_state(const TrainerState& state) {
 PretrainResult pretrain(const PretrainConfig& config, std::ostream& log, const PretrainOptions& options) {
   const auto t_start = std::chrono::steady_clock::now();
   const TrainConfig& tc = config.train;
+  const Device device = parse_device(tc.device, config.source + ": train.device");  // before any work: fail fast
   set_num_threads((int)tc.threads);
   fs::create_directories(tc.out_dir);
   PretrainResult res;
@@ -238,7 +239,6 @@ PretrainResult pretrain(const PretrainConfig& config, std::ostream& log, const P
   ModelArgs args = pretrain_model_args(config, data);
   Rng rng(tc.seed);
   Transformer model(args, rng);  // initialised on the host (the same numbers on every device), then moved
-  const Device device = parse_device(tc.device, config.source + ": train.device");
   model.to(device);
   res.vocab_size = args.vocab_size;
   res.n_parameters = model.num_parameters();
