@@ -50,6 +50,10 @@ Device parse_device(const std::string& name, const std::string& where) {
   throw std::runtime_error(where + ": device '" + name + "' is not one of cpu, cuda");
 }
 
+void device_synchronize(Device d) {
+  if (d == Device::CUDA && !cuda_emulation()) cuda::synchronize();
+}
+
 std::string describe_device(Device d) {
   if (d != Device::CUDA) return device_name(d);
   if (cuda_emulation()) return "cuda (emulated on the CPU: SEEKGRAD_CUDA_EMU)";

@@ -35,6 +35,10 @@ Device parse_device(const std::string& name, const std::string& where);
 // One line for logs: "cpu", "cuda: NVIDIA H100 80GB HBM3 (132 SMs, 79.1 GiB)", "cuda (emulated on the CPU)".
 std::string describe_device(Device d);
 
+// Waits until every kernel launched on `d` so far has finished (cuda::synchronize on a GPU; nothing to wait for on
+// the CPU or under the emulation, whose kernels run to the end when launched). Timers call it before reading a clock.
+void device_synchronize(Device d);
+
 // The CUDA emulation switch (process-wide; read from SEEKGRAD_CUDA_EMU the first time it is asked).
 bool cuda_emulation();
 void set_cuda_emulation(bool on);

@@ -109,6 +109,8 @@ int main(int argc, char** argv) {
   bench_tr->add_option("--config", bench_config, "model + batch config (YAML)");
   bench_tr->add_flag("--json", bench_train_json, "one JSON object per result");
   bench_tr->add_option("--steps", bench_steps, "timed steps (after 2 warm-up steps)");
+  std::string bench_device;
+  bench_tr->add_option("--device", bench_device, "override train.device: cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
 
   // ---- trace ----
   auto* trace = app.add_subcommand("trace",
@@ -141,7 +143,7 @@ int main(int argc, char** argv) {
       return sg::run_pipeline(pipeline_config, pipeline_device);
     }
     if (train->parsed()) return sg::run_train(train_config, train_steps, train_device);
-    if (bench_tr->parsed()) return sg::bench::bench_train(bench_config, bench_train_json, bench_steps);
+    if (bench_tr->parsed()) return sg::bench::bench_train(bench_config, bench_train_json, bench_steps, bench_device);
     if (bench_gemm->parsed()) return sg::bench::bench_gemm(gemm_opt);
     if (bench_ops->parsed()) return sg::bench::bench_ops(ops_opt);
     if (bench_moe->parsed()) return sg::bench::bench_moe(moe_json);

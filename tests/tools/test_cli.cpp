@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "autograd/node.h"
+#include "cuda/cuda_backend.h"
 #include "data/chat.h"
 #include "data/generators.h"
 #include "data/reasoning.h"
@@ -821,4 +822,53 @@ TEST_CASE("seekgrad pipeline: PRETRAIN -> SFT -> GRPO -> EXPORT on a micro confi
   std::tie(rc, out) = run_cmd(bin + " trace --config " + cfg + " --stage sft --to layers.1.ffn.experts.0.w1.weight");
   CHECK_MESSAGE(rc == 0, out);
   CHECK(out.find("trace: stage sft, step 0") != std::string::npos);
+}
+
+// `--device cuda` from the command line, in the CUDA emulation (SEEKGRAD_CUDA_EMU=1: the CUDA kernels stepped on the
+// CPU): `train` pretrains a micro model with every parameter on the device and says so; `pipeline` runs every stage
+// there (pretrain, SFT with packed rows, GRPO with batched KV-cache rollouts, the evaluations, export). Without a GPU
+// and without the emulation, `--device cuda` is refused with the way out. (Kept tiny: the emulator is ~1000x slower
+// than the CPU kernels.)
+TEST_CASE("seekgrad train / pipeline --device cuda: every stage on emulated CUDA; refused without a GPU or the emulation") {
+  const std::string bin = binary();
+  REQUIRE_MESSAGE(!bin.empty(), "bin/seekgrad is not built (the build makes it with test_tools)");
+  TempDir tmp("device_cuda");
+  const std::string cfg = tmp.file("micro.yaml");
+  std::ofstream(cfg) << "model:\n  dim: 16\n  n_layers: 2\n  n_dense_layers: 1\n  inter_dim: 32\n  n_heads: 2\n"
+                        "  q_lora_rank: 8\n  kv_lora_rank: 8\n  qk_nope_head_dim: 8\n  qk_rope_head_dim: 4\n"
+                        "  v_head_dim: 8\n  n_routed_experts: 4\n  n_shared_experts: 1\n  n_activated_experts: 2\n"
+                        "  moe_inter_dim: 16\n  n_mtp_modules: 1\n  max_batch_size: 4\n  max_seq_len: 64\n"
+                        "  original_seq_len: 64\n"
+                        "train:\n  batch_size: 2\n  seq_len: 16\n  steps: 2\n  warmup_steps: 1\n  threads: 1\n  eval_every: 0\n"
+                        "  eval_batches: 1\n  sample_tokens: 0\n  out_dir: " << tmp.file("run") << "\n"
+                        "  data: {source: generated, n_stories: 60, vocab_size: 300, arithmetic_problems: 100, arithmetic_solution: columns}\n"
+                        "reasoning: {eval_problems: 2, eval_samples: 1, max_new_tokens: 6, solution: columns, system: \"Think.\"}\n"
+                        "sft: {n_problems: 8, steps: 2, warmup_steps: 1, batch_size: 1, seq_len: 64, eval_every: 0, eval_problems: 2}\n"
+                        "grpo: {steps: 1, warmup_steps: 0, prompts_per_step: 1, group_size: 2, eval_every: 0, eval_problems: 2}\n";
+  auto [rc, out] = run_cmd("SEEKGRAD_CUDA_EMU=1 " + bin + " train --config " + cfg + " --device cuda --steps 2");
+  REQUIRE_MESSAGE(rc == 0, out);
+  CHECK_MESSAGE(out.find("device cuda (emulated on the CPU") != std::string::npos, out);
+  CHECK_MESSAGE(out.find("pretrain summary") != std::string::npos, out);
+  CHECK(fs::exists(tmp.file("run/model/model.safetensors")));
+
+  std::tie(rc, out) = run_cmd("SEEKGRAD_CUDA_EMU=1 " + bin + " pipeline --config " + cfg + " --device cuda");
+  REQUIRE_MESSAGE(rc == 0, out);
+  for (const char* s : {"== stage 2/4: SFT", "== stage 3/4: GRPO", "== stage 4/4: EXPORT", "eval (pretrain): accuracy",
+                        "eval (grpo): accuracy", "held-out accuracy (2 test-split problems"})
+    CHECK_MESSAGE(out.find(s) != std::string::npos, s);
+  for (const char* f : {"run/sft/model/model.safetensors", "run/grpo/model/model.safetensors", "run/export/config.json"})
+    CHECK_MESSAGE(fs::exists(tmp.file(f)), f);
+
+  // No GPU and no emulation: refused before any work (on a machine with a GPU this would train: not checked here).
+  if (cuda::available()) {
+    MESSAGE("SKIPPED the no-GPU refusal: this machine has a CUDA device");
+    return;
+  }
+  std::tie(rc, out) = run_cmd("SEEKGRAD_CUDA_EMU=0 " + bin + " train --config " + cfg + " --device cuda --steps 3");
+  CHECK(rc == 1);
+  CHECK_MESSAGE(out.find("train.device: device 'cuda' but this") != std::string::npos, out);
+  CHECK_MESSAGE(out.find("SEEKGRAD_CUDA_EMU=1") != std::string::npos, out);
+  std::tie(rc, out) = run_cmd(bin + " train --config " + cfg + " --device tpu");
+  CHECK(rc != 0);
+  CHECK_MESSAGE(out.find("tpu") != std::string::npos, out);
 }

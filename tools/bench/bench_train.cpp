@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "autograd/allocator.h"
+#include "autograd/device.h"
 #include "autograd/runtime.h"
 #include "models/transformer.h"
 #include "ops/ops.h"
@@ -23,6 +24,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
+// The same after the device's kernels finished (a GPU's launches return at once; on the CPU: ms_since).
+double ms_since_synced(Device d, Clock::time_point t0) {
+  device_synchronize(d);
+  return ms_since(t0);
+}
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -43,15 +49,18 @@ std::string component_of(const std::string& scope) {
 
 // Transformer::loss, module by module, with the time of each module call added to `fwd` (ms).
 // Same scopes as models/transformer.cpp, so the backward hooks can read the components off the tape.
-Tensor timed_loss(Transformer& m, const Tensor& tokens, const Tensor& targets, double mtp_lambda, double alpha,
+Tensor timed_loss(Transformer& m, const Tensor& tokens_in, const Tensor& targets_in, double mtp_lambda, double alpha,
                   std::map<std::string, double>& fwd) {
+  const Device dev = m.device();
+  const Tensor tokens = tokens_in.to(dev), targets = targets_in.to(dev);
+  device_synchronize(dev);
   auto t = Clock::now();
   Tensor h;
   {
     ScopeGuard s("embed");
     h = m.embed.forward(tokens);
   }
-  fwd["other"] += ms_since(t);
+  fwd["other"] += ms_since_synced(dev, t);
   std::vector<MoEOutput> routed;  // the main MoE blocks' routing, for the balance loss
   for (size_t i = 0; i < m.layers.size(); i++) {
     Block& b = *m.layers[i];
@@ -62,20 +71,20 @@ Tensor timed_loss(Transformer& m, const Tensor& tokens, const Tensor& targets, d
       ScopeGuard s("attn_norm");
       x = b.attn_norm.forward(h);
     }
-    fwd["other"] += ms_since(t);
+    fwd["other"] += ms_since_synced(dev, t);
     t = Clock::now();
     {
       ScopeGuard s("attn");
       x = b.attn->forward(x, 0, m.rope, nullptr, b.attn_mode);
     }
-    fwd["attention"] += ms_since(t);
+    fwd["attention"] += ms_since_synced(dev, t);
     t = Clock::now();
     Tensor h1 = add(h, x);
     {
       ScopeGuard s("ffn_norm");
       x = b.ffn_norm.forward(h1);
     }
-    fwd["other"] += ms_since(t);
+    fwd["other"] += ms_since_synced(dev, t);
     t = Clock::now();
     {
       ScopeGuard s("ffn");
@@ -86,10 +95,10 @@ Tensor timed_loss(Transformer& m, const Tensor& tokens, const Tensor& targets, d
         x = b.dense_ffn->forward(x);
       }
     }
-    fwd["moe_ffn"] += ms_since(t);
+    fwd["moe_ffn"] += ms_since_synced(dev, t);
     t = Clock::now();
     h = add(h1, x);
-    fwd["other"] += ms_since(t);
+    fwd["other"] += ms_since_synced(dev, t);
   }
   t = Clock::now();
   Tensor h0;
@@ -102,7 +111,7 @@ Tensor timed_loss(Transformer& m, const Tensor& tokens, const Tensor& targets, d
     ScopeGuard s("loss");
     total = cross_entropy(m.logits_from_hidden(h0), targets);
   }
-  fwd["head_loss"] += ms_since(t);
+  fwd["head_loss"] += ms_since_synced(dev, t);
   t = Clock::now();
   const int64_t S = tokens.size(1), D = (int64_t)m.mtp.size();
   Tensor h_prev = h0, mtp_total;
@@ -118,7 +127,7 @@ Tensor timed_loss(Transformer& m, const Tensor& tokens, const Tensor& targets, d
     h_prev = hk;
   }
   if (mtp_total.defined() && mtp_lambda != 0.0) total = add(total, mul(mtp_total, mtp_lambda / (double)D));
-  fwd["mtp"] += ms_since(t);
+  fwd["mtp"] += ms_since_synced(dev, t);
   t = Clock::now();
   if (alpha > 0) {
     Tensor bal;
@@ -131,20 +140,25 @@ Tensor timed_loss(Transformer& m, const Tensor& tokens, const Tensor& targets, d
     }
     if (n) total = add(total, mul(bal, 1.0 / n));
   }
-  fwd["moe_ffn"] += ms_since(t);
+  fwd["moe_ffn"] += ms_since_synced(dev, t);
   return total;
 }
 
 // Backward with a time stamp at every tape node; intervals charged to the node's component (ms).
 void timed_backward(const Tensor& loss, std::map<std::string, double>& bwd) {
+  const Device dev = loss.device();
   std::vector<std::pair<Clock::time_point, std::string>> stamps;
   auto order = topological_order(loss);
   stamps.reserve(order.size() + 1);
   for (auto& node : order) {
     std::string comp = component_of(node->scope);
-    node->hooks.push_back([&stamps, comp](Tensor&) { stamps.push_back({Clock::now(), comp}); });
+    node->hooks.push_back([&stamps, comp, dev](Tensor&) {
+      device_synchronize(dev);  // the node's kernels done: the interval is theirs
+      stamps.push_back({Clock::now(), comp});
+    });
   }
   loss.backward();
+  device_synchronize(dev);
   auto end = Clock::now();
   for (size_t i = 0; i < stamps.size(); i++) {
     auto next = i + 1 < stamps.size() ? stamps[i + 1].first : end;
@@ -154,13 +168,16 @@ void timed_backward(const Tensor& loss, std::map<std::string, double>& bwd) {
 
 }  // namespace
 
-int bench_train(const std::string& config_path, bool json, int steps) {
+int bench_train(const std::string& config_path, bool json, int steps, const std::string& device_name_override) {
   PretrainConfig cfg = load_pretrain_config(config_path);
-  const TrainConfig& tc = cfg.train;
+  TrainConfig& tc = cfg.train;
+  if (!device_name_override.empty()) tc.device = device_name_override;
+  const Device device = parse_device(tc.device, config_path + ": train.device");
   set_num_threads((int)tc.threads);
   ModelArgs args = cfg.model;
   Rng rng(tc.seed);
   Transformer model(args, rng);
+  model.to(device);  // the batches stay on the host: the model copies them (B·T token ids), as the trainer's do
   NamedParameters params = model.named_parameters();
   AdamWConfig ac;
   ac.lr = tc.lr;
@@ -175,7 +192,7 @@ int bench_train(const std::string& config_path, bool json, int steps) {
 
   // 1. Whole steps: forward + backward + clip + AdamW, as the trainer runs them.
   std::vector<double> step_ms;
-  cpu_allocator_reset_peak();
+  allocator_reset_peak(device);
   for (int s = 0; s < steps + 2; s++) {
     Tensor x, y;
     batch(x, y);
@@ -186,9 +203,10 @@ int bench_train(const std::string& config_path, bool json, int steps) {
     clip_grad_norm(params, tc.grad_clip > 0 ? tc.grad_clip : 1e30);
     opt.step(tc.lr);
     if (tc.bias_gamma > 0) model.update_gate_biases(lo.expert_loads, tc.bias_gamma);
+    device_synchronize(device);  // a GPU's kernels are asynchronous: the step ends when its last kernel does
     if (s >= 2) step_ms.push_back(ms_since(t0));
   }
-  const int64_t peak = cpu_allocator_stats().peak_bytes;
+  const int64_t peak = allocator_stats(device).peak_bytes;
   const double ms = median(step_ms), tok_s = (double)(B * T) / (ms / 1000.0);
 
   // 2. The breakdown, medians per component over `steps` instrumented steps.
@@ -206,19 +224,21 @@ int bench_train(const std::string& config_path, bool json, int steps) {
       check.push_back(std::fabs(ref - loss.item()));
     }
     timed_backward(loss, bwd);
+    device_synchronize(device);
     auto t0 = Clock::now();
     clip_grad_norm(params, tc.grad_clip > 0 ? tc.grad_clip : 1e30);
     opt.step(tc.lr);
+    device_synchronize(device);
     opt_ms.push_back(ms_since(t0));
     for (const char* c : kComponents) fwd_ms[c].push_back(fwd[c]), bwd_ms[c].push_back(bwd[c]);
   }
 
   std::vector<std::string> comps(std::begin(kComponents), std::end(kComponents));
   if (json) {
-    std::printf("{\"bench\": \"train\", \"config\": \"%s\", \"threads\": %d, \"batch\": %lld, \"seq_len\": %lld, "
+    std::printf("{\"bench\": \"train\", \"config\": \"%s\", \"device\": \"%s\", \"threads\": %d, \"batch\": %lld, \"seq_len\": %lld, "
                 "\"parameters\": %lld, \"step_ms\": %.2f, \"tokens_per_s\": %.1f, \"peak_bytes\": %lld, "
                 "\"optimizer_ms\": %.2f, \"loss_check_abs_diff\": %.3g",
-                config_path.c_str(), num_threads(), (long long)B, (long long)T, (long long)model.num_parameters(), ms,
+                config_path.c_str(), describe_device(device).c_str(), num_threads(), (long long)B, (long long)T, (long long)model.num_parameters(), ms,
                 tok_s, (long long)peak, median(opt_ms), check.empty() ? 0.0 : check[0]);
     for (auto& c : comps)
       std::printf(", \"forward_%s_ms\": %.2f, \"backward_%s_ms\": %.2f", c.c_str(), median(fwd_ms[c]), c.c_str(),
@@ -226,10 +246,10 @@ int bench_train(const std::string& config_path, bool json, int steps) {
     std::printf("}\n");
     return 0;
   }
-  std::printf("bench train: %s — %lld parameters, batch %lld x seq %lld, %d threads\n", config_path.c_str(),
-              (long long)model.num_parameters(), (long long)B, (long long)T, num_threads());
+  std::printf("bench train: %s — %lld parameters, batch %lld x seq %lld, %d threads, device %s\n", config_path.c_str(),
+              (long long)model.num_parameters(), (long long)B, (long long)T, num_threads(), describe_device(device).c_str());
   std::printf("  training step (fwd + bwd + clip + AdamW): %.1f ms median of %d  ->  %.0f tokens/s\n", ms, steps, tok_s);
-  std::printf("  peak tensor memory: %.1f MiB\n\n", (double)peak / (1024.0 * 1024.0));
+  std::printf("  peak tensor memory (%s): %.1f MiB\n\n", device_name(device), (double)peak / (1024.0 * 1024.0));
   std::printf("  %-11s %12s %12s\n", "component", "forward ms", "backward ms");
   double fsum = 0, bsum = 0;
   for (auto& c : comps) {

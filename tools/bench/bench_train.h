@@ -19,6 +19,8 @@
 namespace sg::bench {
 
 // steps: timed steps (median taken); json: one JSON object instead of the table. Returns 0.
-int bench_train(const std::string& config_path, bool json, int steps = 5);
+// device_override: "" = the config's train.device; "cpu" or "cuda" (tokens/s on the GPU; under SEEKGRAD_CUDA_EMU the
+// emulator's speed, which says nothing about a GPU).
+int bench_train(const std::string& config_path, bool json, int steps = 5, const std::string& device_override = "");
 
 }  // namespace sg::bench
