@@ -1,8 +1,7 @@
 // ops/elementwise.cpp — elementwise ops, forward and backward side by side. See elementwise.h.
 //
-// Unary, binary and scalar-affine ops run their kernels through the device dispatch (ops/kernels.h): on the CPU,
-// or on CUDA (the GPU, or its emulation). pow, where/masked_fill and to_dtype are CPU-only so far (check_cpu).
-#include "ops/fp8.h"
+// Every op here runs its kernels through the device dispatch (ops/kernels.h): on the CPU, or on CUDA (the GPU, or
+// its emulation): unary, binary, scalar affine, pow, where / masked_fill, and the dtype cast (to_dtype).
 #include "ops/elementwise.h"
 
 #include <cmath>
@@ -69,34 +68,48 @@ static Shape broadcast_strides(const Tensor& t, const Shape& shape) {
   return st;
 }
 
+// The dims a strided kernel walks over `shape` (the output's, contiguous), reading K inputs through their own
+// strides over it (`in`, 0 on broadcast dims): size-1 dims dropped, and neighbouring dims merged where every input
+// steps through them as one run (outer stride = inner stride × inner size), so the kernel walks as few dims as it
+// can: a (B, T, D) + (D) bias becomes (B·T, D). Writes them to out_shape / out_strides[k] and returns how many, or
+// -1 when more than kMaxKernelDims remain.
+template <size_t K>
+static int merge_dims(const Shape& shape, const Shape* const (&in)[K], int64_t* out_shape, int64_t* const (&out_strides)[K]) {
+  int nd = 0;
+  for (size_t d = 0; d < shape.size(); d++) {
+    if (shape[d] == 1) continue;
+    bool merge = nd > 0;
+    for (size_t k = 0; k < K && merge; k++) merge = out_strides[k][nd - 1] == (*in[k])[d] * shape[d];
+    if (merge) {
+      out_shape[nd - 1] *= shape[d];
+      for (size_t k = 0; k < K; k++) out_strides[k][nd - 1] = (*in[k])[d];
+      continue;
+    }
+    if (nd == kMaxKernelDims) return -1;
+    out_shape[nd] = shape[d];
+    for (size_t k = 0; k < K; k++) out_strides[k][nd] = (*in[k])[d];
+    nd++;
+  }
+  return nd;
+}
+
+[[noreturn]] static void too_many_dims(const char* name, const std::string& what) {
+  op_error(name, what + " over more than " + std::to_string(kMaxKernelDims) +
+                     " dims that cannot be merged; the kernels walk at most that many");
+}
+
 // The binary kernel's arguments for out[idx] = a[idx] (op) b[idx] over `shape` (out contiguous): each input's
-// strides over the output's shape (0 on broadcast dims), size-1 dims dropped, and neighbouring dims merged where
-// both inputs step through them as one run (outer stride = inner stride × inner size), so the kernel walks as few
-// dims as it can: a (B, T, D) + (D) bias becomes (B·T, D). At most kMaxKernelDims remain after merging.
+// strides over the output's shape, merged (merge_dims). At most kMaxKernelDims remain after merging.
 template <class T>
 static BinaryArgs<T> binary_args(const char* name, BinaryOp op, const Shape& shape, const Tensor& a, const Tensor& b,
                                  const Tensor& out) {
   const Shape sa = broadcast_strides(a, shape), sb = broadcast_strides(b, shape);
   BinaryArgs<T> args{};
   args.op = op;
-  int nd = 0;
-  for (size_t d = 0; d < shape.size(); d++) {
-    if (shape[d] == 1) continue;
-    if (nd > 0 && args.a_strides[nd - 1] == sa[d] * shape[d] && args.b_strides[nd - 1] == sb[d] * shape[d]) {
-      args.shape[nd - 1] *= shape[d];
-      args.a_strides[nd - 1] = sa[d];
-      args.b_strides[nd - 1] = sb[d];
-      continue;
-    }
-    if (nd == kMaxKernelDims)
-      op_error(name, a.describe() + " and " + b.describe() + " broadcast over more than " + std::to_string(kMaxKernelDims) +
-                         " dims that cannot be merged; the kernels walk at most that many");
-    args.shape[nd] = shape[d];
-    args.a_strides[nd] = sa[d];
-    args.b_strides[nd] = sb[d];
-    nd++;
-  }
-  args.ndim = nd;
+  const Shape* const in[2] = {&sa, &sb};
+  int64_t* const strides[2] = {args.a_strides, args.b_strides};
+  args.ndim = merge_dims(shape, in, args.shape, strides);
+  if (args.ndim < 0) too_many_dims(name, a.describe() + " and " + b.describe() + " broadcast");
   args.a = a.device_data<T>();
   args.b = b.device_data<T>();
   args.out = out.device_data<T>();
@@ -188,24 +201,28 @@ static Tensor affine(const char* name, const Tensor& x_in, double alpha, double 
 Tensor add(const Tensor& a, double b) { return affine("add_scalar", a, 1.0, b); }
 Tensor mul(const Tensor& a, double b) { return affine("mul_scalar", a, b, 0.0); }
 
-// y = x^p:  dx = p x^(p-1) dy
+// y = x^p, in double as (T) pow((double) x, p):  dx = p x^(p-1) dy
 Tensor pow(const Tensor& x, double p) {
   check_defined("pow", x, "x");
   check_floating("pow", x);
-  check_cpu("pow", x);
   if (p == 2.0) return square(x);
   Tensor xc = contiguous(x.detach());
-  Tensor y = Tensor::empty(x.shape(), x.dtype());
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   dispatch_float(x.dtype(), "pow", [&]<class T>() {
-    const T* px = xc.data<T>();
-    T* py = y.data<T>();
-    for (int64_t i = 0; i < xc.numel(); i++) py[i] = (T)std::pow((double)px[i], p);
+    kernels::pow_forward<T>("pow", x.device(), {xc.numel(), p, xc.device_data<T>(), y.device_data<T>()});
   });
   if (needs_grad(x)) {
     record("pow", y, {x}, [xc, p](const Tensor& dy) { return std::vector<Tensor>{mul(dy, mul(pow(xc, p - 1.0), p))}; });
   }
   return y;
 }
+
+// The kernels' element-type codes are DType's (ops/kernel_abi/elementwise.h).
+static_assert((int)ElemType::f32 == (int)DType::f32 && (int)ElemType::f64 == (int)DType::f64 &&
+              (int)ElemType::i32 == (int)DType::i32 && (int)ElemType::i64 == (int)DType::i64 &&
+              (int)ElemType::bf16 == (int)DType::bf16 && (int)ElemType::f16 == (int)DType::f16 &&
+              (int)ElemType::f8e4m3 == (int)DType::f8e4m3 && (int)ElemType::f8e5m2 == (int)DType::f8e5m2);
+static ElemType elem_type(DType dt) { return (ElemType)(int)dt; }
 
 // ---- where / masked_fill ---------------------------------------------------------------------
 // out = cond ? a : b:  da = sum_to(dy ⊙ cond), db = sum_to(dy ⊙ !cond); cond gets no gradient.
@@ -215,46 +232,33 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   check_defined("where", b, "b");
   check_floating("where", a);
   check_same_dtype("where", a, b);
-  check_cpu("where", cond);
-  check_cpu("where", a);
-  check_cpu("where", b);
+  check_same_device("where", a, b);
+  check_same_device("where", cond, a);
+  const DType ct = cond.dtype();
+  if (ct != DType::f32 && ct != DType::f64 && ct != DType::i32 && ct != DType::i64)
+    op_error("where", "the condition " + cond.describe() + " must be f32, f64, i32 or i64");
   Shape shape = broadcast_shapes("where", a, b);
-  Tensor shape_probe = Tensor::empty(shape, a.dtype());
-  shape = broadcast_shapes("where", cond, shape_probe);
-  Tensor out = Tensor::empty(shape, a.dtype());
-  Shape cs = broadcast_strides(cond, shape), as = broadcast_strides(a, shape), bs = broadcast_strides(b, shape);
-  int64_t n = out.numel(), nd = (int64_t)shape.size();
+  shape = broadcast_shapes("where", cond, expand(Tensor::empty({}, a.dtype()), shape));  // a view: allocates nothing
+  Tensor out = Tensor::empty(shape, a.dtype(), a.device());
+  const Shape cs = broadcast_strides(cond, shape), as = broadcast_strides(a, shape), bs = broadcast_strides(b, shape);
   dispatch_float(a.dtype(), "where", [&]<class T>() {
-    const T* pa = static_cast<const T*>(a.raw_data());
-    const T* pb = static_cast<const T*>(b.raw_data());
-    const char* pc = static_cast<const char*>(cond.raw_data());
-    size_t ces = dtype_size(cond.dtype());
-    T* po = out.data<T>();
-    for (int64_t i = 0; i < n; i++) {
-      int64_t rem = i, co = 0, ao = 0, bo = 0;
-      for (int64_t d = nd - 1; d >= 0; d--) {
-        int64_t k = rem % shape[d];
-        rem /= shape[d];
-        co += k * cs[d];
-        ao += k * as[d];
-        bo += k * bs[d];
-      }
-      bool c;
-      switch (cond.dtype()) {
-        case DType::f32: c = reinterpret_cast<const float*>(pc)[co] != 0; break;
-        case DType::f64: c = reinterpret_cast<const double*>(pc)[co] != 0; break;
-        case DType::i32: c = reinterpret_cast<const int32_t*>(pc)[co] != 0; break;
-        default: c = reinterpret_cast<const int64_t*>(pc)[co] != 0; break;
-      }
-      (void)ces;
-      po[i] = c ? pa[ao] : pb[bo];
-    }
+    WhereArgs<T> args{};
+    args.cond_type = elem_type(ct);
+    const Shape* const in[3] = {&cs, &as, &bs};
+    int64_t* const strides[3] = {args.cond_strides, args.a_strides, args.b_strides};
+    args.ndim = merge_dims(shape, in, args.shape, strides);
+    if (args.ndim < 0) too_many_dims("where", cond.describe() + ", " + a.describe() + " and " + b.describe() + " broadcast");
+    args.cond = cond.raw_device_data();
+    args.a = a.device_data<T>();
+    args.b = b.device_data<T>();
+    args.out = out.device_data<T>();
+    kernels::where_forward<T>("where", a.device(), args);
   });
   if (needs_grad({a, b})) {
     Tensor cd = cond.detach();
     Shape sa = a.shape(), sb = b.shape();
     record("where", out, {a, b}, [cd, sa, sb](const Tensor& dy) {
-      Tensor zeros = Tensor::zeros({}, dy.dtype());
+      Tensor zeros = Tensor::zeros({}, dy.dtype(), dy.device());
       return std::vector<Tensor>{sum_to(where(cd, dy, zeros), sa), sum_to(where(cd, zeros, dy), sb)};
     });
   }
@@ -264,35 +268,30 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
 Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
   check_defined("masked_fill", x, "x");
   check_defined("masked_fill", mask, "mask");
-  check_cpu("masked_fill", x);
-  check_cpu("masked_fill", mask);
+  check_same_device("masked_fill", x, mask);
   Shape shape = broadcast_shapes("masked_fill", x, mask);
   if (shape != x.shape())
     op_error("masked_fill", "mask " + mask.describe() + " must broadcast to x " + x.describe() + " without growing it");
-  return where(mask, Tensor::full({}, value, x.dtype()), x);
+  return where(mask, Tensor::full({}, value, x.dtype(), x.device()), x);
 }
 
 // ---- dtype cast ------------------------------------------------------------------------------
-// y = (dtype) x:  dx = (x.dtype) dy
+// y = (dtype) x, element by element through double (ops/kernel_abi/cast.h: RNE to bf16 / f16 / FP8 via f32, E4M3
+// saturating, integers toward zero):  dx = (x.dtype) dy
 Tensor to_dtype(const Tensor& x, DType dtype) {
   check_defined("to_dtype", x, "x");
   if (x.dtype() == dtype) return x;  // on any device
-  check_cpu("to_dtype", x);
-  std::vector<double> v = x.to_f64_vector();
-  Tensor y = Tensor::empty(x.shape(), dtype);
-  for (int64_t i = 0; i < y.numel(); i++) {
-    switch (dtype) {
-      case DType::f32: y.data<float>()[i] = (float)v[i]; break;
-      case DType::f64: y.data<double>()[i] = v[i]; break;
-      case DType::i32: y.data<int32_t>()[i] = (int32_t)v[i]; break;
-      case DType::i64: y.data<int64_t>()[i] = (int64_t)v[i]; break;
-      // Storage dtypes (autograd/tensor.h): round to nearest even; E4M3 saturates at ±448.
-      case DType::bf16: static_cast<uint16_t*>(y.raw_data())[i] = lowp::f32_to_bf16((float)v[i]); break;
-      case DType::f16: static_cast<uint16_t*>(y.raw_data())[i] = lowp::f32_to_f16((float)v[i]); break;
-      case DType::f8e4m3: y.fp8_codes()[i] = lowp::f32_to_e4m3((float)v[i]); break;
-      case DType::f8e5m2: y.fp8_codes()[i] = lowp::f32_to_e5m2((float)v[i]); break;
-    }
-  }
+  Tensor y = Tensor::empty(x.shape(), dtype, x.device());
+  CastArgs args{};
+  args.src_type = elem_type(x.dtype());
+  args.dst_type = elem_type(dtype);
+  const Shape* const in[1] = {&x.strides()};
+  int64_t* const strides[1] = {args.src_strides};
+  args.ndim = merge_dims(x.shape(), in, args.shape, strides);
+  if (args.ndim < 0) too_many_dims("to_dtype", x.describe() + " is strided");
+  args.src = x.raw_device_data();
+  args.dst = y.raw_device_data();
+  kernels::cast("to_dtype", x.device(), args);
   if (is_floating(dtype) && needs_grad(x)) {
     DType from = x.dtype();
     record("to_dtype", y, {x}, [from](const Tensor& dy) { return std::vector<Tensor>{to_dtype(dy, from)}; });

@@ -8,6 +8,7 @@
 
 #include "autograd/runtime.h"
 #include "cuda/attention.h"
+#include "cuda/cast.h"
 #include "cuda/elementwise.h"
 #include "cuda/fp8.h"
 #include "cuda/gemm.h"
@@ -110,6 +111,65 @@ template <class T> void affine_forward(const char* op, Device d, const AffineArg
     case Device::Metal: no_metal(op);
   }
 }
+
+// ---- pow, where, cast ------------------------------------------------------------------------------------------
+
+template <class T> void pow_forward(const char* op, Device d, const PowArgs<T>& a) {
+  switch (d) {
+    case Device::CPU: cpu::pow_forward<T>(a.x, a.p, a.y, a.n); return;
+    case Device::CUDA:
+      if constexpr (is_f32<T>) {
+        if (cuda_emulation()) cuda_emu::pow_forward(a);
+        else cuda::pow_forward(a);
+        return;
+      }
+      cuda_needs_f32(op);
+    case Device::Metal: no_metal(op);
+  }
+}
+
+template <class T> void where_forward(const char* op, Device d, const WhereArgs<T>& a) {
+  switch (d) {
+    case Device::CPU: {
+      const std::vector<int64_t> shape = dims_of(a.shape, a.ndim);
+      cpu::where_forward<T>(shape, a.cond_type, a.cond, dims_of(a.cond_strides, a.ndim), a.a, dims_of(a.a_strides, a.ndim),
+                            a.b, dims_of(a.b_strides, a.ndim), a.out);
+      return;
+    }
+    case Device::CUDA:
+      if constexpr (is_f32<T>) {
+        if (cuda_emulation()) cuda_emu::where_forward(a);
+        else cuda::where_forward(a);
+        return;
+      }
+      cuda_needs_f32(op);
+    case Device::Metal: no_metal(op);
+  }
+}
+
+// The CUDA kernel converts every pair (f64 too); a CUDA tensor is f32 by the backend's rule, so an f64 side is
+// refused here, in words the registry walk (tests/cuda/registry_walk.h) counts as "not on this device".
+void cast(const char* op, Device d, const CastArgs& a) {
+  switch (d) {
+    case Device::CPU: {
+      const std::vector<int64_t> shape = dims_of(a.shape, a.ndim);
+      cpu::cast(a.src_type, shape, a.src, dims_of(a.src_strides, a.ndim), a.dst_type, a.dst);
+      return;
+    }
+    case Device::CUDA:
+      if (a.src_type == ElemType::f64 || a.dst_type == ElemType::f64)
+        op_error(op, "has no CUDA kernel yet for f64 (the CUDA backend computes f32): convert on the CPU, then move it");
+      if (cuda_emulation()) cuda_emu::cast(a);
+      else cuda::cast(a);
+      return;
+    case Device::Metal: no_metal(op);
+  }
+}
+
+template void pow_forward<float>(const char*, Device, const PowArgs<float>&);
+template void pow_forward<double>(const char*, Device, const PowArgs<double>&);
+template void where_forward<float>(const char*, Device, const WhereArgs<float>&);
+template void where_forward<double>(const char*, Device, const WhereArgs<double>&);
 
 // ---- reduce and copy -------------------------------------------------------------------------------------------
 

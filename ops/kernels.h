@@ -33,21 +33,23 @@
 //      walk (tests/cuda/registry_walk.h) and the tiny-model check (tests/cuda/model_check.h) run every op on the
 //      device; tests/cuda/test_dispatch_gpu.cpp and test_devices_gpu.cpp run the same on a GPU when there is one.
 //
-// DISPATCHED (every family of cuda/): elementwise, reduce + copy (contiguous, cat, slice's backward, copy_into, sum,
-// mean, var, sum_to, max, min), softmax (softmax, log_softmax, cross_entropy), norm (rms_norm, layer_norm, rope),
-// topk (topk, argmax), index (embedding, index_select, index_add, gather, scatter_add), optim (AdamW, SGD, the
-// grad norm, clipping), gemm (matmul, linear), attention (scaled_dot_product_attention), fp8 (quantize / dequantize,
-// fp8_matmul, fp8_linear), indexer (hadamard_rotate; fp8_index_scores, a kernel with no op: models/dsa.cpp calls it),
-// dropout (the mask drawn on the host, the mul kernel). Where a CPU loop has no device kernel with its contract,
-// the op says how it gets by on a device (cat and slice's backward lay their output out dim-first;
-// fp8_transpose_blocks goes through the host).
-// CPU ONLY (no CUDA kernel yet): pow, where / masked_fill, to_dtype between dtypes; they keep check_cpu(op, t):
-// "[pow] has no CUDA kernel yet; x (2, 3) f32 on cuda".
+// DISPATCHED (every family of cuda/): elementwise (unary, binary, affine, pow, where / masked_fill), cast (to_dtype
+// between any two dtypes but f64, which a CUDA tensor refuses by the op's name as everywhere), reduce + copy
+// (contiguous, cat, slice's backward, copy_into, sum, mean, var, sum_to, max, min), softmax (softmax, log_softmax,
+// cross_entropy), norm (rms_norm, layer_norm, rope), topk (topk, argmax), index (embedding, index_select, index_add,
+// gather, scatter_add), optim (AdamW, SGD, the grad norm, clipping), gemm (matmul, linear), attention
+// (scaled_dot_product_attention), fp8 (quantize / dequantize, fp8_matmul, fp8_linear), indexer (hadamard_rotate;
+// fp8_index_scores, a kernel with no op: models/dsa.cpp calls it), dropout (the mask drawn on the host, the mul
+// kernel). Where a CPU loop has no device kernel with its contract, the op says how it gets by on a device (cat and
+// slice's backward lay their output out dim-first; fp8_transpose_blocks goes through the host).
+// CPU ONLY: nothing. What a CUDA tensor refuses is f64 (the CUDA backend computes f32): "[to_dtype] has no CUDA
+// kernel yet for f64 ...".
 //
 // What this is not: a registry or a code generator. One function and one switch per kernel, read top to bottom.
 #pragma once
 #include "autograd/device.h"
 #include "ops/kernel_abi/attention.h"
+#include "ops/kernel_abi/cast.h"
 #include "ops/kernel_abi/elementwise.h"
 #include "ops/kernel_abi/fp8.h"
 #include "ops/kernel_abi/gemm.h"
@@ -66,6 +68,15 @@ template <class T> void unary_forward(const char* op, Device d, const UnaryArgs<
 template <class T> void unary_backward(const char* op, Device d, const UnaryBackwardArgs<T>& a);   // dx = f'(x) dy
 template <class T> void binary_forward(const char* op, Device d, const BinaryArgs<T>& a);          // out = a (op) b
 template <class T> void affine_forward(const char* op, Device d, const AffineArgs<T>& a);          // y = alpha x + beta
+
+// ---- pow, where, cast (ops/kernel_abi/elementwise.h, cast.h; CPU ops/cpu/elementwise.h; CUDA cuda/elementwise.h,
+//      cuda/cast.h) ----------------------------------------------------------------------------------------------
+template <class T> void pow_forward(const char* op, Device d, const PowArgs<T>& a);       // y = (T) pow((double) x, p)
+template <class T> void where_forward(const char* op, Device d, const WhereArgs<T>& a);   // out = cond != 0 ? a : b
+// dst = (dst_type) src, any pair of the eight dtypes on the CPU. On CUDA every pair of f32, i32, i64, bf16, f16,
+// f8e4m3, f8e5m2; f64 on either side is refused ("[op] has no CUDA kernel yet for f64 ..."), as the CUDA backend
+// computes f32: convert on the CPU, then move.
+void cast(const char* op, Device d, const CastArgs& a);
 
 // ---- reduce and copy (ops/kernel_abi/reduce.h; CPU ops/cpu/reduce.h, ops/cpu/copy.h; CUDA cuda/reduce.h) -------
 template <class T> void reduce_rows(const char* op, Device d, const ReduceRowsArgs<T>& a);         // out[r] = Σ/max/min_c x[r, c]

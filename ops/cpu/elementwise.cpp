@@ -1,8 +1,11 @@
 // ops/cpu/elementwise.cpp — see elementwise.h. The math of every unary op (and its derivative)
-// comes from ops/scalar_math.h or is written right here, forward and backward next to each other.
+// comes from ops/scalar_math.h or is written right here, forward and backward next to each other; the cast's
+// per-element conversion is ops/kernel_abi/cast.h's, shared with the CUDA kernel.
 #include "ops/cpu/elementwise.h"
 
 #include <cmath>
+#include <stdexcept>
+#include <string>
 #include <type_traits>
 
 #include "autograd/runtime.h"
@@ -267,6 +270,99 @@ template <class T> void affine_forward(const T* x, T alpha, T beta, T* y, int64_
   else parallel_for(n, kGrain, body);
 }
 
+template <class T> void pow_forward(const T* x, double p, T* y, int64_t n) {
+  auto body = [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; i++) y[i] = (T)std::pow((double)x[i], p);
+  };
+  if (naive_kernels()) body(0, n);
+  else parallel_for(n, kGrain, body);
+}
+
+// The strided walks of where and cast: `shape`'s elements in row-major order as rows of the innermost dim, each
+// row's offsets (per input) from the outer dims' coordinates; row(r, offsets) does the row. Split over threads by
+// row (each output element is written by one thread, in any order: the same bits).
+template <int K, class Row>
+static void for_each_row(const std::vector<int64_t>& shape, const std::vector<int64_t>* const (&strides)[K], Row row) {
+  const int64_t nd = (int64_t)shape.size();
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  if (n == 0) return;
+  const int64_t inner = nd ? shape[nd - 1] : 1, rows = n / inner;
+  auto run_rows = [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      int64_t rem = r, off[K] = {};
+      for (int64_t d = nd - 2; d >= 0; d--) {
+        const int64_t i = rem % shape[d];
+        rem /= shape[d];
+        for (int k = 0; k < K; k++) off[k] += i * (*strides[k])[d];
+      }
+      row(r, inner, off);
+    }
+  };
+  if (naive_kernels()) run_rows(0, rows);
+  else parallel_for(rows, std::max<int64_t>(1, kGrain / std::max<int64_t>(inner, 1)), run_rows);
+}
+
+template <class C> static bool condition(const void* cond, int64_t i) { return static_cast<const C*>(cond)[i] != 0; }
+
+template <class T, class C>
+static void where_typed(const std::vector<int64_t>& shape, const void* cond, const std::vector<int64_t>& cs,
+                        const T* a, const std::vector<int64_t>& as, const T* b, const std::vector<int64_t>& bs, T* out) {
+  const int64_t nd = (int64_t)shape.size();
+  const int64_t ci = nd ? cs[nd - 1] : 0, ai = nd ? as[nd - 1] : 0, bi = nd ? bs[nd - 1] : 0;
+  const std::vector<int64_t>* const strides[3] = {&cs, &as, &bs};
+  for_each_row<3>(shape, strides, [&](int64_t r, int64_t inner, const int64_t* off) {
+    T* po = out + r * inner;
+    for (int64_t i = 0; i < inner; i++)
+      po[i] = condition<C>(cond, off[0] + i * ci) ? a[off[1] + i * ai] : b[off[2] + i * bi];
+  });
+}
+
+template <class T>
+void where_forward(const std::vector<int64_t>& shape, ElemType cond_type, const void* cond,
+                   const std::vector<int64_t>& cond_strides, const T* a, const std::vector<int64_t>& a_strides,
+                   const T* b, const std::vector<int64_t>& b_strides, T* out) {
+  switch (cond_type) {
+    case ElemType::f32: return where_typed<T, float>(shape, cond, cond_strides, a, a_strides, b, b_strides, out);
+    case ElemType::f64: return where_typed<T, double>(shape, cond, cond_strides, a, a_strides, b, b_strides, out);
+    case ElemType::i32: return where_typed<T, int32_t>(shape, cond, cond_strides, a, a_strides, b, b_strides, out);
+    case ElemType::i64: return where_typed<T, int64_t>(shape, cond, cond_strides, a, a_strides, b, b_strides, out);
+    default: throw std::runtime_error("[cpu] where_forward: the condition must be f32, f64, i32 or i64");
+  }
+}
+
+// One loop per (source, destination) pair: the element type is a constant, so load / store's switch folds away.
+template <ElemType S, ElemType D>
+static void cast_typed(const std::vector<int64_t>& shape, const void* src, const std::vector<int64_t>& src_strides, void* dst) {
+  const int64_t nd = (int64_t)shape.size(), si = nd ? src_strides[nd - 1] : 0;
+  const std::vector<int64_t>* const strides[1] = {&src_strides};
+  for_each_row<1>(shape, strides, [&](int64_t r, int64_t inner, const int64_t* off) {
+    for (int64_t i = 0; i < inner; i++) cast_element::store(dst, r * inner + i, D, cast_element::load(src, off[0] + i * si, S));
+  });
+}
+
+// Calls body.template operator()<t>() with the element type as a constant.
+template <class F> static void with_elem_type(ElemType t, F&& body) {
+  switch (t) {
+    case ElemType::f32: return body.template operator()<ElemType::f32>();
+    case ElemType::f64: return body.template operator()<ElemType::f64>();
+    case ElemType::i32: return body.template operator()<ElemType::i32>();
+    case ElemType::i64: return body.template operator()<ElemType::i64>();
+    case ElemType::bf16: return body.template operator()<ElemType::bf16>();
+    case ElemType::f16: return body.template operator()<ElemType::f16>();
+    case ElemType::f8e4m3: return body.template operator()<ElemType::f8e4m3>();
+    case ElemType::f8e5m2: return body.template operator()<ElemType::f8e5m2>();
+  }
+  throw std::runtime_error("[cpu] cast: unknown element type " + std::to_string((int)t));
+}
+
+void cast(ElemType src_type, const std::vector<int64_t>& shape, const void* src, const std::vector<int64_t>& src_strides,
+          ElemType dst_type, void* dst) {
+  with_elem_type(src_type, [&]<ElemType S>() {
+    with_elem_type(dst_type, [&]<ElemType D>() { cast_typed<S, D>(shape, src, src_strides, dst); });
+  });
+}
+
 template void unary_forward<float>(UnaryOp, const float*, float*, int64_t);
 template void unary_forward<double>(UnaryOp, const double*, double*, int64_t);
 template void unary_backward<float>(UnaryOp, const float*, const float*, const float*, float*, int64_t);
@@ -277,5 +373,12 @@ template void binary_forward<double>(BinaryOp, const std::vector<int64_t>&, cons
                                      const double*, const std::vector<int64_t>&, double*);
 template void affine_forward<float>(const float*, float, float, float*, int64_t);
 template void affine_forward<double>(const double*, double, double, double*, int64_t);
+template void pow_forward<float>(const float*, double, float*, int64_t);
+template void pow_forward<double>(const double*, double, double*, int64_t);
+template void where_forward<float>(const std::vector<int64_t>&, ElemType, const void*, const std::vector<int64_t>&,
+                                   const float*, const std::vector<int64_t>&, const float*, const std::vector<int64_t>&, float*);
+template void where_forward<double>(const std::vector<int64_t>&, ElemType, const void*, const std::vector<int64_t>&,
+                                    const double*, const std::vector<int64_t>&, const double*, const std::vector<int64_t>&,
+                                    double*);
 
 }  // namespace sg::cpu

@@ -53,4 +53,32 @@ template <class T> struct AffineArgs {
   T* y;
 };
 
+// An element type a kernel reads or writes by code (where's condition, the cast's two sides): autograd/tensor.h's
+// DType, the same codes in the same order (ops/elementwise.cpp asserts they agree). The ABI names no DType.
+enum class ElemType : int32_t { f32, f64, i32, i64, bf16, f16, f8e4m3, f8e5m2 };
+
+// y[i] = (T) pow((double) x[i], p), i < n; x, y contiguous. In double, as the CPU op always computed it.
+template <class T> struct PowArgs {
+  int64_t n;
+  double p;
+  const T* x;
+  T* y;
+};
+
+// out[idx] = cond[idx · cond_strides] != 0 ? a[idx · a_strides] : b[idx · b_strides] over `shape` (ndim dims,
+// row-major, ndim = 0 is one element); out contiguous. cond is f32, f64, i32 or i64 (cond_type); a broadcast
+// input has stride 0 on its broadcast dims, as in BinaryArgs.
+template <class T> struct WhereArgs {
+  int32_t ndim;
+  ElemType cond_type;
+  int64_t shape[kMaxKernelDims];
+  int64_t cond_strides[kMaxKernelDims];
+  int64_t a_strides[kMaxKernelDims];
+  int64_t b_strides[kMaxKernelDims];
+  const void* cond;
+  const T* a;
+  const T* b;
+  T* out;
+};
+
 }  // namespace sg

@@ -96,9 +96,10 @@ TEST_CASE("devices: ops without a CUDA kernel yet refuse a CUDA tensor by the op
   Tensor x = Tensor::ones({2, 3}).to(Device::CUDA);
   x.set_name("x");
   Tensor w = Tensor::ones({3, 4});
-  CHECK(error_of([&] { pow(x, 3.0); }) == "[pow] has no CUDA kernel yet; x (2, 3) f32 on cuda");
-  CHECK(error_of([&] { to_dtype(x, DType::f64); }) == "[to_dtype] has no CUDA kernel yet; x (2, 3) f32 on cuda");
-  CHECK(error_of([&] { where(Tensor::ones({2, 3}), x, x); }) == "[where] has no CUDA kernel yet; x (2, 3) f32 on cuda");
+  CHECK(error_of([&] { to_dtype(x, DType::f64); }) ==
+        "[to_dtype] has no CUDA kernel yet for f64 (the CUDA backend computes f32): convert on the CPU, then move it");
+  CHECK(error_of([&] { where(Tensor::ones({2, 3}), x, x); }) ==
+        "[where] tensor (2, 3) f32 and x (2, 3) f32 on cuda are on different devices (cpu and cuda); move one with to_device");
   // An op whose kernels are dispatched, handed tensors on two devices, names both.
   CHECK(error_of([&] { matmul(x, w); }).find("are on different devices (cuda and cpu)") != std::string::npos);
   // to_dtype to the dtype a tensor has is the tensor itself, on any device.
