@@ -30,7 +30,7 @@ Tensor token_logprobs_from_logits(const Tensor& logits, const Tensor& tokens) {
   check_logits_tokens("token_logprobs", logits, tokens);
   const int64_t S = logits.size(1);
   Tensor logp_all = log_softmax(slice(logits, 1, 0, S - 1), -1);         // [B,S−1,V]
-  Tensor next = contiguous(unsqueeze(slice(tokens, 1, 1, S), -1));        // [B,S−1,1]
+  Tensor next = contiguous(unsqueeze(slice(tokens.to(logits.device()), 1, 1, S), -1));  // [B,S−1,1] (host ids move)
   return squeeze(gather(logp_all, 2, next), -1);                          // [B,S−1]
 }
 

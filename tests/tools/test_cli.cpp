@@ -837,13 +837,13 @@ TEST_CASE("seekgrad train / pipeline --device cuda: every stage on emulated CUDA
   std::ofstream(cfg) << "model:\n  dim: 16\n  n_layers: 2\n  n_dense_layers: 1\n  inter_dim: 32\n  n_heads: 2\n"
                         "  q_lora_rank: 8\n  kv_lora_rank: 8\n  qk_nope_head_dim: 8\n  qk_rope_head_dim: 4\n"
                         "  v_head_dim: 8\n  n_routed_experts: 4\n  n_shared_experts: 1\n  n_activated_experts: 2\n"
-                        "  moe_inter_dim: 16\n  n_mtp_modules: 1\n  max_batch_size: 4\n  max_seq_len: 64\n"
-                        "  original_seq_len: 64\n"
+                        "  moe_inter_dim: 16\n  n_mtp_modules: 1\n  max_batch_size: 4\n  max_seq_len: 96\n"
+                        "  original_seq_len: 96\n"
                         "train:\n  batch_size: 2\n  seq_len: 16\n  steps: 2\n  warmup_steps: 1\n  threads: 1\n  eval_every: 0\n"
                         "  eval_batches: 1\n  sample_tokens: 0\n  out_dir: " << tmp.file("run") << "\n"
                         "  data: {source: generated, n_stories: 60, vocab_size: 300, arithmetic_problems: 100, arithmetic_solution: columns}\n"
                         "reasoning: {eval_problems: 2, eval_samples: 1, max_new_tokens: 6, solution: columns, system: \"Think.\"}\n"
-                        "sft: {n_problems: 8, steps: 2, warmup_steps: 1, batch_size: 1, seq_len: 64, eval_every: 0, eval_problems: 2}\n"
+                        "sft: {n_problems: 8, steps: 2, warmup_steps: 1, batch_size: 1, seq_len: 96, eval_every: 0, eval_problems: 2}\n"
                         "grpo: {steps: 1, warmup_steps: 0, prompts_per_step: 1, group_size: 2, eval_every: 0, eval_problems: 2}\n";
   auto [rc, out] = run_cmd("SEEKGRAD_CUDA_EMU=1 " + bin + " train --config " + cfg + " --device cuda --steps 2");
   REQUIRE_MESSAGE(rc == 0, out);
