@@ -34,7 +34,9 @@ int main(int argc, char** argv) {
   CLI::App app{"seekgrad — DeepSeek from scratch in C++ (autograd, kernels, models, training)"};
   app.require_subcommand(1);
   int threads = 0;
-  app.add_option("--threads", threads, "CPU threads (default: all cores, or SEEKGRAD_THREADS)");
+  app.add_option("--threads", threads,
+                 "CPU threads; wins over SEEKGRAD_THREADS, which wins over a config's train.threads (default: all cores)")
+      ->check(CLI::Range(1, 4096));
 
   // ---- pipeline ----
   auto* pipeline = app.add_subcommand("pipeline",
@@ -130,9 +132,8 @@ int main(int argc, char** argv) {
   sg::cli::DataModelCommands data_model_commands(app);
 
   CLI11_PARSE(app, argc, argv);
-  if (threads > 0) sg::set_num_threads(threads);
-
   try {
+    if (threads > 0) sg::set_num_threads(threads, sg::ThreadsFrom::command_line);
     if (pipeline->parsed()) {
       std::cout << "seekgrad pipeline (" << sg::num_threads() << " threads)\n\n== stage 0: autograd self-check (chapter 1) ==\n";
       std::ostringstream ch1;
