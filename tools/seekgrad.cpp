@@ -54,7 +54,7 @@ int main(int argc, char** argv) {
   std::string train_config;
   int train_steps = 0;
   train->add_option("--config", train_config, "YAML config (model: + train: sections)")->required();
-  train->add_option("--steps", train_steps, "override train.steps");
+  train->add_option("--steps", train_steps, "override train.steps")->check(CLI::Range(1, 1000000000));
   std::string train_device;
   train->add_option("--device", train_device,
                     "override train.device: cpu, or cuda (a GPU; SEEKGRAD_CUDA_EMU=1 runs the CUDA kernels in the CPU emulator)")
@@ -110,7 +110,7 @@ int main(int argc, char** argv) {
   int bench_steps = 5;
   bench_tr->add_option("--config", bench_config, "model + batch config (YAML)");
   bench_tr->add_flag("--json", bench_train_json, "one JSON object per result");
-  bench_tr->add_option("--steps", bench_steps, "timed steps (after 2 warm-up steps)");
+  bench_tr->add_option("--steps", bench_steps, "timed steps (after 2 warm-up steps)")->check(CLI::Range(1, 1000000));
   std::string bench_device;
   bench_tr->add_option("--device", bench_device, "override train.device: cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
 

@@ -905,3 +905,17 @@ TEST_CASE("seekgrad train: --threads wins over SEEKGRAD_THREADS, which wins over
   CHECK(rc != 0);
   CHECK_MESSAGE(out.find("--threads") != std::string::npos, out);
 }
+
+// Command-line values are checked before anything runs: a negative --steps, a NaN or negative --temperature.
+TEST_CASE("seekgrad: bad command-line values are refused by name (--steps -3, --temperature nan)") {
+  const std::string bin = binary();
+  REQUIRE_MESSAGE(!bin.empty(), "bin/seekgrad is not built (the build makes it with test_tools)");
+  auto [rc, out] = run_cmd(bin + " train --config configs/tiny.yaml --steps -3");
+  CHECK(rc != 0);
+  CHECK_MESSAGE(out.find("--steps: Value -3 not in range 1 to 1000000000") != std::string::npos, out);
+  for (const char* t : {"nan", "-1", "inf"}) {
+    std::tie(rc, out) = run_cmd(bin + " generate --model " + kFixture + " --prompt a --temperature " + t);
+    CHECK(rc != 0);
+    CHECK_MESSAGE(out.find(std::string("--temperature: must be a finite number >= 0, got ") + t) != std::string::npos, out);
+  }
+}

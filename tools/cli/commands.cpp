@@ -67,6 +67,18 @@ const std::string kEot = "<|endoftext|>";
 
 std::vector<int64_t> to_i64(const std::vector<int32_t>& v) { return std::vector<int64_t>(v.begin(), v.end()); }
 
+// CLI11's NonNegativeNumber lets "nan" through (NaN < 0 is false): a sampling temperature must be a finite
+// number >= 0.
+CLI::Validator finite_nonnegative() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        double v = 0;
+        if (!CLI::detail::lexical_cast(text, v) || !std::isfinite(v) || v < 0) return "must be a finite number >= 0, got " + text;
+        return "";
+      },
+      "FINITE >= 0");
+}
+
 }  // namespace
 
 // ---- generate --------------------------------------------------------------------------------------
@@ -579,7 +591,8 @@ DataModelCommands::DataModelCommands(CLI::App& app) {
   generate_->add_option("--tokenizer", generate_opt_.tokenizer_path, "tokenizer file (tokenizer.bpe from `seekgrad prepare`)")->required();
   generate_->add_option("--prompt", generate_opt_.prompt, "the text to continue (empty: start a new document)")->required();
   generate_->add_option("--max-new", generate_opt_.max_new, "new tokens at most")->capture_default_str()->check(CLI::NonNegativeNumber);
-  generate_->add_option("--temperature", generate_opt_.sampling.temperature, "sampling temperature (0 = greedy)")->capture_default_str();
+  generate_->add_option("--temperature", generate_opt_.sampling.temperature, "sampling temperature (0 = greedy)")
+      ->capture_default_str()->check(finite_nonnegative());
   generate_->add_option("--top-k", generate_opt_.sampling.top_k, "keep the k most likely tokens (0 = all)")->capture_default_str()->check(CLI::NonNegativeNumber);
   generate_->add_option("--top-p", generate_opt_.sampling.top_p, "nucleus: smallest set with this much probability")
       ->capture_default_str()
@@ -613,7 +626,7 @@ DataModelCommands::DataModelCommands(CLI::App& app) {
   eval_->add_option("--samples", problem_opt_.eval.samples, "--problems: completions per problem (K of pass@K)")
       ->capture_default_str()->check(CLI::PositiveNumber)->needs(eval_problems_);
   eval_->add_option("--temperature", problem_opt_.eval.temperature, "--problems: sampling temperature (0 = greedy)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber)->needs(eval_problems_);
+      ->capture_default_str()->check(finite_nonnegative())->needs(eval_problems_);
   eval_->add_option("--top-p", problem_opt_.eval.top_p, "--problems: nucleus sampling mass")
       ->capture_default_str()->check(CLI::Range(1e-9, 1.0))->needs(eval_problems_);
   eval_->add_option("--max-new", problem_opt_.eval.max_new_tokens, "--problems: new tokens per completion at most")
