@@ -53,7 +53,7 @@ int64_t Trainer::resume() {
   if (resumed_) return state_.step;
   resumed_ = true;
   if (!checkpoint_exists(checkpoint_dir())) return 0;
-  load_checkpoint(checkpoint_dir(), state_tensors_, optimizer_.get(), state_);
+  load_checkpoint(checkpoint_dir(), state_tensors_, optimizer_.get(), state_, config_.identity);
   rng_.set_state(state_.rng);
   stage_.load_state(state_);
   log_ << "resume: " << checkpoint_dir() << " at step " << state_.step << " (" << state_.tokens_seen << " tokens seen)\n";
@@ -65,7 +65,7 @@ void Trainer::save() {
   state_.config_name = config_.run_name;
   for (auto& h : hooks.at_checkpoint) h(state_);
   stage_.save_state(state_);
-  save_checkpoint(checkpoint_dir(), state_tensors_, optimizer_.get(), state_);
+  save_checkpoint(checkpoint_dir(), state_tensors_, optimizer_.get(), state_, config_.identity);
 }
 
 StepInfo Trainer::train_step() {
