@@ -4,7 +4,8 @@
 //   h = 0xcbf29ce484222325;  for each byte b:  h = (h ^ b) * 0x100000001b3      (mod 2^64)
 //
 // A checksum against accidents (a flipped byte, a truncated copy, a file from another run), not against an
-// adversary: FNV is not cryptographic. Byte at a time, it hashes about 1 GB/s on one core (one 64-bit multiply
+// adversary: FNV is not cryptographic. Byte at a time, it hashes 0.76 GB/s in memory and 0.55 GB/s from a cached
+// file (measured on this project's dev box, -O2; one 64-bit multiply
 // per byte on the critical path), so a file is hashed once when it is written and once when it is opened,
 // never per batch.
 //

@@ -35,7 +35,8 @@
 // A side that is not known is not compared (a caller without ModelArgs, a run without a tokenizer). A checkpoint
 // of an older build (no "integrity" in trainer_state.json) still loads, after a warning on stderr: refusing
 // it would strand every run in progress, and its tensors still get the shape and NaN/Inf checks.
-// Cost: one FNV-1a pass per file on save and on load (about 1 GB/s) plus a scan for non-finite values.
+// Cost: one FNV-1a pass per file on save and on load (0.55 GB/s from a cached file: a 100M-parameter f32 run,
+// 0.4 GB of model + 0.8 GB of AdamW moments, adds about 2 s to each) plus one scan for non-finite values.
 //
 // What this is not: sharded or distributed checkpoints, or an export format (models/ writes
 // HF-compatible safetensors for the outside world).
