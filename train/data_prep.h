@@ -7,6 +7,8 @@
 //   DIR/val/shard_*.bin
 //   DIR/prepare.json           what was read and made, and the options' signature; written LAST, so its
 //                              presence means the directory is complete
+//                              (+ "tokenizer_hash" and every shard file's size and FNV-1a: open_prepared
+//                              refuses a changed shard, a shard or tokenizer.bpe from another preparation)
 //
 // What this is not: a tokenizer converter (HF tokenizer.json is not read) or a streaming pipeline (the
 // corpus is held in memory: fine for the corpora here).

@@ -56,7 +56,7 @@ int64_t Trainer::resume() {
     refuse_to_start_over();
     return 0;
   }
-  load_checkpoint(checkpoint_dir(), state_tensors_, optimizer_.get(), state_);
+  load_checkpoint(checkpoint_dir(), state_tensors_, optimizer_.get(), state_, config_.identity);
   last_saved_step_ = state_.step;
   rng_.set_state(state_.rng);
   stage_.load_state(state_);
@@ -69,7 +69,7 @@ void Trainer::save() {
   state_.config_name = config_.run_name;
   for (auto& h : hooks.at_checkpoint) h(state_);
   stage_.save_state(state_);
-  save_checkpoint(checkpoint_dir(), state_tensors_, optimizer_.get(), state_);
+  save_checkpoint(checkpoint_dir(), state_tensors_, optimizer_.get(), state_, config_.identity);
   last_saved_step_ = state_.step;
 }
 

@@ -100,6 +100,8 @@ struct TrainerConfig {
   std::string run_name;           // written into checkpoints (the config's name)
   bool progress = true;           // the progress line on stdout
   int64_t stop_after_step = 0;    // > 0: checkpoint and return once this step is done, as if killed
+  // What the checkpoints belong to (train/checkpoint.h checkpoint_identity): recorded on save, compared on resume.
+  CheckpointIdentity identity;
 };
 
 struct TrainerResult {
