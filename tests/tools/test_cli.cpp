@@ -827,7 +827,7 @@ TEST_CASE("seekgrad pipeline: PRETRAIN -> SFT -> GRPO -> EXPORT on a micro confi
 // `--device cuda` from the command line, in the CUDA emulation (SEEKGRAD_CUDA_EMU=1: the CUDA kernels stepped on the
 // CPU): `train` pretrains a micro model with every parameter on the device and says so; `pipeline` runs every stage
 // there (pretrain, SFT with packed rows, GRPO with batched KV-cache rollouts, the evaluations, export). Without a GPU
-// and without the emulation, `--device cuda` is refused with the way out. (Kept tiny: the emulator is ~1000x slower
+// and without the emulation, `--device cuda` is refused with the way out. (Kept tiny: the emulator is ~100x slower
 // than the CPU kernels.)
 TEST_CASE("seekgrad train / pipeline --device cuda: every stage on emulated CUDA; refused without a GPU or the emulation") {
   const std::string bin = binary();
