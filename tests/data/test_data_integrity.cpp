@@ -4,6 +4,8 @@
 // each naming the file (and both hashes).
 #include <doctest/doctest.h>
 
+#include "tests/test_util.h"
+
 #include <filesystem>
 #include <functional>
 
@@ -13,23 +15,14 @@
 #include "train/data_prep.h"
 
 using namespace sg;
+using sg::test::contains;
+using sg::test::error_of;
 using sg::data::testing::slurp;
 using sg::data::testing::spit;
 using sg::data::testing::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 PrepareOptions options(const std::string& dir, uint64_t seed) {
   PrepareOptions o;

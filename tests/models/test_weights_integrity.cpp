@@ -2,6 +2,8 @@
 // naming the tensor and the element (models/weights.cpp load_parameters), instead of evaluating to NaN later.
 #include <doctest/doctest.h>
 
+#include "tests/test_util.h"
+
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -14,20 +16,11 @@
 #include "tests/data/temp_dir.h"
 
 using namespace sg;
+using sg::test::contains;
+using sg::test::error_of;
 using sg::data::testing::TempDir;
 
 namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 ModelArgs small_args() {
   ModelArgs a;

@@ -4,6 +4,8 @@
 // optimizer moments, each with a message that names the file (and the tensor, the field, the hashes).
 #include <doctest/doctest.h>
 
+#include "tests/test_util.h"
+
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -21,23 +23,14 @@
 #include "train/pretrain.h"
 
 using namespace sg;
+using sg::test::contains;
+using sg::test::error_of;
 using sg::data::testing::slurp;
 using sg::data::testing::spit;
 using sg::data::testing::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 struct Setup {
   Tensor w, norm;
