@@ -18,6 +18,7 @@
 
 #include "autograd/allocator.h"
 #include "autograd/runtime.h"
+#include "models/output_paths.h"
 #include "tools/bench/bench.h"
 #include "tools/bench/bench_attention.h"
 #include "tools/bench/bench_moe.h"
@@ -152,7 +153,10 @@ int main(int argc, char** argv) {
     if (bench_roll->parsed()) return sg::bench::bench_rollout(rollout_config, rollout_json);
     if (logits->parsed()) return sg::run_logits(model_dir, tokens_path, out_path, decode, logits_fp8);
     if (auto rc = data_model_commands.run(std::cout)) return *rc;
-    if (trace->parsed()) return sg::run_trace_command(trace_cmd, std::cout);
+    if (trace->parsed()) {
+      if (!trace_cmd.dot.empty()) sg::refuse_overwrite("trace", "--dot", trace_cmd.dot, {{trace_cmd.config, "the config file"}});
+      return sg::run_trace_command(trace_cmd, std::cout);
+    }
   } catch (const std::exception& e) {
     std::cerr << "seekgrad: error: " << e.what() << "\n";
     return 1;
