@@ -254,6 +254,8 @@ KeyTable dpo_keys(const Reader& rd, DpoConfig& c) {
   a.i64("sample_prompts", c.sample_prompts, Range::positive);
   a.i64("group_size", c.group_size, Range::positive);
   a.f64("temperature", c.temperature, Range::positive);
+  a.f64("accuracy_weight", c.accuracy_weight, Range::nonnegative);
+  a.f64("format_weight", c.format_weight, Range::nonnegative);
   a.str("pairs_file", c.pairs_file);
   a.f64("lr", c.lr, Range::positive);
   a.f64("min_lr", c.min_lr, Range::nonnegative);

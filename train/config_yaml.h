@@ -125,7 +125,7 @@ struct GrpoConfig {
   std::string out_dir;               // default: train.out_dir + "/grpo"
 };
 
-// DPO (train/dpo.h): preference pairs from the starting model's own samples ranked by the accuracy reward (or
+// DPO (train/dpo.h): preference pairs from the starting model's own samples ranked by GRPO's reward (or
 // read from pairs_file), the sigmoid DPO loss against the frozen starting model. init as GRPO's.
 struct DpoConfig {
   bool enabled = false;              // the config has a `dpo:` section
@@ -134,6 +134,7 @@ struct DpoConfig {
   double beta = 0.1;                 // β: the strength of the pull towards π_ref
   int64_t sample_prompts = 256, group_size = 4;  // prompts sampled for pairs × completions per prompt
   double temperature = 1.0;          // of that sampling
+  double accuracy_weight = 1.0, format_weight = 0.1;  // the reward that ranks a prompt's completions (GRPO's)
   std::string pairs_file;            // optional: JSON-lines pairs used instead of sampling (train/dpo.h)
   double lr = 1e-4, min_lr = 1e-5;
   int64_t warmup_steps = 0;

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iomanip>
 #include <numeric>
+#include <sstream>
 #include <stdexcept>
 
 #include "autograd/node.h"
@@ -60,7 +61,8 @@ std::string decode64(const data::Tokenizer& tok, const std::vector<int64_t>& ids
 std::vector<PreferencePair> sample_preference_pairs(Transformer& model, const data::Tokenizer& tok,
                                                     const std::vector<data::ReasoningProblem>& pool, int64_t n_prompts,
                                                     int64_t group_size, double temperature, int64_t max_new_tokens,
-                                                    const std::string& system, uint64_t seed, PairSamplingStats* stats) {
+                                                    const std::string& system, const RewardWeights& weights, uint64_t seed,
+                                                    PairSamplingStats* stats) {
   if (pool.empty()) fail("no problems to sample pairs from");
   if (group_size < 2) fail("group_size must be >= 2, got " + std::to_string(group_size));
   n_prompts = std::min<int64_t>(n_prompts, (int64_t)pool.size());
@@ -85,10 +87,10 @@ std::vector<PreferencePair> sample_preference_pairs(Transformer& model, const da
   sc.temperature = temperature;
   BatchGenerateStats gs;
   const std::vector<std::vector<int64_t>> completions = generate_batch(model, prompts, max_new_tokens, sc, seeds, eot, &gs);
-  // 3. accuracy of each, 4. one pair per prompt with both a correct and a wrong completion
-  std::vector<double> accuracy;
+  // 3. the reward of each, 4. one pair per prompt whose rewards are not all equal
+  std::vector<RewardTerms> rewards;
   for (size_t i = 0; i < completions.size(); i++)
-    accuracy.push_back(accuracy_reward(decode64(tok, completions[i]), pool[order[i / (size_t)group_size]]));
+    rewards.push_back(compute_rewards(decode64(tok, completions[i]), pool[order[i / (size_t)group_size]], weights));
   std::vector<std::vector<int64_t>> group_prompts;
   std::vector<int64_t> problems;
   for (int64_t p = 0; p < n_prompts; p++) {
@@ -96,7 +98,7 @@ std::vector<PreferencePair> sample_preference_pairs(Transformer& model, const da
     problems.push_back((int64_t)order[(size_t)p]);
   }
   PairSamplingStats st;
-  std::vector<PreferencePair> pairs = select_preference_pairs(group_prompts, completions, accuracy, group_size, problems, &st);
+  std::vector<PreferencePair> pairs = select_preference_pairs(group_prompts, completions, rewards, group_size, problems, &st);
   st.seconds = gs.seconds;
   st.tokens_per_s = gs.new_tokens_per_s;
   if (stats) *stats = st;
@@ -105,38 +107,44 @@ std::vector<PreferencePair> sample_preference_pairs(Transformer& model, const da
 
 std::vector<PreferencePair> select_preference_pairs(const std::vector<std::vector<int64_t>>& prompts,
                                                     const std::vector<std::vector<int64_t>>& completions,
-                                                    const std::vector<double>& accuracy, int64_t group_size,
+                                                    const std::vector<RewardTerms>& rewards, int64_t group_size,
                                                     const std::vector<int64_t>& problems, PairSamplingStats* stats) {
   const size_t P = prompts.size();
-  if (group_size < 1 || completions.size() != P * (size_t)group_size || accuracy.size() != completions.size() ||
+  if (group_size < 1 || completions.size() != P * (size_t)group_size || rewards.size() != completions.size() ||
       problems.size() != P)
     fail("select_preference_pairs: " + std::to_string(P) + " prompts x " + std::to_string(group_size) + " need as many completions (" +
-         std::to_string(completions.size()) + "), accuracies (" + std::to_string(accuracy.size()) + ") and " + std::to_string(P) +
+         std::to_string(completions.size()) + "), rewards (" + std::to_string(rewards.size()) + ") and " + std::to_string(P) +
          " problem ids (" + std::to_string(problems.size()) + ")");
   PairSamplingStats st;
   st.prompts = (int64_t)P;
   st.completions = (int64_t)completions.size();
   std::vector<PreferencePair> pairs;
-  double correct_sum = 0;
   for (size_t p = 0; p < P; p++) {
-    int64_t first_correct = -1, first_wrong = -1;
-    for (int64_t g = 0; g < group_size; g++) {
-      const size_t i = p * (size_t)group_size + (size_t)g;
-      correct_sum += accuracy[i] > 0 ? 1.0 : 0.0;
-      if (accuracy[i] > 0 && first_correct < 0) first_correct = (int64_t)i;
-      if (!(accuracy[i] > 0) && first_wrong < 0) first_wrong = (int64_t)i;
+    size_t best = p * (size_t)group_size, worst = best;
+    for (size_t i = p * (size_t)group_size; i < (p + 1) * (size_t)group_size; i++) {
+      st.sampled_accuracy += rewards[i].accuracy;
+      st.sampled_format += rewards[i].format;
+      st.sampled_reward += rewards[i].total;
+      if (rewards[i].total > rewards[best].total) best = i;    // strictly: the first among ties
+      if (rewards[i].total < rewards[worst].total) worst = i;
     }
-    if (first_wrong < 0) { st.all_correct++; continue; }
-    if (first_correct < 0) { st.all_wrong++; continue; }
+    if (!(rewards[best].total > rewards[worst].total)) {
+      st.flat_groups++;
+      continue;
+    }
     PreferencePair pair;
     pair.prompt = prompts[p];
-    pair.chosen = completions[(size_t)first_correct];
-    pair.rejected = completions[(size_t)first_wrong];
+    pair.chosen = completions[best];
+    pair.rejected = completions[worst];
     pair.problem = problems[p];
+    st.correct_over_wrong += rewards[best].accuracy > 0 && rewards[worst].accuracy == 0;
     pairs.push_back(std::move(pair));
   }
   st.pairs = (int64_t)pairs.size();
-  st.sampled_accuracy = correct_sum / (double)std::max<int64_t>(1, st.completions);
+  const double n = (double)std::max<int64_t>(1, st.completions);
+  st.sampled_accuracy /= n;
+  st.sampled_format /= n;
+  st.sampled_reward /= n;
   if (stats) *stats = st;
   return pairs;
 }
@@ -218,6 +226,15 @@ void write_preference_pairs_jsonl(const std::vector<PreferencePair>& pairs, cons
     if (!f) fail("write failed: " + tmp);
   }
   fs::rename(tmp, path);
+}
+
+std::string describe_pair_sampling(const PairSamplingStats& s, int64_t group_size, double temperature) {
+  std::ostringstream o;
+  o << std::fixed << std::setprecision(1) << s.prompts << " prompts x " << group_size << " completions at T = " << temperature
+    << " (accuracy " << 100 * s.sampled_accuracy << "%, format " << 100 * s.sampled_format << "%) -> " << s.pairs << " pairs, "
+    << s.correct_over_wrong << " of them correct over wrong; " << s.flat_groups << " prompts with all-equal rewards; "
+    << std::setprecision(2) << s.seconds << " s of sampling (" << std::setprecision(0) << s.tokens_per_s << " tokens/s)";
+  return o.str();
 }
 
 // ---- DpoStage ----------------------------------------------------------------------------------------------
@@ -334,13 +351,8 @@ DpoResult run_dpo(const PretrainConfig& cfg, const std::string& init_model_dir, 
     // The same train-split pool (and seed stream) as GRPO's prompts.
     const std::vector<data::ReasoningProblem> pool = data::reasoning_split(data::Split::train, rc.seed + 1, 4000, (int)rc.level);
     pairs = sample_preference_pairs(reference, tok, pool, dc.sample_prompts, dc.group_size, dc.temperature, rc.max_new_tokens,
-                                    rc.system_prompt(), cfg.train.seed + 31, &res.sampling);
-    const PairSamplingStats& s = res.sampling;
-    log << std::fixed << std::setprecision(1) << "dpo: pairs from the starting model's own samples: " << s.prompts << " prompts x "
-        << dc.group_size << " completions at T = " << dc.temperature << " (accuracy " << 100 * s.sampled_accuracy << "%) -> "
-        << s.pairs << " pairs (chosen correct, rejected wrong); " << s.all_correct << " prompts all correct, " << s.all_wrong
-        << " all wrong; " << std::setprecision(2) << s.seconds << " s (" << std::setprecision(0) << s.tokens_per_s << " tokens/s)\n"
-        << std::defaultfloat;
+                                    rc.system_prompt(), {dc.accuracy_weight, dc.format_weight}, cfg.train.seed + 31, &res.sampling);
+    log << "dpo: pairs from the starting model's own samples: " << describe_pair_sampling(res.sampling, dc.group_size, dc.temperature) << "\n";
   }
   res.n_pairs = (int64_t)pairs.size();
   if (!pairs.empty()) write_preference_pairs_jsonl(pairs, tok, (fs::path(out_dir) / "pairs.jsonl").string());

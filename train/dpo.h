@@ -4,9 +4,11 @@
 // The pairs. By default they come from the starting model's OWN samples, ranked by the verifiable reward:
 //   1. n = sample_prompts distinct train-split problems (a shuffled order of the pool, Rng(seed))
 //   2. group_size completions each, sampled together through the KV cache (generate_batch) at `temperature`
-//   3. accuracy of each (train/rewards.h: the integer after </think> equals the answer)
-//   4. a prompt with at least one correct and one wrong completion gives ONE pair: chosen = its first correct
-//      completion, rejected = its first wrong one (sample order); all-correct and all-wrong prompts give none
+//   3. the reward of each, GRPO's: r = accuracy_weight · accuracy + format_weight · format (train/rewards.h)
+//   4. a prompt whose rewards are not all equal gives ONE pair: chosen = its highest-reward completion, rejected =
+//      its lowest (the first in sample order among ties). With the default weights (1, 0.1) a correct answer always
+//      outranks a wrong one, so chosen = correct and rejected = wrong whenever the group has both; in a group with
+//      no correct answer the format decides (a tidy wrong answer over an untidy one). Flat groups give no pair.
 // Or they are read from a JSON-lines file (dpo.pairs_file; read_preference_pairs): {"prompt", "chosen",
 // "rejected"} with completions, or HH-RLHF's {"chosen", "rejected"} whole dialogues that differ only in the last
 // "\n\nAssistant:" turn (the common prefix up to it is the prompt).
@@ -36,6 +38,7 @@
 #include "models/transformer.h"
 #include "train/config_yaml.h"
 #include "train/dpo_loss.h"
+#include "train/rewards.h"
 #include "train/trainer.h"
 
 namespace sg {
@@ -47,25 +50,29 @@ struct PreferencePair {
 
 struct PairSamplingStats {
   int64_t prompts = 0, completions = 0, pairs = 0;
-  int64_t all_correct = 0, all_wrong = 0;  // prompts that gave no pair
-  double sampled_accuracy = 0;             // mean accuracy of all completions sampled
+  int64_t flat_groups = 0;                 // prompts whose rewards were all equal: no pair
+  int64_t correct_over_wrong = 0;          // pairs with a correct chosen and a wrong rejected
+  double sampled_accuracy = 0, sampled_format = 0, sampled_reward = 0;  // means over all completions sampled
   double seconds = 0, tokens_per_s = 0;    // sampling (new tokens / s)
 };
 
 // Step 4 alone: P prompts (ids), their completions grouped [P·G] (prompt p's are p·G .. p·G+G−1) with each one's
-// accuracy (> 0 = correct) → one pair per prompt that has both (chosen = first correct, rejected = first wrong),
-// problem = problems[p]. Counts all-correct / all-wrong prompts into *stats (prompts, completions, pairs,
-// sampled_accuracy too). Throws "[dpo] ..." on mismatched sizes.
+// reward terms → one pair per prompt whose totals differ (chosen = first highest, rejected = first lowest),
+// problem = problems[p]; *stats gets the counts and means. Throws "[dpo] ..." on mismatched sizes.
 std::vector<PreferencePair> select_preference_pairs(const std::vector<std::vector<int64_t>>& prompts,
                                                     const std::vector<std::vector<int64_t>>& completions,
-                                                    const std::vector<double>& accuracy, int64_t group_size,
+                                                    const std::vector<RewardTerms>& rewards, int64_t group_size,
                                                     const std::vector<int64_t>& problems, PairSamplingStats* stats = nullptr);
 
 // Steps 1–4 above with `model` (π_ref). pool: train-split problems; system: the prompts' system turn.
 std::vector<PreferencePair> sample_preference_pairs(Transformer& model, const data::Tokenizer& tok,
                                                     const std::vector<data::ReasoningProblem>& pool, int64_t n_prompts,
                                                     int64_t group_size, double temperature, int64_t max_new_tokens,
-                                                    const std::string& system, uint64_t seed, PairSamplingStats* stats = nullptr);
+                                                    const std::string& system, const RewardWeights& weights, uint64_t seed,
+                                                    PairSamplingStats* stats = nullptr);
+
+// "240 prompts x 8 completions at T = 1.0 (accuracy 3.1%, format 47.0%) -> 180 pairs, 20 of them correct over wrong; ..."
+std::string describe_pair_sampling(const PairSamplingStats& s, int64_t group_size, double temperature);
 
 // A JSON-lines (optionally zstd) file of pairs, encoded with `tok`; <|endoftext|> is appended to each completion.
 // Pairs whose prompt + longer completion exceed max_tokens are skipped (counted in *skipped). Throws

@@ -64,29 +64,36 @@ void spit(const std::string& path, const std::string& text) {
 
 }  // namespace
 
-TEST_CASE("dpo: select_preference_pairs — chosen = first correct, rejected = first wrong, flat groups give none") {
+TEST_CASE("dpo: select_preference_pairs — chosen = the first highest reward, rejected = the first lowest, flat groups none") {
   const std::vector<std::vector<int64_t>> prompts = {{1}, {2}, {3}, {4}};
   std::vector<std::vector<int64_t>> comps;
   for (int64_t i = 0; i < 12; i++) comps.push_back({100 + i});
-  // G = 3. prompt 0: wrong, right, right; 1: all right; 2: all wrong; 3: right, wrong, wrong
-  const std::vector<double> acc = {0, 1, 1, 1, 1, 1, 0, 0, 0, 1, 0, 0};
+  auto r = [](double acc, double fmt) { return RewardTerms{acc, fmt, acc + 0.1 * fmt}; };
+  // G = 3. prompt 0: wrong+tidy, right+untidy, right+tidy -> chosen 102 (1.1), rejected 100 (0.1)
+  //        prompt 1: all right and tidy (flat)     prompt 2: all wrong, one tidy -> chosen 107, rejected 106 (first of the 0s)
+  //        prompt 3: right, wrong, wrong (untidy)  -> chosen 109, rejected 110
+  const std::vector<RewardTerms> rw = {r(0, 1), r(1, 0), r(1, 1), r(1, 1), r(1, 1), r(1, 1),
+                                       r(0, 0), r(0, 1), r(0, 0), r(1, 0), r(0, 0), r(0, 0)};
   PairSamplingStats st;
-  std::vector<PreferencePair> pairs = select_preference_pairs(prompts, comps, acc, 3, {10, 11, 12, 13}, &st);
-  REQUIRE(pairs.size() == 2);
+  std::vector<PreferencePair> pairs = select_preference_pairs(prompts, comps, rw, 3, {10, 11, 12, 13}, &st);
+  REQUIRE(pairs.size() == 3);
   CHECK(pairs[0].prompt == std::vector<int64_t>{1});
-  CHECK(pairs[0].chosen == std::vector<int64_t>{101});
+  CHECK(pairs[0].chosen == std::vector<int64_t>{102});
   CHECK(pairs[0].rejected == std::vector<int64_t>{100});
   CHECK(pairs[0].problem == 10);
-  CHECK(pairs[1].prompt == std::vector<int64_t>{4});
-  CHECK(pairs[1].chosen == std::vector<int64_t>{109});
-  CHECK(pairs[1].rejected == std::vector<int64_t>{110});
+  CHECK(pairs[1].prompt == std::vector<int64_t>{3});
+  CHECK(pairs[1].chosen == std::vector<int64_t>{107});
+  CHECK(pairs[1].rejected == std::vector<int64_t>{106});
+  CHECK(pairs[2].chosen == std::vector<int64_t>{109});
+  CHECK(pairs[2].rejected == std::vector<int64_t>{110});
   CHECK(st.prompts == 4);
   CHECK(st.completions == 12);
-  CHECK(st.pairs == 2);
-  CHECK(st.all_correct == 1);
-  CHECK(st.all_wrong == 1);
+  CHECK(st.pairs == 3);
+  CHECK(st.flat_groups == 1);
+  CHECK(st.correct_over_wrong == 2);  // prompts 0 and 3; prompt 2's pair is tidy-wrong over untidy-wrong
   CHECK(st.sampled_accuracy == doctest::Approx(6.0 / 12));
-  CHECK(contains(error_of([&] { select_preference_pairs(prompts, comps, acc, 4, {10, 11, 12, 13}); }), "[dpo] select_preference_pairs"));
+  CHECK(st.sampled_format == doctest::Approx(6.0 / 12));
+  CHECK(contains(error_of([&] { select_preference_pairs(prompts, comps, rw, 4, {10, 11, 12, 13}); }), "[dpo] select_preference_pairs"));
 }
 
 TEST_CASE("dpo: read_preference_pairs — prompt/chosen/rejected lines, HH-RLHF dialogues, skipped and bad lines") {
