@@ -484,7 +484,7 @@ DistillResult run_distill(const PretrainConfig& cfg, const std::string& teacher_
       << std::defaultfloat;
   if (!curves.empty())
     write_line_plot_png((fs::path(out_dir) / "loss.png").string(), curves,
-                        "distill: each student's CE, and distill-kd's T^2 KL (" + cfg.name + ")");
+                        "distillation: each student's CE, and KD's T^2 KL");
   res.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return res;
 }

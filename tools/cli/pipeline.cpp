@@ -256,7 +256,10 @@ int run_reasoning_pipeline(const std::string& config_path, std::ostream& out, co
         for (const Json& st : done->at("students").elements())
           if (st.at("trained").get_bool() && !fs::is_regular_file(fs::path(st.at("model_dir").get_string()) / "model.safetensors"))
             done.reset();
-        if (done && done->at("teacher").get_string() != teacher_dir) done.reset();
+        if (done && done->at("teacher").get_string() != teacher_dir)  // its students' checkpoints belong to that teacher
+          throw std::runtime_error("[pipeline] " + (fs::path(dir) / "stage.json").string() + " was distilled from " +
+                                   done->at("teacher").get_string() + ", this run's teacher is " + teacher_dir +
+                                   ": remove " + dir + " to distill again");
       }
       const auto t = Clock::now();
       const bool ran = !done;
@@ -303,7 +306,9 @@ int run_reasoning_pipeline(const std::string& config_path, std::ostream& out, co
           distill_lines.push_back(name + ": not trained (no trace of the teacher's was correct and complete)");
           continue;
         }
-        StageRow row{name, st.at("model_dir").get_string()};
+        StageRow row;
+        row.stage = name;
+        row.model_dir = st.at("model_dir").get_string();
         row.compare_to = name == student_name(StudentKind::alone) ? teacher_stage : student_name(StudentKind::alone);
         row.train_seconds = ran ? st.at("train_seconds").get_double() : NAN;
         evaluate_stage(row);
