@@ -4,9 +4,12 @@
 #include <charconv>
 #include <cmath>
 #include <fstream>
+#include <iomanip>
 #include <set>
 #include <sstream>
 #include <stdexcept>
+
+#include <unistd.h>  // sysconf
 
 #include "models/json.h"
 
@@ -78,6 +81,142 @@ void ModelArgs::validate(const std::string& src) const {
   if (fp8_weights != "native" && fp8_weights != "dequant")
     config_error(src, "fp8_weights", "must be \"native\" or \"dequant\", got \"" + fp8_weights + "\"");
   if (n_mtp_modules < 0) config_error(src, "n_mtp_modules", "must be >= 0");
+  model_size(*this, src);  // every size the config implies fits in int64, or a named error (no allocation yet)
+}
+
+// ---- sizes and memory -----------------------------------------------------------------------------
+
+namespace {
+
+// A product of config values, overflow-checked: `what` is what it counts ("the embedding"), `keys` names the
+// factors for the message ("vocab_size" with its value), so a config of dim 2^62 says which keys made it.
+struct Factor {
+  const char* key;  // a ModelArgs name, an expression of them ("kv_lora_rank + qk_rope_head_dim"), or "": a constant
+  int64_t value;
+};
+
+std::string factors_str(const std::vector<Factor>& fs) {
+  std::string out;
+  for (const Factor& f : fs)
+    out += (out.empty() ? "" : " × ") + (*f.key ? std::string(f.key) + " " : "") + std::to_string(f.value);
+  return out;
+}
+
+int64_t checked_product(const std::string& src, const char* what, const std::vector<Factor>& fs) {
+  int64_t n = 1;
+  for (const Factor& f : fs)
+    if (__builtin_mul_overflow(n, f.value, &n))
+      config_error(src, factors_str(fs), std::string(": the element count of ") + what + " overflows int64");
+  return n;
+}
+
+int64_t checked_sum(const std::string& src, const char* a_key, int64_t a, const char* b_key, int64_t b) {
+  int64_t n;
+  if (__builtin_add_overflow(a, b, &n))
+    config_error(src, std::string(a_key) + " " + std::to_string(a) + " + " + b_key + " " + std::to_string(b), "overflows int64");
+  return n;
+}
+
+}  // namespace
+
+ModelSize model_size(const ModelArgs& a, const std::string& src) {
+  ModelSize out;
+  // Adds the tensors of shape `shape`, `count` of them (a product too: {3, n_layers}), to the parameter count,
+  // and keeps the largest tensor and the heaviest group for the memory check's message.
+  auto add = [&](const char* what, const std::vector<Factor>& shape, std::vector<Factor> count = {}) {
+    const int64_t numel = checked_product(src, what, shape);
+    std::vector<Factor> all = shape;
+    all.insert(all.end(), count.begin(), count.end());
+    const int64_t total = checked_product(src, what, all);
+    if (__builtin_add_overflow(out.n_parameters, total, &out.n_parameters))
+      config_error(src, factors_str(all), std::string("(") + what + "): the parameter count overflows int64");
+    if (numel > out.largest.numel) out.largest = {numel, what, factors_str(shape)};
+    if (total > out.heaviest.numel) out.heaviest = {total, what, factors_str(all)};
+  };
+  const int64_t qk_head_dim = checked_sum(src, "qk_nope_head_dim", a.qk_nope_head_dim, "qk_rope_head_dim", a.qk_rope_head_dim);
+  const int64_t kv_a_out = checked_sum(src, "kv_lora_rank", a.kv_lora_rank, "qk_rope_head_dim", a.qk_rope_head_dim);
+  const int64_t nope_v = checked_sum(src, "qk_nope_head_dim", a.qk_nope_head_dim, "v_head_dim", a.v_head_dim);
+  // Blocks: n_layers, then one per MTP module; an MTP block is MoE when the model has MoE layers.
+  const int64_t n_blocks = checked_sum(src, "n_layers", a.n_layers, "n_mtp_modules", a.n_mtp_modules);
+  const int64_t n_moe = a.n_layers > a.n_dense_layers ? n_blocks - a.n_dense_layers : 0, n_dense = n_blocks - n_moe;
+  const Factor dim{"dim", a.dim}, blocks{"n_layers + n_mtp_modules", n_blocks}, three{"", 3}, two{"", 2};
+  const Factor moe_blocks{"n_layers + n_mtp_modules - n_dense_layers", n_moe};
+
+  add("the embedding", {{"vocab_size", a.vocab_size}, dim});
+  add("the output head", {{"vocab_size", a.vocab_size}, dim});
+  add("the final norm", {dim});
+  add("the blocks' attn_norm and ffn_norm", {dim}, {two, blocks});
+  // MLA (models/mla.cpp), in every block
+  if (a.q_lora_rank == 0) {
+    add("a block's wq", {dim, {"n_heads", a.n_heads}, {"qk_head_dim", qk_head_dim}}, {blocks});
+  } else {
+    add("a block's wq_a", {dim, {"q_lora_rank", a.q_lora_rank}}, {blocks});
+    add("a block's q_norm", {{"q_lora_rank", a.q_lora_rank}}, {blocks});
+    add("a block's wq_b", {{"q_lora_rank", a.q_lora_rank}, {"n_heads", a.n_heads}, {"qk_head_dim", qk_head_dim}}, {blocks});
+  }
+  add("a block's wkv_a", {dim, {"kv_lora_rank + qk_rope_head_dim", kv_a_out}}, {blocks});
+  add("a block's kv_norm", {{"kv_lora_rank", a.kv_lora_rank}}, {blocks});
+  add("a block's wkv_b", {{"kv_lora_rank", a.kv_lora_rank}, {"n_heads", a.n_heads}, {"qk_nope_head_dim + v_head_dim", nope_v}}, {blocks});
+  add("a block's wo", {{"n_heads", a.n_heads}, {"v_head_dim", a.v_head_dim}, dim}, {blocks});
+  if (a.index_topk > 0) {  // the DSA indexer (models/dsa.cpp); k_norm is a LayerNorm: weight and bias
+    const Factor heads{"index_n_heads", a.index_n_heads}, head_dim{"index_head_dim", a.index_head_dim};
+    add("the indexer's wq_b", {{"q_lora_rank", a.q_lora_rank}, heads, head_dim}, {blocks});
+    add("the indexer's wk", {dim, head_dim}, {blocks});
+    add("the indexer's k_norm", {head_dim}, {two, blocks});
+    add("the indexer's weights_proj", {dim, heads}, {blocks});
+  }
+  if (n_moe > 0) {  // MoE (models/moe.cpp): the gate, the routed experts' w1, w2, w3, the shared experts'
+    const Factor experts{"n_routed_experts", a.n_routed_experts}, inter{"moe_inter_dim", a.moe_inter_dim};
+    add("the gate", {experts, dim}, {moe_blocks});
+    add("an expert's w1, w2 or w3", {dim, inter}, {three, experts, moe_blocks});
+    if (a.n_shared_experts > 0)
+      add("the shared experts' w1, w2 or w3", {dim, {"n_shared_experts", a.n_shared_experts}, inter}, {three, moe_blocks});
+  }
+  if (n_dense > 0) add("a dense FFN's w1, w2 or w3", {dim, {"inter_dim", a.inter_dim}}, {three, {"the dense blocks", n_dense}});
+  if (a.n_mtp_modules > 0) {  // models/transformer.h MTPModule: enorm, hnorm, shared_head_norm, eh_proj
+    const Factor modules{"n_mtp_modules", a.n_mtp_modules};
+    add("an MTP module's norms", {dim}, {three, modules});
+    add("an MTP module's eh_proj", {two, dim, dim}, {modules});
+  }
+  // Not parameters: the RoPE table (cos and sin, f32) and the MLA KV caches an inference run allocates.
+  out.rope_table_numel = checked_product(src, "the RoPE table", {{"max_seq_len", a.max_seq_len}, {"qk_rope_head_dim", a.qk_rope_head_dim}});
+  out.kv_cache_numel = checked_product(src, "the KV caches", {{"max_batch_size", a.max_batch_size}, {"max_seq_len", a.max_seq_len},
+                                                             {"kv_lora_rank + qk_rope_head_dim", kv_a_out}, blocks});
+  return out;
+}
+
+int64_t available_memory_bytes() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  int64_t kib = 0;
+  std::string unit;
+  while (in >> key >> kib >> unit)
+    if (key == "MemAvailable:") return kib * 1024;
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? (int64_t)pages * page : INT64_MAX;  // unknown: no limit
+}
+
+static std::string gib_str(double bytes) {
+  std::ostringstream os;
+  os << std::fixed << std::setprecision(1) << bytes / (1024.0 * 1024 * 1024) << " GiB";
+  return os.str();
+}
+
+void check_model_fits_memory(const ModelArgs& a, const std::string& src, int64_t bytes_per_element, int64_t available_bytes) {
+  const ModelSize size = model_size(a, src);
+  // In double: the byte counts serve the comparison and the message, where 2^70 bytes needs no exact value.
+  auto check = [&](const ModelSize::Part& part, const std::string& what) {
+    const double bytes = (double)part.numel * (double)bytes_per_element;
+    if (bytes <= (double)available_bytes) return;
+    std::ostringstream os;
+    os << ": " << what << " needs " << std::setprecision(3) << bytes << " bytes (" << gib_str(bytes) << " at "
+       << bytes_per_element << " bytes an element), more than the " << gib_str((double)available_bytes)
+       << " of memory available";
+    config_error(src, part.keys, os.str());
+  };
+  check(size.largest, size.largest.what);
+  check({size.n_parameters, "", size.heaviest.keys},
+        "the model's " + std::to_string(size.n_parameters) + " parameters (most of them in " + size.heaviest.what + ")");
 }
 
 // ---- the field table ------------------------------------------------------------------------------
