@@ -21,6 +21,7 @@
 #include "autograd/runtime.h"
 #include "ops/cpu/runtime.h"
 #include "ops/ops.h"
+#include "train/checkpoint.h"
 #include "train/data_prep.h"
 #include "train/evaluate.h"
 #include "train/metrics.h"
@@ -258,6 +259,7 @@ PretrainResult pretrain(const PretrainConfig& config, std::ostream& log, const P
   trc.run_name = config.name;
   trc.progress = options.progress;
   trc.stop_after_step = options.stop_after_step;
+  trc.identity = checkpoint_identity(args, &data.tokenizer);  // resume refuses another model's or tokenizer's checkpoint
   LrSchedule schedule = LrSchedule::warmup_cosine(tc.lr, tc.min_lr, tc.warmup_steps, tc.steps);
   PretrainStage stage(model, tc, data);
   Trainer trainer(model, stage, trc, schedule, rng, log);

@@ -827,7 +827,7 @@ TEST_CASE("seekgrad pipeline: PRETRAIN -> SFT -> GRPO -> EXPORT on a micro confi
 // `--device cuda` from the command line, in the CUDA emulation (SEEKGRAD_CUDA_EMU=1: the CUDA kernels stepped on the
 // CPU): `train` pretrains a micro model with every parameter on the device and says so; `pipeline` runs every stage
 // there (pretrain, SFT with packed rows, GRPO with batched KV-cache rollouts, the evaluations, export). Without a GPU
-// and without the emulation, `--device cuda` is refused with the way out. (Kept tiny: the emulator is ~1000x slower
+// and without the emulation, `--device cuda` is refused with the way out. (Kept tiny: the emulator is ~100x slower
 // than the CPU kernels.)
 TEST_CASE("seekgrad train / pipeline --device cuda: every stage on emulated CUDA; refused without a GPU or the emulation") {
   const std::string bin = binary();
@@ -904,4 +904,18 @@ TEST_CASE("seekgrad train: --threads wins over SEEKGRAD_THREADS, which wins over
   std::tie(rc, out) = run_cmd(bin + " --threads 0 train --config " + config("e"));
   CHECK(rc != 0);
   CHECK_MESSAGE(out.find("--threads") != std::string::npos, out);
+}
+
+// Command-line values are checked before anything runs: a negative --steps, a NaN or negative --temperature.
+TEST_CASE("seekgrad: bad command-line values are refused by name (--steps -3, --temperature nan)") {
+  const std::string bin = binary();
+  REQUIRE_MESSAGE(!bin.empty(), "bin/seekgrad is not built (the build makes it with test_tools)");
+  auto [rc, out] = run_cmd(bin + " train --config configs/tiny.yaml --steps -3");
+  CHECK(rc != 0);
+  CHECK_MESSAGE(out.find("--steps: Value -3 not in range 1 to 1000000000") != std::string::npos, out);
+  for (const char* t : {"nan", "-1", "inf"}) {
+    std::tie(rc, out) = run_cmd(bin + " generate --model " + kFixture + " --prompt a --temperature " + t);
+    CHECK(rc != 0);
+    CHECK_MESSAGE(out.find(std::string("--temperature: must be a finite number >= 0, got ") + t) != std::string::npos, out);
+  }
 }
