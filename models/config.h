@@ -93,27 +93,29 @@ struct ModelSize {
   struct Part {
     int64_t numel = 0;
     std::string what;   // "the embedding", "an expert's w1, w2 or w3"
-    std::string keys;   // the factors of numel: "vocab_size 102400 × dim 2048"
+    std::string keys;   // the factors of numel: "vocab_size 102400 × dim (HF hidden_size) 2048"
   };
-  int64_t n_parameters = 0;      // every weight Transformer(args) makes: embedding, blocks, MTP modules, head
+  int64_t n_parameters = 0;      // = Transformer(args).num_parameters(): embedding, blocks, MTP modules, norms, head
   Part largest;                  // the largest single weight tensor
   Part heaviest;                 // the group of same-shaped weights with the most parameters (numel = the group's)
-  int64_t rope_table_numel = 0;  // the RoPE cos/sin table: max_seq_len × qk_rope_head_dim (two halves)
-  int64_t kv_cache_numel = 0;    // the MLA KV caches: max_batch_size × max_seq_len × (kv_lora_rank + rope) × blocks
+  int64_t rope_table_numel = 0;  // the RoPE cos + sin tables: max_seq_len × qk_rope_head_dim (f32, not parameters)
+  int64_t kv_cache_numel = 0;    // the absorbed-MLA caches at max_batch_size × max_seq_len, every block, plus the
+                                 // DSA indexer's key caches (not allocated by the model itself)
 };
-// Every product overflow-checked: one that does not fit in int64 throws
-// "[config] <source>: <keys with values>: the element count of <what> overflows int64". validate() calls it.
+// Every sum and product overflow-checked: one that does not fit in int64 throws
+// "[config] <source>: <keys with values> (<what>): the element count overflows int64". validate() calls it.
 ModelSize model_size(const ModelArgs& args, const std::string& source);
 
-// Bytes this process may still allocate: MemAvailable of /proc/meminfo (Linux), else physical pages × page size
-// (INT64_MAX when neither is known). Swap is not counted: a model that only fits in swap would not train.
+// Bytes this process may still allocate: MemAvailable of /proc/meminfo (else physical pages × page size), or
+// less when the cgroup's memory.max leaves less (INT64_MAX when nothing is known). Swap is not counted.
 int64_t available_memory_bytes();
 
-// Throws "[config] <source>: <keys>: <what> needs N bytes (X GiB at B bytes an element), more than the Y GiB of
-// memory available" when the largest weight, or all the parameters, at bytes_per_element (the model dtype's
-// size) exceed available_bytes. Called where a model is about to be built (the YAML trainer config, a model
-// directory) with available_memory_bytes(); tests pass a small number. It is a lower bound on the need:
-// gradients, optimizer moments and activations come on top, so passing it does not promise a run fits.
+// Throws "[config] <source>: <keys> (<what>) needs N bytes (X GiB) at B bytes an element, more than the Y bytes (Z GiB) of
+// memory available" when the largest weight, the RoPE table, or all the parameters plus the RoPE table (at
+// bytes_per_element, the model dtype's size; the table is f32) exceed available_bytes. Called where a model is
+// about to be built from a file (the YAML trainer config, a model directory, an HF import) with
+// available_memory_bytes(); tests pass a small number. It is a lower bound on the need: gradients, optimizer
+// moments and activations come on top, so passing it does not promise a run fits.
 void check_model_fits_memory(const ModelArgs& args, const std::string& source, int64_t bytes_per_element,
                              int64_t available_bytes);
 
