@@ -66,7 +66,7 @@ TEST_CASE("seekgrad train / import: a dim of 2^62 or INT64_MAX, or a model past 
   const std::string bin = seekgrad_binary();
   REQUIRE_MESSAGE(!bin.empty(), "bin/seekgrad is not built (the build makes it with test_tools)");
   TempDir tmp("cli_sizes");
-  const std::string run = "timeout 60 " + bin;
+  const std::string run = "timeout 30 " + bin;
   struct Case {
     const char* name;
     const char* model_lines;
@@ -82,7 +82,8 @@ TEST_CASE("seekgrad train / import: a dim of 2^62 or INT64_MAX, or a model past 
                 ": inter_dim (HF intermediate_size) 1099511627776 × dim (HF hidden_size) 4096 (a dense block's w1, w2 or w3) "
                 "needs 18014398509481984 bytes (16.0 PiB) at 4 bytes an element, more than the "},
        }) {
-    CAPTURE(c.name);
+    const std::string name = c.name;
+    CAPTURE(name);
     const std::string cfg = write_config(tmp, c.name, c.model_lines);
     auto [rc, out] = run_shell(run + " train --config " + cfg);
     CHECK_MESSAGE(rc == 1, out);
