@@ -244,6 +244,31 @@ KeyTable grpo_keys(const Reader& rd, GrpoConfig& c) {
   return t;
 }
 
+KeyTable dpo_keys(const Reader& rd, DpoConfig& c) {
+  KeyTable t;
+  KeyAdder a{rd, t};
+  a.str("init", c.init, {"sft", "pretrain"});
+  a.i64("steps", c.steps, Range::positive);
+  a.i64("pairs_per_step", c.pairs_per_step, Range::positive);
+  a.f64("beta", c.beta, Range::positive);
+  a.i64("sample_prompts", c.sample_prompts, Range::positive);
+  a.i64("group_size", c.group_size, Range::positive);
+  a.f64("temperature", c.temperature, Range::positive);
+  a.f64("accuracy_weight", c.accuracy_weight, Range::nonnegative);
+  a.f64("format_weight", c.format_weight, Range::nonnegative);
+  a.str("pairs_file", c.pairs_file);
+  a.f64("lr", c.lr, Range::positive);
+  a.f64("min_lr", c.min_lr, Range::nonnegative);
+  a.i64("warmup_steps", c.warmup_steps, Range::nonnegative);
+  a.f64("weight_decay", c.weight_decay, Range::nonnegative);
+  a.f64("grad_clip", c.grad_clip, Range::nonnegative);
+  a.i64("eval_every", c.eval_every, Range::nonnegative);
+  a.i64("eval_problems", c.eval_problems, Range::positive);
+  a.i64("checkpoint_every", c.checkpoint_every, Range::nonnegative);
+  a.str("out_dir", c.out_dir);
+  return t;
+}
+
 KeyTable train_keys(const Reader& rd, TrainConfig& c) {
   KeyTable t;
   auto i64 = [&](const char* name, int64_t& field, Range r) {
@@ -314,8 +339,11 @@ PretrainConfig parse_pretrain_config(const std::string& yaml_text, const std::st
     } else if (k == "grpo") {
       read_section(rd, it->second, "grpo", grpo_keys(rd, cfg.grpo));
       cfg.grpo.enabled = true;
+    } else if (k == "dpo") {
+      read_section(rd, it->second, "dpo", dpo_keys(rd, cfg.dpo));
+      cfg.dpo.enabled = true;
     } else {
-      fail(source, "key '" + k + "' is not a known key (the sections are 'model', 'train', 'reasoning', 'sft' and 'grpo')");
+      fail(source, "key '" + k + "' is not a known key (the sections are 'model', 'train', 'reasoning', 'sft', 'grpo' and 'dpo')");
     }
   }
   if (!has_model) fail(source, "no 'model' section");
@@ -345,6 +373,14 @@ PretrainConfig parse_pretrain_config(const std::string& yaml_text, const std::st
     if (g.clip_eps >= 1) fail(source, "grpo.clip_eps must be in (0, 1), got " + std::to_string(g.clip_eps));
     if (g.top_p <= 0) fail(source, "grpo.top_p must be in (0, 1], got " + std::to_string(g.top_p));
     if (g.init == "sft" && !sf.enabled) fail(source, "grpo.init is 'sft' but the config has no 'sft' section (use init: pretrain for R1-Zero)");
+  }
+  const DpoConfig& d = cfg.dpo;
+  if (d.enabled) {
+    if (d.min_lr > d.lr) fail(source, "dpo.min_lr must be <= dpo.lr");
+    if (d.warmup_steps > d.steps) fail(source, "dpo.warmup_steps (" + std::to_string(d.warmup_steps) + ") must be <= dpo.steps (" + std::to_string(d.steps) + ")");
+    if (d.group_size < 2 && d.pairs_file.empty())
+      fail(source, "dpo.group_size must be >= 2 (a pair needs a correct and a wrong completion of one prompt), got " + std::to_string(d.group_size));
+    if (d.init == "sft" && !sf.enabled) fail(source, "dpo.init is 'sft' but the config has no 'sft' section (use init: pretrain)");
   }
   // The model's vocabulary comes from the tokenizer; validate with the target so the check is meaningful.
   ModelArgs probe = cfg.model;

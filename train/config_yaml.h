@@ -125,6 +125,25 @@ struct GrpoConfig {
   std::string out_dir;               // default: train.out_dir + "/grpo"
 };
 
+// DPO (train/dpo.h): preference pairs from the starting model's own samples ranked by GRPO's reward (or
+// read from pairs_file), the sigmoid DPO loss against the frozen starting model. init as GRPO's.
+struct DpoConfig {
+  bool enabled = false;              // the config has a `dpo:` section
+  std::string init = "sft";          // "sft" | "pretrain"
+  int64_t steps = 100, pairs_per_step = 8;  // optimizer steps, pairs per step (2 rows each)
+  double beta = 0.1;                 // β: the strength of the pull towards π_ref
+  int64_t sample_prompts = 256, group_size = 4;  // prompts sampled for pairs × completions per prompt
+  double temperature = 1.0;          // of that sampling
+  double accuracy_weight = 1.0, format_weight = 0.1;  // the reward that ranks a prompt's completions (GRPO's)
+  std::string pairs_file;            // optional: JSON-lines pairs used instead of sampling (train/dpo.h)
+  double lr = 1e-4, min_lr = 1e-5;
+  int64_t warmup_steps = 0;
+  double weight_decay = 0.0, grad_clip = 1.0;
+  int64_t eval_every = 25, eval_problems = 64;   // val-split problems, greedy, during training
+  int64_t checkpoint_every = 50;
+  std::string out_dir;               // default: train.out_dir + "/dpo"
+};
+
 struct PretrainConfig {
   std::string name;    // the file's stem ("tiny"), written into checkpoints
   std::string source;  // the file it came from (for messages)
@@ -133,6 +152,7 @@ struct PretrainConfig {
   ReasoningConfig reasoning;
   SftConfig sft;
   GrpoConfig grpo;
+  DpoConfig dpo;
 };
 
 // Parses YAML text; `source` names it in errors.

@@ -54,6 +54,18 @@ TEST_CASE("config: reasoning, sft and grpo sections parse, default, and reject b
   CHECK(error_of(std::string(kModel) + "reasoning: {level: 4}\n").find("reasoning.level must be 1, 2 or 3") != std::string::npos);
   CHECK(error_of(std::string(kModel) + "sft: {seq_len: 100}\n").find("sft.seq_len (100) must be <= model.max_seq_len (64)") != std::string::npos);
   CHECK(error_of(std::string(kModel) + "rl: {}\n").find("key 'rl' is not a known key") != std::string::npos);
+
+  c = parse_pretrain_config(std::string(kModel) + "dpo: {steps: 7, beta: 0.2, sample_prompts: 30, group_size: 3, init: pretrain}\n", "x.yaml");
+  CHECK(c.dpo.enabled);
+  CHECK(c.dpo.steps == 7);
+  CHECK(c.dpo.beta == 0.2);
+  CHECK(c.dpo.sample_prompts == 30);
+  CHECK(c.dpo.group_size == 3);
+  CHECK(c.dpo.pairs_per_step == 8);  // the default
+  CHECK(error_of(std::string(kModel) + "dpo: {group_size: 1, init: pretrain}\n").find("dpo.group_size must be >= 2") != std::string::npos);
+  CHECK(error_of(std::string(kModel) + "dpo: {beta: 0, init: pretrain}\n").find("dpo.beta") != std::string::npos);
+  CHECK(error_of(std::string(kModel) + "dpo: {steps: 5}\n").find("dpo.init is 'sft' but the config has no 'sft' section") != std::string::npos);
+  CHECK(error_of(std::string(kModel) + "dpo: {betta: 0.1, init: pretrain}\n").find("key 'dpo.betta' is not a known key") != std::string::npos);
 }
 
 TEST_CASE("data_prep: worked arithmetic joins the corpus — train-split problems only, spread through train and val") {
@@ -100,4 +112,28 @@ TEST_CASE("data_prep: worked arithmetic joins the corpus — train-split problem
   PrepareOptions o2 = o;
   o2.arithmetic_problems = 0;
   CHECK(prepare_signature(o) != prepare_signature(o2));
+}
+
+TEST_CASE("configs/*.yaml: every shipped config loads; tiny_dpo.yaml is tiny.yaml plus DPO on GRPO's sampling budget") {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(SEEKGRAD_SOURCE_DIR) / "configs";
+  int n = 0;
+  for (const fs::directory_entry& e : fs::directory_iterator(dir))
+    if (e.path().extension() == ".yaml") {
+      INFO(e.path().string());
+      CHECK_NOTHROW(load_pretrain_config(e.path().string()));
+      n++;
+    }
+  CHECK(n >= 5);
+  const PretrainConfig tiny = load_pretrain_config((dir / "tiny.yaml").string());
+  const PretrainConfig dpo = load_pretrain_config((dir / "tiny_dpo.yaml").string());
+  REQUIRE(dpo.dpo.enabled);
+  CHECK(!tiny.dpo.enabled);
+  CHECK(dpo.model == tiny.model);
+  CHECK(dpo.train.out_dir == tiny.train.out_dir);  // the pretraining, SFT and GRPO of tiny.yaml are reused
+  CHECK(dpo.train.steps == tiny.train.steps);
+  CHECK(dpo.sft.steps == tiny.sft.steps);
+  CHECK(dpo.grpo.steps == tiny.grpo.steps);
+  CHECK(dpo.dpo.sample_prompts * dpo.dpo.group_size == tiny.grpo.steps * tiny.grpo.prompts_per_step * tiny.grpo.group_size);
+  CHECK(dpo.dpo.steps == tiny.grpo.steps);
 }

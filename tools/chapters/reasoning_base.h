@@ -1,11 +1,11 @@
-// tools/chapters/reasoning_base.h — the base model the post-training chapters (ch09_sft, ch11_grpo) start from,
+// tools/chapters/reasoning_base.h — the base model the post-training chapters (ch09_sft, ch10_dpo, ch11_grpo) start from,
 // and the small helpers they share.
 //
 // One YAML (base_config) describes the whole run: a 2-layer DeepSeek-V3-shaped model (MLA with q-LoRA, 1 dense +
 // 1 DeepSeekMoE layer, sigmoid gate with the aux-loss-free bias, 1 MTP module — ch08's model), pretrained on
 // generated stories mixed with worked level-1 arithmetic (train split only, plain text, worked digit by digit
 // (data::SolutionStyle::columns): "What is 37 + 48?⏎7 + 8 = 15⏎3 + 4 + 1 = 8⏎37 + 48 = 85⏎The answer is 85."),
-// then the `reasoning:`, `sft:` and `grpo:` sections the later stages read. The SFT examples use the same column
+// then the `reasoning:`, `sft:`, `grpo:` and `dpo:` sections the later stages read. The SFT examples use the same column
 // solutions, and every prompt (SFT examples, GRPO rollouts, evaluations) the same short system turn, kSystem.
 // pretrain_base() runs that PRETRAIN stage into OUT (the prepared data in OUT/data is reused by the next run; the
 // checkpoint and metrics are not: every run re-measures what it prints) and loads the exported model back.
@@ -42,6 +42,8 @@ struct BaseSizes {
   double pretrain_lr = 6e-3, sft_lr = 2e-3;
   int64_t grpo_prompts = 4, grpo_group = 8;
   double grpo_lr = 5e-4, grpo_temperature = 1.0;
+  int64_t dpo_steps = 40, dpo_pairs_per_step = 4, dpo_sample_prompts = 160, dpo_group = 8;
+  double dpo_beta = 0.1, dpo_lr = 5e-4;
   std::string solution = "columns";  // the worked solutions' style, pretraining text and SFT: "columns" | "steps"
 };
 
@@ -72,7 +74,12 @@ inline PretrainConfig base_config(const std::string& out, const BaseSizes& z) {
       "  steps: " + n(z.grpo_steps) + "\n  prompts_per_step: " + n(z.grpo_prompts) + "\n  group_size: " + n(z.grpo_group) + "\n"
       "  inner_iterations: 1\n  clip_eps: 0.2\n  kl_beta: 0.04\n  norm: sequence\n  temperature: " + std::to_string(z.grpo_temperature) + "\n"
       "  lr: " + std::to_string(z.grpo_lr) + "\n  min_lr: " + std::to_string(z.grpo_lr) + "\n  warmup_steps: 0\n  eval_every: 0\n  eval_problems: 16\n  checkpoint_every: 0\n"
-      "  out_dir: " + out + "/grpo\n";
+      "  out_dir: " + out + "/grpo\n"
+      "dpo:\n"
+      "  steps: " + n(z.dpo_steps) + "\n  pairs_per_step: " + n(z.dpo_pairs_per_step) + "\n  beta: " + std::to_string(z.dpo_beta) + "\n"
+      "  sample_prompts: " + n(z.dpo_sample_prompts) + "\n  group_size: " + n(z.dpo_group) + "\n  temperature: " + std::to_string(z.grpo_temperature) + "\n"
+      "  lr: " + std::to_string(z.dpo_lr) + "\n  min_lr: " + std::to_string(z.dpo_lr) + "\n  warmup_steps: 0\n  eval_every: 0\n  eval_problems: 16\n  checkpoint_every: 0\n"
+      "  out_dir: " + out + "/dpo\n";
   return parse_pretrain_config(yaml, "reasoning_base.yaml");
 }
 
@@ -80,7 +87,7 @@ inline PretrainConfig base_config(const std::string& out, const BaseSizes& z) {
 // nothing else), keeping OUT/data, so every number printed is measured by this run.
 inline void start_over(const std::string& out) {
   namespace fs = std::filesystem;
-  for (const char* name : {"checkpoint", "metrics.csv", "model", "sft", "grpo", "grpo_mu2", "loss.png", "lr.png",
+  for (const char* name : {"checkpoint", "metrics.csv", "model", "sft", "grpo", "grpo_mu2", "dpo", "dpo.png", "loss.png", "lr.png",
                            "expert_load.png", "sft_loss.png", "reward.png", "length.png"})
     fs::remove_all(fs::path(out) / name);
 }

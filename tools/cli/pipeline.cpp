@@ -15,6 +15,7 @@
 #include "models/json.h"
 #include "tools/cli/commands.h"
 #include "train/config_yaml.h"
+#include "train/dpo.h"
 #include "train/grpo.h"
 #include "train/pretrain.h"
 #include "train/reasoning_eval.h"
@@ -54,6 +55,7 @@ struct StageRow {
   ProblemEvalResult eval;    // K samples at reasoning.eval_temperature
   ProblemEvalResult greedy;  // one greedy answer per problem
   double eval_seconds = 0;
+  std::string compare_to;      // the stage it started from: the paired differences are against that row
 };
 
 std::vector<double> per_problem_accuracy(const ProblemEvalResult& r) {
@@ -83,7 +85,7 @@ int run_reasoning_pipeline(const std::string& config_path, std::ostream& out, co
     const Device device = parse_device(cfg.train.device, cfg.source + ": train.device");
     const std::string root = cfg.train.out_dir;
     const ReasoningConfig& rc = cfg.reasoning;
-    const int n_stages = 2 + (cfg.sft.enabled ? 1 : 0) + (cfg.grpo.enabled ? 1 : 0);
+    const int n_stages = 2 + (cfg.sft.enabled ? 1 : 0) + (cfg.dpo.enabled ? 1 : 0) + (cfg.grpo.enabled ? 1 : 0);
     int stage_no = 0;
     auto banner = [&](const std::string& what) { out << "\n== stage " << ++stage_no << "/" << n_stages << ": " << what << " ==\n"; };
     std::vector<StageRow> rows;
@@ -146,6 +148,7 @@ int run_reasoning_pipeline(const std::string& config_path, std::ostream& out, co
       banner("SFT (cold start: worked solutions in the chat template, loss on the assistant's tokens)");
       const std::string dir = cfg.sft.out_dir.empty() ? (fs::path(root) / "sft").string() : cfg.sft.out_dir;
       StageRow row{"sft", (fs::path(dir) / "model").string()};
+      row.compare_to = "pretrain";
       if (read_stage_done(dir)) {
         out << "done before (" << dir << "/stage.json): skipped\n";
       } else {
@@ -166,6 +169,40 @@ int run_reasoning_pipeline(const std::string& config_path, std::ostream& out, co
       last_model = row.model_dir;
     }
 
+    // ---- DPO (a branch from SFT or the base model: GRPO still starts from SFT) ----
+    std::string dpo_model;
+    if (cfg.dpo.enabled) {
+      banner("DPO (pairs from the model's own samples, ranked by the accuracy + format reward)");
+      const std::string dir = cfg.dpo.out_dir.empty() ? (fs::path(root) / "dpo").string() : cfg.dpo.out_dir;
+      const std::string init = cfg.dpo.init == "pretrain" ? pre.model_dir : last_model;
+      StageRow row{"dpo", (fs::path(dir) / "model").string()};
+      row.compare_to = cfg.dpo.init == "pretrain" ? "pretrain" : (cfg.sft.enabled ? "sft" : "pretrain");
+      if (read_stage_done(dir)) {
+        out << "done before (" << dir << "/stage.json): skipped\n";
+      } else {
+        const auto t = Clock::now();
+        DpoResult r = run_dpo(cfg, init, tokenizer_path, out);
+        if (r.steps_done < cfg.dpo.steps) throw std::runtime_error("[pipeline] DPO stopped at step " + std::to_string(r.steps_done));
+        row.train_seconds = seconds_since(t);
+        Json s = Json::object();
+        s.set("stage", "dpo");
+        s.set("steps", r.steps_done);
+        s.set("pairs", r.n_pairs);
+        s.set("sampled_completions", r.sampling.completions);
+        s.set("final_loss", r.final_loss);
+        s.set("final_reward_accuracy", r.final_reward_accuracy);
+        s.set("final_val_accuracy", r.final_val_accuracy);
+        s.set("seconds", row.train_seconds);
+        write_stage_done(dir, s);
+        out << std::fixed << std::setprecision(3) << "dpo: " << r.n_pairs << " pairs from " << r.sampling.completions
+            << " sampled completions; loss " << r.first_loss << " -> " << r.final_loss << ", last batch's reward accuracy "
+            << r.final_reward_accuracy << ", margin " << r.final_reward_margin << "\n" << std::defaultfloat;
+      }
+      evaluate_stage(row);
+      rows.push_back(row);
+      dpo_model = row.model_dir;
+    }
+
     // ---- GRPO ----
     std::string grpo_dir;
     if (cfg.grpo.enabled) {
@@ -173,6 +210,7 @@ int run_reasoning_pipeline(const std::string& config_path, std::ostream& out, co
       const std::string dir = cfg.grpo.out_dir.empty() ? (fs::path(root) / "grpo").string() : cfg.grpo.out_dir;
       const std::string init = cfg.grpo.init == "pretrain" ? pre.model_dir : last_model;
       StageRow row{"grpo", (fs::path(dir) / "model").string()};
+      row.compare_to = cfg.grpo.init == "pretrain" || !cfg.sft.enabled ? "pretrain" : "sft";
       if (!cfg.grpo.out_dir.empty()) row.tag = fs::path(cfg.grpo.out_dir).filename().string();  // e.g. r1zero
       grpo_dir = dir;
       if (read_stage_done(dir)) {
@@ -200,6 +238,7 @@ int run_reasoning_pipeline(const std::string& config_path, std::ostream& out, co
     }
 
     // ---- EXPORT ----
+    if (!cfg.grpo.enabled && !dpo_model.empty()) last_model = dpo_model;  // a DPO-only config exports DPO's model
     banner("EXPORT (HuggingFace layout)");
     // root/export, or a custom GRPO out_dir's own export/ (two configs may share one pretraining root)
     const std::string hf = (!grpo_dir.empty() && !cfg.grpo.out_dir.empty() ? fs::path(grpo_dir) / "export" : fs::path(root) / "export").string();
@@ -223,18 +262,22 @@ int run_reasoning_pipeline(const std::string& config_path, std::ostream& out, co
     }
     out << std::defaultfloat;
     for (size_t i = 1; i < rows.size(); i++) {
+      size_t base = i - 1;  // the row of the stage it started from
+      for (size_t j = 0; j < i; j++)
+        if (rows[j].stage == rows[i].compare_to) base = j;
       for (int g = 0; g < 2; g++) {
         double d = 0, se = 0;
-        if (g == 0) paired_difference(rows[i - 1].eval, rows[i].eval, d, se);
-        else paired_difference(rows[i - 1].greedy, rows[i].greedy, d, se);
+        if (g == 0) paired_difference(rows[base].eval, rows[i].eval, d, se);
+        else paired_difference(rows[base].greedy, rows[i].greedy, d, se);
         const double z = se > 0 ? d / se : (d == 0 ? 0 : INFINITY);
-        out << std::fixed << std::setprecision(1) << rows[i].stage << " - " << rows[i - 1].stage << (g == 0 ? " (sampled): " : " (greedy):  ")
+        out << std::fixed << std::setprecision(1) << rows[i].stage << " - " << rows[base].stage << (g == 0 ? " (sampled): " : " (greedy):  ")
             << std::showpos << 100 * d << std::noshowpos << " points, paired std error " << 100 * se << ", z = " << std::setprecision(2) << z
             << (std::fabs(z) > 2 ? "  (beyond the noise)" : "  (within the noise)") << "\n" << std::defaultfloat;
       }
     }
     out << "files: " << root << "/{metrics.csv, loss.png, model/, eval_*.jsonl, export/}"
         << (cfg.sft.enabled ? ", " + root + "/sft/{metrics.csv, loss.png, model/}" : "")
+        << (cfg.dpo.enabled ? ", " + root + "/dpo/{metrics.csv, pairs.jsonl, loss.png, rewards.png, model/}" : "")
         << (cfg.grpo.enabled ? ", " + root + "/grpo/{metrics.csv, reward.png, length.png, model/}" : "") << "\n"
         << std::fixed << std::setprecision(1) << "pipeline wall time " << seconds_since(t_all) << " s\n" << std::defaultfloat;
     return 0;
