@@ -269,6 +269,43 @@ KeyTable dpo_keys(const Reader& rd, DpoConfig& c) {
   return t;
 }
 
+KeyTable distill_keys(const Reader& rd, DistillConfig& c) {
+  KeyTable t;
+  KeyAdder a{rd, t};
+  // The student's ModelArgs overrides, kept as written: they apply to the teacher's args (distill_student_args).
+  t["student"] = [&rd, &c](const YAML::Node& n, const std::string& k) {
+    if (!n.IsMap()) fail(rd.src, "'" + k + "' must be a map of ModelArgs key: value (e.g. {n_layers: 1, dim: 64})");
+    std::set<std::string> seen;
+    c.student.clear();
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      const std::string key = it->first.as<std::string>();
+      check_unique_key(rd, seen, key, k + "." + key, it->first);
+      c.student.emplace_back(key, rd.scalar(it->second, k + "." + key, "a value"));
+    }
+  };
+  a.i64("n_problems", c.n_problems, Range::positive);
+  a.i64("steps", c.steps, Range::positive);
+  a.i64("batch_size", c.batch_size, Range::positive);
+  a.i64("seq_len", c.seq_len, Range::positive);
+  a.f64("lr", c.lr, Range::positive);
+  a.f64("min_lr", c.min_lr, Range::nonnegative);
+  a.i64("warmup_steps", c.warmup_steps, Range::nonnegative);
+  a.f64("weight_decay", c.weight_decay, Range::nonnegative);
+  a.f64("grad_clip", c.grad_clip, Range::nonnegative);
+  a.f64("balance_alpha", c.balance_alpha, Range::nonnegative);
+  a.f64("bias_gamma", c.bias_gamma, Range::nonnegative);
+  a.f64("temperature", c.temperature, Range::positive);
+  a.f64("kd_weight", c.kd_weight, Range::unit);
+  a.i64("trace_prompts", c.trace_prompts, Range::positive);
+  a.i64("trace_samples", c.trace_samples, Range::positive);
+  a.f64("trace_temperature", c.trace_temperature, Range::positive);
+  a.i64("eval_every", c.eval_every, Range::nonnegative);
+  a.i64("eval_problems", c.eval_problems, Range::positive);
+  a.i64("checkpoint_every", c.checkpoint_every, Range::nonnegative);
+  a.str("out_dir", c.out_dir);
+  return t;
+}
+
 KeyTable train_keys(const Reader& rd, TrainConfig& c) {
   KeyTable t;
   auto i64 = [&](const char* name, int64_t& field, Range r) {
@@ -306,6 +343,23 @@ KeyTable train_keys(const Reader& rd, TrainConfig& c) {
 
 }  // namespace
 
+ModelArgs distill_student_args(const ModelArgs& teacher, const DistillConfig& c, const std::string& source) {
+  Reader rd{source};
+  ModelArgs a = teacher;
+  a.n_mtp_modules = 0;  // the student trains its next-token head only
+  const KeyTable table = model_keys(rd, a);
+  for (const auto& [key, value] : c.student) {
+    const std::string dotted = "distill.student." + key;
+    if (key == "vocab_size") fail(source, dotted + ": the student keeps the teacher's vocabulary (its tokenizer)");
+    if (key == "n_mtp_modules") fail(source, dotted + ": the student has no MTP modules (distillation trains the next-token head)");
+    auto f = table.find(key);
+    if (f == table.end()) fail(source, "key '" + dotted + "' is not a known key (ModelArgs names, models/config.h)");
+    f->second(YAML::Node(value), dotted);
+  }
+  a.validate(source + ": distill.student");
+  return a;
+}
+
 std::string ReasoningConfig::system_prompt() const { return system.empty() ? std::string(data::kReasoningSystemPrompt) : system; }
 
 PretrainConfig parse_pretrain_config(const std::string& yaml_text, const std::string& source) {
@@ -342,8 +396,11 @@ PretrainConfig parse_pretrain_config(const std::string& yaml_text, const std::st
     } else if (k == "dpo") {
       read_section(rd, it->second, "dpo", dpo_keys(rd, cfg.dpo));
       cfg.dpo.enabled = true;
+    } else if (k == "distill") {
+      read_section(rd, it->second, "distill", distill_keys(rd, cfg.distill));
+      cfg.distill.enabled = true;
     } else {
-      fail(source, "key '" + k + "' is not a known key (the sections are 'model', 'train', 'reasoning', 'sft', 'grpo' and 'dpo')");
+      fail(source, "key '" + k + "' is not a known key (the sections are 'model', 'train', 'reasoning', 'sft', 'grpo', 'dpo' and 'distill')");
     }
   }
   if (!has_model) fail(source, "no 'model' section");
@@ -386,6 +443,16 @@ PretrainConfig parse_pretrain_config(const std::string& yaml_text, const std::st
   ModelArgs probe = cfg.model;
   probe.vocab_size = t.data.vocab_size;
   probe.validate(source);
+  const DistillConfig& ds = cfg.distill;
+  if (ds.enabled) {
+    if (ds.min_lr > ds.lr) fail(source, "distill.min_lr must be <= distill.lr");
+    if (ds.warmup_steps > ds.steps) fail(source, "distill.warmup_steps (" + std::to_string(ds.warmup_steps) + ") must be <= distill.steps (" + std::to_string(ds.steps) + ")");
+    if (ds.seq_len > cfg.model.max_seq_len)
+      fail(source, "distill.seq_len (" + std::to_string(ds.seq_len) + ") must be <= model.max_seq_len (" + std::to_string(cfg.model.max_seq_len) + ")");
+    const ModelArgs student = distill_student_args(probe, ds, source);  // every override read and the shape checked now
+    if (ds.seq_len > student.max_seq_len)
+      fail(source, "distill.seq_len (" + std::to_string(ds.seq_len) + ") must be <= distill.student.max_seq_len (" + std::to_string(student.max_seq_len) + ")");
+  }
   return cfg;
 }
 

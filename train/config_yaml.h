@@ -19,6 +19,8 @@
 //   reasoning: {level: 1, eval_problems: 200, ...}   # the task of the post-training stages (ReasoningConfig)
 //   sft: {steps: 200, ...}       # optional: the SFT stage (SftConfig); its absence = no SFT in the pipeline
 //   grpo: {steps: 100, ...}      # optional: the GRPO stage (GrpoConfig)
+//   dpo: {steps: 100, ...}       # optional: the DPO stage (DpoConfig)
+//   distill: {student: {n_layers: 1, dim: 64}, steps: 200, ...}   # optional: distillation after GRPO (DistillConfig)
 //
 // Every key must be known and every value well-formed; errors name the file and the dotted key:
 //   [config] configs/x.yaml: key 'model.dimm' is not a known key
@@ -33,6 +35,8 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "models/config.h"
 
@@ -144,6 +148,34 @@ struct DpoConfig {
   std::string out_dir;               // default: train.out_dir + "/dpo"
 };
 
+// Distillation (train/distill.h): the teacher (the pipeline's GRPO model, else its last one) into a smaller
+// student, three ways at the same budget (steps × batch_size × seq_len): logit KD on worked solutions, SFT on the
+// teacher's own reward-filtered traces (R1 §2.4), and the same student without a teacher (SFT on worked solutions).
+struct DistillConfig {
+  bool enabled = false;              // the config has a `distill:` section
+  // The student's shape: ModelArgs keys (models/config.h) overriding the teacher's, e.g. {n_layers: 1, dim: 64,
+  // inter_dim: 128}, each value as written (checked against the model section when the file is read; the vocab,
+  // max_seq_len and max_batch_size stay the teacher's; n_mtp_modules is 0: only the next-token head is trained).
+  std::vector<std::pair<std::string, std::string>> student;
+  int64_t n_problems = 4000;         // train-split worked solutions (the KD and the no-teacher students' data)
+  int64_t steps = 200, batch_size = 8, seq_len = 128;  // per student; packed rows as SFT's
+  double lr = 1e-3, min_lr = 1e-4;
+  int64_t warmup_steps = 10;
+  double weight_decay = 0.0, grad_clip = 1.0;
+  double balance_alpha = 1e-4, bias_gamma = 1e-3;  // a MoE student's balancing, as in SFT
+  double temperature = 2.0;          // T of the softened distributions (the KD student)
+  double kd_weight = 0.5;            // α: loss = α·T²·KL(p_t ‖ q_s) + (1 − α)·CE on the assistant tokens
+  int64_t trace_prompts = 512, trace_samples = 4;  // train-split prompts × teacher samples each (the traces student)
+  double trace_temperature = 0.7;    // of that sampling
+  int64_t eval_every = 50, eval_problems = 64;   // val-split problems, greedy, during training
+  int64_t checkpoint_every = 100;
+  std::string out_dir;               // default: train.out_dir + "/distill"
+};
+
+// The student's ModelArgs: the teacher's with distill.student's overrides applied and n_mtp_modules = 0, then
+// validated. Throws "[config] <source>: distill.student.<key> ..." on a bad value.
+ModelArgs distill_student_args(const ModelArgs& teacher, const DistillConfig& c, const std::string& source);
+
 struct PretrainConfig {
   std::string name;    // the file's stem ("tiny"), written into checkpoints
   std::string source;  // the file it came from (for messages)
@@ -153,6 +185,7 @@ struct PretrainConfig {
   SftConfig sft;
   GrpoConfig grpo;
   DpoConfig dpo;
+  DistillConfig distill;
 };
 
 // Parses YAML text; `source` names it in errors.

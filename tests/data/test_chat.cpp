@@ -132,3 +132,98 @@ TEST_CASE("parse_integer_answer: strict integers, never wrapping") {
     CHECK_MESSAGE(!parse_integer_answer(bad).has_value(), escape_bytes(bad));
   CHECK_FALSE(parse_integer_answer(std::string("13\0" "3", 4)).has_value());
 }
+
+TEST_CASE("tool calls: render, the byte-for-byte example of chat.h, and parse_completion reading them") {
+  CHECK(render_tool_call("48213*977") == "<tool_call>48213*977</tool_call>");
+  CHECK(render_tool_result("47104101") == "<tool_result>47104101</tool_result>");
+  CHECK(render_tool_turn("1/0", "error: division by zero") ==
+        "<tool_call>1/0</tool_call><tool_result>error: division by zero</tool_result>");
+  const std::string example = "<think>\n48213 * 977 = " + render_tool_turn("48213*977", "47104101") +
+                              "\n</think>\n" + "47104101<|endoftext|>";
+  CHECK(example ==
+        "<think>\n48213 * 977 = <tool_call>48213*977</tool_call><tool_result>47104101</tool_result>\n</think>\n"
+        "47104101<|endoftext|>");
+  const ParsedCompletion c = parse_completion(example);
+  CHECK(c.well_formed);
+  CHECK(c.tool_calls_well_formed);
+  CHECK(c.n_tool_calls == 1);
+  CHECK(c.answer == "47104101");
+  CHECK(c.think == "48213 * 977 = <tool_call>48213*977</tool_call><tool_result>47104101</tool_result>");
+  CHECK_FALSE(c.answer_has_special);
+  // two calls, one refused by the calculator: still well formed (the format does not judge the arithmetic)
+  const ParsedCompletion two = parse_completion("<think>\n" + render_tool_turn("2*3", "6") + "\n" +
+                                                render_tool_turn("1/0", "error: division by zero") +
+                                                "\n</think>\n6<|endoftext|>");
+  CHECK(two.well_formed);
+  CHECK(two.n_tool_calls == 2);
+  // no tool tag: as before tool calls existed
+  const ParsedCompletion plain = parse_completion("<think>\na\n</think>\n5<|endoftext|>");
+  CHECK(plain.well_formed);
+  CHECK(plain.tool_calls_well_formed);
+  CHECK(plain.n_tool_calls == 0);
+
+  struct Bad {
+    std::string text;
+    const char* why;
+  };
+  const std::vector<Bad> bad = {
+      {"<think>a</think>" + render_tool_turn("1", "1") + "5", "a call in the answer"},
+      {"<think>a</think>5" + render_tool_turn("1", "1"), "a call after the answer"},
+      {"<think>a <tool_call>1</tool_call></think>5", "a call without a result"},
+      {"<think>a <tool_call>1</tool_call> <tool_result>1</tool_result></think>5", "bytes between call and result"},
+      {"<think>a <tool_result>1</tool_result></think>5", "a result without a call"},
+      {"<think>a <tool_call>1</tool_result></think>5", "mismatched tags"},
+      {"<think>a </tool_call><tool_result>1</tool_result></think>5", "no opening tag"},
+      {"<think>a <tool_call><tool_call>1</tool_call><tool_result>1</tool_result></think>5", "an opener twice"},
+      {"<think>a " + render_tool_turn("1<|user|>", "1") + "</think>5", "a special token in the call"},
+      {"<think>a " + render_tool_turn("1", "1<think>") + "</think>5", "a special token in the result"},
+      {render_tool_turn("1", "1") + "<think>a</think>5", "a call before <think>"},
+      {"<think>a " + render_tool_turn("1", "1"), "an unclosed think block"},
+  };
+  for (const Bad& b : bad) {
+    CAPTURE(b.why);
+    const ParsedCompletion p = parse_completion(b.text);
+    CHECK_FALSE(p.tool_calls_well_formed);
+    CHECK_FALSE(p.well_formed);
+  }
+  // the tags after <|endoftext|> are not part of the completion
+  const ParsedCompletion after = parse_completion("<think>a</think>5<|endoftext|></tool_call>");
+  CHECK(after.well_formed);
+  CHECK(after.n_tool_calls == 0);
+}
+
+TEST_CASE("find_pending_tool_call / count_tool_calls") {
+  auto pending = find_pending_tool_call("<think>\n2*3 = <tool_call>2*3</tool_call>");
+  REQUIRE(pending.has_value());
+  CHECK(pending->has_open);
+  CHECK(pending->expression == "2*3");
+  // the expression verbatim, spaces and junk included (the calculator judges it)
+  pending = find_pending_tool_call("<tool_call> 1 + <think>\xff</tool_call>");
+  REQUIRE(pending.has_value());
+  CHECK(pending->expression == " 1 + <think>\xff");
+  CHECK(find_pending_tool_call("<tool_call></tool_call>")->expression == "");
+  CHECK(find_pending_tool_call("<tool_call></tool_call>")->has_open);
+  // answered already, or not ended: nothing pending
+  CHECK_FALSE(find_pending_tool_call("<tool_call>2*3</tool_call><tool_result>6</tool_result>").has_value());
+  CHECK_FALSE(find_pending_tool_call("<tool_call>2*3</tool_call> ").has_value());
+  CHECK_FALSE(find_pending_tool_call("<tool_call>2*3").has_value());
+  CHECK_FALSE(find_pending_tool_call("").has_value());
+  CHECK_FALSE(find_pending_tool_call("</tool_call").has_value());
+  // the second of two calls
+  pending = find_pending_tool_call(render_tool_turn("1+1", "2") + " then <tool_call>2+2</tool_call>");
+  REQUIRE(pending.has_value());
+  CHECK(pending->expression == "2+2");
+  // a close without its own opener
+  for (const std::string& s : {std::string("abc</tool_call>"), std::string("</tool_call>"),
+                               render_tool_turn("1", "1") + "2</tool_call>",
+                               std::string("<tool_call>1</tool_call></tool_call>")}) {
+    CAPTURE(s);
+    pending = find_pending_tool_call(s);
+    REQUIRE(pending.has_value());
+    CHECK_FALSE(pending->has_open);
+    CHECK(pending->expression == "");
+  }
+  CHECK(count_tool_calls("") == 0);
+  CHECK(count_tool_calls("<tool_call>1") == 0);
+  CHECK(count_tool_calls(render_tool_turn("1", "1") + render_tool_turn("2", "2") + "</tool_call>") == 3);
+}

@@ -764,8 +764,9 @@ TEST_CASE("eval --problems: summary, per-problem JSON lines, never the input fil
 
 // The main job's machinery on a micro config: every stage runs, writes its stage.json and model, the table is
 // printed with one row per stage and the paired differences; a rerun skips every stage and re-measures; the
-// sft and grpo stages can be traced from the models the pipeline made.
-TEST_CASE("seekgrad pipeline: PRETRAIN -> SFT -> DPO -> GRPO -> EXPORT on a micro config; a rerun skips the stages") {
+// sft and grpo stages can be traced from the models the pipeline made. DISTILL: the 6-step teacher solves none of its
+// samples, so the traces student is reported untrained and the other two students get rows.
+TEST_CASE("seekgrad pipeline: PRETRAIN -> SFT -> DPO -> GRPO -> DISTILL -> EXPORT on a micro config; a rerun skips the stages") {
   const std::string bin = binary();
   REQUIRE_MESSAGE(!bin.empty(), "bin/seekgrad is not built (the build makes it with test_tools)");
   TempDir tmp("pipeline");
@@ -784,18 +785,29 @@ TEST_CASE("seekgrad pipeline: PRETRAIN -> SFT -> DPO -> GRPO -> EXPORT on a micr
                         "reasoning: {eval_problems: 6, eval_samples: 2, max_new_tokens: 20, solution: columns, system: \"Think.\"}\n"
                         "sft: {n_problems: 40, steps: 4, warmup_steps: 1, batch_size: 2, seq_len: 96, eval_every: 0, eval_problems: 4}\n"
                         "grpo: {steps: 2, warmup_steps: 0, prompts_per_step: 2, group_size: 4, eval_every: 0, eval_problems: 4}\n"
-                        "dpo: {steps: 2, pairs_per_step: 2, pairs_file: " << tmp.file("pairs.jsonl") << ", eval_every: 0, eval_problems: 4}\n";
+                        "dpo: {steps: 2, pairs_per_step: 2, pairs_file: " << tmp.file("pairs.jsonl") << ", eval_every: 0, eval_problems: 4}\n"
+                        "distill: {student: {n_layers: 1, dim: 16, inter_dim: 32, kv_lora_rank: 8}, n_problems: 20, steps: 2,\n"
+                        "          warmup_steps: 1, batch_size: 2, seq_len: 96, trace_prompts: 3, trace_samples: 2, eval_every: 0,\n"
+                        "          eval_problems: 4}\n";
   auto [rc, out] = run_cmd(bin + " pipeline --config " + cfg);
   REQUIRE_MESSAGE(rc == 0, out);
-  for (const char* s : {"== stage 1/5: DATA_PREP + PRETRAIN", "== stage 2/5: SFT", "== stage 3/5: DPO", "== stage 4/5: GRPO",
-                        "== stage 5/5: EXPORT", "dpo: 2 pairs from", "eval (pretrain): accuracy", "eval (sft): accuracy",
-                        "eval (dpo): accuracy", "eval (grpo): accuracy", "held-out accuracy (6 test-split problems",
-                        "sft - pretrain (sampled):", "dpo - sft (sampled):", "grpo - sft (greedy):", "paired std error"})
+  for (const char* s : {"== stage 1/6: DATA_PREP + PRETRAIN", "== stage 2/6: SFT", "== stage 3/6: DPO", "== stage 4/6: GRPO",
+                        "== stage 5/6: DISTILL", "== stage 6/6: EXPORT", "dpo: 2 pairs from", "eval (pretrain): accuracy",
+                        "eval (sft): accuracy", "eval (dpo): accuracy", "eval (grpo): accuracy", "eval (student-alone): accuracy",
+                        "eval (distill-kd): accuracy", "held-out accuracy (6 test-split problems", "sft - pretrain (sampled):",
+                        "dpo - sft (sampled):", "grpo - sft (greedy):", "student-alone - grpo (greedy):",
+                        "distill-kd - student-alone (sampled):", "paired std error", "distill: traces from the teacher",
+                        "distill: teacher (grpo) ", "x fewer)", "distill-traces: not trained", "distill-kd: 20 training examples"})
     CHECK_MESSAGE(out.find(s) != std::string::npos, s);
+  for (const char* r : {"\nstudent-alone   ", "\ndistill-kd      "})  // the table's rows
+    CHECK_MESSAGE(out.find(r) != std::string::npos, r);
   for (const char* f : {"run/stage.json", "run/model/model.safetensors", "run/model/tokenizer.bpe", "run/sft/stage.json",
                         "run/sft/model/model.safetensors", "run/dpo/stage.json", "run/dpo/model/model.safetensors",
                         "run/dpo/pairs.jsonl", "run/dpo/metrics.csv", "run/grpo/stage.json", "run/grpo/model/model.safetensors",
-                        "run/grpo/reward.png", "run/grpo/metrics.csv", "run/eval_grpo.jsonl", "run/export/config.json"})
+                        "run/grpo/reward.png", "run/grpo/metrics.csv", "run/eval_grpo.jsonl", "run/export/config.json",
+                        "run/distill/stage.json", "run/distill/traces.jsonl", "run/distill/loss.png",
+                        "run/distill/distill-kd/model/model.safetensors", "run/distill/distill-kd/metrics.csv",
+                        "run/distill/student-alone/model/model.safetensors", "run/eval_distill-kd.jsonl"})
     CHECK_MESSAGE(fs::exists(tmp.file(f)), f);
   // one JSON line per test problem, after every stage
   std::ifstream ev(tmp.file("run/eval_sft.jsonl"));
@@ -807,7 +819,7 @@ TEST_CASE("seekgrad pipeline: PRETRAIN -> SFT -> DPO -> GRPO -> EXPORT on a micr
   REQUIRE_MESSAGE(rc2 == 0, out2);
   size_t skipped = 0;
   for (size_t at = 0; (at = out2.find("done before", at)) != std::string::npos; at++) skipped++;
-  CHECK(skipped >= 4);
+  CHECK(skipped >= 5);
   CHECK(out2.find("pretrain summary") == std::string::npos);
   auto table = [](const std::string& s) {
     const size_t a = s.find("held-out accuracy");

@@ -222,3 +222,31 @@ TEST_CASE("dpo: stop + resume == straight, bit for bit (the stage's epoch and po
   CHECK(straight == resumed);
   CHECK(read_metrics_csv(dir.file("a/metrics.csv")).column("dpo_loss") == read_metrics_csv(dir.file("b/metrics.csv")).column("dpo_loss"));
 }
+
+TEST_CASE("dpo: sample_preference_pairs on a real model — G samples per prompt, pairs only where rewards differ, seeded") {
+  data::Tokenizer tok = small_tokenizer();
+  Rng r1(5);
+  Transformer model(test::tiny_post_training_args(tok.vocab_size(), 160, 8), r1);
+  std::vector<data::ReasoningProblem> pool = data::reasoning_split(data::Split::train, 1, 10, 1);
+  PairSamplingStats st;
+  // A random model rarely writes a tidy or correct completion, so most groups are flat: what is checked is the
+  // bookkeeping (every prompt is a pair or a flat group) and the seeding, whatever the rewards turn out to be.
+  std::vector<PreferencePair> a =
+      sample_preference_pairs(model, tok, pool, 6, 4, 1.0, 10, data::kReasoningSystemPrompt, {1.0, 0.1}, 3, &st);
+  CHECK(st.prompts == 6);
+  CHECK(st.completions == 24);
+  CHECK(st.pairs + st.flat_groups == 6);
+  CHECK(st.pairs == (int64_t)a.size());
+  for (const PreferencePair& p : a) {
+    CHECK(p.problem >= 0);
+    CHECK(p.chosen != p.rejected);
+  }
+  std::vector<PreferencePair> b = sample_preference_pairs(model, tok, pool, 6, 4, 1.0, 10, data::kReasoningSystemPrompt, {1.0, 0.1}, 3);
+  REQUIRE(a.size() == b.size());
+  for (size_t i = 0; i < a.size(); i++) CHECK(a[i].chosen == b[i].chosen);
+  // More prompts than problems: capped at the pool, each problem once.
+  PairSamplingStats all;
+  sample_preference_pairs(model, tok, pool, 50, 2, 1.0, 4, data::kReasoningSystemPrompt, {1.0, 0.1}, 3, &all);
+  CHECK(all.prompts == 10);
+  CHECK(contains(error_of([&] { sample_preference_pairs(model, tok, pool, 2, 1, 1.0, 4, "", {}, 3); }), "group_size must be >= 2"));
+}

@@ -15,6 +15,7 @@
 #include "models/json.h"
 #include "tools/cli/commands.h"
 #include "train/config_yaml.h"
+#include "train/distill.h"
 #include "train/dpo.h"
 #include "train/grpo.h"
 #include "train/pretrain.h"
@@ -85,7 +86,7 @@ int run_reasoning_pipeline(const std::string& config_path, std::ostream& out, co
     const Device device = parse_device(cfg.train.device, cfg.source + ": train.device");
     const std::string root = cfg.train.out_dir;
     const ReasoningConfig& rc = cfg.reasoning;
-    const int n_stages = 2 + (cfg.sft.enabled ? 1 : 0) + (cfg.dpo.enabled ? 1 : 0) + (cfg.grpo.enabled ? 1 : 0);
+    const int n_stages = 2 + (cfg.sft.enabled ? 1 : 0) + (cfg.dpo.enabled ? 1 : 0) + (cfg.grpo.enabled ? 1 : 0) + (cfg.distill.enabled ? 1 : 0);
     int stage_no = 0;
     auto banner = [&](const std::string& what) { out << "\n== stage " << ++stage_no << "/" << n_stages << ": " << what << " ==\n"; };
     std::vector<StageRow> rows;
@@ -237,8 +238,99 @@ int run_reasoning_pipeline(const std::string& config_path, std::ostream& out, co
       last_model = row.model_dir;
     }
 
-    // ---- EXPORT ----
+    // ---- DISTILL (the teacher — the GRPO model, else the model EXPORT takes — into a smaller student, three ways) ----
     if (!cfg.grpo.enabled && !dpo_model.empty()) last_model = dpo_model;  // a DPO-only config exports DPO's model
+    std::vector<std::string> distill_lines;  // printed under the table
+    if (cfg.distill.enabled) {
+      banner("DISTILL (a smaller student: logit KD, SFT on the teacher's reward-filtered traces, and alone)");
+      const std::string dir = cfg.distill.out_dir.empty() ? (fs::path(root) / "distill").string() : cfg.distill.out_dir;
+      const std::string teacher_stage = rows.back().stage;  // GRPO's row when it ran (DPO's when it is the export)
+      const std::string teacher_dir = last_model;
+      // Done before: stage.json lists the students it trained, and each one's model is there.
+      std::optional<Json> done;
+      if (fs::is_regular_file(fs::path(dir) / "stage.json")) {
+        std::ifstream f(fs::path(dir) / "stage.json", std::ios::binary);
+        std::stringstream ss;
+        ss << f.rdbuf();
+        done = Json::parse(ss.str(), (fs::path(dir) / "stage.json").string());
+        for (const Json& st : done->at("students").elements())
+          if (st.at("trained").get_bool() && !fs::is_regular_file(fs::path(st.at("model_dir").get_string()) / "model.safetensors"))
+            done.reset();
+        if (done && done->at("teacher").get_string() != teacher_dir)  // its students' checkpoints belong to that teacher
+          throw std::runtime_error("[pipeline] " + (fs::path(dir) / "stage.json").string() + " was distilled from " +
+                                   done->at("teacher").get_string() + ", this run's teacher is " + teacher_dir +
+                                   ": remove " + dir + " to distill again");
+      }
+      const auto t = Clock::now();
+      const bool ran = !done;
+      if (done) {
+        out << "done before (" << dir << "/stage.json): skipped\n";
+      } else {
+        DistillResult r = run_distill(cfg, teacher_dir, tokenizer_path, out);
+        Json s = Json::object();
+        s.set("stage", "distill");
+        s.set("teacher", teacher_dir);
+        s.set("teacher_parameters", r.teacher_parameters);
+        s.set("student_parameters", r.student_parameters);
+        s.set("teacher_tokens_per_s", r.teacher_tokens_per_s);
+        s.set("student_tokens_per_s", r.student_tokens_per_s);
+        s.set("trace_samples", r.traces.samples);
+        s.set("traces_correct", r.traces.correct);
+        s.set("traces_kept", r.traces.kept);
+        s.set("trace_accuracy", r.traces.sampled_accuracy);
+        Json students = Json::array();
+        for (const StudentResult& sr : r.students) {
+          if (sr.trained && sr.steps_done < cfg.distill.steps)
+            throw std::runtime_error("[pipeline] DISTILL: " + sr.name + " stopped at step " + std::to_string(sr.steps_done));
+          Json j = Json::object();
+          j.set("name", sr.name);
+          j.set("trained", sr.trained);
+          j.set("model_dir", sr.model_dir);
+          j.set("examples", sr.examples);
+          j.set("target_tokens", sr.target_tokens);
+          j.set("final_val_ce", sr.final_val_ce);
+          j.set("final_val_kl", sr.final_val_kl);
+          j.set("final_val_accuracy", sr.final_val_accuracy);
+          j.set("train_seconds", sr.train_seconds);
+          students.push_back(j);
+        }
+        s.set("students", students);
+        s.set("seconds", seconds_since(t));
+        write_stage_done(dir, s);
+        done = s;
+      }
+      const Json& d = *done;
+      for (const Json& st : d.at("students").elements()) {
+        const std::string name = st.at("name").get_string();
+        if (!st.at("trained").get_bool()) {
+          distill_lines.push_back(name + ": not trained (no trace of the teacher's was correct and complete)");
+          continue;
+        }
+        StageRow row;
+        row.stage = name;
+        row.model_dir = st.at("model_dir").get_string();
+        row.compare_to = name == student_name(StudentKind::alone) ? teacher_stage : student_name(StudentKind::alone);
+        row.train_seconds = ran ? st.at("train_seconds").get_double() : NAN;
+        evaluate_stage(row);
+        rows.push_back(row);
+        std::ostringstream l;
+        l << std::fixed << std::setprecision(3) << name << ": " << st.at("examples").get_int() << " training examples, "
+          << st.at("target_tokens").get_int() << " assistant tokens trained on; val CE " << st.at("final_val_ce").get_double()
+          << ", val KL(teacher || student) " << st.at("final_val_kl").get_double();
+        distill_lines.push_back(l.str());
+      }
+      const double tp = (double)d.at("teacher_parameters").get_int(), sp = (double)d.at("student_parameters").get_int();
+      const double tt = d.at("teacher_tokens_per_s").get_double(), stps = d.at("student_tokens_per_s").get_double();
+      std::ostringstream l;
+      l << std::fixed << std::setprecision(1) << "distill: teacher (" << teacher_stage << ") " << (int64_t)tp << " parameters, "
+        << std::setprecision(0) << tt << " tokens/s; student " << (int64_t)sp << " parameters (" << std::setprecision(1) << tp / std::max(1.0, sp)
+        << "x fewer), " << std::setprecision(0) << stps << " tokens/s (" << std::setprecision(1) << stps / std::max(1e-9, tt)
+        << "x; greedy generation, the same prompts and lengths); traces: " << d.at("traces_kept").get_int() << " kept of "
+        << d.at("trace_samples").get_int() << " teacher samples (" << 100 * d.at("trace_accuracy").get_double() << "% correct)";
+      distill_lines.insert(distill_lines.begin(), l.str());
+    }
+
+    // ---- EXPORT ----
     banner("EXPORT (HuggingFace layout)");
     // root/export, or a custom GRPO out_dir's own export/ (two configs may share one pretraining root)
     const std::string hf = (!grpo_dir.empty() && !cfg.grpo.out_dir.empty() ? fs::path(grpo_dir) / "export" : fs::path(root) / "export").string();
@@ -248,7 +340,7 @@ int run_reasoning_pipeline(const std::string& config_path, std::ostream& out, co
     // ---- the table ----
     out << "\n== held-out accuracy (" << test.size() << " test-split problems of level " << rc.level << ", " << eo.samples
         << " samples each at T = " << eo.temperature << ", never seen in training) ==\n";
-    out << "stage      accuracy (T=" << std::setprecision(2) << eo.temperature << ")  greedy            pass@" << eo.samples
+    out << "stage           accuracy (T=" << std::setprecision(2) << eo.temperature << ")  greedy            pass@" << eo.samples
         << "   format   mean length   train time   model\n" << std::defaultfloat;
     for (const StageRow& r : rows) {
       std::ostringstream acc, gr, tt;
@@ -256,7 +348,7 @@ int run_reasoning_pipeline(const std::string& config_path, std::ostream& out, co
       gr << std::fixed << std::setprecision(1) << 100 * r.greedy.accuracy << "% ± " << 100 * r.greedy.stderr_accuracy;
       if (std::isnan(r.train_seconds)) tt << "(done before)";
       else tt << std::fixed << std::setprecision(0) << r.train_seconds << " s";
-      out << std::left << std::setw(11) << r.stage << std::setw(19) << acc.str() << std::setw(18) << gr.str() << std::right << std::fixed << std::setprecision(1)
+      out << std::left << std::setw(16) << r.stage << std::setw(19) << acc.str() << std::setw(18) << gr.str() << std::right << std::fixed << std::setprecision(1)
           << std::setw(6) << 100 * r.eval.pass_at_k << "%" << std::setw(8) << 100 * r.eval.format_rate << "%" << std::setw(14)
           << r.eval.mean_length << std::setw(15) << tt.str() << "   " << r.model_dir << "\n";
     }
@@ -275,10 +367,14 @@ int run_reasoning_pipeline(const std::string& config_path, std::ostream& out, co
             << (std::fabs(z) > 2 ? "  (beyond the noise)" : "  (within the noise)") << "\n" << std::defaultfloat;
       }
     }
+    for (const std::string& l : distill_lines) out << l << "\n";
     out << "files: " << root << "/{metrics.csv, loss.png, model/, eval_*.jsonl, export/}"
         << (cfg.sft.enabled ? ", " + root + "/sft/{metrics.csv, loss.png, model/}" : "")
         << (cfg.dpo.enabled ? ", " + root + "/dpo/{metrics.csv, pairs.jsonl, loss.png, rewards.png, model/}" : "")
-        << (cfg.grpo.enabled ? ", " + root + "/grpo/{metrics.csv, reward.png, length.png, model/}" : "") << "\n"
+        << (cfg.grpo.enabled ? ", " + root + "/grpo/{metrics.csv, reward.png, length.png, model/}" : "")
+        << (cfg.distill.enabled ? ", " + (cfg.distill.out_dir.empty() ? root + "/distill" : cfg.distill.out_dir) +
+                                      "/{traces.jsonl, loss.png, distill-kd/, distill-traces/, student-alone/}"
+                                : "") << "\n"
         << std::fixed << std::setprecision(1) << "pipeline wall time " << seconds_since(t_all) << " s\n" << std::defaultfloat;
     return 0;
   } catch (const std::exception& e) {
