@@ -468,7 +468,11 @@ PretrainConfig load_pretrain_config(const std::string& path) {
   // is refused here, before any data is prepared. pretrain_model_args checks again with the real vocabulary.
   ModelArgs probe = cfg.model;
   probe.vocab_size = cfg.train.data.vocab_size;
-  check_model_fits_memory(probe, path, (int64_t)sizeof(float), available_memory_bytes());
+  const int64_t available = available_memory_bytes();
+  check_model_fits_memory(probe, path, (int64_t)sizeof(float), available);
+  if (cfg.distill.enabled)  // the distillation students, built beside the teacher
+    check_model_fits_memory(distill_student_args(probe, cfg.distill, path), path + ": distill.student", (int64_t)sizeof(float),
+                            available);
   return cfg;
 }
 

@@ -5,7 +5,8 @@
 //     indexer, MoE without shared experts) config; so do the largest tensor, the RoPE table and the KV caches;
 //   * a YAML `dim` of 2^62 or INT64_MAX, an HF config.json `hidden_size` of 2^62, max_batch_size × max_seq_len
 //     past int64: errors naming the file and the keys with their values (they were a segfault, an endless loop);
-//   * a config merely too big for memory (vocab_size 2^31 × dim 2^20 in f32) names the keys and the bytes;
+//   * a config merely too big for memory (vocab_size 2^31 × dim 2^20 in f32; a distillation student's 2^40
+//     inter_dim) names the keys and the bytes;
 //   * caches of a wrapped size, a tokenizer whose counts wrap around, a safetensors shape past int64.
 #include <doctest/doctest.h>
 
@@ -179,6 +180,13 @@ TEST_CASE("check_model_fits_memory: a model larger than the memory names its key
   e = error_of([&] { load_pretrain_config(tmp.file("huge.yaml")); });
   CHECK_MESSAGE(contains(e, "[config] " + tmp.file("huge.yaml") + ": vocab_size 2147483648 × dim (HF hidden_size) 1048576 "
                             "(the embedding) needs"), e);
+
+  // A distillation student is built beside the teacher: its overrides are checked too (64 TiB of FFN weight).
+  spit(tmp.file("student.yaml"), micro_yaml("16") + "distill:\n  student:\n    inter_dim: 1099511627776\n  seq_len: 16\n");
+  e = error_of([&] { load_pretrain_config(tmp.file("student.yaml")); });
+  CHECK_MESSAGE(contains(e, "[config] " + tmp.file("student.yaml") + ": distill.student: inter_dim (HF intermediate_size) "
+                            "1099511627776 × dim (HF hidden_size) 16 (a dense block's w1, w2 or w3) needs 70368744177664 "
+                            "bytes (64.0 TiB) at 4 bytes an element"), e);
 
   // With a given budget: the largest tensor (the embedding, 64·16 f32 = 4096 bytes) first; with exactly that
   // much, the whole model: its 6432 parameters and the 64-element RoPE table, 6496 · 4 = 25984 bytes.
