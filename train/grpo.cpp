@@ -20,6 +20,8 @@
 #include "train/reasoning_eval.h"
 #include "train/schedule.h"
 #include "train/sft.h"
+#include "train/tool_eval.h"
+#include "train/tool_generate.h"
 
 namespace sg {
 namespace fs = std::filesystem;
@@ -55,9 +57,12 @@ double mean_of(const std::vector<double>& v) {
 }  // namespace
 
 void pack_rollout_rows(const std::vector<std::vector<int64_t>>& prompts, const std::vector<std::vector<int64_t>>& completions,
-                       int64_t pad_id, Tensor& tokens, Tensor& mask) {
+                       int64_t pad_id, Tensor& tokens, Tensor& mask, const std::vector<std::vector<uint8_t>>* sampled) {
   if (prompts.size() != completions.size() || prompts.empty())
     throw std::invalid_argument("[grpo] pack_rollout_rows: " + std::to_string(prompts.size()) + " prompts and " +
+                                std::to_string(completions.size()) + " completions");
+  if (sampled && sampled->size() != completions.size())
+    throw std::invalid_argument("[grpo] pack_rollout_rows: " + std::to_string(sampled->size()) + " sampled masks for " +
                                 std::to_string(completions.size()) + " completions");
   const int64_t N = (int64_t)prompts.size();
   int64_t L = 2;
@@ -67,10 +72,14 @@ void pack_rollout_rows(const std::vector<std::vector<int64_t>>& prompts, const s
   for (int64_t i = 0; i < N; i++) {
     const int64_t P = (int64_t)prompts[i].size(), C = (int64_t)completions[i].size();
     if (P == 0) throw std::invalid_argument("[grpo] pack_rollout_rows: row " + std::to_string(i) + " has an empty prompt");
+    if (sampled && (int64_t)(*sampled)[i].size() != C)
+      throw std::invalid_argument("[grpo] pack_rollout_rows: row " + std::to_string(i) + " has " + std::to_string(C) +
+                                  " completion tokens but " + std::to_string((*sampled)[i].size()) + " sampled flags");
     for (int64_t t = 0; t < P; t++) tok[(size_t)(i * L + t)] = prompts[i][(size_t)t];
     for (int64_t t = 0; t < C; t++) {
       tok[(size_t)(i * L + P + t)] = completions[i][(size_t)t];
-      m[(size_t)(i * (L - 1) + P + t - 1)] = 1.0f;  // position P+t−1 predicts completion token t
+      const bool action = !sampled || (*sampled)[i][(size_t)t];  // an inserted token is not an action
+      m[(size_t)(i * (L - 1) + P + t - 1)] = action ? 1.0f : 0.0f;  // position P+t−1 predicts completion token t
     }
   }
   tokens = Tensor::from_vector(tok, {N, L});
@@ -81,9 +90,9 @@ void pack_rollout_rows(const std::vector<std::vector<int64_t>>& prompts, const s
 
 GrpoStage::GrpoStage(Transformer& policy, const Transformer& reference, const data::Tokenizer& tok, const GrpoConfig& cfg,
                      const ReasoningConfig& reasoning, std::vector<data::ReasoningProblem> pool,
-                     std::vector<data::ReasoningProblem> eval_problems, uint64_t seed)
+                     std::vector<data::ReasoningProblem> eval_problems, uint64_t seed, const GrpoToolOptions& tools)
     : policy_(policy), reference_(reference), tok_(tok), cfg_(cfg), reasoning_(reasoning), pool_(std::move(pool)),
-      eval_problems_(std::move(eval_problems)), seed_(seed) {
+      eval_problems_(std::move(eval_problems)), seed_(seed), tools_(tools) {
   if (pool_.empty()) throw std::invalid_argument("[grpo] no training problems");
   if (cfg_.group_size < 2) throw std::invalid_argument("[grpo] group_size must be >= 2, got " + std::to_string(cfg_.group_size));
   auto eot = tok_.find_token("<|endoftext|>");
@@ -96,8 +105,10 @@ int64_t GrpoStage::tokens_per_batch() const {
 }
 
 std::vector<std::string> GrpoStage::step_metrics() const {
-  return {"reward", "accuracy", "format", "kl_mean", "response_length", "clip_fraction", "ratio_mean", "entropy",
-          "zero_std_groups", "rollout_tokens_per_s"};
+  std::vector<std::string> names = {"reward", "accuracy", "format", "kl_mean", "response_length", "clip_fraction",
+                                    "ratio_mean", "entropy", "zero_std_groups", "rollout_tokens_per_s"};
+  if (tools_.enabled) names.insert(names.end(), {"tool_format", "tool_use"});
+  return names;
 }
 
 Rollout GrpoStage::sample_rollout(int64_t index) {
@@ -125,14 +136,28 @@ Rollout GrpoStage::sample_rollout(int64_t index) {
   SamplingConfig sc;
   sc.temperature = cfg_.temperature;
   sc.top_p = cfg_.top_p;
-  BatchGenerateStats gs;
-  std::vector<std::vector<int64_t>> completions =
-      generate_batch(policy_, prompts, reasoning_.max_new_tokens, sc, seeds, eot_, &gs);
-  r.seconds = gs.seconds;
-  r.tokens_per_s = gs.new_tokens_per_s;
+  std::vector<std::vector<int64_t>> completions;
+  std::vector<std::vector<uint8_t>> sampled;  // tools: 1 = sampled, 0 = inserted by the calculator
+  if (tools_.enabled) {
+    const auto t0 = std::chrono::steady_clock::now();
+    ToolGenStats ts;
+    std::vector<ToolCompletion> tc = generate_batch_with_tools(policy_, tok_, prompts, reasoning_.max_new_tokens, sc, seeds,
+                                                               eot_, tools_.limits, /*tools_enabled=*/true, &ts);
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    r.tokens_per_s = r.seconds > 0 ? (double)ts.sampled_tokens / r.seconds : 0;
+    for (ToolCompletion& c : tc) {
+      completions.push_back(std::move(c.tokens));
+      sampled.push_back(std::move(c.sampled));
+    }
+  } else {
+    BatchGenerateStats gs;
+    completions = generate_batch(policy_, prompts, reasoning_.max_new_tokens, sc, seeds, eot_, &gs);
+    r.seconds = gs.seconds;
+    r.tokens_per_s = gs.new_tokens_per_s;
+  }
 
   // 3. rewards from the decoded text
-  RewardWeights w{cfg_.accuracy_weight, cfg_.format_weight};
+  RewardWeights w{cfg_.accuracy_weight, cfg_.format_weight, tools_.enabled ? tools_.tool_format_weight : 0.0};
   std::vector<double> rewards;
   for (int64_t i = 0; i < N; i++) {
     std::vector<int32_t> c32(completions[(size_t)i].begin(), completions[(size_t)i].end());
@@ -141,6 +166,10 @@ Rollout GrpoStage::sample_rollout(int64_t index) {
     r.reward.push_back(rt.total);
     r.accuracy.push_back(rt.accuracy);
     r.format.push_back(rt.format);
+    if (tools_.enabled) {
+      r.tool_format.push_back(rt.tool_format);
+      r.tool_use.push_back(data::count_tool_calls(r.completions.back()) > 0 ? 1.0 : 0.0);
+    }
     r.length.push_back((int64_t)completions[(size_t)i].size());
   }
   // 4. group-normalised advantages
@@ -153,7 +182,8 @@ Rollout GrpoStage::sample_rollout(int64_t index) {
   }
   r.zero_std_groups = (double)flat / (double)P;
   // 5. rows and mask; 6. π_old and π_ref log-probs, no tape
-  pack_rollout_rows(prompts, completions, eot_, r.tokens, r.mask);
+  pack_rollout_rows(prompts, completions, eot_, r.tokens, r.mask, tools_.enabled ? &sampled : nullptr);
+  r.sampled = std::move(sampled);
   r.old_logp = token_logprobs(policy_, r.tokens).detach();
   r.ref_logp = token_logprobs(reference_, r.tokens).detach();
   return r;
@@ -183,8 +213,10 @@ std::vector<double> GrpoStage::step_metric_values() {
   double len = 0;
   for (int64_t l : rollout_.length) len += (double)l;
   len /= (double)std::max<size_t>(1, rollout_.length.size());
-  return {mean_of(rollout_.reward), mean_of(rollout_.accuracy), mean_of(rollout_.format), last_.kl_mean, len,
-          last_.clip_fraction, last_.ratio_mean, last_entropy_, rollout_.zero_std_groups, rollout_.tokens_per_s};
+  std::vector<double> v = {mean_of(rollout_.reward), mean_of(rollout_.accuracy), mean_of(rollout_.format), last_.kl_mean, len,
+                           last_.clip_fraction, last_.ratio_mean, last_entropy_, rollout_.zero_std_groups, rollout_.tokens_per_s};
+  if (tools_.enabled) v.insert(v.end(), {mean_of(rollout_.tool_format), mean_of(rollout_.tool_use)});
+  return v;
 }
 
 std::vector<double> GrpoStage::evaluate(int64_t step) {
@@ -196,6 +228,14 @@ std::vector<double> GrpoStage::evaluate(int64_t step) {
   eo.max_new_tokens = reasoning_.max_new_tokens;
   eo.seed = reasoning_.seed;
   eo.system = reasoning_.system_prompt();
+  if (tools_.enabled) {  // measured as the policy is trained: with the calculator
+    ToolEvalOptions to;
+    to.max_new_tokens = eo.max_new_tokens;
+    to.seed = eo.seed;
+    to.system = eo.system;
+    to.limits = tools_.limits;
+    return {evaluate_problems_with_tools(policy_, tok_, eval_problems_, to).accuracy};
+  }
   return {evaluate_problems(policy_, tok_, eval_problems_, eo).accuracy};
 }
 
@@ -226,6 +266,12 @@ void GrpoStage::save_state(TrainerState& state) const {
     s.set("format", fmt);
     s.set("length", len);
     s.set("problem", prob);
+    if (tools_.enabled) {
+      Json tf = Json::array(), tu = Json::array();
+      for (size_t i = 0; i < r.tool_format.size(); i++) tf.push_back(Json(r.tool_format[i])), tu.push_back(Json(r.tool_use[i]));
+      s.set("tool_format", tf);
+      s.set("tool_use", tu);
+    }
     s.set("zero_std_groups", r.zero_std_groups);
     s.set("tokens_per_s", r.tokens_per_s);
   }
@@ -261,6 +307,10 @@ void GrpoStage::load_state(const TrainerState& state) {
   rollout_.format = json_to_doubles(s->at("format"));
   for (const Json& e : s->at("length").elements()) rollout_.length.push_back(e.get_int());
   for (const Json& e : s->at("problem").elements()) rollout_.problem.push_back(e.get_int());
+  if (s->contains("tool_format")) {
+    rollout_.tool_format = json_to_doubles(s->at("tool_format"));
+    rollout_.tool_use = json_to_doubles(s->at("tool_use"));
+  }
   rollout_.zero_std_groups = s->at("zero_std_groups").get_double();
   rollout_.tokens_per_s = s->at("tokens_per_s").get_double();
   rollout_.prompts = cfg_.prompts_per_step;

@@ -23,6 +23,14 @@
 // zero_std_groups (share of groups whose rewards are all equal: no gradient from them), rollout_tokens_per_s;
 // eval val_accuracy (greedy, eval_problems val-split problems).
 //
+// Tool use (seekgrad issue 13), GrpoToolOptions::enabled: step 2 samples with generate_batch_with_tools
+// (train/tool_generate.h), the calculator answering every call; step 3 adds tool_format_weight · tool_format
+// (train/rewards.h: a well-formed call the calculator could run); step 5's mask is 1 only on SAMPLED completion
+// tokens — the inserted <tool_result> … </tool_result> are constants of the environment, not actions, so they get
+// no policy gradient and no KL term (their log-probs are still computed, and ignored). Logged in addition:
+// tool_format and tool_use (share of completions with a call); val_accuracy is then measured with the tool
+// (train/tool_eval.h). Off (the default), the stage is exactly what it was.
+//
 // R1-Zero is this stage with grpo.init: pretrain — GRPO straight from the base model; the format reward is what
 // teaches it the template.
 //
@@ -38,6 +46,7 @@
 
 #include "data/reasoning.h"
 #include "data/tokenizer.h"
+#include "data/tool.h"
 #include "models/transformer.h"
 #include "train/config_yaml.h"
 #include "train/grpo_loss.h"
@@ -57,14 +66,27 @@ struct Rollout {
   std::vector<int64_t> problem;       // [N] index into the stage's problem pool
   std::vector<std::string> completions;  // [N] decoded text
   std::vector<double> reward, accuracy, format;  // [N]
+  std::vector<double> tool_format, tool_use;     // [N], filled when the stage samples with tools
+  std::vector<std::vector<uint8_t>> sampled;     // [N] tools: per completion token 1 = sampled, 0 = inserted
+                                                 // (what the mask was built from; not kept in a checkpoint)
   std::vector<int64_t> length;        // [N] completion tokens
   double zero_std_groups = 0;         // share of groups with all-equal rewards
   double seconds = 0, tokens_per_s = 0;  // sampling only (new tokens / s)
 };
 
-// Rows [prompt | completion | pad] → tokens [N, L], mask [N, L−1] (1 where t+1 is a completion token).
+// Rows [prompt | completion | pad] → tokens [N, L], mask [N, L−1] (1 where t+1 is a completion token). With
+// `sampled` (per row, one flag per completion token: ToolCompletion::sampled), 1 only where t+1 is a completion
+// token the model sampled; inserted tokens (flag 0) get 0.
 void pack_rollout_rows(const std::vector<std::vector<int64_t>>& prompts, const std::vector<std::vector<int64_t>>& completions,
-                       int64_t pad_id, Tensor& tokens, Tensor& mask);
+                       int64_t pad_id, Tensor& tokens, Tensor& mask,
+                       const std::vector<std::vector<uint8_t>>* sampled = nullptr);
+
+// GRPO with the calculator (see the top of this file).
+struct GrpoToolOptions {
+  bool enabled = false;             // rollouts sampled with the tool loop
+  data::ToolLimits limits;          // the calculator's and the loop's limits
+  double tool_format_weight = 0.1;  // the reward's tool_format weight (when enabled)
+};
 
 class GrpoStage : public Stage {
  public:
@@ -72,7 +94,7 @@ class GrpoStage : public Stage {
   // training problems prompts are drawn from; eval_problems: val-split problems for val_accuracy.
   GrpoStage(Transformer& policy, const Transformer& reference, const data::Tokenizer& tok, const GrpoConfig& cfg,
             const ReasoningConfig& reasoning, std::vector<data::ReasoningProblem> pool,
-            std::vector<data::ReasoningProblem> eval_problems, uint64_t seed);
+            std::vector<data::ReasoningProblem> eval_problems, uint64_t seed, const GrpoToolOptions& tools = {});
 
   std::string name() const override { return "grpo"; }
   std::vector<std::string> loss_terms() const override { return {"policy", "kl"}; }
@@ -99,6 +121,7 @@ class GrpoStage : public Stage {
   ReasoningConfig reasoning_;
   std::vector<data::ReasoningProblem> pool_, eval_problems_;
   uint64_t seed_;
+  GrpoToolOptions tools_;
   int64_t eot_ = -1;
   Rollout rollout_;
   GRPOLossOutput last_;               // of the step's micro-batch, for the step metrics

@@ -11,8 +11,14 @@
 //   format    1 iff parse_completion(...).well_formed: the completion starts with <think>, has exactly one
 //             <think> and one </think>, non-empty reasoning, a non-empty answer after it and no special token
 //             in the answer. The answer's content is accuracy's business, not format's.
-// total = weights.accuracy * accuracy + weights.format * format. The default weights (1, 0.1) are this
-// project's choice — R1 does not publish its weights — so a correct answer always beats a merely tidy one.
+//   tool_format  (tool use, seekgrad issue 13) 1 iff the completion holds at least one tool call, every tool tag
+//             belongs to a well-formed "<tool_call>EXPR</tool_call><tool_result>TEXT</tool_result>" inside the
+//             think block (ParsedCompletion::tool_calls_well_formed) and no TEXT is a calculator error
+//             ("error: ..."): a call the calculator could run. Not in reward_functions() (whose two entries the
+//             non-tool stages log); tool_reward_functions() lists all three.
+// total = weights.accuracy * accuracy + weights.format * format + weights.tool_format * tool_format. The default
+// weights (1, 0.1, 0) are this project's choice — R1 does not publish its weights — so a correct answer always
+// beats a merely tidy one, and without a tool weight the total is what it was before tool calls existed.
 //
 // What this is not: a learned reward, a language-consistency reward (R1 §2.3.2) or the GRPO advantage
 // (that normalises the rewards of a group; it belongs to the RL step).
@@ -27,6 +33,7 @@ namespace sg {
 
 double accuracy_reward(std::string_view completion, const data::ReasoningProblem& problem);
 double format_reward(std::string_view completion, const data::ReasoningProblem& problem);
+double tool_format_reward(std::string_view completion, const data::ReasoningProblem& problem);
 
 using RewardFn = double (*)(std::string_view completion, const data::ReasoningProblem& problem);
 struct NamedReward {
@@ -35,17 +42,21 @@ struct NamedReward {
 };
 // {"accuracy", accuracy_reward}, {"format", format_reward}, in that order.
 const std::vector<NamedReward>& reward_functions();
+// reward_functions() then {"tool_format", tool_format_reward}.
+const std::vector<NamedReward>& tool_reward_functions();
 
 struct RewardWeights {
   double accuracy = 1.0;
   double format = 0.1;
+  double tool_format = 0.0;  // e.g. 0.1 when GRPO samples with the calculator (train/grpo.h GrpoToolOptions)
 };
 
 struct RewardTerms {
   double accuracy = 0;
   double format = 0;
-  double total = 0;  // weights.accuracy * accuracy + weights.format * format
-  // {{"accuracy", accuracy}, {"format", format}, {"total", total}}, for logging.
+  double tool_format = 0;
+  double total = 0;  // weights.accuracy * accuracy + weights.format * format + weights.tool_format * tool_format
+  // {{"accuracy", accuracy}, {"format", format}, {"total", total}}, for logging (tool_format: read it directly).
   std::vector<std::pair<std::string, double>> named() const;
 };
 

@@ -68,7 +68,13 @@ TEST_CASE("dpo: select_preference_pairs — chosen = the first highest reward, r
   const std::vector<std::vector<int64_t>> prompts = {{1}, {2}, {3}, {4}};
   std::vector<std::vector<int64_t>> comps;
   for (int64_t i = 0; i < 12; i++) comps.push_back({100 + i});
-  auto r = [](double acc, double fmt) { return RewardTerms{acc, fmt, acc + 0.1 * fmt}; };
+  auto r = [](double acc, double fmt) {
+    RewardTerms t;
+    t.accuracy = acc;
+    t.format = fmt;
+    t.total = acc + 0.1 * fmt;
+    return t;
+  };
   // G = 3. prompt 0: wrong+tidy, right+untidy, right+tidy -> chosen 102 (1.1), rejected 100 (0.1)
   //        prompt 1: all right and tidy (flat)     prompt 2: all wrong, one tidy -> chosen 107, rejected 106 (first of the 0s)
   //        prompt 3: right, wrong, wrong (untidy)  -> chosen 109, rejected 110
