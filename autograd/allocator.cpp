@@ -1,11 +1,13 @@
 // autograd/allocator.cpp — see allocator.h.
 #include "autograd/allocator.h"
 
+#include <bit>
 #include <cstdlib>
 #include <map>
 #include <mutex>
 #include <new>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "cuda/cuda_backend.h"
@@ -55,13 +57,16 @@ Cache& cache(MemoryPool pool) {
 }  // namespace
 
 // Size classes: below 256 bytes round to 64; above, each power-of-two interval [2^k, 2^(k+1))
-// is split into 4 equal steps, so at most 25% is wasted.
+// is split into 4 equal steps, so at most 25% is wasted. Sizes near SIZE_MAX have no class: the
+// rounding up would wrap around to a small size (std::bit_floor, not a doubling loop, which would
+// never end past 2^63).
 size_t allocator_size_class(size_t nbytes) {
   if (nbytes <= 256) return nbytes == 0 ? 64 : (nbytes + 63) / 64 * 64;
-  size_t pow2 = 1;
-  while (pow2 * 2 <= nbytes) pow2 *= 2;
-  size_t step = pow2 / 4;
-  return (nbytes + step - 1) / step * step;
+  const size_t step = std::bit_floor(nbytes) / 4;
+  size_t rounded;
+  if (__builtin_add_overflow(nbytes, step - 1, &rounded))
+    throw std::overflow_error("[allocator] " + std::to_string(nbytes) + " bytes: no size class (rounding up overflows size_t)");
+  return rounded / step * step;
 }
 
 void* pool_allocate(MemoryPool pool, size_t nbytes) {

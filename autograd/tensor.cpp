@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "autograd/allocator.h"
+#include "autograd/checked.h"
 #include "autograd/node.h"
 #include "ops/fp8.h"
 
@@ -61,20 +62,40 @@ std::string shape_str(const Shape& s) {
   return out + ")";
 }
 
+// Checked: a product that wraps around int64 would make a tiny buffer for a huge shape. A shape with a 0 in it
+// has 0 elements even when the other dimensions' product overflows. (The builtin, not checked_mul: numel() is
+// called often and the message is built only when it fails.)
 int64_t shape_numel(const Shape& s) {
   int64_t n = 1;
-  for (int64_t d : s) n *= d;
+  bool overflow = false;
+  for (int64_t d : s) overflow |= __builtin_mul_overflow(n, d, &n);
+  if (overflow) {
+    for (int64_t d : s)
+      if (d == 0) return 0;
+    throw std::overflow_error("[numel] shape " + shape_str(s) + ": the number of elements overflows int64");
+  }
   return n;
 }
 
+// Row-major strides; each is a product of trailing dims, checked like shape_numel (the product of ALL dims is
+// never needed, so a shape like (0, 2^40, 2^40) whose leading stride overflows is still an error).
 Shape contiguous_strides(const Shape& s) {
   Shape st(s.size());
   int64_t acc = 1;
   for (int64_t i = (int64_t)s.size() - 1; i >= 0; i--) {
     st[i] = acc;
-    acc *= s[i];
+    if (i > 0 && __builtin_mul_overflow(acc, s[i], &acc))
+      throw std::overflow_error("[strides] shape " + shape_str(s) + ": the stride of dim " + std::to_string(i - 1) +
+                                " overflows int64");
   }
   return st;
+}
+
+size_t shape_nbytes(const Shape& s, DType dtype) {
+  const int64_t n = shape_numel(s);
+  if (n < 0) throw std::runtime_error("[nbytes] negative dimension in shape " + shape_str(s));
+  return checked_mul_size((size_t)n, dtype_size(dtype),
+                          std::string("[nbytes] shape ") + shape_str(s) + " of " + dtype_name(dtype));
 }
 
 Storage::Storage(size_t nbytes_, Device device_) : nbytes(nbytes_), device(device_), pool(memory_pool_for(device_)) {
@@ -92,10 +113,17 @@ void throw_dtype_mismatch(const Tensor& t, DType wanted) {
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   for (int64_t d : shape)
     if (d < 0) throw std::runtime_error("[empty] negative dimension in shape " + shape_str(shape));
+  const size_t nbytes = std::max(shape_nbytes(shape, dtype), dtype_size(dtype));  // >= 1 element: data() is valid
+  Shape strides = contiguous_strides(shape);
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<Storage>(std::max<size_t>(1, shape_numel(shape)) * dtype_size(dtype), device);
+  try {
+    impl->storage = std::make_shared<Storage>(nbytes, device);
+  } catch (const std::bad_alloc&) {  // say which tensor: std::bad_alloc's own message is "std::bad_alloc"
+    throw std::runtime_error("[empty] cannot allocate " + std::to_string(nbytes) + " bytes for shape " + shape_str(shape) +
+                             " " + dtype_name(dtype) + " on " + device_name(device));
+  }
   impl->shape = shape;
-  impl->strides = contiguous_strides(shape);
+  impl->strides = std::move(strides);
   impl->dtype = dtype;
   impl->device = device;
   return Tensor(impl);

@@ -50,8 +50,11 @@ const char* param_kind_name(ParamKind k);
 
 using Shape = std::vector<int64_t>;
 std::string shape_str(const Shape& s);                 // "(2, 3, 4)"
+// Overflow-checked (autograd/checked.h): a shape whose element count, strides or byte size does not fit in
+// int64 / size_t throws std::overflow_error naming the shape, instead of wrapping to a small size.
 int64_t shape_numel(const Shape& s);
 Shape contiguous_strides(const Shape& s);
+size_t shape_nbytes(const Shape& s, DType dtype);   // numel · dtype_size; negative dims are an error
 
 // A block of memory on one device, from the caching allocator's pool for that device (autograd/allocator.h):
 // host memory for the CPU, device memory for CUDA, host memory again for CUDA under the emulation

@@ -638,7 +638,12 @@ Tokenizer Tokenizer::load(const std::string& path) {
   const int64_t vocab = read_count("vocab_size");
   const int64_t n_merges = read_count("merges");
   const int64_t n_specials = read_count("specials");
-  if (vocab != 256 + n_merges + n_specials)
+  // Checked: counts near INT64_MAX would wrap the sum around (merges = specials = 2^63 - 1 "add up" to 254).
+  int64_t expected = 0;
+  if (__builtin_add_overflow(n_merges, n_specials, &expected) || __builtin_add_overflow(expected, (int64_t)256, &expected))
+    throw fail("256 + merges " + std::to_string(n_merges) + " + specials " + std::to_string(n_specials) +
+               " overflows int64 (vocab_size " + std::to_string(vocab) + ")");
+  if (vocab != expected)
     throw fail("vocab_size " + std::to_string(vocab) + " != 256 + merges " + std::to_string(n_merges) + " + specials " +
                std::to_string(n_specials));
 

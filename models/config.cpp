@@ -1,13 +1,17 @@
 // models/config.cpp — see config.h.
 #include "models/config.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <iomanip>
 #include <set>
 #include <sstream>
 #include <stdexcept>
+
+#include <unistd.h>  // sysconf
 
 #include "models/json.h"
 
@@ -102,6 +106,191 @@ void ModelArgs::validate(const std::string& src) const {
   if (fp8_weights != "native" && fp8_weights != "dequant")
     config_error(src, "fp8_weights", "must be \"native\" or \"dequant\", got \"" + fp8_weights + "\"");
   if (n_mtp_modules < 0) config_error(src, "n_mtp_modules", "must be >= 0");
+  model_size(*this, src);  // every size the config implies fits in int64, or a named error (no allocation yet)
+}
+
+// ---- sizes and memory -----------------------------------------------------------------------------
+
+namespace {
+
+// One factor of a size: `key` names where it comes from — a ModelArgs field ("dim"), an expression of fields
+// ("kv_lora_rank + qk_rope_head_dim"), or "" for a constant (the 3 of w1, w2, w3) — so that a config of dim 2^62
+// says which keys made the product that overflowed.
+struct Factor {
+  const char* key;
+  int64_t value;
+};
+
+// "vocab_size 512 × dim (HF hidden_size) 4611686018427387904": a field whose HF config.json key differs is named
+// both ways, as validate() names its range errors, so the message matches the key the user wrote.
+std::string factors_str(const std::vector<Factor>& fs) {
+  std::string out;
+  for (const Factor& f : fs) {
+    std::string key = f.key;
+    if (const ModelArgField* field = find_model_arg_field(key); field && field->hf && key != field->hf)
+      key += std::string(" (HF ") + field->hf + ")";
+    out += (out.empty() ? "" : " × ") + (key.empty() ? "" : key + " ") + std::to_string(f.value);
+  }
+  return out;
+}
+
+int64_t checked_product(const std::string& src, const std::string& what, const std::vector<Factor>& fs) {
+  int64_t n = 1;
+  for (const Factor& f : fs)
+    if (__builtin_mul_overflow(n, f.value, &n))
+      config_error(src, factors_str(fs), "(" + what + "): the element count overflows int64");
+  return n;
+}
+
+int64_t checked_sum(const std::string& src, const char* a_key, int64_t a, const char* b_key, int64_t b) {
+  int64_t n;
+  if (__builtin_add_overflow(a, b, &n))
+    config_error(src, factors_str({{a_key, a}}) + " + " + factors_str({{b_key, b}}), "overflows int64");
+  return n;
+}
+
+}  // namespace
+
+// Mirrors the constructors: Transformer (models/transformer.cpp), Block, MLA (models/mla.cpp), DSA and its
+// Indexer (models/dsa.cpp), MoE and Gate (models/moe.cpp), MLP, MTPModule. tests/models/test_config_sizes.cpp
+// checks n_parameters against Transformer(args).num_parameters() for a dense, an MoE + MTP and a DSA config.
+ModelSize model_size(const ModelArgs& a, const std::string& src) {
+  ModelSize out;
+  // Adds `count` tensors (a product too: {3, n_layers}) of shape `shape` to the parameter count, and keeps the
+  // largest tensor and the heaviest group for the memory check's message. Every partial product is checked,
+  // the shape's alone too: the constructors form n_heads · qk_head_dim and the like, each no larger than it.
+  auto add = [&](const std::string& what, const std::vector<Factor>& shape, const std::vector<Factor>& count) {
+    const int64_t numel = checked_product(src, what, shape);
+    std::vector<Factor> all = shape;
+    all.insert(all.end(), count.begin(), count.end());
+    const int64_t total = checked_product(src, what, all);
+    if (__builtin_add_overflow(out.n_parameters, total, &out.n_parameters))
+      config_error(src, factors_str(all), "(" + what + "): the parameter count overflows int64");
+    if (numel > out.largest.numel) out.largest = {numel, what, factors_str(shape)};
+    if (total > out.heaviest.numel) out.heaviest = {total, what, factors_str(all)};
+  };
+  const int64_t qk_head_dim = checked_sum(src, "qk_nope_head_dim", a.qk_nope_head_dim, "qk_rope_head_dim", a.qk_rope_head_dim);
+  const int64_t kv_a_out = checked_sum(src, "kv_lora_rank", a.kv_lora_rank, "qk_rope_head_dim", a.qk_rope_head_dim);
+  const int64_t nope_v = checked_sum(src, "qk_nope_head_dim", a.qk_nope_head_dim, "v_head_dim", a.v_head_dim);
+  // Blocks: n_layers, then one per MTP module; an MTP module's block is MoE when the model has MoE layers.
+  const int64_t n_blocks = checked_sum(src, "n_layers", a.n_layers, "n_mtp_modules", a.n_mtp_modules);
+  const bool has_moe = a.n_layers > a.n_dense_layers;
+  const int64_t n_moe = has_moe ? n_blocks - a.n_dense_layers : 0, n_dense = n_blocks - n_moe;
+  const bool mtp = a.n_mtp_modules > 0;
+  const Factor dim{"dim", a.dim}, blocks{mtp ? "n_layers + n_mtp_modules" : "n_layers", n_blocks}, three{"", 3}, two{"", 2};
+  const Factor vocab{"vocab_size", a.vocab_size}, heads{"n_heads", a.n_heads}, q_rank{"q_lora_rank", a.q_lora_rank};
+
+  add("the embedding", {vocab, dim}, {});
+  add("the output head", {vocab, dim}, {});
+  add("the final norm", {dim}, {});
+  add("the blocks' attn_norm and ffn_norm", {dim}, {two, blocks});
+  // MLA, in every block (DSA = MLA + the indexer)
+  if (a.q_lora_rank == 0) {
+    add("a block's wq", {heads, {"qk_nope_head_dim + qk_rope_head_dim", qk_head_dim}, dim}, {blocks});
+  } else {
+    add("a block's wq_a", {q_rank, dim}, {blocks});
+    add("a block's q_norm", {q_rank}, {blocks});
+    add("a block's wq_b", {heads, {"qk_nope_head_dim + qk_rope_head_dim", qk_head_dim}, q_rank}, {blocks});
+  }
+  add("a block's wkv_a", {{"kv_lora_rank + qk_rope_head_dim", kv_a_out}, dim}, {blocks});
+  add("a block's kv_norm", {{"kv_lora_rank", a.kv_lora_rank}}, {blocks});
+  add("a block's wkv_b", {heads, {"qk_nope_head_dim + v_head_dim", nope_v}, {"kv_lora_rank", a.kv_lora_rank}}, {blocks});
+  add("a block's wo", {dim, heads, {"v_head_dim", a.v_head_dim}}, {blocks});
+  if (a.index_topk > 0) {  // the DSA indexer; its k_norm is a LayerNorm: weight and bias
+    const Factor i_heads{"index_n_heads", a.index_n_heads}, i_dim{"index_head_dim", a.index_head_dim};
+    add("the indexer's wq_b", {i_heads, i_dim, q_rank}, {blocks});
+    add("the indexer's wk", {i_dim, dim}, {blocks});
+    add("the indexer's k_norm", {i_dim}, {two, blocks});
+    add("the indexer's weights_proj", {i_heads, dim}, {blocks});
+  }
+  if (n_moe > 0) {  // DeepSeekMoE: the gate (its bias is a buffer), the routed experts, the shared experts' one MLP
+    const Factor experts{"n_routed_experts", a.n_routed_experts}, inter{"moe_inter_dim", a.moe_inter_dim};
+    const Factor moe_blocks{mtp ? "n_layers + n_mtp_modules - n_dense_layers" : "n_layers - n_dense_layers", n_moe};
+    add("the gate", {experts, dim}, {moe_blocks});
+    add("an expert's w1, w2 or w3", {inter, dim}, {three, experts, moe_blocks});
+    if (a.n_shared_experts > 0)
+      add("the shared experts' w1, w2 or w3", {{"n_shared_experts", a.n_shared_experts}, inter, dim}, {three, moe_blocks});
+  }
+  if (n_dense > 0)
+    add("a dense block's w1, w2 or w3", {{"inter_dim", a.inter_dim}, dim},
+        {three, has_moe ? Factor{"n_dense_layers", n_dense} : blocks});
+  if (a.n_mtp_modules > 0) {  // MTPModule: enorm, hnorm, shared_head.norm, eh_proj [dim, 2·dim]
+    const Factor modules{"n_mtp_modules", a.n_mtp_modules};
+    add("an MTP module's norms", {dim}, {three, modules});
+    add("an MTP module's eh_proj", {dim, two, dim}, {modules});
+  }
+  // Not parameters: the RoPE table Transformer makes (cos and sin, [max_seq_len, qk_rope_head_dim / 2] each, f32),
+  // and the absorbed-MLA caches of a decoding run at max_batch_size (DSA adds the indexer's key cache).
+  out.rope_table_numel = checked_product(src, "the RoPE table", {{"max_seq_len", a.max_seq_len}, {"qk_rope_head_dim", a.qk_rope_head_dim}});
+  const Factor cache_rows[2] = {{"max_batch_size", a.max_batch_size}, {"max_seq_len", a.max_seq_len}};
+  out.kv_cache_numel = checked_product(src, "the KV caches", {cache_rows[0], cache_rows[1], {"kv_lora_rank + qk_rope_head_dim", kv_a_out}, blocks});
+  if (a.index_topk > 0) {
+    const int64_t k_cache = checked_product(src, "the indexer's key caches", {cache_rows[0], cache_rows[1], {"index_head_dim", a.index_head_dim}, blocks});
+    if (__builtin_add_overflow(out.kv_cache_numel, k_cache, &out.kv_cache_numel))
+      config_error(src, "max_batch_size × max_seq_len", "(the KV caches with the indexer's key caches): the element count overflows int64");
+  }
+  return out;
+}
+
+// The tighter of the machine's and the cgroup's: in a container MemAvailable shows the host, while the cgroup
+// limit (memory.max, cgroup v2) is where the kernel stops this process.
+int64_t available_memory_bytes() {
+  int64_t avail = -1;
+  {
+    std::ifstream in("/proc/meminfo");
+    std::string key, unit;
+    int64_t kib = 0;
+    while (in >> key >> kib >> unit)
+      if (key == "MemAvailable:") {
+        avail = kib * 1024;
+        break;
+      }
+  }
+  if (avail < 0) {
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    avail = pages > 0 && page > 0 ? (int64_t)pages * page : INT64_MAX;  // unknown: no limit
+  }
+  int64_t limit = 0, used = 0;
+  std::ifstream max_file("/sys/fs/cgroup/memory.max"), current_file("/sys/fs/cgroup/memory.current");
+  if (max_file >> limit && current_file >> used && limit > used) avail = std::min(avail, limit - used);  // "max": no limit
+  return avail;
+}
+
+// Byte counts here are products of an element count (< 2^63) and an element size (<= 8), and sums of two: exact in
+// 128 bits, so the comparison and the message need no rounding. "4096 bytes (4.0 KiB)".
+using Bytes = unsigned __int128;
+
+static std::string bytes_str(Bytes bytes) {
+  static const char* const units[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"};
+  std::string digits;
+  for (Bytes v = bytes; digits.empty() || v > 0; v /= 10) digits.insert(digits.begin(), char('0' + (int)(v % 10)));
+  std::ostringstream os;
+  os << digits << " bytes";
+  double v = (double)bytes;
+  int u = -1;
+  while (v >= 1024 && u < 7) v /= 1024, u++;
+  if (u >= 0) os << " (" << std::fixed << std::setprecision(1) << v << " " << units[u] << ")";
+  return os.str();
+}
+
+void check_model_fits_memory(const ModelArgs& a, const std::string& src, int64_t bytes_per_element, int64_t available_bytes) {
+  const ModelSize size = model_size(a, src);
+  auto check = [&](const std::string& keys, const std::string& what, Bytes bytes, int64_t element_bytes) {
+    if (bytes <= (Bytes)std::max<int64_t>(available_bytes, 0)) return;
+    std::ostringstream os;
+    os << "(" << what << ") needs " << bytes_str(bytes) << " at " << element_bytes << " bytes an element, more than the "
+       << bytes_str((Bytes)std::max<int64_t>(available_bytes, 0)) << " of memory available";
+    config_error(src, keys, os.str());
+  };
+  constexpr int64_t kRopeBytes = 4;  // the RoPE table is f32 whatever the model's dtype
+  const Bytes rope = (Bytes)size.rope_table_numel * kRopeBytes;
+  check(size.largest.keys, size.largest.what, (Bytes)size.largest.numel * (Bytes)bytes_per_element, bytes_per_element);
+  check("max_seq_len " + std::to_string(a.max_seq_len) + " × qk_rope_head_dim " + std::to_string(a.qk_rope_head_dim),
+        "the RoPE table", rope, kRopeBytes);
+  check(size.heaviest.keys,
+        "the model's " + std::to_string(size.n_parameters) + " parameters and its RoPE table; most of them in " +
+            size.heaviest.what,
+        (Bytes)size.n_parameters * (Bytes)bytes_per_element + rope, bytes_per_element);
 }
 
 // ---- the field table ------------------------------------------------------------------------------

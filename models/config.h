@@ -79,10 +79,45 @@ struct ModelArgs {
   // (dn + dr)^-1/2, times m² with m = 0.1·mscale·ln(rope_factor) + 1 when YaRN is active (models/README.md §3).
   double softmax_scale() const;
   bool scale_ue8m0() const { return scale_fmt == "ue8m0"; }
-  // Throws "[config] <source>: <key> ..." on inconsistent values (e.g. n_routed_experts % n_expert_groups).
+  // Throws "[config] <source>: <key> ..." on inconsistent values (e.g. n_routed_experts % n_expert_groups), and on
+  // sizes whose element counts overflow int64 (model_size below). Machine-independent: memory is not checked here.
   void validate(const std::string& source) const;
   bool operator==(const ModelArgs&) const = default;
 };
+
+// ---- sizes and memory -----------------------------------------------------------------------------
+// What a config asks for, counted before anything is allocated, so that a `dim` of 2^62 or a model larger
+// than the machine is an error naming its keys instead of a segfault or an out-of-memory kill.
+
+struct ModelSize {
+  struct Part {
+    int64_t numel = 0;
+    std::string what;   // "the embedding", "an expert's w1, w2 or w3"
+    std::string keys;   // the factors of numel: "vocab_size 102400 × dim (HF hidden_size) 2048"
+  };
+  int64_t n_parameters = 0;      // = Transformer(args).num_parameters(): embedding, blocks, MTP modules, norms, head
+  Part largest;                  // the largest single weight tensor
+  Part heaviest;                 // the group of same-shaped weights with the most parameters (numel = the group's)
+  int64_t rope_table_numel = 0;  // the RoPE cos + sin tables: max_seq_len × qk_rope_head_dim (f32, not parameters)
+  int64_t kv_cache_numel = 0;    // the absorbed-MLA caches at max_batch_size × max_seq_len, every block, plus the
+                                 // DSA indexer's key caches (not allocated by the model itself)
+};
+// Every sum and product overflow-checked: one that does not fit in int64 throws
+// "[config] <source>: <keys with values> (<what>): the element count overflows int64". validate() calls it.
+ModelSize model_size(const ModelArgs& args, const std::string& source);
+
+// Bytes this process may still allocate: MemAvailable of /proc/meminfo (else physical pages × page size), or
+// less when the cgroup's memory.max leaves less (INT64_MAX when nothing is known). Swap is not counted.
+int64_t available_memory_bytes();
+
+// Throws "[config] <source>: <keys> (<what>) needs N bytes (X GiB) at B bytes an element, more than the Y bytes (Z GiB) of
+// memory available" when the largest weight, the RoPE table, or all the parameters plus the RoPE table (at
+// bytes_per_element, the model dtype's size; the table is f32) exceed available_bytes. Called where a model is
+// about to be built from a file (the YAML trainer config, a model directory, an HF import) with
+// available_memory_bytes(); tests pass a small number. It is a lower bound on the need: gradients, optimizer
+// moments and activations come on top, so passing it does not promise a run fits.
+void check_model_fits_memory(const ModelArgs& args, const std::string& source, int64_t bytes_per_element,
+                             int64_t available_bytes);
 
 // ---- the field table ------------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@
 #include "models/output_paths.h"
 #include "models/safetensors.h"
 #include "models/weights.h"
+#include "ops/cpu/fp8_quant.h"
 #include "ops/ops.h"
 
 namespace sg {
@@ -561,6 +562,7 @@ Transformer load_model_dir(const std::string& dir, DType dtype, const std::strin
     args.fp8_weights = fp8_weights_override;
     args.validate("--fp8");
   }
+  check_model_fits_memory(args, config_path, (int64_t)dtype_size(dtype), available_memory_bytes());  // before any allocation
   int64_t fp8_block = 128;
   {
     std::ifstream in(config_path, std::ios::binary);
@@ -588,7 +590,8 @@ Transformer load_model_dir(const std::string& dir, DType dtype, const std::strin
     Tensor codes = Tensor::zeros(shape, DType::f8e4m3);
     codes.set_name(lin->weight.name()).set_param_kind(lin->weight.param_kind());
     lin->weight = codes;
-    lin->scale = Tensor::zeros({(shape[0] + fp8_block - 1) / fp8_block, (shape[1] + fp8_block - 1) / fp8_block});
+    // fp8_num_blocks, not (n + block - 1) / block: the block comes from config.json and may be near INT64_MAX
+    lin->scale = Tensor::zeros({cpu::fp8_num_blocks(shape[0], fp8_block), cpu::fp8_num_blocks(shape[1], fp8_block)});
     lin->fp8_options.block = fp8_block;
     lin->fp8_options.ue8m0 = args.scale_ue8m0();
     n_fp8++;

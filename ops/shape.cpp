@@ -139,6 +139,7 @@ void copy_into(const Tensor& dst, const Tensor& src) {
 
 static Shape infer_shape(const char* op, const Tensor& x, Shape shape) {
   int64_t known = 1, infer = -1;
+  bool overflow = false, has_zero = false;
   for (size_t i = 0; i < shape.size(); i++) {
     if (shape[i] == -1) {
       if (infer >= 0) op_error(op, "only one dimension may be -1 in " + shape_str(shape));
@@ -146,9 +147,13 @@ static Shape infer_shape(const char* op, const Tensor& x, Shape shape) {
     } else if (shape[i] < 0) {
       op_error(op, "negative dimension in " + shape_str(shape));
     } else {
-      known *= shape[i];
+      overflow |= __builtin_mul_overflow(known, shape[i], &known);  // a wrapped product could pass the checks below
+      has_zero |= shape[i] == 0;
     }
   }
+  if (overflow && !has_zero)
+    op_error(op, "cannot reshape " + x.describe() + " into " + shape_str(shape) + ": its element count overflows int64");
+  if (overflow) known = 0;  // a 0 in the shape: 0 elements, whatever the other dims' product
   if (infer >= 0) {
     if (known == 0 || x.numel() % known != 0)
       op_error(op, "cannot reshape " + x.describe() + " into " + shape_str(shape));

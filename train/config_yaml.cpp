@@ -463,7 +463,17 @@ PretrainConfig load_pretrain_config(const std::string& path) {
   if (!in) fail(path, "cannot open");
   std::stringstream ss;
   ss << in.rdbuf();
-  return parse_pretrain_config(ss.str(), path);
+  PretrainConfig cfg = parse_pretrain_config(ss.str(), path);
+  // A config is read to build its model: one that cannot fit (an f32 model, the tokenizer's target vocabulary)
+  // is refused here, before any data is prepared. pretrain_model_args checks again with the real vocabulary.
+  ModelArgs probe = cfg.model;
+  probe.vocab_size = cfg.train.data.vocab_size;
+  const int64_t available = available_memory_bytes();
+  check_model_fits_memory(probe, path, (int64_t)sizeof(float), available);
+  if (cfg.distill.enabled)  // the distillation students, built beside the teacher
+    check_model_fits_memory(distill_student_args(probe, cfg.distill, path), path + ": distill.student", (int64_t)sizeof(float),
+                            available);
+  return cfg;
 }
 
 }  // namespace sg

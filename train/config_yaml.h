@@ -190,7 +190,8 @@ struct PretrainConfig {
 
 // Parses YAML text; `source` names it in errors.
 PretrainConfig parse_pretrain_config(const std::string& yaml_text, const std::string& source);
-// Reads and parses a file; "[config] <path>: cannot open" if it cannot be read.
+// Reads and parses a file; "[config] <path>: cannot open" if it cannot be read. Its model (f32, at the tokenizer's
+// target vocabulary) must fit in the memory available (check_model_fits_memory, models/config.h).
 PretrainConfig load_pretrain_config(const std::string& path);
 
 }  // namespace sg

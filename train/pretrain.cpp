@@ -117,6 +117,7 @@ ModelArgs pretrain_model_args(const PretrainConfig& config, const PreparedData& 
   ModelArgs args = config.model;
   args.vocab_size = data.tokenizer.vocab_size();
   args.validate(config.source);
+  check_model_fits_memory(args, config.source, (int64_t)sizeof(float), available_memory_bytes());  // an f32 model
   return args;
 }
 

@@ -119,7 +119,8 @@ PretrainResult pretrain(const PretrainConfig& config, std::ostream& log, const P
 // DATA_PREP — train.data.dir when given (a `seekgrad prepare` output), else out_dir/data, reused when its
 // prepare.json says it was made with the same options, (re)made otherwise. `log` gets what was done.
 PreparedData prepare_or_open(const TrainConfig& tc, std::ostream& log);
-// MODEL — config.model with vocab_size = the tokenizer's vocabulary, validated (errors name config.source).
+// MODEL — config.model with vocab_size = the tokenizer's vocabulary, validated and checked against the memory
+// available (check_model_fits_memory, models/config.h; errors name config.source).
 ModelArgs pretrain_model_args(const PretrainConfig& config, const PreparedData& data);
 
 }  // namespace sg

@@ -27,7 +27,11 @@ void check_dims(const char* fn, int64_t a, int64_t b, int64_t block) {
 
 }  // namespace
 
-int64_t fp8_num_blocks(int64_t n, int64_t block) { return (n + block - 1) / block; }
+// n / block rounded up without forming n + block - 1, which overflows for n near INT64_MAX.
+int64_t fp8_num_blocks(int64_t n, int64_t block) {
+  check_dims("fp8_num_blocks", n, 0, block);
+  return n / block + (n % block != 0);
+}
 
 float fp8_tile_scale(float amax, bool ue8m0) {
   const float s = std::max(amax, kAmaxFloor) / kE4M3Max;  // ≥ 2.2e-7: a normal f32

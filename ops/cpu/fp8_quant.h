@@ -51,7 +51,8 @@ inline uint8_t f32_to_e4m3_fast(float x) {
   return (uint8_t)(sign | code);
 }
 
-// Number of tiles of width `block` covering n (the last one may be ragged): ceil(n / block).
+// Number of tiles of width `block` covering n (the last one may be ragged): ceil(n / block), exact up to
+// n = INT64_MAX. n < 0 or block < 1 throws std::invalid_argument.
 int64_t fp8_num_blocks(int64_t n, int64_t block);
 
 // The scale of one tile from its amax: max(amax, 1e-4) / 448, and with ue8m0 the smallest power of

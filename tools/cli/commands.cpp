@@ -25,6 +25,7 @@
 #include "models/transformer.h"
 #include "models/weights.h"
 #include "models/fp8_model.h"
+#include "ops/cpu/fp8_quant.h"
 #include "ops/fp8.h"
 #include "train/problems.h"
 
@@ -255,7 +256,7 @@ StTensor dequantize_fp8_weight(const std::string& name, const StTensor& w, const
   if (w.dtype != StDType::F8_E4M3) fail("import", "'" + w.name + "' is " + st_dtype_name(w.dtype) + ", not F8_E4M3");
   if (w.shape.size() != 2) fail("import", "FP8 tensor '" + w.name + "' has shape " + st_shape_str(w.shape) + " (expected 2-D)");
   const int64_t rows = w.shape[0], cols = w.shape[1];
-  const int64_t sr = (rows + b0 - 1) / b0, sc = (cols + b1 - 1) / b1;
+  const int64_t sr = cpu::fp8_num_blocks(rows, b0), sc = cpu::fp8_num_blocks(cols, b1);  // b0, b1 from config.json
   if (scale_inv.shape != std::vector<int64_t>{sr, sc})
     fail("import", "'" + scale_inv.name + "' has shape " + st_shape_str(scale_inv.shape) + " but '" + w.name + "' " +
                        st_shape_str(w.shape) + " in " + std::to_string(b0) + "x" + std::to_string(b1) + " blocks needs [" +
@@ -395,6 +396,7 @@ ImportResult import_hf_model(const std::string& hf_dir, const std::string& out_d
   if (!fs::is_regular_file(config_path)) fail("import", config_path + ": no such file");
   ImportResult r;
   r.args = load_model_args_json(config_path);  // errors name the file and the key
+  check_model_fits_memory(r.args, config_path, (int64_t)sizeof(float), available_memory_bytes());  // the f32 model it builds
 
   // FP8 block size (DeepSeek-V3: quantization_config.weight_block_size = [128, 128]).
   int64_t b0 = 128, b1 = 128;
