@@ -1,0 +1,63 @@
+// tests/fuzz/fuzz_util.h — what the fuzz targets share: a per-process scratch directory for the parsers
+// whose public API takes a path, and the one way a target reports a broken invariant.
+//
+// Each target (tests/fuzz/fuzz_<name>.cpp) defines libFuzzer's entry point
+//   extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
+// and catches std::exception: the project's documented errors. Anything else — a crash, an abort, a
+// sanitizer report, an uncaught non-std exception, or fuzz_check() failing — is a finding.
+#pragma once
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace sg::fuzz {
+
+// /dev/shm when there is one (a RAM disk: the file round trip costs microseconds), else the temp dir;
+// the pid in the name keeps parallel fuzzers (libFuzzer -jobs, CTest -j) apart. Removed at exit.
+inline const std::filesystem::path& scratch_dir() {
+  struct Dir {
+    std::filesystem::path path;
+    Dir() {
+      std::filesystem::path base = std::filesystem::exists("/dev/shm") ? std::filesystem::path("/dev/shm")
+                                                                       : std::filesystem::temp_directory_path();
+      path = base / ("seekgrad_fuzz_" + std::to_string(::getpid()));
+      std::filesystem::create_directories(path);
+    }
+    ~Dir() {
+      std::error_code ec;
+      std::filesystem::remove_all(path, ec);
+    }
+  };
+  static Dir dir;
+  return dir.path;
+}
+
+inline void write_file(const std::filesystem::path& path, const void* data, size_t size) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f.write(static_cast<const char*>(data), (std::streamsize)size);
+  if (!f) {
+    std::fprintf(stderr, "[fuzz] cannot write %s\n", path.c_str());
+    std::abort();
+  }
+}
+
+// The bytes in a file named `name` in the scratch directory; returns its path.
+inline std::string bytes_to_file(const std::string& name, const uint8_t* data, size_t size) {
+  const auto path = scratch_dir() / name;
+  write_file(path, data, size);
+  return path.string();
+}
+
+// An invariant the parser promises (a value it accepted writes and reads back the same): a finding if false.
+inline void fuzz_check(bool ok, const char* what) {
+  if (ok) return;
+  std::fprintf(stderr, "[fuzz] invariant broken: %s\n", what);
+  std::abort();
+}
+
+}  // namespace sg::fuzz
