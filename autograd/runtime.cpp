@@ -8,26 +8,64 @@
 #include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
 namespace sg {
 
 namespace {
-// SEEKGRAD_THREADS=n, read the first time num_threads() is called; default: the hardware threads.
-int threads_from_env() {
-  const char* v = std::getenv("SEEKGRAD_THREADS");
-  const int hw = (int)std::max(1u, std::thread::hardware_concurrency());
-  return std::max(1, (v && *v) ? std::atoi(v) : hw);
-}
-std::atomic<int>& thread_setting() {
-  static std::atomic<int> threads{threads_from_env()};
-  return threads;
+struct ThreadSetting {
+  std::atomic<int> threads{1};
+  std::atomic<ThreadsFrom> from{ThreadsFrom::default_value};
+};
+// SEEKGRAD_THREADS=n, read the first time the setting is asked for; default: the hardware threads.
+ThreadSetting& thread_setting() {
+  static ThreadSetting* s = [] {
+    auto* t = new ThreadSetting;
+    const char* v = std::getenv("SEEKGRAD_THREADS");
+    if (v && *v) {
+      char* end = nullptr;
+      const long n = std::strtol(v, &end, 10);
+      if (*end != '\0' || n < 1 || n > 4096)
+        throw std::runtime_error(std::string("[threads] SEEKGRAD_THREADS='") + v + "' is not a positive integer (1 to 4096)");
+      t->threads = (int)n;
+      t->from = ThreadsFrom::environment;
+    } else {
+      t->threads = (int)std::max(1u, std::thread::hardware_concurrency());
+    }
+    return t;
+  }();
+  return *s;
 }
 }  // namespace
 
-int num_threads() { return thread_setting().load(std::memory_order_relaxed); }
-void set_num_threads(int n) { thread_setting() = std::max(1, n); }
+const char* threads_from_name(ThreadsFrom from) {
+  switch (from) {
+    case ThreadsFrom::command_line: return "--threads";
+    case ThreadsFrom::environment: return "SEEKGRAD_THREADS";
+    case ThreadsFrom::config: return "train.threads";
+    case ThreadsFrom::default_value: return "default";
+  }
+  return "?";
+}
+
+int num_threads() { return thread_setting().threads.load(std::memory_order_relaxed); }
+ThreadsFrom num_threads_from() { return thread_setting().from.load(std::memory_order_relaxed); }
+
+bool set_num_threads(int n, ThreadsFrom from) {
+  if (n < 1)
+    throw std::runtime_error(std::string("[threads] ") + threads_from_name(from) + ": n = " + std::to_string(n) +
+                             " must be >= 1");
+  ThreadSetting& s = thread_setting();
+  if ((int)s.from.load() < (int)from) return false;  // a setting of higher precedence is in force
+  s.threads = n;
+  s.from = from;
+  return true;
+}
+void set_num_threads(int n) { thread_setting().threads = std::max(1, n); }
+void set_num_threads_source_for_tests(ThreadsFrom from) { thread_setting().from = from; }
 
 // ---- the thread pool -------------------------------------------------------------------------
 // One pool for the whole process, created on first use with num_threads() - 1 workers (the caller

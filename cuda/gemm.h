@@ -7,8 +7,9 @@
 //   gemm_v1_naive     one thread per C element, operands straight from global memory
 //   gemm_v2_smem      32×32 tiles of A and B staged in shared memory, one C element per thread
 //   gemm_v3_regtile   128×128 block tiles, 8×8 C elements per thread in registers, K tiles of 8 in shared memory
-//   gemm_v4_mma       tensor cores (nvcuda::wmma, TF32 inputs, f32 accumulation; sm_80+). GPU only: in the
-//                     emulation and in a build without nvcc it throws "needs tensor cores: run it on a GPU"
+//   gemm_v4_mma       tensor cores (nvcuda::wmma, TF32 inputs, f32 accumulation; sm_80+ on a GPU). The emulation
+//                     runs it on cuda/emu/wmma.h (tests/cuda/test_gemm_v4_emu.cpp: the naive loop's bits on
+//                     TF32-rounded inputs); the tensor cores' speed and own rounding only a GPU shows
 //   gemm              the default: v3, or v4 when args.precision == GemmPrecision::tf32
 #pragma once
 #include "ops/kernel_abi/gemm.h"

@@ -20,25 +20,18 @@ namespace sg::data {
 
 namespace fs = std::filesystem;
 
-uint64_t fnv1a64(const void* data, size_t n, uint64_t h) {
-  const unsigned char* p = (const unsigned char*)data;
-  for (size_t i = 0; i < n; ++i) {
-    h ^= p[i];
-    h *= 0x100000001b3ULL;
-  }
-  return h;
-}
-
 namespace {
 
 [[noreturn]] void shard_error(const std::string& path, const std::string& what) {
   throw std::runtime_error("[shard] " + path + ": " + what);
 }
 
-std::string hex64(uint64_t v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "0x%016llx", (unsigned long long)v);
-  return buf;
+std::string hex64(uint64_t v) { return hash_hex(v); }
+
+// The header checksum: bytes 0..47, and from version 2 on also 56..63 (the tokenizer hash).
+uint64_t header_checksum(const unsigned char* p, uint32_t version) {
+  const uint64_t h = fnv1a64(p, 48);
+  return version >= 2 ? fnv1a64(p + 56, 8, h) : h;
 }
 
 void put_u32(unsigned char* p, uint32_t v) {
@@ -107,10 +100,10 @@ ShardHeader parse_header(const std::string& path, const unsigned char* p, size_t
   }
   ShardHeader h;
   h.version = get_u32(p + 8);
-  if (h.version != kShardVersion)
-    shard_error(path, "unsupported version " + std::to_string(h.version) + " (this build reads version " +
+  if (h.version != 1 && h.version != kShardVersion)
+    shard_error(path, "unsupported version " + std::to_string(h.version) + " (this build reads versions 1 to " +
                           std::to_string(kShardVersion) + ")");
-  const uint64_t want_hc = fnv1a64(p, 48), got_hc = get_u64(p + 48);
+  const uint64_t want_hc = header_checksum(p, h.version), got_hc = get_u64(p + 48);
   if (want_hc != got_hc)
     shard_error(path, "header checksum mismatch: stored " + hex64(got_hc) + ", computed " + hex64(want_hc) +
                           " (header damaged)");
@@ -119,6 +112,7 @@ ShardHeader parse_header(const std::string& path, const unsigned char* p, size_t
   h.n_tokens = get_u64(p + 24);
   h.checksum = get_u64(p + 32);
   h.compressed_size = get_u64(p + 40);
+  h.tokenizer_hash = h.version >= 2 ? get_u64(p + 56) : 0;
   if (h.elem_bytes != 2 && h.elem_bytes != 4)
     shard_error(path, "element width " + std::to_string(h.elem_bytes) + " bytes, expected 2 or 4");
   if (h.vocab_size == 0 || h.vocab_size > (uint64_t)INT32_MAX + 1 || (h.elem_bytes == 2 && h.vocab_size > 65536))
@@ -139,7 +133,8 @@ ShardHeader parse_header(const std::string& path, const unsigned char* p, size_t
 
 }  // namespace
 
-void write_shard(const std::string& path, std::span<const int32_t> tokens, int64_t vocab_size, int zstd_level) {
+void write_shard(const std::string& path, std::span<const int32_t> tokens, int64_t vocab_size, int zstd_level,
+                 uint64_t tokenizer_hash) {
   if (vocab_size <= 0 || vocab_size > (int64_t)INT32_MAX + 1)
     throw std::invalid_argument("[shard] " + path + ": vocab_size " + std::to_string(vocab_size) + " out of range");
   const uint32_t elem = vocab_size <= 65536 ? 2 : 4;
@@ -164,7 +159,8 @@ void write_shard(const std::string& path, std::span<const int32_t> tokens, int64
   put_u64(h + 24, tokens.size());
   put_u64(h + 32, fnv1a64(raw.data(), raw.size()));
   put_u64(h + 40, csize);
-  put_u64(h + 48, fnv1a64(h, 48));
+  put_u64(h + 56, tokenizer_hash);
+  put_u64(h + 48, header_checksum(h, kShardVersion));
   write_file_atomic(path, h, sizeof h, comp.data(), csize, "shard");
 }
 
@@ -223,7 +219,7 @@ std::vector<int32_t> read_shard(const std::string& path, ShardHeader* header) {
 }
 
 std::vector<std::string> write_shards(const std::string& dir, std::span<const int32_t> tokens, int64_t vocab_size,
-                                      int64_t tokens_per_shard, int zstd_level) {
+                                      int64_t tokens_per_shard, int zstd_level, uint64_t tokenizer_hash) {
   if (tokens_per_shard <= 0)
     throw std::invalid_argument("[shard] write_shards: tokens_per_shard must be > 0, got " +
                                 std::to_string(tokens_per_shard));
@@ -236,7 +232,7 @@ std::vector<std::string> write_shards(const std::string& dir, std::span<const in
     std::snprintf(name, sizeof name, "shard_%05zu.bin", k);
     const size_t n = std::min(tokens.size() - start, (size_t)tokens_per_shard);
     paths.push_back((fs::path(dir) / name).string());
-    write_shard(paths.back(), tokens.subspan(start, n), vocab_size, zstd_level);
+    write_shard(paths.back(), tokens.subspan(start, n), vocab_size, zstd_level, tokenizer_hash);
     if (tokens.empty()) break;
   }
   return paths;

@@ -5,16 +5,19 @@
 //
 //   offset size field
 //        0    8 magic "SGTOKSH1"
-//        8    4 version (1)
+//        8    4 version (2; version 1 files are still read)
 //       12    4 elem_bytes: 2 or 4
 //       16    8 vocab_size            every token id is < vocab_size
 //       24    8 n_tokens
 //       32    8 checksum              FNV-1a 64 of the uncompressed token bytes (n_tokens * elem_bytes)
 //       40    8 compressed_size       bytes of zstd payload after the header
-//       48    8 header_checksum       FNV-1a 64 of header bytes 0..47
-//       56    8 reserved (0)
+//       48    8 header_checksum       FNV-1a 64 of header bytes 0..47 then 56..63 (version 1: 0..47)
+//       56    8 tokenizer_hash        Tokenizer::hash() of the tokenizer that made the ids, 0 = not recorded
+//                                     (version 1: reserved, 0)
 //
-// Every read checks all of it and throws std::runtime_error "[shard] <path>: <what is wrong>".
+// Every read checks all of it and throws std::runtime_error "[shard] <path>: <what is wrong>". The header
+// does not know which tokenizer the reader has: the caller compares tokenizer_hash (train/data_prep.h
+// open_prepared does), and a whole-file checksum lives in prepare.json.
 // What this is not: a memory-mapped format. A shard is decompressed whole into memory, so keep shards
 // to tens of millions of tokens (write_shards splits a corpus).
 #pragma once
@@ -24,15 +27,13 @@
 #include <string>
 #include <vector>
 
+#include "data/hash.h"  // fnv1a64
+
 namespace sg::data {
 
 constexpr char kShardMagic[8] = {'S', 'G', 'T', 'O', 'K', 'S', 'H', '1'};
-constexpr uint32_t kShardVersion = 1;
+constexpr uint32_t kShardVersion = 2;
 constexpr size_t kShardHeaderBytes = 64;
-
-// FNV-1a, 64-bit: h = (h ^ byte) * 0x100000001b3 for each byte, from h = 0xcbf29ce484222325.
-// Pass a previous result as h to continue a running hash.
-uint64_t fnv1a64(const void* data, size_t n, uint64_t h = 0xcbf29ce484222325ULL);
 
 struct ShardHeader {
   uint32_t version = kShardVersion;
@@ -41,11 +42,13 @@ struct ShardHeader {
   uint64_t n_tokens = 0;
   uint64_t checksum = 0;
   uint64_t compressed_size = 0;
+  uint64_t tokenizer_hash = 0;  // 0: not recorded (version 1, or written without one)
 };
 
 // Writes path + ".tmp", then renames it to path (a reader never sees a half-written shard).
-// Throws std::invalid_argument if a token is < 0 or >= vocab_size.
-void write_shard(const std::string& path, std::span<const int32_t> tokens, int64_t vocab_size, int zstd_level = 3);
+// Throws std::invalid_argument if a token is < 0 or >= vocab_size. tokenizer_hash: Tokenizer::hash() (0: none).
+void write_shard(const std::string& path, std::span<const int32_t> tokens, int64_t vocab_size, int zstd_level = 3,
+                 uint64_t tokenizer_hash = 0);
 // Reads and checks the header only (no decompression): magic, version, header checksum, field ranges,
 // and that the file holds exactly compressed_size payload bytes.
 ShardHeader read_shard_header(const std::string& path);
@@ -54,7 +57,7 @@ std::vector<int32_t> read_shard(const std::string& path, ShardHeader* header = n
 
 // Splits tokens into dir/shard_00000.bin, shard_00001.bin, ... (creating dir); returns the paths.
 std::vector<std::string> write_shards(const std::string& dir, std::span<const int32_t> tokens, int64_t vocab_size,
-                                      int64_t tokens_per_shard, int zstd_level = 3);
+                                      int64_t tokens_per_shard, int zstd_level = 3, uint64_t tokenizer_hash = 0);
 // The shard_*.bin files of a directory, sorted by name.
 std::vector<std::string> list_shards(const std::string& dir);
 

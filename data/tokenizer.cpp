@@ -2,6 +2,8 @@
 // merge rank (naive loop + heap fast path), decoding, and the text file format. See tokenizer.h.
 #include "data/tokenizer.h"
 
+#include "data/hash.h"
+
 #include <algorithm>
 #include <chrono>
 #include <climits>
@@ -505,6 +507,15 @@ int32_t Tokenizer::token_id(std::string_view token) const {
 //   merge 256 32 116 " t"           id, left id, right id, the new token's bytes (escaped, checked)
 //   ...
 //   special 4086 "<|endoftext|>"    id, the token's bytes (escaped)
+
+uint64_t Tokenizer::hash() const {
+  Fnv1a64 h;
+  h.str("seekgrad-bpe").u64((uint64_t)vocab_size()).u64((uint64_t)n_merges());
+  for (const auto& [a, b] : merges_) h.u64((uint64_t)(uint32_t)a).u64((uint64_t)(uint32_t)b);
+  h.u64(special_tokens_.size());
+  for (const std::string& s : special_tokens_) h.str(s);
+  return h.value();
+}
 
 void Tokenizer::save(const std::string& path) const {
   const std::string tmp = path + ".tmp";

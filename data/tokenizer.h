@@ -89,6 +89,11 @@ class Tokenizer {
   // (see tokenizer.cpp). Written to path + ".tmp" then renamed.
   void save(const std::string& path) const;
   static Tokenizer load(const std::string& path);  // throws std::runtime_error naming path and line
+  // The tokenizer's identity: FNV-1a 64 (data/hash.h) of the vocabulary size, every merge (left, right) and every
+  // special token's bytes, in id order. Two tokenizers with the same hash encode every text the same way; it is
+  // what shards (data/shards.h) and checkpoints (train/checkpoint.h) record. Not the file's bytes: comments and
+  // formatting do not change it.
+  uint64_t hash() const;
 
   // Encoding of one pre-tokenized word by merge rank. naive: repeatedly find the lowest-rank adjacent
   // pair and merge all its occurrences, O(n^2). fast: a linked list + min-heap, O(n log n); used

@@ -3,6 +3,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -26,6 +27,24 @@ double ModelArgs::softmax_scale() const {
 }
 
 void ModelArgs::validate(const std::string& src) const {
+  // ONE set of rules for every way a ModelArgs is made (a YAML config, an HF config.json, the official
+  // ModelArgs JSON, code): first each field's own range from the field table, then the rules between fields.
+  for (const ModelArgField& f : model_arg_fields()) {
+    if (f.range == ArgRange::any) continue;
+    const bool pos = f.range == ArgRange::positive;
+    // the key as both spellings name it: "route_scale (HF routed_scaling_factor)"
+    const std::string key = f.hf && std::string(f.hf) != f.name ? std::string(f.name) + " (HF " + f.hf + ")" : f.name;
+    if (f.type == ArgType::i64) {
+      const int64_t v = this->*f.i64;
+      if (pos ? v <= 0 : v < 0)
+        config_error(src, key, std::string(pos ? "must be positive" : "must be >= 0") + ", got " + std::to_string(v));
+    } else if (f.type == ArgType::f64) {
+      const double v = this->*f.f64;
+      if (!std::isfinite(v) || (pos ? !(v > 0) : !(v >= 0)))
+        config_error(src, key, std::string(pos ? "must be a positive" : "must be a nonnegative") +
+                                      " finite number, got " + model_arg_to_string(*this, f));
+    }
+  }
   auto positive = [&](const char* key, int64_t v) {
     if (v <= 0) config_error(src, key, "must be positive, got " + std::to_string(v));
   };
@@ -64,6 +83,11 @@ void ModelArgs::validate(const std::string& src) const {
   if (n_kv_heads < 0 || (n_kv_heads > 0 && n_heads % n_kv_heads))
     config_error(src, "n_kv_heads", "must divide n_heads=" + std::to_string(n_heads));
   if (yarn_active() && rope_factor <= 0) config_error(src, "rope_factor", "must be positive");
+  // YaRN's correction range: beta_fast rotations mark where interpolation starts, beta_slow where it ends
+  // (log(max_seq_len / (beta · 2π)) needs beta > 0), so beta_fast >= beta_slow >= 1.
+  if (yarn_active() && !(beta_slow >= 1 && beta_fast >= beta_slow))
+    config_error(src, "beta_fast", "and beta_slow must satisfy beta_fast >= beta_slow >= 1 (YaRN's correction range), got " +
+                                       std::to_string(beta_fast) + " and " + std::to_string(beta_slow));
   if (index_topk > 0) {
     positive("index_n_heads", index_n_heads);
     positive("index_head_dim", index_head_dim);
@@ -201,7 +225,16 @@ std::string model_arg_to_string(const ModelArgs& a, const ModelArgField& f) {
 
 static int64_t get_int(const Json& v, const std::string& src, const std::string& key) {
   if (v.is_int()) return v.get_int();
-  if (v.is_double() && std::floor(v.get_double()) == v.get_double()) return (int64_t)v.get_double();
+  if (v.is_double() && std::floor(v.get_double()) == v.get_double()) {
+    const double d = v.get_double();
+    // 2^63 itself does not fit; the cast of anything beyond is undefined (it gave INT64_MIN here)
+    if (!(d > -9223372036854775808.0 && d < 9223372036854775808.0)) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%.17g", d);
+      config_error(src, key, std::string("= ") + buf + " does not fit a 64-bit integer");
+    }
+    return (int64_t)d;
+  }
   config_error(src, key, std::string("must be an integer, got ") + v.type_name());
 }
 static double get_num(const Json& v, const std::string& src, const std::string& key) {

@@ -28,6 +28,8 @@ std::vector<double> sampling_probs(const std::vector<float>& logits, const Sampl
   if (V == 0) fail("sampling_probs: empty logits");
   if (c.top_k < 0) fail("top_k " + std::to_string(c.top_k) + " is negative (0 = no top-k filter)");
   if (!(c.top_p > 0.0 && c.top_p <= 1.0)) fail("top_p " + std::to_string(c.top_p) + " must be in (0, 1]");
+  if (!(c.temperature >= 0.0) || !std::isfinite(c.temperature))  // NaN would make every probability NaN
+    fail("temperature " + std::to_string(c.temperature) + " must be a finite number >= 0 (0 = greedy)");
   std::vector<double> p(V, 0.0);
   if (c.temperature <= 0.0) {
     p[argmax_of(logits)] = 1.0;

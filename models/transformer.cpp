@@ -15,6 +15,7 @@
 
 #include "autograd/node.h"
 #include "models/json.h"
+#include "models/output_paths.h"
 #include "models/safetensors.h"
 #include "models/weights.h"
 #include "ops/ops.h"
@@ -656,9 +657,7 @@ Transformer load_model_dir(const std::string& dir, DType dtype, const std::strin
 }
 
 void save_model_dir(Transformer& model, const std::string& dir_in) {
-  // A trailing '/' would make DIR.tmp a child of DIR.
-  std::string dir = fs::path(dir_in).lexically_normal().string();
-  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  const std::string dir = dir_path(dir_in);  // a trailing '/' would make DIR.tmp a child of DIR
   const std::string tmp = dir + ".tmp", old = dir + ".old";
   const int64_t n_layers = model.args.n_layers;
   std::vector<StTensor> tensors;
@@ -689,7 +688,7 @@ void save_model_dir(Transformer& model, const std::string& dir_in) {
   }
 
   std::error_code ec;
-  fs::remove_all(tmp, ec);
+  recover_dir(dir, tmp, old);  // a save killed half way: its old DIR back, its partial DIR.tmp gone
   if (!fs::create_directories(tmp, ec) && ec)
     throw std::runtime_error("[save_model_dir] " + tmp + ": cannot create the directory: " + ec.message());
   {
@@ -699,15 +698,9 @@ void save_model_dir(Transformer& model, const std::string& dir_in) {
     if (!out) throw std::runtime_error("[save_model_dir] " + cpath + ": write failed");
   }
   write_safetensors((fs::path(tmp) / "model.safetensors").string(), tensors, {{"format", "pt"}});
-  // DIR is replaced as a whole: the old one is moved aside, the new one renamed in, the old one removed.
-  fs::remove_all(old, ec);
-  if (fs::exists(dir)) {
-    fs::rename(dir, old, ec);
-    if (ec) throw std::runtime_error("[save_model_dir] " + dir + ": cannot move the old directory aside: " + ec.message());
-  }
-  fs::rename(tmp, dir, ec);
-  if (ec) throw std::runtime_error("[save_model_dir] " + tmp + " -> " + dir + ": rename failed: " + ec.message());
-  fs::remove_all(old, ec);
+  // DIR is replaced as a whole (a kill leaves the old model or the new one, never a mix of the two); its
+  // other files (a tokenizer, a README, notes) are carried over into the new one.
+  replace_dir(tmp, dir, old, "save_model_dir");
 }
 
 }  // namespace sg

@@ -239,8 +239,8 @@ std::string hf_to_transformer_param(const std::string& hf, int64_t n_layers);
 // or fp8_weights_override: "native" | "dequant" | "" = the config's) dequantizes them to f32 instead.
 Transformer load_model_dir(const std::string& dir, DType dtype = DType::f32);
 Transformer load_model_dir(const std::string& dir, DType dtype, const std::string& fp8_weights_override);
-// Writes DIR/config.json + DIR/model.safetensors (HF names, F32 or F64 as the model; FP8 weights as
-// F8_E4M3 + weight_scale_inv with a quantization_config) into DIR.tmp, then renames it over DIR.
+// Writes DIR/config.json + DIR/model.safetensors (HF names, F32 or F64; FP8 as F8_E4M3 + weight_scale_inv)
+// into DIR.tmp, then swaps it in for DIR keeping DIR's other files (replace_dir, models/output_paths.h).
 void save_model_dir(Transformer& model, const std::string& dir);
 
 }  // namespace sg

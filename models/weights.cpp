@@ -1,6 +1,7 @@
 // models/weights.cpp — see weights.h.
 #include "models/weights.h"
 
+#include <cmath>
 #include <cstring>
 #include <set>
 #include <stdexcept>
@@ -201,6 +202,37 @@ std::string official_to_hf_name(const std::string& official) { return map_name(o
 
 // ---- loading ------------------------------------------------------------------------------------
 
+namespace {
+
+// NaN/Inf in a loaded weight or scale is refused here, naming the tensor and the element, instead of turning
+// every logit into NaN later. One pass over values that were just converted. FP8 (E4M3, "fn": no infinities)
+// codes S.1111.111 are its NaN.
+void check_finite(const std::string& where, const std::string& hf, const std::string& official, const StTensor& st,
+                  const Tensor& src) {
+  auto report = [&](int64_t i, const std::string& what, const std::string& note = "") {
+    throw std::runtime_error(where + "tensor '" + hf + "' (parameter '" + official + "') holds " + what + " at element " +
+                             std::to_string(i) + note);
+  };
+  auto check = [&](double v, int64_t i) {
+    if (std::isnan(v)) report(i, "NaN");
+    if (std::isinf(v)) report(i, v > 0 ? "inf" : "-inf");
+  };
+  if (src.dtype() == DType::f8e4m3) {
+    for (size_t i = 0; i < st.bytes.size(); i++)
+      if ((st.bytes[i] & 0x7f) == 0x7f) report((int64_t)i, "NaN", st.bytes[i] == 0x7f ? " (E4M3 code 0x7f)" : " (E4M3 code 0xff)");
+  } else if (src.dtype() == DType::f32) {
+    const float* p = src.data<float>();
+    for (int64_t i = 0; i < src.numel(); i++)
+      if (!std::isfinite(p[i])) check(p[i], i);
+  } else if (src.dtype() == DType::f64) {
+    const double* p = src.data<double>();
+    for (int64_t i = 0; i < src.numel(); i++)
+      if (!std::isfinite(p[i])) check(p[i], i);
+  }
+}
+
+}  // namespace
+
 void load_parameters(NamedParameters& params, const SafeTensorsFile& f, const std::string& file_path, bool strict) {
   const std::string path = file_path.empty() ? f.path : file_path;
   const std::string where = "[load_parameters] " + path + ": ";
@@ -229,6 +261,7 @@ void load_parameters(NamedParameters& params, const SafeTensorsFile& f, const st
     } catch (const std::exception& e) {
       throw std::runtime_error(where + "parameter '" + official + "': " + e.what());
     }
+    check_finite(where, hf, official, *st, src);
     if (t->dtype() == DType::f8e4m3) {  // codes: byte for byte into the (contiguous) parameter
       if (!t->is_contiguous()) throw std::runtime_error(where + "FP8 parameter '" + official + "' is not contiguous");
       if (t->numel()) std::memcpy(t->fp8_codes(), src.fp8_codes(), (size_t)t->numel());

@@ -39,6 +39,9 @@ inline std::string error_of(const std::function<void()>& f) {
   return "";
 }
 
+// Whether `part` occurs in `s` (error-message checks).
+inline bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
 // The Sylvester Hadamard matrix H_n (unscaled, n×n row-major, n a power of two) by its recursion
 // H_1 = [1], H_2m = [[H_m, H_m], [H_m, −H_m]]: the independent reference of the fast transform.
 inline std::vector<double> sylvester_hadamard(int64_t n) {

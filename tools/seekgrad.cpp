@@ -18,6 +18,7 @@
 
 #include "autograd/allocator.h"
 #include "autograd/runtime.h"
+#include "models/output_paths.h"
 #include "tools/bench/bench.h"
 #include "tools/bench/bench_attention.h"
 #include "tools/bench/bench_moe.h"
@@ -34,7 +35,9 @@ int main(int argc, char** argv) {
   CLI::App app{"seekgrad — DeepSeek from scratch in C++ (autograd, kernels, models, training)"};
   app.require_subcommand(1);
   int threads = 0;
-  app.add_option("--threads", threads, "CPU threads (default: all cores, or SEEKGRAD_THREADS)");
+  app.add_option("--threads", threads,
+                 "CPU threads; wins over SEEKGRAD_THREADS, which wins over a config's train.threads (default: all cores)")
+      ->check(CLI::Range(1, 4096));
 
   // ---- pipeline ----
   auto* pipeline = app.add_subcommand("pipeline",
@@ -52,7 +55,7 @@ int main(int argc, char** argv) {
   std::string train_config;
   int train_steps = 0;
   train->add_option("--config", train_config, "YAML config (model: + train: sections)")->required();
-  train->add_option("--steps", train_steps, "override train.steps");
+  train->add_option("--steps", train_steps, "override train.steps")->check(CLI::Range(1, 1000000000));
   std::string train_device;
   train->add_option("--device", train_device,
                     "override train.device: cpu, or cuda (a GPU; SEEKGRAD_CUDA_EMU=1 runs the CUDA kernels in the CPU emulator)")
@@ -108,7 +111,7 @@ int main(int argc, char** argv) {
   int bench_steps = 5;
   bench_tr->add_option("--config", bench_config, "model + batch config (YAML)");
   bench_tr->add_flag("--json", bench_train_json, "one JSON object per result");
-  bench_tr->add_option("--steps", bench_steps, "timed steps (after 2 warm-up steps)");
+  bench_tr->add_option("--steps", bench_steps, "timed steps (after 2 warm-up steps)")->check(CLI::Range(1, 1000000));
   std::string bench_device;
   bench_tr->add_option("--device", bench_device, "override train.device: cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
 
@@ -130,9 +133,8 @@ int main(int argc, char** argv) {
   sg::cli::DataModelCommands data_model_commands(app);
 
   CLI11_PARSE(app, argc, argv);
-  if (threads > 0) sg::set_num_threads(threads);
-
   try {
+    if (threads > 0) sg::set_num_threads(threads, sg::ThreadsFrom::command_line);
     if (pipeline->parsed()) {
       std::cout << "seekgrad pipeline (" << sg::num_threads() << " threads)\n\n== stage 0: autograd self-check (chapter 1) ==\n";
       std::ostringstream ch1;
@@ -151,7 +153,10 @@ int main(int argc, char** argv) {
     if (bench_roll->parsed()) return sg::bench::bench_rollout(rollout_config, rollout_json);
     if (logits->parsed()) return sg::run_logits(model_dir, tokens_path, out_path, decode, logits_fp8);
     if (auto rc = data_model_commands.run(std::cout)) return *rc;
-    if (trace->parsed()) return sg::run_trace_command(trace_cmd, std::cout);
+    if (trace->parsed()) {
+      if (!trace_cmd.dot.empty()) sg::refuse_overwrite("trace", "--dot", trace_cmd.dot, {{trace_cmd.config, "the config file"}});
+      return sg::run_trace_command(trace_cmd, std::cout);
+    }
   } catch (const std::exception& e) {
     std::cerr << "seekgrad: error: " << e.what() << "\n";
     return 1;

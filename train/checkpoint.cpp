@@ -1,14 +1,17 @@
 // train/checkpoint.cpp — save/load the checkpoint directory described in checkpoint.h.
 #include "train/checkpoint.h"
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <iostream>
 #include <fstream>
 #include <set>
 #include <sstream>
 #include <stdexcept>
 
 #include "autograd/node.h"
+#include "data/hash.h"
 #include "models/safetensors.h"
 #include "ops/shape.h"
 
@@ -60,6 +63,86 @@ SafeTensorsFile read_file(const fs::path& path) {
   }
 }
 
+// "NaN", "inf" or "-inf" for a non-finite value; "" for a finite one.
+std::string non_finite_name(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  return "";
+}
+
+// The first NaN/Inf of a floating tensor (F64, F32, BF16, F16), as "tensor 'x' holds NaN at element 17".
+// One pass over the bytes it already holds; integer and FP8 tensors have no such values to find here.
+void check_finite(const std::string& path, const StTensor& t) {
+  const size_t n = (size_t)t.numel();
+  auto report = [&](size_t i, double v) {
+    fail(path, "tensor '" + t.name + "' holds " + non_finite_name(v) + " at element " + std::to_string(i));
+  };
+  const uint8_t* p = t.bytes.data();
+  switch (t.dtype) {
+    case StDType::F64:
+      for (size_t i = 0; i < n; i++) {
+        double v;
+        std::memcpy(&v, p + 8 * i, 8);
+        if (!std::isfinite(v)) report(i, v);
+      }
+      break;
+    case StDType::F32:
+      for (size_t i = 0; i < n; i++) {
+        float v;
+        std::memcpy(&v, p + 4 * i, 4);
+        if (!std::isfinite(v)) report(i, v);
+      }
+      break;
+    case StDType::BF16:
+    case StDType::F16:
+      for (size_t i = 0; i < n; i++) {
+        uint16_t h;
+        std::memcpy(&h, p + 2 * i, 2);
+        const float v = t.dtype == StDType::BF16 ? bf16_to_f32(h) : f16_to_f32(h);
+        if (!std::isfinite(v)) report(i, v);
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+// The recorded size and checksum of `name` in the checkpoint directory against the file (when recorded).
+void verify_file(const fs::path& path, const TrainerState& state) {
+  for (const auto& [name, rec] : state.files) {
+    if (name != path.filename().string()) continue;
+    const data::FileHash got = data::hash_file(path.string(), "checkpoint");
+    if (got.bytes != rec.bytes || got.fnv1a64 != rec.fnv1a64)
+      fail(path.string(), "checksum mismatch (file changed or corrupted since it was written)");
+    return;
+  }
+  if (state.has_integrity) fail(path.string(), "no checksum for it in trainer_state.json");
+}
+
+// The caller's identity against the checkpoint's; a side that is empty is not compared.
+void verify_identity(const fs::path& state_path, const CheckpointIdentity& have, const CheckpointIdentity& want) {
+  if (!have.architecture.empty() && !want.architecture.empty() &&
+      have.architecture_hash() != want.architecture_hash()) {
+    std::string diff;
+    auto value_in = [](const CheckpointIdentity& id, const std::string& key) -> std::string {
+      for (const auto& [k, v] : id.architecture)
+        if (k == key) return v;
+      return "(none)";
+    };
+    for (const auto& [k, v] : want.architecture) {
+      const std::string old = value_in(have, k);
+      if (old != v) diff += (diff.empty() ? "" : "; ") + ("written for " + k + " " + old + ", this model has " + k + " " + v);
+    }
+    for (const auto& [k, v] : have.architecture)
+      if (value_in(want, k) == "(none)") diff += (diff.empty() ? "" : "; ") + ("written with " + k + " " + v + ", unknown to this build");
+    fail(state_path.string(), "written for another model: " + (diff.empty() ? "the architecture hash differs" : diff) +
+                                  " (another run's checkpoint in this directory? give the run its own out_dir)");
+  }
+  if (have.tokenizer_hash && want.tokenizer_hash && have.tokenizer_hash != want.tokenizer_hash)
+    fail(state_path.string(), "written with tokenizer " + data::hash_hex(have.tokenizer_hash) + ", this run's tokenizer is " +
+                                  data::hash_hex(want.tokenizer_hash));
+}
+
 fs::path old_dir(const fs::path& dir) { return fs::path(dir.string() + ".old"); }
 
 // "runs/x/" -> "runs/x", so that "<dir>.tmp" and "<dir>.old" are siblings of the directory.
@@ -78,11 +161,24 @@ void recover(const fs::path& dir) {
 
 }  // namespace
 
-void save_checkpoint(const std::string& dir, Module& model, const Optimizer* optimizer, const TrainerState& state) {
-  save_checkpoint(dir, model.named_parameters_and_buffers(), optimizer, state);
+CheckpointIdentity checkpoint_identity(const ModelArgs& args, const data::Tokenizer* tok) {
+  CheckpointIdentity id;
+  for (const ModelArgField& f : model_arg_fields()) {
+    const std::string name = f.name;
+    if (name == "max_batch_size" || name == "fp8" || name == "fp8_weights") continue;  // run-time settings
+    id.architecture.push_back({name, model_arg_to_string(args, f)});
+  }
+  if (tok) id.tokenizer_hash = tok->hash();
+  return id;
 }
-void load_checkpoint(const std::string& dir, Module& model, Optimizer* optimizer, TrainerState& state) {
-  load_checkpoint(dir, model.named_parameters_and_buffers(), optimizer, state);
+
+void save_checkpoint(const std::string& dir, Module& model, const Optimizer* optimizer, const TrainerState& state,
+                     const CheckpointIdentity& identity) {
+  save_checkpoint(dir, model.named_parameters_and_buffers(), optimizer, state, identity);
+}
+void load_checkpoint(const std::string& dir, Module& model, Optimizer* optimizer, TrainerState& state,
+                     const CheckpointIdentity& identity) {
+  load_checkpoint(dir, model.named_parameters_and_buffers(), optimizer, state, identity);
 }
 
 bool checkpoint_exists(const std::string& dir) {
@@ -91,7 +187,7 @@ bool checkpoint_exists(const std::string& dir) {
 }
 
 void save_checkpoint(const std::string& dir_str, const NamedParameters& params, const Optimizer* optimizer,
-                     const TrainerState& state) {
+                     const TrainerState& state, const CheckpointIdentity& identity) {
   const fs::path dir = checkpoint_dir(dir_str);
   const fs::path tmp(dir.string() + ".tmp");
   recover(dir);
@@ -109,10 +205,19 @@ void save_checkpoint(const std::string& dir_str, const NamedParameters& params, 
     tensors.clear();
 
     TrainerState st = state;
+    st.has_integrity = true;
+    st.identity = identity;
+    st.files.clear();
+    auto record = [&](const char* name) {
+      const data::FileHash h = data::hash_file((tmp / name).string(), "checkpoint");
+      st.files.push_back({name, {h.bytes, h.fnv1a64}});
+    };
+    record(kModelFile);
     if (optimizer) {
       st.optimizer = optimizer->kind();
       write_safetensors((tmp / kOptimizerFile).string(), optimizer->state_tensors(),
                         {{"optimizer", optimizer->kind()}});
+      record(kOptimizerFile);
     } else {
       st.optimizer = "";
     }
@@ -131,7 +236,7 @@ void save_checkpoint(const std::string& dir_str, const NamedParameters& params, 
 }
 
 void load_checkpoint(const std::string& dir_str, const NamedParameters& params, Optimizer* optimizer,
-                     TrainerState& state) {
+                     TrainerState& state, const CheckpointIdentity& identity) {
   fs::path dir = checkpoint_dir(dir_str);
   if (!fs::exists(dir) && fs::exists(old_dir(dir))) dir = old_dir(dir);  // a save crashed mid-rename
   if (!fs::is_directory(dir)) fail(dir.string(), "no such checkpoint directory");
@@ -149,9 +254,14 @@ void load_checkpoint(const std::string& dir_str, const NamedParameters& params, 
   } catch (const std::exception& e) {
     fail(state_path.string(), e.what());
   }
+  if (!loaded.has_integrity)
+    std::cerr << "[checkpoint] warning: " << state_path.string()
+              << " has no checksums, architecture or tokenizer record (written by an older build); loading it unverified\n";
+  verify_identity(state_path, loaded.identity, identity);
 
   const fs::path model_path = dir / kModelFile;
-  const SafeTensorsFile model = read_file(model_path);
+  const SafeTensorsFile model = read_file(model_path);  // its own errors first: a truncated file says so
+  verify_file(model_path, loaded);
   std::set<std::string> names;
   for (const auto& [name, p] : params) {
     if (!p || !p->defined()) throw std::invalid_argument("[checkpoint] parameter '" + name + "' is not a tensor");
@@ -170,6 +280,7 @@ void load_checkpoint(const std::string& dir_str, const NamedParameters& params, 
       throw std::runtime_error("[checkpoint] parameter '" + name + "' must be a contiguous tensor to load into");
     if (t->dtype == StDType::F8_E4M3 || t->dtype == StDType::F8_E5M2)
       fail(model_path.string(), "tensor '" + name + "' is FP8; checkpoints hold f32 parameters");
+    check_finite(model_path.string(), *t);
   }
   for (const StTensor& t : model.tensors)
     if (!names.count(t.name))
@@ -180,6 +291,8 @@ void load_checkpoint(const std::string& dir_str, const NamedParameters& params, 
   if (optimizer) {
     const fs::path opt_path = dir / kOptimizerFile;
     opt_file = read_file(opt_path);
+    verify_file(opt_path, loaded);
+    for (const StTensor& t : opt_file->tensors) check_finite(opt_path.string(), t);
     if (loaded.optimizer != optimizer->kind())
       fail(state_path.string(), "written by optimizer '" + loaded.optimizer + "', loading into '" +
                                     optimizer->kind() + "'");

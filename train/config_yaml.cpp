@@ -15,6 +15,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 
@@ -76,12 +77,22 @@ struct Reader {
 
 using KeyTable = std::map<std::string, std::function<void(const YAML::Node&, const std::string& key)>>;
 
+// A key given twice in one map: YAML says keys are unique, yaml-cpp keeps both, and the last would silently win.
+void check_unique_key(const Reader& rd, std::set<std::string>& seen, const std::string& k, const std::string& dotted,
+                      const YAML::Node& key_node) {
+  if (!seen.insert(k).second)
+    fail(rd.src, "key '" + dotted + "' appears twice (line " + std::to_string(key_node.Mark().line + 1) +
+                     " repeats it); give each key once");
+}
+
 // Applies `table` to every key of the map `node` (named `section` in errors).
 void read_section(const Reader& rd, const YAML::Node& node, const std::string& section, const KeyTable& table) {
   if (!node.IsMap()) fail(rd.src, "'" + section + "' must be a map of key: value");
+  std::set<std::string> seen;
   for (auto it = node.begin(); it != node.end(); ++it) {
     std::string k = it->first.as<std::string>();
     std::string dotted = section + "." + k;
+    check_unique_key(rd, seen, k, dotted, it->first);
     auto f = table.find(k);
     if (f == table.end()) fail(rd.src, "key '" + dotted + "' is not a known key");
     f->second(it->second, dotted);
@@ -286,8 +297,10 @@ PretrainConfig parse_pretrain_config(const std::string& yaml_text, const std::st
   cfg.name = std::filesystem::path(source).stem().string();
   if (!root.IsMap()) fail(source, "the file must be a map with the sections 'model' and 'train'");
   bool has_model = false;
+  std::set<std::string> seen;
   for (auto it = root.begin(); it != root.end(); ++it) {
     std::string k = it->first.as<std::string>();
+    check_unique_key(rd, seen, k, k, it->first);
     if (k == "model") {
       read_section(rd, it->second, "model", model_keys(rd, cfg.model));
       has_model = true;
@@ -341,6 +354,8 @@ PretrainConfig parse_pretrain_config(const std::string& yaml_text, const std::st
 }
 
 PretrainConfig load_pretrain_config(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) fail(path, "is a directory; give the YAML config file");
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path, "cannot open");
   std::stringstream ss;

@@ -69,7 +69,7 @@ struct TrainConfig {
   int64_t eval_every = 100, eval_batches = 4;
   int64_t checkpoint_every = 100;
   std::string out_dir = "runs/pretrain";
-  int64_t threads = 2;
+  int64_t threads = 0;               // 0: not set (the default, or --threads / SEEKGRAD_THREADS, which win anyway)
   std::string device = "cpu";        // where the model trains: 'cpu' or 'cuda' (a GPU, or SEEKGRAD_CUDA_EMU=1)
   int64_t sample_tokens = 48;        // new tokens per sample printed at the end (0 = no samples)
   DataConfig data;

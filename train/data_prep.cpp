@@ -3,17 +3,23 @@
 
 #include "data/reasoning.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <iomanip>
 #include <ostream>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 
 #include "data/generators.h"
+#include "data/hash.h"
 #include "data/shards.h"
 #include "models/json.h"
+#include "models/output_paths.h"
 
 namespace fs = std::filesystem;
 
@@ -110,6 +116,147 @@ std::string interleave_documents(const std::string& text, const std::vector<std:
   return out;
 }
 
+// ---- writing DIR without a moment where it is half old, half new -------------------------------------
+// prepare_data writes everything into DIR.prepare-tmp, the manifest (prepare.json) last, and then swaps it
+// in for DIR with two renames (replace_dir, models/output_paths.h): a kill leaves the complete old DIR, or
+// the complete new one, or (between the renames) no DIR and a complete DIR.prepare-old, which the next
+// prepare_data / open_prepared puts back. These two names are the only leftovers it ever cleans up.
+std::string tmp_of(const std::string& dir) { return dir + ".prepare-tmp"; }
+std::string old_of(const std::string& dir) { return dir + ".prepare-old"; }
+
+// After a kill between replace_dir's two renames: DIR.prepare-old is a complete preparation; put it back.
+// (DIR.prepare-tmp is left alone here: a prepare running right now may be writing it.)
+void restore_interrupted(const std::string& dir) {
+  std::error_code ec;
+  if (!fs::exists(dir) && fs::is_directory(old_of(dir))) fs::rename(old_of(dir), dir, ec);
+}
+
+// What prepare writes into DIR. A directory holding only these (and no prepare.json) is a preparation
+// that was killed before the swap scheme above existed; it may be replaced like a complete one.
+bool is_prepare_name(const std::string& name) {
+  return name == "tokenizer.bpe" || name == "train" || name == "val" || name == "prepare.json";
+}
+
+// DIR is replaced as a whole (its other files are kept, replace_dir): refuse one that is not a
+// preparation at all, such as `--out .` or a home directory.
+void check_replaceable(const std::string& dir) {
+  if (!fs::exists(dir)) return;
+  if (!fs::is_directory(dir)) fail("prepare", dir + ": exists and is not a directory");
+  if (fs::is_regular_file(fs::path(dir) / "prepare.json")) return;
+  for (const fs::directory_entry& e : fs::directory_iterator(dir))
+    if (!is_prepare_name(e.path().filename().string()))
+      fail("prepare", dir + ": exists and is not a prepared dataset (no prepare.json; it holds " +
+                          e.path().filename().string() + "); refusing to replace it (give a new or empty --out)");
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("prepare", path + ": cannot open");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// FNV-1a 64 of a whole file (data/hash.h), as prepare.json writes it: "0x" and 16 hex digits.
+std::string file_checksum(const std::string& path) { return data::hash_hex(data::hash_file(path, "prepare").fnv1a64); }
+
+// The manifest of prepare.json: every regular file under `root` (relative path with '/', sorted), its
+// size and checksum. open_prepared checks it, so a missing, truncated or changed file is named.
+Json manifest_of(const std::string& root) {
+  std::vector<std::string> rel;
+  for (const fs::directory_entry& e : fs::recursive_directory_iterator(root))
+    if (e.is_regular_file()) rel.push_back(e.path().lexically_relative(root).generic_string());
+  std::sort(rel.begin(), rel.end());
+  Json files = Json::array();
+  for (const std::string& r : rel) {
+    const std::string path = (fs::path(root) / r).string();
+    Json f = Json::object();
+    f.set("path", r);
+    f.set("bytes", (int64_t)fs::file_size(path));
+    f.set("fnv1a64", file_checksum(path));
+    files.push_back(f);
+  }
+  return files;
+}
+
+// Checks DIR against its manifest: every listed file present with its size and FNV-1a checksum, and no shard
+// that is not listed (left there by hand or by another preparation).
+void check_manifest(const std::string& dir, const Json& files, const std::string& meta_path) {
+  std::set<std::string> listed;
+  for (size_t i = 0; i < files.size(); i++) {
+    const Json& f = files[i];
+    const std::string rel = f.at("path").get_string(), path = (fs::path(dir) / rel).string();
+    listed.insert(rel);
+    if (!fs::is_regular_file(path)) fail("prepare", path + ": missing (listed in " + meta_path + "); prepare again");
+    const int64_t want = f.at("bytes").get_int(), got = (int64_t)fs::file_size(path);
+    if (got != want)
+      fail("prepare", path + ": " + std::to_string(got) + " bytes but " + meta_path + " lists " + std::to_string(want) +
+                          " (truncated or changed since it was prepared); prepare again");
+    const std::string sum = file_checksum(path);
+    if (sum != f.at("fnv1a64").get_string())
+      fail("prepare", path + ": checksum mismatch (the file has " + sum + ", " + meta_path + " lists " +
+                          f.at("fnv1a64").get_string() + "): changed or corrupted since it was prepared; prepare again");
+  }
+  for (const char* split : {"train", "val"})
+    for (const std::string& s : data::list_shards((fs::path(dir) / split).string()))
+      if (!listed.count(fs::path(s).lexically_relative(dir).generic_string()))
+        fail("prepare", s + ": not listed in " + meta_path + " (not part of this preparation); remove it or prepare again");
+}
+
+// The tokenizer the shards were encoded with: prepare.json's "tokenizer_hash" and each shard header's (version-2
+// shards) must be the hash of DIR/tokenizer.bpe (Tokenizer::hash: its merges and specials).
+void verify_tokenizer(const Json& meta, const std::string& meta_path, uint64_t tok_hash, const std::string& tok_path,
+                      const std::vector<std::string>& shards) {
+  if (const Json* t = meta.find("tokenizer_hash")) {
+    uint64_t want = 0;
+    if (!t->is_string() || !data::parse_hash_hex(t->get_string(), want)) fail("prepare", meta_path + ": bad \"tokenizer_hash\"");
+    if (want != tok_hash)
+      fail("prepare", tok_path + ": tokenizer hash " + data::hash_hex(tok_hash) + ", but " + meta_path +
+                          " says the shards were made with tokenizer " + data::hash_hex(want) + ": they were not made together");
+  }
+  for (const std::string& s : shards) {
+    const data::ShardHeader h = data::read_shard_header(s);
+    if (h.tokenizer_hash && h.tokenizer_hash != tok_hash)
+      fail("prepare", s + ": written with tokenizer " + data::hash_hex(h.tokenizer_hash) + ", but " + tok_path + " is " +
+                          data::hash_hex(tok_hash) + ": they were not made together");
+  }
+}
+
+// DIR/tokenizer.bpe, DIR/{train,val}/shard_*.bin, then DIR/prepare.json with the manifest of them all.
+void write_prepared(const std::string& dir, const data::Tokenizer& tok, const std::vector<int32_t>& train_ids,
+                    const std::vector<int32_t>& val_ids, const PrepareOptions& opt, const PrepareResult& r) {
+  std::error_code ec;
+  tok.save((fs::path(dir) / "tokenizer.bpe").string());
+  for (const char* name : {"train", "val"}) {
+    const std::string split = (fs::path(dir) / name).string();
+    fs::create_directories(split, ec);
+    if (ec) fail("prepare", split + ": cannot create the directory: " + ec.message());
+    const std::vector<int32_t>& ids = std::string(name) == "train" ? train_ids : val_ids;
+    if (!ids.empty()) data::write_shards(split, ids, r.vocab_size, opt.shard_tokens, 3, tok.hash());
+  }
+
+  Json sources = Json::array();
+  for (const std::string& p : opt.text_paths) sources.push_back(Json(p));
+  if (opt.generated_stories > 0) sources.push_back(Json("generated:" + std::to_string(opt.generated_stories) + " stories, seed " + std::to_string(opt.seed)));
+  if (opt.arithmetic_problems > 0)
+    sources.push_back(Json("generated:" + std::to_string(opt.arithmetic_problems) + " arithmetic solutions, level " +
+                           std::to_string(opt.arithmetic_level) + ", seed " + std::to_string(opt.seed)));
+  Json meta = Json::object();
+  meta.set("sources", sources);
+  meta.set("bytes", r.n_bytes);
+  meta.set("train_bytes", r.n_train_bytes);
+  meta.set("val_bytes", r.n_val_bytes);
+  meta.set("train_tokens", r.n_train_tokens);
+  meta.set("val_tokens", r.n_val_tokens);
+  meta.set("vocab_size", (int64_t)r.vocab_size);
+  meta.set("bytes_per_token", r.bytes_per_token);
+  meta.set("val_fraction", opt.val_fraction);
+  meta.set("signature", prepare_signature(opt));
+  meta.set("tokenizer_hash", data::hash_hex(tok.hash()));
+  meta.set("files", manifest_of(dir));
+  write_text((fs::path(dir) / "prepare.json").string(), meta.dump(2) + "\n", "prepare");
+}
+
 }  // namespace
 
 PrepareResult prepare_data(const PrepareOptions& opt, std::ostream* log) {
@@ -120,6 +267,12 @@ PrepareResult prepare_data(const PrepareOptions& opt, std::ostream* log) {
   if (!(opt.val_fraction >= 0.0 && opt.val_fraction < 1.0))
     fail("prepare", "--val-fraction " + std::to_string(opt.val_fraction) + " must be in [0, 1)");
   if (opt.shard_tokens <= 0) fail("prepare", "--shard-tokens must be > 0");
+  const std::string out = dir_path(opt.out_dir), tmp = tmp_of(out), old = old_of(out);
+  std::vector<NamedPath> inputs = {{opt.tokenizer_path, "the --tokenizer file"}};
+  for (const std::string& p : opt.text_paths) inputs.push_back({p, "a --text file"});
+  refuse_overwrite("prepare", "--out", out, inputs);
+  recover_dir(out, tmp, old);  // what a killed prepare left: its old DIR back, its partial DIR.prepare-tmp gone
+  check_replaceable(out);
   PrepareResult r;
 
   // 1. read and join the sources
@@ -192,40 +345,20 @@ PrepareResult prepare_data(const PrepareOptions& opt, std::ostream* log) {
   r.n_val_tokens = (int64_t)val_ids.size();
   r.bytes_per_token = (double)r.n_bytes / (double)std::max<int64_t>(1, r.n_train_tokens + r.n_val_tokens);
 
+  // Everything goes into DIR.prepare-tmp (see tmp_of), prepare.json with its manifest last.
   std::error_code ec;
-  fs::create_directories(opt.out_dir, ec);
-  if (ec) fail("prepare", opt.out_dir + ": cannot create the directory: " + ec.message());
-  r.tokenizer_path = (fs::path(opt.out_dir) / "tokenizer.bpe").string();
-  tok.save(r.tokenizer_path);
-  auto write_split = [&](const std::string& name, const std::vector<int32_t>& ids) {
-    const std::string dir = (fs::path(opt.out_dir) / name).string();
-    fs::create_directories(dir, ec);
-    if (ec) fail("prepare", dir + ": cannot create the directory: " + ec.message());
-    for (const std::string& old : data::list_shards(dir)) fs::remove(old);  // a previous, larger run's
-    if (ids.empty()) return std::vector<std::string>{};
-    return data::write_shards(dir, ids, r.vocab_size, opt.shard_tokens);
-  };
-  r.train_shards = write_split("train", train_ids);
-  r.val_shards = write_split("val", val_ids);
-
-  Json sources = Json::array();
-  for (const std::string& p : opt.text_paths) sources.push_back(Json(p));
-  if (opt.generated_stories > 0) sources.push_back(Json("generated:" + std::to_string(opt.generated_stories) + " stories, seed " + std::to_string(opt.seed)));
-  if (opt.arithmetic_problems > 0)
-    sources.push_back(Json("generated:" + std::to_string(opt.arithmetic_problems) + " arithmetic solutions, level " +
-                           std::to_string(opt.arithmetic_level) + ", seed " + std::to_string(opt.seed)));
-  Json meta = Json::object();
-  meta.set("sources", sources);
-  meta.set("bytes", r.n_bytes);
-  meta.set("train_bytes", r.n_train_bytes);
-  meta.set("val_bytes", r.n_val_bytes);
-  meta.set("train_tokens", r.n_train_tokens);
-  meta.set("val_tokens", r.n_val_tokens);
-  meta.set("vocab_size", (int64_t)r.vocab_size);
-  meta.set("bytes_per_token", r.bytes_per_token);
-  meta.set("val_fraction", opt.val_fraction);
-  meta.set("signature", prepare_signature(opt));
-  write_text((fs::path(opt.out_dir) / "prepare.json").string(), meta.dump(2) + "\n", "prepare");
+  fs::create_directories(tmp, ec);
+  if (ec) fail("prepare", tmp + ": cannot create the directory: " + ec.message());
+  try {
+    write_prepared(tmp, tok, train_ids, val_ids, opt, r);
+  } catch (...) {
+    fs::remove_all(tmp, ec);
+    throw;
+  }
+  replace_dir(tmp, out, old, "prepare");
+  r.tokenizer_path = (fs::path(out) / "tokenizer.bpe").string();
+  r.train_shards = data::list_shards((fs::path(out) / "train").string());
+  r.val_shards = data::list_shards((fs::path(out) / "val").string());
   r.seconds = seconds_since(t0);
   return r;
 }
@@ -252,35 +385,61 @@ static std::string read_signature(const std::string& dir) {
   return meta.contains("signature") ? meta.at("signature").get_string() : std::string();
 }
 
-bool prepared_matches(const std::string& dir, const std::string& signature) {
+bool prepared_matches(const std::string& dir_in, const std::string& signature) {
+  const std::string dir = dir_path(dir_in);
+  restore_interrupted(dir);
   if (!fs::is_regular_file(fs::path(dir) / "prepare.json") || !fs::is_regular_file(fs::path(dir) / "tokenizer.bpe"))
     return false;
   return read_signature(dir) == signature;
 }
 
-PreparedData open_prepared(const std::string& dir) {
+PreparedData open_prepared(const std::string& dir_in) {
   const char* how = " (make it with `seekgrad prepare --out DIR ...`)";
+  const std::string dir = dir_path(dir_in);
+  restore_interrupted(dir);
   if (!fs::is_directory(dir)) fail("prepare", dir + ": not a directory" + how);
   if (!fs::is_regular_file(fs::path(dir) / "prepare.json"))
     fail("prepare", dir + ": no prepare.json, so the preparation is missing or was interrupted" + how);
+  const std::string meta_path = (fs::path(dir) / "prepare.json").string();
+  const Json meta = Json::parse(read_text(meta_path), meta_path);
+  const Json* files = meta.find("files");
+  const bool has_manifest = files && files->is_array();
+  if (!has_manifest)  // a preparation made before prepare.json had a manifest: opened without the checks
+    std::cerr << "[prepare] warning: " << meta_path << " has no manifest (prepared by an older build); its files are "
+              << "not verified until they are read\n";
+  auto check_files = [&] {
+    if (has_manifest) check_manifest(dir, *files, meta_path);
+  };
   const std::string tok = (fs::path(dir) / "tokenizer.bpe").string();
-  if (!fs::is_regular_file(tok)) fail("prepare", tok + ": no such file" + how);
   PreparedData p;
   p.dir = dir;
-  p.tokenizer = data::Tokenizer::load(tok);
-  p.signature = read_signature(dir);
-  p.train_shards = data::list_shards((fs::path(dir) / "train").string());
-  p.val_shards = data::list_shards((fs::path(dir) / "val").string());
-  if (p.train_shards.empty()) fail("prepare", dir + "/train: no shard_*.bin files" + std::string(how));
-  if (p.val_shards.empty()) fail("prepare", dir + "/val: no shard_*.bin files (prepare with --val-fraction > 0)");
-  for (const std::string& s : p.train_shards) {
-    data::ShardHeader h = data::read_shard_header(s);
-    if ((int64_t)h.vocab_size > p.tokenizer.vocab_size())
-      fail("prepare", s + " has vocab_size " + std::to_string(h.vocab_size) + " but " + tok + " has " +
-                          std::to_string(p.tokenizer.vocab_size()) + " ids: they were not made together");
-    p.train_tokens += (int64_t)h.n_tokens;
+  // Read the tokenizer and the shard headers; what fails to parse here is reported by the manifest when it
+  // explains it (a truncated or changed file). Then the tokenizer's identity, so that a tokenizer.bpe or a shard
+  // from another preparation is named by the two tokenizer hashes; then the manifest's sizes and checksums.
+  try {
+    if (!fs::is_regular_file(tok)) fail("prepare", tok + ": no such file" + how);
+    p.tokenizer = data::Tokenizer::load(tok);
+    p.signature = read_signature(dir);
+    p.train_shards = data::list_shards((fs::path(dir) / "train").string());
+    p.val_shards = data::list_shards((fs::path(dir) / "val").string());
+    if (p.train_shards.empty()) fail("prepare", dir + "/train: no shard_*.bin files" + std::string(how));
+    if (p.val_shards.empty()) fail("prepare", dir + "/val: no shard_*.bin files (prepare with --val-fraction > 0)");
+    for (const std::string& s : p.train_shards) {
+      data::ShardHeader h = data::read_shard_header(s);
+      if ((int64_t)h.vocab_size > p.tokenizer.vocab_size())
+        fail("prepare", s + " has vocab_size " + std::to_string(h.vocab_size) + " but " + tok + " has " +
+                            std::to_string(p.tokenizer.vocab_size()) + " ids: they were not made together");
+      p.train_tokens += (int64_t)h.n_tokens;
+    }
+    for (const std::string& s : p.val_shards) p.val_tokens += (int64_t)data::read_shard_header(s).n_tokens;
+  } catch (const std::exception&) {
+    check_files();
+    throw;
   }
-  for (const std::string& s : p.val_shards) p.val_tokens += (int64_t)data::read_shard_header(s).n_tokens;
+  std::vector<std::string> all = p.train_shards;
+  all.insert(all.end(), p.val_shards.begin(), p.val_shards.end());
+  verify_tokenizer(meta, meta_path, p.tokenizer.hash(), tok, all);
+  check_files();
   return p;
 }
 

@@ -5,8 +5,15 @@
 //   DIR/tokenizer.bpe          the byte-level BPE (data/tokenizer.h), trained on the TRAIN part only
 //   DIR/train/shard_*.bin      zstd token shards (data/shards.h)
 //   DIR/val/shard_*.bin
-//   DIR/prepare.json           what was read and made, and the options' signature; written LAST, so its
-//                              presence means the directory is complete
+//   DIR/prepare.json           what was read and made, the options' signature, the tokenizer's hash
+//                              (Tokenizer::hash, also in every shard header) and the manifest ("files":
+//                              every file above with its size and FNV-1a 64 checksum): open_prepared refuses
+//                              a changed, missing or extra file and a shard or tokenizer.bpe from another
+//                              preparation, naming the file
+//
+// The whole directory is written as DIR.prepare-tmp and swapped in for DIR by two renames
+// (models/output_paths.h replace_dir), so a killed prepare leaves the complete old dataset or the complete
+// new one, never a mix; files in DIR that prepare does not write (notes, a README) are kept.
 //
 // What this is not: a tokenizer converter (HF tokenizer.json is not read) or a streaming pipeline (the
 // corpus is held in memory: fine for the corpora here).
@@ -55,9 +62,9 @@ struct PrepareResult {
 // Reads every source, joins them (an <|endoftext|> between two files unless the first already ends
 // with one), cuts the corpus to max_bytes, splits off the validation part at the first <|endoftext|>
 // (or newline) after the (1 − val_fraction) point, trains the BPE on the TRAIN part only (or loads
-// tokenizer_path), encodes both
-// and writes the shards (old shard_*.bin files in DIR/train and DIR/val are removed first).
-// log (may be null) receives a few progress lines.
+// tokenizer_path), encodes both and writes DIR (see the top of this file: DIR/train and DIR/val are
+// replaced as a whole). DIR must be missing, empty or a preparation; anything else (`--out .`) is refused,
+// as is an --out that names an input. log (may be null) receives a few progress lines.
 PrepareResult prepare_data(const PrepareOptions& opt, std::ostream* log = nullptr);
 
 // One line that says everything the prepared data depends on (sources, seed, vocabulary, split, limits);
@@ -72,7 +79,10 @@ struct PreparedData {
   int64_t train_tokens = 0, val_tokens = 0;
   std::string signature;  // prepare.json's
 };
-// Throws "[prepare] DIR: ..." naming the missing file (and how to make it) when DIR is not complete.
+// Throws "[prepare] DIR: ..." naming the missing file (and how to make it) when DIR is not complete, and
+// "[prepare] FILE: ..." when a file differs from the manifest (missing, truncated, changed) or a shard is
+// not in it. A preparation whose prepare.json has no manifest (made before there was one) is not checked.
+// A DIR left missing by a prepare killed between its two renames is put back first.
 PreparedData open_prepared(const std::string& dir);
 // True when DIR holds a complete preparation (prepare.json) whose signature is `signature`.
 bool prepared_matches(const std::string& dir, const std::string& signature);

@@ -15,6 +15,7 @@
 #include "models/generate.h"
 #include "models/logprobs.h"
 #include "ops/ops.h"
+#include "train/checkpoint.h"
 #include "train/plot.h"
 #include "train/reasoning_eval.h"
 #include "train/schedule.h"
@@ -289,7 +290,8 @@ GrpoResult run_grpo(const PretrainConfig& cfg, const std::string& init_model_dir
   std::vector<data::ReasoningProblem> pool = data::reasoning_split(data::Split::train, rc.seed + 1, 4000, level);
   std::vector<data::ReasoningProblem> val = data::reasoning_split(data::Split::val, rc.seed, (int)gc.eval_problems, level);
 
-  const TrainerConfig trc = post_trainer_config(gc, /*grad_accum=*/1, out_dir, cfg.name + "-grpo", progress);
+  TrainerConfig trc = post_trainer_config(gc, /*grad_accum=*/1, out_dir, cfg.name + "-grpo", progress);
+  trc.identity = checkpoint_identity(policy.args, &tok);  // resume refuses another model's or tokenizer's checkpoint
   const LrSchedule schedule = post_schedule(gc);
   GrpoStage stage(policy, reference, tok, gc, rc, std::move(pool), std::move(val), cfg.train.seed + 21);
   Trainer trainer(policy, stage, trc, schedule, Rng(cfg.train.seed + 22), log);

@@ -13,7 +13,7 @@ PostStageStart start_post_stage(const PretrainConfig& cfg, const std::string& st
                                 const std::string& init_model_dir, const std::string& tokenizer_path) {
   const std::string out_dir = section_out_dir.empty() ? (fs::path(cfg.train.out_dir) / stage).string() : section_out_dir;
   fs::create_directories(out_dir);
-  set_num_threads((int)cfg.train.threads);
+  if (cfg.train.threads > 0) set_num_threads((int)cfg.train.threads, ThreadsFrom::config);  // unless --threads / the env
   PostStageStart s{out_dir, data::Tokenizer::load(tokenizer_path), load_model_dir(init_model_dir, DType::f32, "dequant")};
   if (s.model.args.vocab_size != s.tok.vocab_size())
     throw std::runtime_error("[" + stage + "] " + init_model_dir + ": the model's vocab_size " + std::to_string(s.model.args.vocab_size) +

@@ -21,6 +21,7 @@
 #include "autograd/runtime.h"
 #include "ops/cpu/runtime.h"
 #include "ops/ops.h"
+#include "train/checkpoint.h"
 #include "train/data_prep.h"
 #include "train/evaluate.h"
 #include "train/metrics.h"
@@ -225,7 +226,7 @@ PretrainResult pretrain(const PretrainConfig& config, std::ostream& log, const P
   const auto t_start = std::chrono::steady_clock::now();
   const TrainConfig& tc = config.train;
   const Device device = parse_device(tc.device, config.source + ": train.device");  // before any work: fail fast
-  set_num_threads((int)tc.threads);
+  if (tc.threads > 0) set_num_threads((int)tc.threads, ThreadsFrom::config);  // unless --threads / the env
   fs::create_directories(tc.out_dir);
   PretrainResult res;
   res.out_dir = tc.out_dir;
@@ -258,6 +259,7 @@ PretrainResult pretrain(const PretrainConfig& config, std::ostream& log, const P
   trc.run_name = config.name;
   trc.progress = options.progress;
   trc.stop_after_step = options.stop_after_step;
+  trc.identity = checkpoint_identity(args, &data.tokenizer);  // resume refuses another model's or tokenizer's checkpoint
   LrSchedule schedule = LrSchedule::warmup_cosine(tc.lr, tc.min_lr, tc.warmup_steps, tc.steps);
   PretrainStage stage(model, tc, data);
   Trainer trainer(model, stage, trc, schedule, rng, log);
@@ -267,7 +269,7 @@ PretrainResult pretrain(const PretrainConfig& config, std::ostream& log, const P
       << args.n_activated_experts << ", MTP " << args.n_mtp_modules << ", vocab " << args.vocab_size
       << " (ln V = " << std::setprecision(4) << res.ln_vocab << ")\n"
       << "train: " << tc.steps << " steps x " << tc.grad_accum << " x " << tc.batch_size << " x " << tc.seq_len
-      << " tokens, " << schedule.describe() << ", " << num_threads() << " threads, device " << describe_device(device)
+      << " tokens, " << schedule.describe() << ", " << num_threads() << " threads (" << threads_from_name(num_threads_from()) << "), device " << describe_device(device)
       << "\n";
 
   // ---- LOOP (resumes from out_dir/checkpoint when there is one) ----

@@ -12,6 +12,7 @@
 #include "autograd/node.h"
 #include "autograd/runtime.h"
 #include "data/reasoning.h"
+#include "train/checkpoint.h"
 #include "train/plot.h"
 #include "train/problems.h"
 #include "train/reasoning_eval.h"
@@ -226,7 +227,8 @@ SftResult run_sft(const PretrainConfig& cfg, const std::string& init_model_dir, 
   res.mean_example_tokens = (double)tok_sum / (double)res.n_examples;
   res.mean_target_tokens = (double)tgt_sum / (double)res.n_examples;
 
-  const TrainerConfig trc = post_trainer_config(sc, sc.grad_accum, out_dir, cfg.name + "-sft", progress);
+  TrainerConfig trc = post_trainer_config(sc, sc.grad_accum, out_dir, cfg.name + "-sft", progress);
+  trc.identity = checkpoint_identity(model.args, &tok);  // resume refuses another model's or tokenizer's checkpoint
   const LrSchedule schedule = post_schedule(sc);
   SftStage stage(model, tok, sc, rc, std::move(train_examples), std::move(val_examples), val_problems, cfg.train.seed + 11);
   Trainer trainer(model, stage, trc, schedule, Rng(cfg.train.seed + 12), log);

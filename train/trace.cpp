@@ -105,7 +105,7 @@ TraceRun prepare_trace(const std::string& config_path, const std::string& stage,
   TraceRun run;
   run.config = load_pretrain_config(config_path);
   const TrainConfig& tc = run.config.train;
-  set_num_threads((int)tc.threads);
+  if (tc.threads > 0) set_num_threads((int)tc.threads, ThreadsFrom::config);  // unless --threads / the env
   check_stage_name(stage);  // before preparing any data: the error should not wait for a BPE training
   fs::create_directories(tc.out_dir);
   run.data = std::make_unique<PreparedData>(prepare_or_open(tc, log));

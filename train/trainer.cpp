@@ -52,8 +52,12 @@ std::vector<std::string> Trainer::metric_columns() const {
 int64_t Trainer::resume() {
   if (resumed_) return state_.step;
   resumed_ = true;
-  if (!checkpoint_exists(checkpoint_dir())) return 0;
-  load_checkpoint(checkpoint_dir(), state_tensors_, optimizer_.get(), state_);
+  if (!checkpoint_exists(checkpoint_dir())) {
+    refuse_to_start_over();
+    return 0;
+  }
+  load_checkpoint(checkpoint_dir(), state_tensors_, optimizer_.get(), state_, config_.identity);
+  last_saved_step_ = state_.step;
   rng_.set_state(state_.rng);
   stage_.load_state(state_);
   log_ << "resume: " << checkpoint_dir() << " at step " << state_.step << " (" << state_.tokens_seen << " tokens seen)\n";
@@ -65,7 +69,27 @@ void Trainer::save() {
   state_.config_name = config_.run_name;
   for (auto& h : hooks.at_checkpoint) h(state_);
   stage_.save_state(state_);
-  save_checkpoint(checkpoint_dir(), state_tensors_, optimizer_.get(), state_);
+  save_checkpoint(checkpoint_dir(), state_tensors_, optimizer_.get(), state_, config_.identity);
+  last_saved_step_ = state_.step;
+}
+
+// No checkpoint to resume from. A fresh start would cut metrics.csv back to its header and write a new checkpoint
+// over whatever sits in checkpoint/: if either holds something (steps logged by an earlier run, a checkpoint
+// directory without its trainer_state.json — incomplete or not ours), refuse and say how to start fresh.
+void Trainer::refuse_to_start_over() const {
+  const fs::path ckpt = checkpoint_dir();
+  std::error_code ec;
+  if (fs::exists(ckpt, ec) && !(fs::is_directory(ckpt, ec) && fs::is_empty(ckpt, ec)))
+    fail(stage_.name() + ": " + ckpt.string() + " exists but is not a complete checkpoint (no trainer_state.json): " +
+         "an interrupted copy or another program's files. Refusing to start over it; move it away (or set another " +
+         "out_dir) to start fresh");
+  if (fs::exists(metrics_path(), ec)) {
+    const MetricsTable logged = read_metrics_csv(metrics_path());
+    if (!logged.rows.empty())
+      fail(stage_.name() + ": " + metrics_path() + " holds " + std::to_string(logged.rows.size()) +
+           " logged steps, but there is no checkpoint to resume them from (" + ckpt.string() + "). Refusing to " +
+           "start over and overwrite them; move metrics.csv away (or set another out_dir) to start fresh");
+  }
 }
 
 StepInfo Trainer::train_step() {
@@ -96,11 +120,26 @@ StepInfo Trainer::train_step() {
 
   info.grad_norm = config_.grad_clip > 0 ? clip_grad_norm(params_, config_.grad_clip) : grad_norm(params_);
   if (!std::isfinite(info.grad_norm) || !std::isfinite(info.loss)) {
-    save();
-    throw std::runtime_error("[" + stage_.name() + "] step " + std::to_string(step + 1) + ": non-finite loss " +
-                             format_number(info.loss) + " or gradient norm " + format_number(info.grad_norm) +
-                             " (checkpoint of the step before kept in " + checkpoint_dir() +
-                             "; lower train.lr or raise train.warmup_steps)");
+    // Nothing is saved: the parameters that gave this loss may be the exploded ones (a step before blew them up),
+    // and they must never replace the last good checkpoint. The run resumes from that checkpoint when rerun.
+    const bool have = checkpoint_exists(checkpoint_dir());
+    // Without a checkpoint every row of metrics.csv is this run's: it is moved aside (kept, not in the way of the
+    // fresh start a rerun makes, which refuses a metrics.csv with rows it cannot resume).
+    std::string kept_metrics;
+    std::error_code ec;
+    if (!have && fs::exists(metrics_path(), ec)) {
+      kept_metrics = (fs::path(config_.out_dir) / ("metrics.nonfinite-step" + std::to_string(step + 1) + ".csv")).string();
+      fs::rename(metrics_path(), kept_metrics, ec);
+      if (ec) kept_metrics.clear();
+    }
+    throw std::runtime_error(
+        "[" + stage_.name() + "] step " + std::to_string(step + 1) + ": non-finite loss " + format_number(info.loss) +
+        " or gradient norm " + format_number(info.grad_norm) + "; nothing was saved: " +
+        (have ? "the last good checkpoint is kept (" + checkpoint_dir() + ", step " +
+                    std::to_string(last_saved_step_) + "), and a rerun resumes from it"
+              : "there is no checkpoint yet, so a rerun starts from step 0" +
+                    (kept_metrics.empty() ? std::string() : " (this run's metrics.csv was moved to " + kept_metrics + ")")) +
+        ". Lower the learning rate or raise the warm-up (train.lr, train.warmup_steps) and run again");
   }
   optimizer_->step(info.lr);
   state_.step = step + 1;

@@ -19,7 +19,10 @@
 //
 // Resume: if out_dir/checkpoint exists, the parameters, buffers, optimizer moments, the RNG and the stage's
 // state (its data position) are restored and metrics.csv is cut back to the checkpoint's step; the run then
-// continues exactly as if it had never stopped (tests/train/test_pretrain.cpp checks bit-identity).
+// continues exactly as if it had never stopped (tests/train/test_pretrain.cpp checks bit-identity). Without a
+// checkpoint, a run directory that already holds logged steps or a checkpoint/ that is not complete is refused,
+// never started over. A non-finite loss or gradient norm stops the run WITHOUT saving (the last good checkpoint
+// stays; a rerun resumes from it).
 //
 // What this is not: a callback framework. Hooks are plain lists of std::function called at four fixed
 // points; there is no other way to change the loop.
@@ -97,6 +100,8 @@ struct TrainerConfig {
   std::string run_name;           // written into checkpoints (the config's name)
   bool progress = true;           // the progress line on stdout
   int64_t stop_after_step = 0;    // > 0: checkpoint and return once this step is done, as if killed
+  // What the checkpoints belong to (train/checkpoint.h checkpoint_identity): recorded on save, compared on resume.
+  CheckpointIdentity identity;
 };
 
 struct TrainerResult {
@@ -150,6 +155,8 @@ class Trainer {
   std::unique_ptr<Optimizer> optimizer_;
   TrainerState state_;
   bool resumed_ = false;
+  int64_t last_saved_step_ = 0;  // the step of the checkpoint on disk (this run's last save, or the one resumed)
+  void refuse_to_start_over() const;
 };
 
 // Loss curves of a finished run from its metrics.csv: one line per <term>_loss column, plus

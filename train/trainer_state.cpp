@@ -4,6 +4,8 @@
 #include <charconv>
 #include <stdexcept>
 
+#include "data/hash.h"
+
 namespace sg {
 
 namespace {
@@ -15,7 +17,59 @@ constexpr int64_t kVersion = 1;
   throw std::runtime_error("[trainer_state] " + j.source() + ": " + what);
 }
 
+uint64_t hash_from_json(const Json& j) {
+  uint64_t v = 0;
+  if (!j.is_string() || !data::parse_hash_hex(j.get_string(), v))
+    fail(j, "a hash is a string \"0x\" + 16 hex digits (line " + std::to_string(j.line()) + ")");
+  return v;
+}
+
+Json integrity_to_json(const TrainerState& s) {
+  Json files = Json::object();
+  for (const auto& [name, f] : s.files) {
+    Json o = Json::object();
+    o.set("bytes", u64_to_json(f.bytes));
+    o.set("fnv1a64", data::hash_hex(f.fnv1a64));
+    files.set(name, o);
+  }
+  Json model;
+  if (!s.identity.architecture.empty()) {
+    Json args = Json::object();
+    for (const auto& [k, v] : s.identity.architecture) args.set(k, v);
+    model = Json::object();
+    model.set("hash", data::hash_hex(s.identity.architecture_hash()));
+    model.set("args", args);
+  }
+  Json o = Json::object();
+  o.set("files", files);
+  o.set("model", model);
+  o.set("tokenizer", s.identity.tokenizer_hash ? Json(data::hash_hex(s.identity.tokenizer_hash)) : Json());
+  return o;
+}
+
+void integrity_from_json(const Json& j, TrainerState& s) {
+  if (!j.is_object()) fail(j, "\"integrity\" should be an object");
+  s.has_integrity = true;
+  const Json& files = j.at("files");
+  if (!files.is_object()) fail(files, "\"integrity.files\" should be an object");
+  for (const auto& [name, f] : files.items()) s.files.push_back({name, {u64_from_json(f.at("bytes")), hash_from_json(f.at("fnv1a64"))}});
+  const Json& model = j.at("model");
+  if (!model.is_null()) {
+    for (const auto& [k, v] : model.at("args").items()) s.identity.architecture.push_back({k, v.get_string()});
+    if (hash_from_json(model.at("hash")) != s.identity.architecture_hash())
+      fail(model, "\"integrity.model.hash\" does not match its \"args\" (the file was edited or damaged)");
+  }
+  if (!j.at("tokenizer").is_null()) s.identity.tokenizer_hash = hash_from_json(j.at("tokenizer"));
+}
+
 }  // namespace
+
+uint64_t CheckpointIdentity::architecture_hash() const {
+  if (architecture.empty()) return 0;
+  std::string lines;
+  for (const auto& [k, v] : architecture) lines += k + "=" + v + "\n";
+  return data::fnv1a64(lines.data(), lines.size());
+}
 
 Json u64_to_json(uint64_t v) { return Json(std::to_string(v)); }
 
@@ -85,6 +139,7 @@ Json TrainerState::to_json() const {
   o.set("rng", rng_state_to_json(rng));
   o.set("loader", loader ? loader_state_to_json(*loader) : Json());
   o.set("extra", extra);
+  if (has_integrity) o.set("integrity", integrity_to_json(*this));
   return o;
 }
 
@@ -105,6 +160,7 @@ TrainerState TrainerState::from_json(const Json& j) {
   if (!j.at("loader").is_null()) s.loader = loader_state_from_json(j.at("loader"));
   s.extra = j.at("extra");
   if (!s.extra.is_object()) fail(j, "\"extra\" should be an object");
+  if (const Json* integrity = j.find("integrity")) integrity_from_json(*integrity, s);
   return s;
 }
 

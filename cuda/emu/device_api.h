@@ -11,7 +11,10 @@
 //                                                               each other, so these are atomic by construction)
 //   __fadd_rn / __fsub_rn / __fmul_rn / __fdiv_rn / __fsqrt_rn  f32 arithmetic rounded to nearest (the plain
 //                                                               operations; see below for contraction)
+//   __syncwarp(mask)                                            a warp barrier: every running lane of the warp meets
 //   __global__ __device__ __host__ __forceinline__ __restrict__ qualifiers that mean nothing on the CPU
+//   __launch_bounds__(n)                                        (a register-allocation hint for nvcc)
+//   __align__(n)                                                the GNU alignment attribute, as CUDA defines it for g++
 //   __shared__                                                  `static thread_local`: one copy per kernel
 //                                                               instantiation, shared by the block's lanes
 //
@@ -35,6 +38,8 @@
 #define __host__
 #define __forceinline__ inline
 #define __shared__ static thread_local
+#define __launch_bounds__(...)
+#define __align__(n) __attribute__((aligned(n)))
 
 struct dim3 {
   unsigned int x = 1, y = 1, z = 1;
@@ -71,6 +76,12 @@ template <class T> T from_bits(uint64_t b) {
 }  // namespace sg::emu
 
 inline void __syncthreads() { sg::emu::block_barrier(); }
+// A warp exchange that carries nothing: the lanes of the warp wait for each other (those that have finished
+// count as arrived, as everywhere in the emulator). On the GPU it also orders the warp's shared-memory accesses;
+// here the lanes never run at once, so the meeting is all there is to emulate.
+inline void __syncwarp(unsigned mask = 0xffffffffu) {
+  sg::emu::warp_exchange(mask, 0, sg::emu::lane_in_warp(), 0, nullptr);
+}
 
 // width: the shuffle works within segments of `width` lanes (a power of two <= 32), as on the GPU.
 template <class T> T __shfl_sync(unsigned mask, T v, int src, int width = warpSize) {

@@ -1,7 +1,7 @@
 // cuda/emu/emu.cpp — the fiber scheduler behind sg::emu::launch (cuda/emu/emu.h has the model).
 //
-// One BlockRun per block: a fiber (ucontext) per lane, each with its own mmap'd stack (a guard page below it,
-// so an overflow faults instead of writing over a neighbour). The scheduler sweeps the lanes in the lane order,
+// One BlockRun per block: a fiber per lane, each with its own mmap'd stack (a guard page below it, so an overflow
+// faults instead of writing over a neighbour). The scheduler sweeps the lanes in the lane order,
 // running each runnable lane until it blocks; when none can run it opens what can be opened: a warp whose
 // running lanes all wait at an exchange, else the block barrier when every running lane waits at it.
 #include "cuda/emu/emu.h"
@@ -11,12 +11,54 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <exception>
 #include <stdexcept>
 #include <vector>
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/common_interface_defs.h>
+#endif
+
+// ---- the fiber switch ------------------------------------------------------------------------------------------
+// A fiber is a stack and the place it stopped. On x86-64 the switch is the six callee-saved registers pushed on the
+// old stack, the stack pointer swapped, the new fiber's registers popped (sg_emu_switch below: 14 instructions, no
+// system call). glibc's swapcontext also saves and restores the signal mask — a system call per switch, half the
+// emulator's time — which the lanes never change. Other targets use swapcontext. The lanes never touch the x87 /
+// SSE control words, so they are not switched.
+#if defined(__x86_64__) && defined(__linux__)
+#define SG_EMU_ASM_SWITCH 1
+// sg_emu_switch(save, to): saves this fiber's stack pointer in *save, continues the fiber whose is `to`.
+extern "C" void sg_emu_switch(void** save, void* to);
+asm(R"(
+  .text
+  .p2align 4
+  .globl sg_emu_switch
+  .type sg_emu_switch, @function
+sg_emu_switch:
+  .cfi_startproc
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .cfi_endproc
+  .size sg_emu_switch, .-sg_emu_switch
+  .section .note.GNU-stack,"",@progbits
+  .text
+)");
+#else
+#define SG_EMU_ASM_SWITCH 0
 #endif
 
 thread_local dim3 threadIdx;
@@ -32,8 +74,47 @@ constexpr int kMaxThreadsPerBlock = 1024;
 
 enum class LaneState { runnable, at_barrier, at_exchange, done };
 
+// Where a suspended fiber (a lane, or the scheduler) resumes.
+struct FiberContext {
+#if SG_EMU_ASM_SWITCH
+  void* sp = nullptr;  // its stack pointer, the saved registers on top (sg_emu_switch)
+#else
+  ucontext_t uc;
+#endif
+};
+
+// Stops the running fiber (its place saved in `from`) and continues the one `to` holds.
+void fiber_switch(FiberContext& from, FiberContext& to) {
+#if SG_EMU_ASM_SWITCH
+  sg_emu_switch(&from.sp, to.sp);
+#else
+  swapcontext(&from.uc, &to.uc);
+#endif
+}
+
+// A fresh fiber on [stack, stack + bytes) that starts in entry(), which must never return.
+[[gnu::noinline]] void fiber_make(FiberContext& c, char* stack, size_t bytes, void (*entry)()) {
+#if SG_EMU_ASM_SWITCH
+  // As if entry had been called and then switched away at once: from the 16-byte-aligned top down, a 0 return
+  // address (entry's caller: a backtrace ends there), entry's address (sg_emu_switch's `ret` jumps to it, leaving
+  // the stack pointer 8 below a 16-byte boundary as at any function entry), and the six registers it pops.
+  auto top = reinterpret_cast<uintptr_t>(stack + bytes) & ~uintptr_t(15);
+  auto* slot = reinterpret_cast<void**>(top);
+  *--slot = nullptr;
+  *--slot = reinterpret_cast<void*>(entry);
+  for (int i = 0; i < 6; i++) *--slot = nullptr;
+  c.sp = slot;
+#else
+  getcontext(&c.uc);
+  c.uc.uc_stack.ss_sp = stack;
+  c.uc.uc_stack.ss_size = bytes;
+  c.uc.uc_link = nullptr;
+  makecontext(&c.uc, entry, 0);
+#endif
+}
+
 struct Lane {
-  ucontext_t context;
+  FiberContext context;
   LaneState state = LaneState::runnable;
   dim3 thread_idx;
   int linear = 0;
@@ -71,7 +152,7 @@ struct BlockRun {
   const char* kernel = "";
   const std::function<void()>* body = nullptr;
   std::vector<Lane> lanes;
-  ucontext_t scheduler;
+  FiberContext scheduler;
   int current = -1;
   std::exception_ptr error;
   LaunchStats* stats = nullptr;
@@ -110,7 +191,7 @@ void lane_entry() {
   }
   run->lanes[run->current].state = LaneState::done;
   asan_leaving(nullptr, run->scheduler_stack, run->scheduler_stack_bytes);   // nullptr: this fiber ends
-  swapcontext(&run->lanes[run->current].context, &run->scheduler);
+  fiber_switch(run->lanes[run->current].context, run->scheduler);
 }
 
 void switch_to(BlockRun& run, int lane) {
@@ -118,7 +199,7 @@ void switch_to(BlockRun& run, int lane) {
   threadIdx = run.lanes[lane].thread_idx;
   run.stats->switches++;
   asan_leaving(&run.asan_fake_stack, run.lanes[lane].stack, kStackBytes);
-  swapcontext(&run.scheduler, &run.lanes[lane].context);
+  fiber_switch(run.scheduler, run.lanes[lane].context);
   asan_arrived(run.asan_fake_stack, nullptr, nullptr);
   run.current = -1;
 }
@@ -130,7 +211,7 @@ void block_current(LaneState state) {
   Lane& me = run->lanes[run->current];
   me.state = state;
   asan_leaving(&me.asan_fake_stack, run->scheduler_stack, run->scheduler_stack_bytes);
-  swapcontext(&me.context, &run->scheduler);
+  fiber_switch(me.context, run->scheduler);
   asan_arrived(me.asan_fake_stack, &run->scheduler_stack, &run->scheduler_stack_bytes);
   threadIdx = me.thread_idx;   // resumed: this lane's coordinates again
 }
@@ -207,17 +288,13 @@ std::string describe_lanes(const BlockRun& run) {
   return s;
 }
 
-// A fresh fiber for `lane` that starts in lane_entry on `stack` (its own function: getcontext may not sit in a
-// loop whose variables it could clobber).
-[[gnu::noinline]] void init_lane(Lane& lane, char* stack) {
+// A fresh fiber for `lane` that starts in lane_entry on `stack` (fiber_make is its own function: getcontext may not
+// sit in a loop whose variables it could clobber).
+void init_lane(Lane& lane, char* stack) {
   lane.state = LaneState::runnable;
   lane.stack = stack;
   lane.asan_fake_stack = nullptr;
-  getcontext(&lane.context);
-  lane.context.uc_stack.ss_sp = stack;
-  lane.context.uc_stack.ss_size = kStackBytes;
-  lane.context.uc_link = nullptr;
-  makecontext(&lane.context, lane_entry, 0);
+  fiber_make(lane.context, stack, kStackBytes, lane_entry);
 }
 
 void run_block(BlockRun& run, const std::vector<int>& order) {

@@ -9,7 +9,10 @@
 //   v2  A and B staged in 32×32 shared-memory tiles: each load serves 32 threads:   2K/32
 //   v3  128×128 block tiles, each thread keeps an 8×8 tile of C in registers: 2K/128, and 16 shared-memory
 //       reads per 64 FMAs instead of 2 per FMA
-//   v4  v3's tiling on the tensor cores (nvcuda::wmma, TF32 m16n16k8, f32 accumulators): GPU only
+//   v4  v3's tiling on the tensor cores (nvcuda::wmma, TF32 m16n16k8, f32 accumulators). The emulation runs it
+//       with cuda/emu/wmma.h (every lane holds whole tiles: the fragment layout is opaque to the kernel), which
+//       gives the naive loop's bits on TF32-rounded inputs; only a GPU shows its speed and the tensor cores'
+//       own summation order and rounding inside each 8-term product
 //
 // Every version handles any M, N, K (ragged edges: the shared tiles are padded with zeros, out-of-range C
 // elements are not written), both transposes, alpha/beta, leading dimensions over the minimum, and batches
@@ -27,6 +30,17 @@
 
 #if defined(__CUDACC__)
 #include <mma.h>
+#elif !defined(SEEKGRAD_CUDA_STUB)
+#include "cuda/emu/wmma.h"   // the emulation's nvcuda::wmma (the stub build launches nothing)
+#endif
+
+// v4's loops over its fragment arrays must be unrolled for nvcc to keep the fragments in registers (without
+// `#pragma unroll` ptxas gives the kernel a 256-byte local-memory stack frame); g++ has no such pragma and warns
+// at every one (GCC 12 ignores `#pragma GCC diagnostic` for it), so the pragma is spelled for nvcc only.
+#if defined(__CUDACC__)
+#define SG_UNROLL _Pragma("unroll")
+#else
+#define SG_UNROLL
 #endif
 
 namespace sg::SG_BACKEND_NS {
@@ -193,8 +207,9 @@ __global__ void gemm_v3_regtile_kernel(GemmArgs g) {
 // The accumulators' layout inside a warp is opaque, so the epilogue stores each fragment to a per-warp 16 × 16
 // scratch tile in shared memory and the warp's lanes then apply alpha/beta and write the in-range elements.
 // wmma needs 32-byte aligned tile pointers and leading dimensions that are multiples of 4 floats: the shared
-// arrays are __align__(32) and their padded rows (20, 132 floats) keep every fragment's start aligned.
-#if defined(__CUDACC__)
+// arrays are __align__(32) and their padded rows (20, 132 floats) keep every fragment's start aligned (the
+// emulation checks both at every load and store).
+#if !defined(SEEKGRAD_CUDA_STUB)
 constexpr int kGemmV4BlockM = kGemmV4Tiling.block_m;   // 128
 constexpr int kGemmV4BlockN = kGemmV4Tiling.block_n;   // 128
 constexpr int kGemmV4BlockK = kGemmV4Tiling.block_k;   // 16
@@ -218,9 +233,9 @@ __global__ void __launch_bounds__(kGemmV4Threads) gemm_v4_mma_kernel(GemmArgs g)
     const float* A = g.A + b * g.stride_a;
     const float* B = g.B + b * g.stride_b;
     wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc[kGemmV4FragsM][kGemmV4FragsN];
-    #pragma unroll
+    SG_UNROLL
     for (int fi = 0; fi < kGemmV4FragsM; fi++)
-      #pragma unroll
+      SG_UNROLL
       for (int fj = 0; fj < kGemmV4FragsN; fj++) wmma::fill_fragment(acc[fi][fj], 0.0f);
     for (int64_t k0 = 0; k0 < g.K; k0 += kGemmV4BlockK) {
       for (int l = tid; l < kGemmV4BlockM * kGemmV4BlockK; l += kGemmV4Threads) {   // as v3: coalesced walks
@@ -234,32 +249,32 @@ __global__ void __launch_bounds__(kGemmV4Threads) gemm_v4_mma_kernel(GemmArgs g)
         smem_b[r][c] = wmma::__float_to_tf32(gemm_op_b(g, B, k0 + r, col0 + c));
       }
       __syncthreads();
-      #pragma unroll
+      SG_UNROLL
       for (int kk = 0; kk < kGemmV4BlockK; kk += 8) {
         wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> frag_a[kGemmV4FragsM];
         wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> frag_b[kGemmV4FragsN];
-        #pragma unroll
+        SG_UNROLL
         for (int fi = 0; fi < kGemmV4FragsM; fi++)
           wmma::load_matrix_sync(frag_a[fi], &smem_a[warp_row + 16 * fi][kk], kGemmV4LdA);
-        #pragma unroll
+        SG_UNROLL
         for (int fj = 0; fj < kGemmV4FragsN; fj++)
           wmma::load_matrix_sync(frag_b[fj], &smem_b[kk][warp_col + 16 * fj], kGemmV4LdB);
-        #pragma unroll
+        SG_UNROLL
         for (int fi = 0; fi < kGemmV4FragsM; fi++)
-          #pragma unroll
+          SG_UNROLL
           for (int fj = 0; fj < kGemmV4FragsN; fj++) wmma::mma_sync(acc[fi][fj], frag_a[fi], frag_b[fj], acc[fi][fj]);
       }
       __syncthreads();
     }
     float* C = g.C + b * g.stride_c;
     float(*scratch)[kGemmV4LdC] = smem_c[warp];
-    #pragma unroll
+    SG_UNROLL
     for (int fi = 0; fi < kGemmV4FragsM; fi++)
-      #pragma unroll
+      SG_UNROLL
       for (int fj = 0; fj < kGemmV4FragsN; fj++) {
         wmma::store_matrix_sync(&scratch[0][0], acc[fi][fj], kGemmV4LdC, wmma::mem_row_major);
         __syncwarp();
-        #pragma unroll
+        SG_UNROLL
         for (int t = lane; t < 16 * 16; t += 32) {
           const int64_t row = row0 + warp_row + 16 * fi + t / 16, col = col0 + warp_col + 16 * fj + t % 16;
           if (row < g.M && col < g.N) gemm_store_c(g, C + row * g.ldc + col, scratch[t / 16][t % 16]);
@@ -270,6 +285,9 @@ __global__ void __launch_bounds__(kGemmV4Threads) gemm_v4_mma_kernel(GemmArgs g)
 #endif
 }
 
+#endif  // !SEEKGRAD_CUDA_STUB
+
+#if defined(__CUDACC__)
 // TF32 wmma needs compute capability 8.0 (A100) or newer.
 inline void gemm_require_tensor_cores(const char* kernel) {
   int device = 0, major = 0, minor = 0;
@@ -332,13 +350,15 @@ void gemm_v3_regtile(const GemmArgs& g) {
   gemm_launch("gemm_v3_regtile", gemm_v3_regtile_kernel, g, kGemmV3Tiling, dim3(kGemmV3ColsStep, kGemmV3RowsStep));
 }
 void gemm_v4_mma(const GemmArgs& g) {
-#if defined(__CUDACC__)
-  gemm_require_tensor_cores("gemm_v4_mma");
-  gemm_launch("gemm_v4_mma", gemm_v4_mma_kernel, g, kGemmV4Tiling, dim3(kGemmV4Threads));
+#if defined(SEEKGRAD_CUDA_STUB)
+  // No kernel to launch (the stub build has no wmma); gemm_launch's checks and message, as every stub launch.
+  if (!gemm_check("gemm_v4_mma", g)) return;
+  throw std::runtime_error("[cuda] gemm_v4_mma: this build has no CUDA backend (configure with -DSEEKGRAD_CUDA=ON)");
 #else
-  // wmma has no CPU emulation (its fragments' layout belongs to the hardware); the build without nvcc has no GPU.
-  (void)g;
-  throw std::runtime_error("[cuda] gemm_v4_mma needs tensor cores: run it on a GPU");
+#if defined(__CUDACC__)
+  gemm_require_tensor_cores("gemm_v4_mma");   // the emulation's tensor cores are cuda/emu/wmma.h: always there
+#endif
+  gemm_launch("gemm_v4_mma", gemm_v4_mma_kernel, g, kGemmV4Tiling, dim3(kGemmV4Threads));
 #endif
 }
 
@@ -352,3 +372,4 @@ void gemm(const GemmArgs& g) {
 }
 
 }  // namespace sg::SG_BACKEND_NS
+#undef SG_UNROLL

@@ -3,7 +3,9 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdint>
 #include <numeric>
+#include <string>
 #include <vector>
 
 #include "cuda/emu/emu.h"
@@ -193,4 +195,46 @@ TEST_CASE("cuda emu: the rounded f32 intrinsics are the IEEE operations") {
   }
   CHECK(out[3] == 1.0f / 3.0f);
   CHECK(out[19] == 1.41421353816986083984375f);  // sqrt(2) rounded to nearest f32
+}
+
+// __syncwarp: each lane writes its slot of shared memory, the warp meets, then each reads its neighbour's slot
+// within the warp (without the meeting, the lane that runs first would read an unwritten slot in one order).
+// The array is __align__(32), as wmma tiles must be (cuda/emu/wmma.h checks it).
+__global__ void syncwarp_rotate_kernel(const float* x, float* out, unsigned* misaligned) {
+  __shared__ __align__(32) float slots[64];
+  const int t = threadIdx.x, lane = t % 32;
+  slots[t] = x[blockIdx.x * 64 + t] + 1000.0f * (float)blockIdx.x;
+  __syncwarp();
+  out[blockIdx.x * 64 + t] = slots[t - lane + (lane + 1) % 32];
+  if (t == 0) misaligned[blockIdx.x] = (unsigned)(reinterpret_cast<uintptr_t>(&slots[0]) % 32);
+}
+
+// Half a warp at __syncwarp, the other half at __syncthreads: no barrier can open.
+__global__ void syncwarp_stuck_kernel(float* out) {
+  if (threadIdx.x < 16) __syncwarp();
+  else __syncthreads();
+  out[threadIdx.x] = 1.0f;
+}
+
+TEST_CASE("cuda emu: __syncwarp meets the warp in both lane orders; __align__ aligns shared memory") {
+  const std::vector<float> x = ramp(128);
+  for (LaneOrder order : {LaneOrder::forward, LaneOrder::reverse}) {
+    CAPTURE(sg::emu::lane_order_name(order));
+    LaneOrderScope scope(order);
+    std::vector<float> out(128, -1.0f);
+    std::vector<unsigned> misaligned(2, 99);
+    sg::emu::launch("syncwarp_rotate", dim3(2), dim3(64), syncwarp_rotate_kernel, x.data(), out.data(), misaligned.data());
+    for (int b = 0; b < 2; b++)
+      for (int t = 0; t < 64; t++) {
+        const int lane = t % 32, src = t - lane + (lane + 1) % 32;
+        REQUIRE(out[b * 64 + t] == x[b * 64 + src] + 1000.0f * (float)b);
+      }
+    CHECK(misaligned[0] == 0);
+    CHECK(misaligned[1] == 0);
+    CHECK(sg::emu::last_launch().warp_exchanges == 2 * 2);   // 2 blocks × 2 warps, one meeting each
+  }
+  std::vector<float> out(32);
+  const std::string stuck =
+      sg::test::error_of([&] { sg::emu::launch("syncwarp_stuck", dim3(1), dim3(32), syncwarp_stuck_kernel, out.data()); });
+  CHECK(stuck.find("[cuda emu] syncwarp_stuck: block (0, 0, 0) is stuck: no barrier can open") == 0);
 }

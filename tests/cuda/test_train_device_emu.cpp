@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "tests/cuda/train_check.h"
+#include "tests/test_util.h"
 
 #include "autograd/device.h"
 #include "cuda/cuda_backend.h"
@@ -46,12 +47,7 @@ TEST_CASE("train on emulated CUDA: 2 steps + resume from the checkpoint + 2 step
 TEST_CASE("train.device: a bad value names the file and the key; cuda without a GPU or the emulation says how") {
   TempDir dir("train_device_errors");
   std::string bad = micro_yaml(dir.file("x"), "tpu");
-  std::string err;
-  try {
-    parse_pretrain_config(bad, "micro.yaml");
-  } catch (const std::exception& e) {
-    err = e.what();
-  }
+  std::string err = sg::test::error_of([&] { parse_pretrain_config(bad, "micro.yaml"); });
   CHECK_MESSAGE(err.find("micro.yaml") != std::string::npos, err);
   CHECK_MESSAGE(err.find("device") != std::string::npos, err);
   CHECK_MESSAGE(err.find("tpu") != std::string::npos, err);
@@ -62,12 +58,7 @@ TEST_CASE("train.device: a bad value names the file and the key; cuda without a 
   }
   CudaEmulationScope off(false);
   std::ostringstream log;
-  err.clear();
-  try {
-    pretrain(parse_pretrain_config(micro_yaml(dir.file("y"), "cuda"), "micro.yaml"), log, quiet());
-  } catch (const std::exception& e) {
-    err = e.what();
-  }
+  err = sg::test::error_of([&] { pretrain(parse_pretrain_config(micro_yaml(dir.file("y"), "cuda"), "micro.yaml"), log, quiet()); });
   CHECK_MESSAGE(err.find("micro.yaml: train.device: device 'cuda'") != std::string::npos, err);
   CHECK_MESSAGE(err.find("SEEKGRAD_CUDA_EMU=1") != std::string::npos, err);
   CHECK(!std::filesystem::exists(dir.file("y/data")));  // refused before any work

@@ -73,7 +73,7 @@ inline void check_training_matches_cpu() {
   CHECK(worst <= 1e-4);
   // The routing: the max expert load of every step (a count) is the same.
   CHECK(mg.column("max_load") == mc.column("max_load"));
-  MESSAGE("4 steps on " << (cuda_emulation() ? "emulated CUDA" : "the GPU") << " vs the CPU: worst relative difference of loss / main / mtp / grad_norm / val_loss "
+  MESSAGE("4 steps on " << std::string(cuda_emulation() ? "emulated CUDA" : "the GPU") << " vs the CPU: worst relative difference of loss / main / mtp / grad_norm / val_loss "
           << worst);
 
   // The device run's checkpoint: the parameters (and the gate-bias buffer) near the CPU run's, read on the host.

@@ -132,8 +132,8 @@ TEST_CASE("shards: each kind of damage is detected and named") {
     b[0] = 'X';
     CHECK(contains(damaged(b), "bad magic"));
     b = bytes;
-    b[8] = 2;
-    CHECK(contains(damaged(b), "unsupported version 2"));
+    b[8] = 3;
+    CHECK(contains(damaged(b), "unsupported version 3"));
     b = bytes;
     b[20] ^= 1;  // inside vocab_size
     CHECK(contains(damaged(b), "header checksum mismatch"));

@@ -265,6 +265,49 @@ TEST_CASE("config: every table entry is read by the YAML, the official-JSON and 
   CHECK(error_of([&] { parse_pretrain_config(y, "every.yaml"); }) == "[config] every.yaml: key 'model.dimm' is not a known key");
 }
 
+// ONE validator (ModelArgs::validate) for every way a ModelArgs is made: each field's range from the table is
+// enforced by the HF reader exactly as by the YAML reader — a 0 or negative eps / theta / scale, a negative count —
+// and a number that does not fit a 64-bit integer is named, not wrapped to INT64_MIN.
+TEST_CASE("config: the field ranges hold for config.json as for YAML; out-of-range integers are named") {
+  const ModelArgs a = every_field_changed();
+  const Json hf = Json::parse(model_args_to_hf_config(a).dump(2), "config.json");
+  int checked = 0;
+  for (const ModelArgField& f : model_arg_fields()) {
+    if (!f.hf || f.range == ArgRange::any || f.hf_form != HfForm::plain) continue;
+    if (f.type != ArgType::i64 && f.type != ArgType::f64) continue;
+    CAPTURE(f.name);
+    const double bad = f.range == ArgRange::positive ? 0.0 : -1.0;
+    Json j = hf;
+    set_hf_value(j, f.hf, f.type == ArgType::i64 ? Json((int64_t)bad) : Json(bad));
+    const std::string err = error_of([&] { model_args_from_hf_config(j, "config.json"); });
+    CHECK_MESSAGE(contains(err, "[config] config.json: "), err);
+    CHECK_MESSAGE(contains(err, f.name), err);
+    CHECK_MESSAGE((contains(err, "must be positive") || contains(err, "must be >= 0") || contains(err, "must be a positive") ||
+                   contains(err, "must be a nonnegative") || contains(err, "must be in")),
+                  err);
+    checked++;
+  }
+  CHECK(checked >= 20);
+  Json j = hf;
+  j.set("rms_norm_eps", Json(-1e-6));
+  CHECK(error_of([&] { model_args_from_hf_config(j, "config.json"); }) ==
+        "[config] config.json: rms_norm_eps must be a positive finite number, got -1e-06");
+  j = hf;
+  j.set("routed_scaling_factor", Json(-2.5));
+  CHECK(error_of([&] { model_args_from_hf_config(j, "config.json"); }) ==
+        "[config] config.json: route_scale (HF routed_scaling_factor) must be a positive finite number, got -2.5");
+  j = hf;
+  j.set("hidden_size", Json(1e30));
+  CHECK(error_of([&] { model_args_from_hf_config(j, "config.json"); }) ==
+        "[config] config.json: hidden_size = 1e+30 does not fit a 64-bit integer");
+  // YaRN's correction range needs beta_fast >= beta_slow >= 1.
+  j = hf;
+  if (j.find("rope_scaling")) {
+    j.at("rope_scaling").set("beta_slow", Json(int64_t(0)));
+    CHECK(contains(error_of([&] { model_args_from_hf_config(j, "config.json"); }), "beta_fast >= beta_slow >= 1"));
+  }
+}
+
 TEST_CASE("config: HF-only forms: null counts, num_key_value_heads, topk_method") {
   Json c = model_args_to_hf_config(every_field_changed());
   c.set("q_lora_rank", Json());

@@ -841,6 +841,12 @@ TEST_CASE("generate: top-k and top-p filters on a hand-made distribution") {
   CHECK(count[2] == 0);
   c.top_p = 0;
   CHECK(contains(error_of([&] { sampling_probs(logits, c); }), "top_p"));
+  // A temperature that is not a finite number >= 0 (NaN would make every probability NaN and sample garbage).
+  c.top_p = 1;
+  for (double t : {std::nan(""), -1.0, (double)INFINITY}) {
+    c.temperature = t;
+    CHECK(contains(error_of([&] { sampling_probs(logits, c); }), "must be a finite number >= 0 (0 = greedy)"));
+  }
 }
 
 // ---- V3.2: DSA blocks -------------------------------------------------------------------------------

@@ -827,7 +827,7 @@ TEST_CASE("seekgrad pipeline: PRETRAIN -> SFT -> GRPO -> EXPORT on a micro confi
 // `--device cuda` from the command line, in the CUDA emulation (SEEKGRAD_CUDA_EMU=1: the CUDA kernels stepped on the
 // CPU): `train` pretrains a micro model with every parameter on the device and says so; `pipeline` runs every stage
 // there (pretrain, SFT with packed rows, GRPO with batched KV-cache rollouts, the evaluations, export). Without a GPU
-// and without the emulation, `--device cuda` is refused with the way out. (Kept tiny: the emulator is ~1000x slower
+// and without the emulation, `--device cuda` is refused with the way out. (Kept tiny: the emulator is ~100x slower
 // than the CPU kernels.)
 TEST_CASE("seekgrad train / pipeline --device cuda: every stage on emulated CUDA; refused without a GPU or the emulation") {
   const std::string bin = binary();
@@ -871,4 +871,51 @@ TEST_CASE("seekgrad train / pipeline --device cuda: every stage on emulated CUDA
   std::tie(rc, out) = run_cmd(bin + " train --config " + cfg + " --device tpu");
   CHECK(rc != 0);
   CHECK_MESSAGE(out.find("tpu") != std::string::npos, out);
+}
+
+// The thread count's precedence from outside (autograd/runtime.h): --threads > SEEKGRAD_THREADS > train.threads >
+// the default, each run's log line saying which one set it; a malformed SEEKGRAD_THREADS or --threads 0 is an error.
+TEST_CASE("seekgrad train: --threads wins over SEEKGRAD_THREADS, which wins over train.threads; bad values refused") {
+  const std::string bin = binary();
+  REQUIRE_MESSAGE(!bin.empty(), "bin/seekgrad is not built (the build makes it with test_tools)");
+  TempDir tmp("threads");
+  auto config = [&](const std::string& run) {
+    const std::string cfg = tmp.file(run + ".yaml");
+    std::ofstream(cfg) << "model:\n  dim: 16\n  n_layers: 1\n  n_dense_layers: 1\n  inter_dim: 32\n  n_heads: 2\n"
+                          "  q_lora_rank: 0\n  kv_lora_rank: 8\n  qk_nope_head_dim: 8\n  qk_rope_head_dim: 4\n  v_head_dim: 8\n"
+                          "  max_batch_size: 2\n  max_seq_len: 16\n  original_seq_len: 16\n"
+                          "train:\n  batch_size: 2\n  seq_len: 16\n  steps: 1\n  warmup_steps: 0\n  threads: 1\n  eval_every: 0\n"
+                          "  eval_batches: 1\n  sample_tokens: 0\n  out_dir: " << tmp.file(run) << "\n"
+                          "  data: {source: generated, n_stories: 40, vocab_size: 300}\n";
+    return cfg;
+  };
+  auto [rc, out] = run_cmd("env -u SEEKGRAD_THREADS " + bin + " train --config " + config("a"));
+  REQUIRE_MESSAGE(rc == 0, out);
+  CHECK_MESSAGE(out.find("1 threads (train.threads)") != std::string::npos, out);
+  std::tie(rc, out) = run_cmd("SEEKGRAD_THREADS=2 " + bin + " train --config " + config("b"));
+  REQUIRE_MESSAGE(rc == 0, out);
+  CHECK_MESSAGE(out.find("2 threads (SEEKGRAD_THREADS)") != std::string::npos, out);
+  std::tie(rc, out) = run_cmd("SEEKGRAD_THREADS=1 " + bin + " --threads 2 train --config " + config("c"));
+  REQUIRE_MESSAGE(rc == 0, out);
+  CHECK_MESSAGE(out.find("2 threads (--threads)") != std::string::npos, out);
+  std::tie(rc, out) = run_cmd("SEEKGRAD_THREADS=two " + bin + " train --config " + config("d"));
+  CHECK(rc == 1);
+  CHECK_MESSAGE(out.find("[threads] SEEKGRAD_THREADS='two' is not a positive integer") != std::string::npos, out);
+  std::tie(rc, out) = run_cmd(bin + " --threads 0 train --config " + config("e"));
+  CHECK(rc != 0);
+  CHECK_MESSAGE(out.find("--threads") != std::string::npos, out);
+}
+
+// Command-line values are checked before anything runs: a negative --steps, a NaN or negative --temperature.
+TEST_CASE("seekgrad: bad command-line values are refused by name (--steps -3, --temperature nan)") {
+  const std::string bin = binary();
+  REQUIRE_MESSAGE(!bin.empty(), "bin/seekgrad is not built (the build makes it with test_tools)");
+  auto [rc, out] = run_cmd(bin + " train --config configs/tiny.yaml --steps -3");
+  CHECK(rc != 0);
+  CHECK_MESSAGE(out.find("--steps: Value -3 not in range 1 to 1000000000") != std::string::npos, out);
+  for (const char* t : {"nan", "-1", "inf"}) {
+    std::tie(rc, out) = run_cmd(bin + " generate --model " + kFixture + " --prompt a --temperature " + t);
+    CHECK(rc != 0);
+    CHECK_MESSAGE(out.find(std::string("--temperature: must be a finite number >= 0, got ") + t) != std::string::npos, out);
+  }
 }

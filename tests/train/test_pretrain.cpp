@@ -98,6 +98,18 @@ TEST_CASE("pretrain config: unknown keys and bad values are errors naming the fi
   std::string e = with("  n_routed_experts: 4", "  n_routed_experts: 3\n  n_expert_groups: 2");
   CHECK(e.find("[config] " + path) == 0);
   CHECK(error_of([&] { load_pretrain_config(dir.file("missing.yaml")); }) == "[config] " + dir.file("missing.yaml") + ": cannot open");
+  // A key given twice (yaml-cpp keeps both, the last would silently win), in a section and at the top.
+  CHECK(with("  dim: 32", "  dim: 32\n  dim: 64") ==
+        "[config] " + path + ": key 'model.dim' appears twice (line 4 repeats it); give each key once");
+  CHECK(with("  steps: 6", "  steps: 6\n  steps: 7").find("key 'train.steps' appears twice") != std::string::npos);
+  CHECK(with("train:\n", "model: {dim: 8}\ntrain:\n").find("key 'model' appears twice") != std::string::npos);
+  CHECK(with("  data: {source: generated,", "  data: {source: text, source: generated,")
+            .find("key 'train.data.source' appears twice") != std::string::npos);
+  // A directory where the file should be says so.
+  CHECK(error_of([&] { load_pretrain_config(dir.path.string()); }) == "[config] " + dir.path.string() + ": is a directory; give the YAML config file");
+  // train.device: cpu or cuda.
+  CHECK(with("  threads: 1", "  threads: 1\n  device: gpu") ==
+        "[config] " + path + ": train.device must be 'cpu' or 'cuda', got 'gpu'");
 }
 
 TEST_CASE("pretrain: 6 steps on a micro model — finite, falling loss, metrics.csv rows, checkpoint") {

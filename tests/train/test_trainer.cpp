@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -222,4 +223,116 @@ TEST_CASE("trainer: a run under a NoGradGuard is an error, not a silent run that
     err = e.what();
   }
   CHECK(err.find("[trainer] regression: gradients are off") == 0);
+}
+
+namespace {
+// RegressionStage whose loss turns NaN from the 0-based step `poison_from` on (as if the weights had exploded).
+class PoisonedStage : public RegressionStage {
+ public:
+  PoisonedStage(Linear4& m, int64_t rows, int64_t poison_from) : RegressionStage(m, rows), poison_from_(poison_from) {}
+  BatchLoss batch_loss(int64_t step) override {
+    BatchLoss b = RegressionStage::batch_loss(step);
+    if (step >= poison_from_) b.total = mul(b.total, std::nan(""));
+    return b;
+  }
+
+ private:
+  int64_t poison_from_;
+};
+}  // namespace
+
+TEST_CASE("trainer: a non-finite loss keeps the last good checkpoint (nothing saved), and a rerun resumes from it") {
+  TempDir dir("nan_keep");
+  std::ostringstream log;
+  TrainerConfig cfg = small_config(dir.file("run"), 6);
+  cfg.checkpoint_every = 2;
+  std::string err;
+  {
+    Linear4 m;
+    PoisonedStage stage(m, 8, /*poison_from=*/3);  // steps 1..3 fine, step 4 NaN; checkpoint at step 2
+    Trainer t(m, stage, cfg, LrSchedule::constant(0.05), Rng(1), log);
+    try {
+      t.run();
+    } catch (const std::exception& e) {
+      err = e.what();
+    }
+  }
+  CHECK(err.find("[regression] step 4: non-finite loss nan") == 0);
+  CHECK_MESSAGE(err.find("nothing was saved: the last good checkpoint is kept (" + dir.file("run/checkpoint") + ", step 2)") !=
+                    std::string::npos, err);
+  CHECK(err.find("a rerun resumes from it") != std::string::npos);
+  // Following the advice (here: the cause removed) resumes from step 2 and ends as a run that never failed.
+  Linear4 m, ref;
+  RegressionStage stage(m, 8), ref_stage(ref, 8);
+  TrainerConfig ref_cfg = small_config(dir.file("ref"), 6);
+  ref_cfg.checkpoint_every = 2;
+  Trainer t(m, stage, cfg, LrSchedule::constant(0.05), Rng(1), log);
+  Trainer tr(ref, ref_stage, ref_cfg, LrSchedule::constant(0.05), Rng(1), log);
+  TrainerResult r = t.run(), rr = tr.run();
+  CHECK(r.start_step == 2);
+  CHECK(r.steps_done == 6);
+  CHECK(m.w.to_f64_vector() == ref.w.to_f64_vector());
+  CHECK(read_metrics_csv(t.metrics_path()).column("loss") == read_metrics_csv(tr.metrics_path()).column("loss"));
+}
+
+TEST_CASE("trainer: NaN before the first checkpoint: the metrics are kept aside and a rerun starts from step 0") {
+  TempDir dir("nan_first");
+  std::ostringstream log;
+  TrainerConfig cfg = small_config(dir.file("run"), 4);
+  cfg.checkpoint_every = 100;
+  std::string err;
+  {
+    Linear4 m;
+    PoisonedStage stage(m, 8, 2);
+    Trainer t(m, stage, cfg, LrSchedule::constant(0.05), Rng(1), log);
+    try {
+      t.run();
+    } catch (const std::exception& e) {
+      err = e.what();
+    }
+  }
+  const std::string kept = dir.file("run/metrics.nonfinite-step3.csv");
+  CHECK_MESSAGE(err.find("there is no checkpoint yet, so a rerun starts from step 0 (this run's metrics.csv was moved to " + kept) !=
+                    std::string::npos, err);
+  CHECK(read_metrics_csv(kept).rows.size() == 2);
+  Linear4 m;
+  RegressionStage stage(m, 8);
+  Trainer t(m, stage, cfg, LrSchedule::constant(0.05), Rng(1), log);
+  CHECK(t.run().steps_done == 4);  // the advice works: a rerun trains from step 0
+}
+
+TEST_CASE("trainer: a run directory with logged steps but no checkpoint, or an incomplete checkpoint/, is refused") {
+  TempDir dir("start_over");
+  std::ostringstream log;
+  TrainerConfig cfg = small_config(dir.file("run"), 3);
+  std::filesystem::create_directories(dir.file("run"));
+  const std::string metrics = "step,lr,loss\n1,0.05,2.5\n2,0.05,2.1\n";
+  {
+    std::ofstream(dir.file("run/metrics.csv")) << metrics;
+  }
+  auto err_of_run = [&] {
+    Linear4 m;
+    RegressionStage stage(m, 8);
+    Trainer t(m, stage, cfg, LrSchedule::constant(0.05), Rng(1), log);
+    try {
+      t.run();
+    } catch (const std::exception& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  std::string err = err_of_run();
+  CHECK_MESSAGE(err.find("[trainer] regression: " + dir.file("run/metrics.csv") + " holds 2 logged steps, but there is no "
+                         "checkpoint to resume them from") == 0, err);
+  CHECK(err.find("move metrics.csv away (or set another out_dir) to start fresh") != std::string::npos);
+  CHECK(sg::data::testing::slurp(dir.file("run/metrics.csv")) == metrics);  // never truncated
+  // An incomplete checkpoint directory (its trainer_state.json missing: an interrupted copy).
+  std::filesystem::remove(dir.file("run/metrics.csv"));
+  std::filesystem::create_directories(dir.file("run/checkpoint"));
+  {
+    std::ofstream(dir.file("run/checkpoint/model.safetensors")) << "partial";
+  }
+  err = err_of_run();
+  CHECK_MESSAGE(err.find("exists but is not a complete checkpoint (no trainer_state.json)") != std::string::npos, err);
+  CHECK(sg::data::testing::slurp(dir.file("run/checkpoint/model.safetensors")) == "partial");
 }

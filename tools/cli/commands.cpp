@@ -21,6 +21,7 @@
 #include "data/shards.h"
 #include "data/tokenizer.h"
 #include "models/json.h"
+#include "models/output_paths.h"
 #include "models/transformer.h"
 #include "models/weights.h"
 #include "models/fp8_model.h"
@@ -66,6 +67,18 @@ std::string human_bytes(double b) {
 const std::string kEot = "<|endoftext|>";
 
 std::vector<int64_t> to_i64(const std::vector<int32_t>& v) { return std::vector<int64_t>(v.begin(), v.end()); }
+
+// CLI11's NonNegativeNumber lets "nan" through (NaN < 0 is false): a sampling temperature must be a finite
+// number >= 0.
+CLI::Validator finite_nonnegative() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        double v = 0;
+        if (!CLI::detail::lexical_cast(text, v) || !std::isfinite(v) || v < 0) return "must be a finite number >= 0, got " + text;
+        return "";
+      },
+      "FINITE >= 0");
+}
 
 }  // namespace
 
@@ -197,22 +210,14 @@ std::string default_results_path(const std::string& problems_path) {
   return fs::path(problems_path).stem().string() + ".results.jsonl";
 }
 
-namespace {
-
-// Whether two paths name the same file (also when the second does not exist yet).
-bool same_file(const std::string& a, const std::string& b) {
-  std::error_code ec;
-  if (fs::exists(a) && fs::exists(b)) return fs::equivalent(a, b, ec);
-  return fs::weakly_canonical(fs::absolute(a), ec) == fs::weakly_canonical(fs::absolute(b), ec);
-}
-
-}  // namespace
-
 int run_problem_eval(const ProblemEvalCliOptions& opt, std::ostream& out) {
   if (opt.problems_path.empty()) fail("eval", "no problems file (--problems FILE.jsonl)");
   const std::string out_path = opt.out_path.empty() ? default_results_path(opt.problems_path) : opt.out_path;
-  if (same_file(out_path, opt.problems_path))
-    fail("eval", "--out " + out_path + " is the problems file itself: refusing to overwrite the input (give another --out)");
+  const std::string model_dir = dir_path(opt.model_dir);
+  refuse_overwrite("eval", "--out", out_path,
+                   {{opt.problems_path, "the problems file"}, {opt.tokenizer_path, "the tokenizer"},
+                    {model_dir, "the model directory"}, {model_dir + "/model.safetensors", "the model's weights file"},
+                    {model_dir + "/config.json", "the model's config"}, {model_dir + "/tokenizer.bpe", "the model's tokenizer"}});
   if (!fs::is_regular_file(opt.problems_path)) fail("eval", opt.problems_path + ": no such problems file");
   int64_t skipped = 0;  // this project's JSON lines, GSM8K JSON lines or an SVAMP array (train/problems.h)
   const std::vector<data::ReasoningProblem> problems = read_reasoning_file(opt.problems_path, &skipped);
@@ -335,12 +340,23 @@ std::string with_source(std::string msg, const SourceTensors& src) {
   return msg;
 }
 
-// save_model_dir replaces its directory as a whole: refuse a directory that holds something else.
+// import/export replace their directory as a whole (keeping the files they do not write, replace_dir):
+// refuse a directory that holds something else than a model, such as `--out .`.
 void check_replaceable(const std::string& dir, const char* who) {
   if (!fs::exists(dir)) return;
   if (!fs::is_directory(dir)) fail(who, dir + ": exists and is not a directory");
   if (fs::is_empty(dir) || fs::exists(fs::path(dir) / "config.json")) return;
   fail(who, dir + ": exists and is not a model directory (no config.json); refusing to replace it");
+}
+
+// A tokenizer.bpe already in DIR that the command keeps must still fit the new model.
+void check_kept_tokenizer(const std::string& dir, int64_t vocab_size, const char* who, const std::string& remedy) {
+  const std::string path = (fs::path(dir) / "tokenizer.bpe").string();
+  if (!fs::is_regular_file(path)) return;
+  const int64_t n = data::Tokenizer::load(path).vocab_size();
+  if (n > vocab_size)
+    fail(who, path + " (already there; kept, not written by " + who + ") has " + std::to_string(n) +
+                  " ids but the model's vocab_size is " + std::to_string(vocab_size) + ": " + remedy);
 }
 
 // Every parameter and buffer of b equals a's, bit for bit.
@@ -370,8 +386,11 @@ ImportResult import_hf_model(const std::string& hf_dir, const std::string& out_d
   const auto t0 = Clock::now();
   if (!fs::is_directory(hf_dir)) fail("import", hf_dir + ": not a directory");
   if (out_dir.empty()) fail("import", "no output directory (--out DIR)");
-  if (fs::exists(out_dir) && fs::equivalent(hf_dir, out_dir)) fail("import", out_dir + ": the output must not be the input directory");
-  check_replaceable(out_dir, "import");
+  // OUT.import.tmp: first the merged source file, then the new model dir, swapped in for OUT at the end.
+  const std::string out = dir_path(out_dir), staging = out + ".import.tmp", old = out + ".import.old";
+  recover_dir(out, staging, old);  // an import killed half way: its old OUT back, its staging gone
+  if (same_path(hf_dir, out)) fail("import", out_dir + ": the output must not be the input directory");
+  check_replaceable(out, "import");
   const std::string config_path = (fs::path(hf_dir) / "config.json").string();
   if (!fs::is_regular_file(config_path)) fail("import", config_path + ": no such file");
   ImportResult r;
@@ -426,9 +445,6 @@ ImportResult import_hf_model(const std::string& hf_dir, const std::string& out_d
 
   // Staging dir: the merged file under the original config, loaded (strict: every parameter with its
   // shape, nothing left over), then written in the project's layout.
-  std::string out = fs::path(out_dir).lexically_normal().string();
-  while (out.size() > 1 && out.back() == '/') out.pop_back();
-  const std::string staging = out + ".import.tmp";
   std::error_code ec;
   fs::remove_all(staging, ec);
   fs::create_directories(staging, ec);
@@ -446,13 +462,20 @@ ImportResult import_hf_model(const std::string& hf_dir, const std::string& out_d
     fail("import", with_source(msg, src));
   }
   fs::remove_all(staging, ec);
-  save_model_dir(model, out);
-  Transformer back = load_model_dir(out);
+  check_kept_tokenizer(out, model.args.vocab_size, "import", "remove it, or import into another directory");
+  // The new model dir is written and checked in the staging dir; OUT changes only in replace_dir's renames,
+  // which keep OUT's other files (its tokenizer, a README, notes).
+  save_model_dir(model, staging);
+  Transformer back = load_model_dir(staging);
   check_same_parameters(model, back, "import", out);
+  replace_dir(staging, out, old, "import");
   r.n_parameters = model.num_parameters();
   r.seconds = seconds_since(t0);
   return r;
 }
+
+// How model_card() begins, which tells export's own README.md from one somebody else wrote.
+const std::string kModelCardStart = "---\nlibrary_name: seekgrad\n";
 
 std::string model_card(Transformer& model, const std::string& source_dir) {
   const ModelArgs& a = model.args;
@@ -466,7 +489,7 @@ std::string model_card(Transformer& model, const std::string& source_dir) {
   const int64_t active = total - routed + (int64_t)std::llround((double)routed * active_frac);
   const int64_t n_moe = std::max<int64_t>(0, a.n_layers - a.n_dense_layers);
   std::ostringstream s;
-  s << "---\nlibrary_name: seekgrad\ntags:\n- deepseek_v3\n- seekgrad\n- from-scratch\n---\n\n";
+  s << kModelCardStart << "tags:\n- deepseek_v3\n- seekgrad\n- from-scratch\n---\n\n";
   s << "# " << fs::path(source_dir).lexically_normal().filename().string() << "\n\n";
   s << "A small model with the DeepSeek-V3 architecture, written by **seekgrad** (DeepSeek from scratch in C++,\n"
        "a teaching framework). It is a teaching artefact: tiny, trained (if at all) on a small corpus, not meant\n"
@@ -506,13 +529,18 @@ ExportResult export_hf_model(const std::string& model_dir, const std::string& ou
   if (fp8_mode != "keep" && fp8_mode != "quantize" && fp8_mode != "dequant")
     fail("export", "--fp8 must be keep, quantize or dequant, got '" + fp8_mode + "'");
   if (out_dir.empty()) fail("export", "no output directory (--out DIR)");
-  if (fs::exists(out_dir) && fs::exists(model_dir) && fs::equivalent(model_dir, out_dir))
-    fail("export", out_dir + ": the output must not be the model directory");
-  check_replaceable(out_dir, "export");
+  // Everything is written into OUT.export.tmp, checked, then swapped in for OUT (replace_dir): a kill leaves
+  // the old OUT or the new one, and OUT's files that export does not write are kept.
+  const std::string out = dir_path(out_dir), staging = out + ".export.tmp", old = out + ".export.old";
+  recover_dir(out, staging, old);  // an export killed half way
+  if (same_path(model_dir, out)) fail("export", out_dir + ": the output must not be the model directory");
+  check_replaceable(out, "export");
   std::optional<data::Tokenizer> tok;
+  std::string tok_bytes;  // --tokenizer is copied byte for byte
   if (!tokenizer_path.empty()) {
     if (!fs::is_regular_file(tokenizer_path)) fail("export", tokenizer_path + ": no such tokenizer file");
     tok = data::Tokenizer::load(tokenizer_path);
+    tok_bytes = read_bytes(tokenizer_path, "export");
   }
   Transformer model = load_model_dir(model_dir, DType::f32, fp8_mode == "dequant" ? "dequant" : "native");
   if (fp8_mode == "quantize") {
@@ -522,16 +550,27 @@ ExportResult export_hf_model(const std::string& model_dir, const std::string& ou
   if (tok && tok->vocab_size() > model.args.vocab_size)
     fail("export", tokenizer_path + " has " + std::to_string(tok->vocab_size()) + " ids but " + model_dir +
                        "/config.json has vocab_size " + std::to_string(model.args.vocab_size));
-  save_model_dir(model, out_dir);
-  write_text((fs::path(out_dir) / "README.md").string(), model_card(model, model_dir), "export");
-  if (tok) tok->save((fs::path(out_dir) / "tokenizer.bpe").string());
-  Transformer back = load_model_dir(out_dir);
+  // Without --tokenizer a tokenizer.bpe already in OUT is kept; --tokenizer replaces it (asked for).
+  if (!tok) check_kept_tokenizer(out, model.args.vocab_size, "export", "give --tokenizer FILE to replace it");
+  // A README.md that is not a model card of ours (someone wrote it) is kept; ours is rewritten.
+  const fs::path readme = fs::path(out) / "README.md";
+  const bool write_card = !fs::exists(readme) || read_bytes(readme.string(), "export").starts_with(kModelCardStart);
+  std::error_code ec;
+  fs::remove_all(staging, ec);
+  save_model_dir(model, staging);
+  if (write_card) write_text((fs::path(staging) / "README.md").string(), model_card(model, model_dir), "export");
+  if (tok) write_text((fs::path(staging) / "tokenizer.bpe").string(), tok_bytes, "export");
+  Transformer back = load_model_dir(staging);
   check_same_parameters(model, back, "export", out_dir);
+  replace_dir(staging, out, old, "export");
   ExportResult r;
+  r.wrote_readme = write_card;
   r.n_tensors = (int64_t)model.named_parameters_and_buffers().size() + 2 * (int64_t)model.mtp.size();
   r.n_parameters = model.num_parameters();
-  r.bytes = (int64_t)fs::file_size(fs::path(out_dir) / "model.safetensors");
+  r.bytes = (int64_t)fs::file_size(fs::path(out) / "model.safetensors");
   if (log) *log << "  reloaded " << out_dir << ": identical\n";
+  if (log && !write_card) *log << "  kept " << readme.string() << " (not a seekgrad model card)\n";
+  if (log && !tok && fs::exists(fs::path(out) / "tokenizer.bpe")) *log << "  kept " << out << "/tokenizer.bpe\n";
   return r;
 }
 
@@ -579,7 +618,8 @@ DataModelCommands::DataModelCommands(CLI::App& app) {
   generate_->add_option("--tokenizer", generate_opt_.tokenizer_path, "tokenizer file (tokenizer.bpe from `seekgrad prepare`)")->required();
   generate_->add_option("--prompt", generate_opt_.prompt, "the text to continue (empty: start a new document)")->required();
   generate_->add_option("--max-new", generate_opt_.max_new, "new tokens at most")->capture_default_str()->check(CLI::NonNegativeNumber);
-  generate_->add_option("--temperature", generate_opt_.sampling.temperature, "sampling temperature (0 = greedy)")->capture_default_str();
+  generate_->add_option("--temperature", generate_opt_.sampling.temperature, "sampling temperature (0 = greedy)")
+      ->capture_default_str()->check(finite_nonnegative());
   generate_->add_option("--top-k", generate_opt_.sampling.top_k, "keep the k most likely tokens (0 = all)")->capture_default_str()->check(CLI::NonNegativeNumber);
   generate_->add_option("--top-p", generate_opt_.sampling.top_p, "nucleus: smallest set with this much probability")
       ->capture_default_str()
@@ -613,7 +653,7 @@ DataModelCommands::DataModelCommands(CLI::App& app) {
   eval_->add_option("--samples", problem_opt_.eval.samples, "--problems: completions per problem (K of pass@K)")
       ->capture_default_str()->check(CLI::PositiveNumber)->needs(eval_problems_);
   eval_->add_option("--temperature", problem_opt_.eval.temperature, "--problems: sampling temperature (0 = greedy)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber)->needs(eval_problems_);
+      ->capture_default_str()->check(finite_nonnegative())->needs(eval_problems_);
   eval_->add_option("--top-p", problem_opt_.eval.top_p, "--problems: nucleus sampling mass")
       ->capture_default_str()->check(CLI::Range(1e-9, 1.0))->needs(eval_problems_);
   eval_->add_option("--max-new", problem_opt_.eval.max_new_tokens, "--problems: new tokens per completion at most")
@@ -641,7 +681,7 @@ DataModelCommands::DataModelCommands(CLI::App& app) {
       "HF parameter names, MTP modules as layers n_layers+k (with their embedding/head copies), a model card;\n"
       "--tokenizer also copies the tokenizer. The written directory is reloaded and compared bit for bit.");
   export_->add_option("--model", export_model_, "model directory")->required();
-  export_->add_option("--out", export_out_, "output directory (replaced when it holds a model; any other non-empty directory is refused)")->required();
+  export_->add_option("--out", export_out_, "output directory (replaced when it holds a model, keeping its other files; any other non-empty directory is refused)")->required();
   export_->add_option("--tokenizer", export_tokenizer_, "tokenizer.bpe to ship with the model");
   export_->add_option("--fp8", export_fp8_, "keep (weights as they are), quantize (the FP8 linears as F8_E4M3 + "
                       "weight_scale_inv, the HF DeepSeek-V3 FP8 layout) or dequant (all F32)")
@@ -690,7 +730,8 @@ std::optional<int> DataModelCommands::run(std::ostream& out) {
     out << "seekgrad export " << export_model_ << " -> " << export_out_ << "\n";
     ExportResult r = export_hf_model(export_model_, export_out_, export_tokenizer_, &out, export_fp8_);
     out << "  " << r.n_tensors << " tensors, " << r.n_parameters << " parameters, model.safetensors " << human_bytes((double)r.bytes)
-        << "; wrote config.json, model.safetensors, README.md" << (export_tokenizer_.empty() ? "" : ", tokenizer.bpe") << "\n";
+        << "; wrote config.json, model.safetensors" << (r.wrote_readme ? ", README.md" : "")
+        << (export_tokenizer_.empty() ? "" : ", tokenizer.bpe") << "\n";
     return 0;
   }
   return std::nullopt;

@@ -122,8 +122,9 @@ StTensor dequantize_fp8_weight(const std::string& name, const StTensor& w, const
                                int64_t block_cols);
 
 // Reads hf_dir (config.json + model.safetensors or model.safetensors.index.json), keeps FP8 weights,
-// writes out_dir (config.json + one model.safetensors: F32, FP8 codes + scales as read) via load_model_dir/save_model_dir, then
-// loads out_dir again and checks every parameter against what was read.
+// writes out_dir (config.json + one model.safetensors: F32, FP8 codes + scales as read) via load_model_dir/save_model_dir
+// into out_dir.import.tmp, loads it again and checks every parameter against what was read, then swaps it in
+// for out_dir keeping out_dir's other files (a tokenizer.bpe, a README: models/output_paths.h replace_dir).
 ImportResult import_hf_model(const std::string& hf_dir, const std::string& out_dir, std::ostream* log = nullptr);
 // fp8_mode "native" (the default above): FP8 weights stay F8_E4M3 codes + weight_scale_inv and run the
 // official FP8 way; "dequant": they become F32 (w · scale_inv per block) and the scales are dropped.
@@ -134,10 +135,14 @@ struct ExportResult {
   int64_t n_tensors = 0;     // in the written model.safetensors (MTP copies of embed/head included)
   int64_t n_parameters = 0;  // numbers in the model (shared tensors counted once)
   int64_t bytes = 0;         // size of model.safetensors
+  bool wrote_readme = false; // false: OUT/README.md was somebody else's and is kept
 };
 
 // Loads model_dir, writes out_dir/{config.json, model.safetensors, README.md} (and tokenizer.bpe when
-// tokenizer_path is given), reloads out_dir and checks it equals the source bit for bit.
+// tokenizer_path is given), reloads it and checks it equals the source bit for bit. Written into
+// out_dir.export.tmp and swapped in (models/output_paths.h replace_dir): out_dir's other files are kept,
+// a tokenizer.bpe there too unless tokenizer_path replaces it, and a README.md that is not a seekgrad
+// model card.
 // fp8_mode: "keep" (weights as the model holds them), "quantize" (the linears of models/fp8_model.h as
 // 128×128-block E4M3 + weight_scale_inv, the HF DeepSeek-V3 FP8 layout), "dequant" (every weight F32).
 ExportResult export_hf_model(const std::string& model_dir, const std::string& out_dir,

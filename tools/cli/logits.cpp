@@ -8,6 +8,7 @@
 
 #include "autograd/node.h"
 #include "models/json.h"
+#include "models/output_paths.h"
 #include "models/safetensors.h"
 #include "models/transformer.h"
 #include "models/weights.h"
@@ -52,6 +53,11 @@ static Tensor read_tokens(const std::string& path, int64_t vocab_size) {
 
 int run_logits(const std::string& model_dir, const std::string& tokens_json, const std::string& out_path, bool decode,
                const std::string& fp8_weights) {
+  // Checked before anything is loaded: writing the logits over the weights or the tokens loses them.
+  const std::string dir = dir_path(model_dir);
+  refuse_overwrite("logits", "--out", out_path,
+                   {{dir, "the model directory"}, {dir + "/model.safetensors", "the model's weights file"},
+                    {dir + "/config.json", "the model's config"}, {tokens_json, "the tokens file"}});
   Transformer model = load_model_dir(model_dir, DType::f32, fp8_weights);
   Tensor tokens = read_tokens(tokens_json, model.args.vocab_size);
   const int64_t B = tokens.size(0), T = tokens.size(1);
