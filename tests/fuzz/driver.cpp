@@ -1,14 +1,17 @@
 // tests/fuzz/driver.cpp — a main() for the fuzz targets when there is no libFuzzer (gcc builds, and the
 // normal CTest suite): it calls the same LLVMFuzzerTestOneInput.
 //
-//   fuzz_<target> [--mutate N] [--seed S] [--max-seconds T] [--crash-dir D] PATH...
+//   fuzz_<target> [--mutate N] [--seed S] [--max-seconds T] [--crash-dir D] [--must-accept DIR] PATH...
 //
 // Runs every file under the PATHs (directories walked recursively, files in sorted order) as one
-// input; with --mutate N, also N mutations of each (a small deterministic mutator: the same seed gives
+// input; --must-accept DIR adds DIR's files and fails (exit 1) when the parser rejects one of them
+// unmutated (the seeds: a rejected seed means the target never gets past the parser's first checks);
+// with --mutate N, also N mutations of each (a small deterministic mutator: the same seed gives
 // the same inputs). A target returns normally for every input it handles; a crash, an abort or a
 // sanitizer report ends the process, and before that the input that did it is written to the crash
 // directory (default: the working directory) as crash-<target>-<n>, which the mutator's messages name.
-// Exit status: 0 = every input ran, 2 = bad usage or no inputs; a finding exits as the crash does.
+// Exit status: 0 = every input ran, 1 = a --must-accept file was rejected, 2 = bad usage or no inputs;
+// a finding exits as the crash does.
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
@@ -23,6 +26,8 @@
 #include <fstream>
 #include <string>
 #include <vector>
+
+#include "tests/fuzz/fuzz_util.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 // Set by ASan/UBSan builds (weak: absent otherwise): called just before a sanitizer ends the process.
@@ -161,7 +166,9 @@ std::vector<uint8_t> read_bytes(const fs::path& p) {
 }
 
 int usage(const char* argv0) {
-  std::fprintf(stderr, "usage: %s [--mutate N] [--seed S] [--max-seconds T] [--max-len L] [--crash-dir D] PATH...\n",
+  std::fprintf(stderr,
+               "usage: %s [--mutate N] [--seed S] [--max-seconds T] [--max-len L] [--crash-dir D] [--must-accept DIR] "
+               "PATH...\n",
                argv0);
   return 2;
 }
@@ -176,31 +183,42 @@ int main(int argc, char** argv) {
   size_t max_len = 1 << 20;
   std::string crash_dir = ".";
   std::vector<fs::path> files;
+  std::vector<fs::path> must_accept;
+  auto add_path = [&](const std::string& a, std::vector<fs::path>& to) {
+    if (fs::is_directory(a)) {
+      for (const auto& e : fs::recursive_directory_iterator(a))
+        if (e.is_regular_file()) to.push_back(e.path());
+    } else if (fs::is_regular_file(a)) {
+      to.push_back(a);
+    } else {
+      std::fprintf(stderr, "[fuzz] %s: no such file or directory: %s\n", target.c_str(), a.c_str());
+      return false;
+    }
+    return true;
+  };
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
     const char* v = nullptr;
-    if (a == "--mutate" || a == "--seed" || a == "--max-seconds" || a == "--max-len" || a == "--crash-dir") {
+    if (a == "--mutate" || a == "--seed" || a == "--max-seconds" || a == "--max-len" || a == "--crash-dir" ||
+        a == "--must-accept") {
       if (!(v = value())) return usage(argv[0]);
       if (a == "--mutate") n_mutations = std::atoll(v);
       if (a == "--seed") seed = std::strtoull(v, nullptr, 10);
       if (a == "--max-seconds") max_seconds = std::atof(v);
       if (a == "--max-len") max_len = (size_t)std::atoll(v);
       if (a == "--crash-dir") crash_dir = v;
+      if (a == "--must-accept" && !add_path(v, must_accept)) return 2;
     } else if (a.rfind("--", 0) == 0) {
       return usage(argv[0]);
-    } else if (fs::is_directory(a)) {
-      for (const auto& e : fs::recursive_directory_iterator(a))
-        if (e.is_regular_file()) files.push_back(e.path());
-    } else if (fs::is_regular_file(a)) {
-      files.push_back(a);
-    } else {
-      std::fprintf(stderr, "[fuzz] %s: no such file or directory: %s\n", target.c_str(), a.c_str());
+    } else if (!add_path(a, files)) {
       return 2;
     }
   }
-  if (files.empty()) return usage(argv[0]);
+  std::sort(must_accept.begin(), must_accept.end());
   std::sort(files.begin(), files.end());
+  files.insert(files.begin(), must_accept.begin(), must_accept.end());
+  if (files.empty()) return usage(argv[0]);
 
   std::snprintf(g_crash_path, sizeof g_crash_path, "%s/crash-%s-%d", crash_dir.c_str(), target.c_str(), (int)::getpid());
   for (int sig : {SIGSEGV, SIGABRT, SIGBUS, SIGFPE, SIGILL}) ::signal(sig, on_signal);
@@ -216,7 +234,15 @@ int main(int argc, char** argv) {
     g_input = nullptr;
   };
   long long executions = 0;
-  for (size_t i = 0; i < corpus.size(); ++i, ++executions) run(corpus[i]);
+  for (size_t i = 0; i < corpus.size(); ++i, ++executions) {
+    const long long before = sg::fuzz::accepted_count();
+    run(corpus[i]);
+    if (i < must_accept.size() && sg::fuzz::accepted_count() == before) {
+      std::fprintf(stderr, "[fuzz] %s: the parser rejects the seed %s: the target does not reach its success path\n",
+                   target.c_str(), files[i].c_str());
+      return 1;
+    }
+  }
   Rng rng{seed};
   bool out_of_time = false;
   for (long long m = 0; m < n_mutations && !out_of_time; ++m)
@@ -229,8 +255,9 @@ int main(int argc, char** argv) {
       }
     }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("[fuzz] %s: %lld executions (%zu files, seed %llu%s) in %.2f s, no findings\n", target.c_str(),
-              executions, corpus.size(), (unsigned long long)seed, out_of_time ? ", stopped at the time limit" : "",
-              secs);
+  std::printf("[fuzz] %s: %lld executions (%zu files, seed %llu%s), %lld accepted by the parser, in %.2f s, "
+              "no findings\n",
+              target.c_str(), executions, corpus.size(), (unsigned long long)seed,
+              out_of_time ? ", stopped at the time limit" : "", sg::fuzz::accepted_count(), secs);
   return 0;
 }

@@ -22,6 +22,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } catch (const std::exception&) {
     return 0;
   }
+  sg::fuzz::note_accepted();
   try {
     const sg::Json exported = sg::model_args_to_hf_config(args);
     const sg::ModelArgs back = sg::model_args_from_hf_config(sg::Json::parse(exported.dump(), "exported"), "exported");

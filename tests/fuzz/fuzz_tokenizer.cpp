@@ -15,6 +15,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } catch (const std::exception&) {
     return 0;
   }
+  sg::fuzz::note_accepted();
   try {
     // Some of the input itself (its last bytes: the merge and special lines' text) plus a fixed text.
     const size_t tail = size < 64 ? size : 64;

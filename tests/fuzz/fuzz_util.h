@@ -53,6 +53,15 @@ inline std::string bytes_to_file(const std::string& name, const uint8_t* data, s
   return path.string();
 }
 
+// Targets call this when the parser accepted the input (got past every check): the driver counts these,
+// and with --must-accept fails when a seed is rejected, which would mean the target never reaches the
+// parser's success path (a wrong path, a checksum the mutations never match, ...).
+inline long long& accepted_count() {
+  static long long n = 0;
+  return n;
+}
+inline void note_accepted() { ++accepted_count(); }
+
 // An invariant the parser promises (a value it accepted writes and reads back the same): a finding if false.
 inline void fuzz_check(bool ok, const char* what) {
   if (ok) return;

@@ -8,7 +8,7 @@
 //   hf_config    the fixture's config.json and model_args.json
 //   yaml_config  configs/*.yaml
 //   tokenizer    a BPE tokenizer trained on the story generator's text, saved by Tokenizer::save
-//   shards       write_shard() output (2- and 4-byte tokens), each under mode byte 0 and 1 (fuzz_shards.cpp),
+//   shards       write_shard() output (2- and 4-byte tokens), each under mode byte 0, 1 and 3 (fuzz_shards.cpp),
 //                and a write_zstd_file() text
 //   checkpoint   the three files of checkpoint_fixture.h's checkpoint, each after its selector byte
 #include <cstdio>
@@ -110,8 +110,10 @@ int main(int argc, char** argv) try {
     spit_with_byte(out / "shards/u16_fixed_header.bin", 1, s2);
     spit_with_byte(out / "shards/u32_raw.bin", 0, s4);
     spit_with_byte(out / "shards/u32_fixed_header.bin", 1, s4);
+    spit_with_byte(out / "shards/u16_fixed_both.bin", 3, s2);
+    spit_with_byte(out / "shards/u32_fixed_both.bin", 3, s4);
     spit_with_byte(out / "shards/text.zst", 0, zst);
-    n += 5;
+    n += 7;
   }
   // checkpoint (and its trainer_state.json as a JSON seed)
   {
