@@ -37,14 +37,16 @@ if [ "$mode" = auto ]; then
   rm -f /tmp/seekgrad_fuzz_probe.$$
 fi
 
+launcher=()
+command -v ccache >/dev/null 2>&1 && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 if [ "$mode" = libfuzzer ]; then
   build=build-fuzz
   cmake -S . -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Release \
-    -DSEEKGRAD_SANITIZE=ON -DSEEKGRAD_FUZZ=ON -DSEEKGRAD_CUDA=OFF >/dev/null
+    -DSEEKGRAD_SANITIZE=ON -DSEEKGRAD_FUZZ=ON -DSEEKGRAD_CUDA=OFF "${launcher[@]}" >/dev/null
   bins=(fuzz_make_seeds); for t in "${targets[@]}"; do bins+=("libfuzzer_$t"); done
 else
   build=build-asan
-  cmake --preset sanitize >/dev/null
+  cmake --preset sanitize "${launcher[@]}" >/dev/null
   bins=(fuzz_make_seeds); for t in "${targets[@]}"; do bins+=("fuzz_$t"); done
 fi
 nice cmake --build "$build" -j "$jobs" --target "${bins[@]}"
