@@ -82,7 +82,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   sg::fuzz::CheckpointFixture into(false);
   try {
     sg::load_checkpoint(dir.string(), into.tensors, into.optimizer.get(), into.state);
-  } catch (const std::exception&) {
+  } catch (const std::exception& e) {
+    sg::fuzz::documented_error(e);
     return 0;
   }
   sg::fuzz::note_accepted();

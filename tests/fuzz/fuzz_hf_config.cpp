@@ -19,7 +19,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       args = sg::model_args_from_hf_config(j, src);
     else
       args = sg::model_args_from_official_json(j, src);
-  } catch (const std::exception&) {
+  } catch (const std::exception& e) {
+    sg::fuzz::documented_error(e);
     return 0;
   }
   sg::fuzz::note_accepted();

@@ -11,7 +11,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   sg::Json j;
   try {
     j = sg::Json::parse(text, "fuzz.json");
-  } catch (const std::exception&) {
+  } catch (const std::exception& e) {
+    sg::fuzz::documented_error(e);
     return 0;  // a documented error
   }
   sg::fuzz::note_accepted();

@@ -51,11 +51,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)sg::data::read_text_file(path);
     static const uint8_t zstd_magic[4] = {0x28, 0xB5, 0x2F, 0xFD};
     text_ok = file.size() >= 4 && std::memcmp(file.data(), zstd_magic, 4) == 0;
-  } catch (const std::exception&) {
+  } catch (const std::exception& e) {
+    sg::fuzz::documented_error(e);
   }
   try {
     (void)sg::data::read_shard_header(path);
-  } catch (const std::exception&) {
+  } catch (const std::exception& e) {
+    sg::fuzz::documented_error(e);
     if (text_ok) sg::fuzz::note_accepted();  // a zstd text file, not a shard
     return 0;
   }
@@ -63,7 +65,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   sg::data::ShardHeader header;
   try {
     tokens = sg::data::read_shard(path, &header);
-  } catch (const std::exception&) {
+  } catch (const std::exception& e) {
+    sg::fuzz::documented_error(e);
     if (text_ok) sg::fuzz::note_accepted();
     return 0;
   }
@@ -84,7 +87,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       const auto state = loader.state();
       sg::fuzz::fuzz_check(sg::data::TokenLoader::State::from_json(state.to_json()) == state,
                            "loader state does not read back");
-    } catch (const std::exception&) {  // e.g. fewer tokens than one row
+    } catch (const std::exception& e) {  // e.g. fewer tokens than one row
+      sg::fuzz::documented_error(e);
     }
   }
   return 0;

@@ -12,7 +12,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   sg::data::Tokenizer tok;
   try {
     tok = sg::data::Tokenizer::load(path);
-  } catch (const std::exception&) {
+  } catch (const std::exception& e) {
+    sg::fuzz::documented_error(e);
     return 0;
   }
   sg::fuzz::note_accepted();

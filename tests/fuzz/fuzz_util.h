@@ -3,7 +3,8 @@
 //
 // Each target (tests/fuzz/fuzz_<name>.cpp) defines libFuzzer's entry point
 //   extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
-// and catches std::exception: the project's documented errors. Anything else — a crash, an abort, a
+// and catches std::exception: the project's documented errors (documented_error() below; bad_alloc and
+// length_error excepted). Anything else — a crash, an abort, a
 // sanitizer report, an uncaught non-std exception, or fuzz_check() failing — is a finding.
 #pragma once
 #include <unistd.h>
@@ -11,8 +12,11 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <filesystem>
 #include <fstream>
+#include <new>
+#include <stdexcept>
 #include <string>
 
 namespace sg::fuzz {
@@ -61,6 +65,25 @@ inline long long& accepted_count() {
   return n;
 }
 inline void note_accepted() { ++accepted_count(); }
+
+// Every target's catch (const std::exception& e) calls this: the error is a documented one (returns) or a
+// finding (aborts). Findings: std::bad_alloc and std::length_error (the input sized an allocation: a length
+// field believed before it was checked, which a real run would also fail on, or worse, succeed at and spend
+// gigabytes), and a message that does not start with "[<who>]" (the project's errors name the reader and
+// the file, "[shard] path: ..."; a bare library message, say yaml-cpp's "bad conversion", leaves the user
+// guessing which file and key). SEEKGRAD_FUZZ_ERRORS=1 prints each error (to read what a target produces).
+inline void documented_error(const std::exception& e) {
+  static const bool print = std::getenv("SEEKGRAD_FUZZ_ERRORS") != nullptr;
+  if (print) std::fprintf(stderr, "[fuzz] error: %s\n", e.what());
+  if (dynamic_cast<const std::bad_alloc*>(&e) || dynamic_cast<const std::length_error*>(&e)) {
+    std::fprintf(stderr, "[fuzz] an allocation sized by the input failed: %s\n", e.what());
+    std::abort();
+  }
+  if (e.what()[0] != '[') {
+    std::fprintf(stderr, "[fuzz] an error that does not say which reader and file: %s\n", e.what());
+    std::abort();
+  }
+}
 
 // An invariant the parser promises (a value it accepted writes and reads back the same): a finding if false.
 inline void fuzz_check(bool ok, const char* what) {

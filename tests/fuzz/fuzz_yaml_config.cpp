@@ -10,7 +10,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     (void)sg::parse_pretrain_config(std::string(reinterpret_cast<const char*>(data), size), "fuzz.yaml");
     sg::fuzz::note_accepted();
-  } catch (const std::exception&) {
+  } catch (const std::exception& e) {
+    sg::fuzz::documented_error(e);
   }
   return 0;
 }

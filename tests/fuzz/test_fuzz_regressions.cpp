@@ -8,6 +8,7 @@
 #include <string>
 
 #include "data/shards.h"
+#include "train/config_yaml.h"
 #include "tests/fuzz/fuzz_util.h"
 #include "tests/test_util.h"
 
@@ -49,4 +50,16 @@ TEST_CASE("fuzz regression shards: an n_tokens whose byte count overflows 64 bit
   CHECK(sg::test::error_of([&] {
           (void)sg::data::read_shard_header((sg::fuzz::scratch_dir() / "shard_00000.bin").string());
         }).find("overflows") != std::string::npos);
+}
+
+// yaml_config: a YAML map or list used as a key ("? a: 1\n: 2") made yaml-cpp's as<std::string>() throw a bare
+// "yaml-cpp: error at line 3, column 5: bad conversion" (no file, no key). Now the config loader names both.
+TEST_CASE("fuzz regression yaml_config: a map or a list used as a key is an error naming the file and the line") {
+  const std::string top = kRegressions + "yaml_config/map_as_key.yaml";
+  const std::string e1 = sg::test::error_of([&] { (void)sg::load_pretrain_config(top); });
+  CHECK(e1 == "[config] " + top + ": line 3, column 3: a map used as a key (keys are plain names, as in 'dim: 64')");
+  const std::string in_section = kRegressions + "yaml_config/list_as_key_in_section.yaml";
+  const std::string e2 = sg::test::error_of([&] { (void)sg::load_pretrain_config(in_section); });
+  CHECK(e2 == "[config] " + in_section +
+                  ": line 3, column 5: a list used as a key in 'model' (keys are plain names, as in 'dim: 64')");
 }
