@@ -1,6 +1,8 @@
 // data/shards.cpp — shard files (header + zstd payload), the TokenLoader, zstd text files. See shards.h.
 #include "data/shards.h"
 
+// ZSTD_decompressBound (zstd >= 1.4, exported by the shared library, declared only in the "static" section).
+#define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
 
 #include <algorithm>
@@ -116,6 +118,9 @@ ShardHeader parse_header(const std::string& path, const unsigned char* p, size_t
   if (h.vocab_size == 0 || h.vocab_size > (uint64_t)INT32_MAX + 1 || (h.elem_bytes == 2 && h.vocab_size > 65536))
     shard_error(path, "vocab_size " + std::to_string(h.vocab_size) + " does not fit " + std::to_string(h.elem_bytes) +
                           "-byte tokens");
+  if (h.n_tokens > (uint64_t)INT64_MAX / h.elem_bytes)
+    shard_error(path, "n_tokens " + std::to_string(h.n_tokens) + " x " + std::to_string(h.elem_bytes) +
+                          " bytes overflows a 64-bit byte count");
   const uint64_t payload = file_size - kShardHeaderBytes;
   if (payload < h.compressed_size)
     shard_error(path, "truncated payload: header says " + std::to_string(h.compressed_size) +
@@ -183,6 +188,14 @@ std::vector<int32_t> read_shard(const std::string& path, ShardHeader* header) {
     shard_error(path, "zstd frame holds " + std::to_string(frame_size) + " bytes but the header says " +
                           std::to_string(h.n_tokens) + " tokens x " + std::to_string(h.elem_bytes) +
                           " bytes = " + std::to_string(raw_size));
+  // A frame without a content size (or several frames) can decompress to at most this many bytes: checked
+  // before allocating, so a damaged n_tokens cannot make a small file allocate (and zero) gigabytes.
+  const unsigned long long bound = ZSTD_decompressBound(payload, h.compressed_size);
+  if (bound == ZSTD_CONTENTSIZE_ERROR) shard_error(path, "zstd error: payload is not a sequence of zstd frames");
+  if (raw_size > bound)
+    shard_error(path, "header says " + std::to_string(h.n_tokens) + " tokens x " + std::to_string(h.elem_bytes) +
+                          " bytes = " + std::to_string(raw_size) + " but the " + std::to_string(h.compressed_size) +
+                          "-byte zstd payload decompresses to at most " + std::to_string(bound) + " bytes");
   std::vector<unsigned char> raw(raw_size);
   const size_t got = ZSTD_decompress(raw.data(), raw.size(), payload, h.compressed_size);
   if (ZSTD_isError(got)) shard_error(path, std::string("zstd error: ") + ZSTD_getErrorName(got));

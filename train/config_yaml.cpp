@@ -85,12 +85,23 @@ void check_unique_key(const Reader& rd, std::set<std::string>& seen, const std::
                      " repeats it); give each key once");
 }
 
+// A map key as a name. YAML allows a map or a list as a key ("? a: 1" / ": 2"); yaml-cpp's as<std::string>()
+// then throws a bare "bad conversion" that names neither the file nor the key, so it is checked here.
+std::string key_name(const Reader& rd, const YAML::Node& key, const std::string& section) {
+  if (key.IsMap() || key.IsSequence())
+    fail(rd.src, "line " + std::to_string(key.Mark().line + 1) + ", column " + std::to_string(key.Mark().column + 1) +
+                     ": a " + (key.IsMap() ? "map" : "list") + " used as a key" +
+                     (section.empty() ? std::string() : " in '" + section + "'") +
+                     " (keys are plain names, as in 'dim: 64')");
+  return key.as<std::string>();
+}
+
 // Applies `table` to every key of the map `node` (named `section` in errors).
 void read_section(const Reader& rd, const YAML::Node& node, const std::string& section, const KeyTable& table) {
   if (!node.IsMap()) fail(rd.src, "'" + section + "' must be a map of key: value");
   std::set<std::string> seen;
   for (auto it = node.begin(); it != node.end(); ++it) {
-    std::string k = it->first.as<std::string>();
+    std::string k = key_name(rd, it->first, section);
     std::string dotted = section + "." + k;
     check_unique_key(rd, seen, k, dotted, it->first);
     auto f = table.find(k);
@@ -378,7 +389,7 @@ PretrainConfig parse_pretrain_config(const std::string& yaml_text, const std::st
   bool has_model = false;
   std::set<std::string> seen;
   for (auto it = root.begin(); it != root.end(); ++it) {
-    std::string k = it->first.as<std::string>();
+    std::string k = key_name(rd, it->first, "");
     check_unique_key(rd, seen, k, k, it->first);
     if (k == "model") {
       read_section(rd, it->second, "model", model_keys(rd, cfg.model));
