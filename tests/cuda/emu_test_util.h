@@ -19,7 +19,8 @@ inline std::vector<float> random_values(int64_t n, uint64_t seed, double lo, dou
 }
 
 template <class T> bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
+  // (empty: no memcmp, whose pointers must not be null even for 0 bytes — UBSan)
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0);
 }
 
 // SEEKGRAD_NAIVE for the scope's lifetime (the CPU kernels' plain loops), restored after.

@@ -55,7 +55,8 @@ double scaled_err(const std::vector<float>& x, const std::vector<float>& ref) {
 }
 
 bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+  // (empty: no memcmp, whose pointers must not be null even for 0 bytes — UBSan)
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
 }
 
 constexpr double kTol = 1e-5;

@@ -106,9 +106,11 @@ std::vector<float> cpu_scores(const IndexCase& c, const IndexInputs& in) {
   const int64_t nb = sg::cpu::fp8_num_blocks(c.D, c.block);
   std::vector<float> out((size_t)(c.B * c.S * c.T), -1.0f);
   for (int64_t b = 0; b < c.B; b++)
-    sg::cpu::fp8_index_scores_f32(&in.qc[b * c.S * c.H * c.D], &in.qs[b * c.S * c.H * nb], &in.w[b * c.S * c.H],
-                                  &in.kc[b * c.key_rows * c.D], &in.ks[b * c.key_rows * nb], c.S, c.H, c.D, c.T,
-                                  c.block, &out[b * c.S * c.T]);
+    // data() + offset, not &v[offset]: with H = 0 or S = 0 a vector is empty and v[0] is undefined (UBSan).
+    sg::cpu::fp8_index_scores_f32(in.qc.data() + b * c.S * c.H * c.D, in.qs.data() + b * c.S * c.H * nb,
+                                  in.w.data() + b * c.S * c.H, in.kc.data() + b * c.key_rows * c.D,
+                                  in.ks.data() + b * c.key_rows * nb, c.S, c.H, c.D, c.T, c.block,
+                                  out.data() + b * c.S * c.T);
   return out;
 }
 
